@@ -253,7 +253,8 @@ def load_lareqa(name: str, languages=None, data_dir: str | Path | None = None, v
     candidates = pd.DataFrame(c_rows, columns=["cid", "lang", "text", "context", "article", "paragraph"])
     if titles is not None:
         # MLQA-R: each language's article titles are its own; key every row by the group's English title.
-        cand_article = dict(zip(questions.answer_cid.str.rsplit(":", n=2).str[0], questions.group.map(titles), strict=True))
+        para_of_answer = questions.answer_cid.str.rsplit(":", n=2).str[0]
+        cand_article = dict(zip(para_of_answer, questions.group.map(titles), strict=True))
         questions["article"] = questions.group.map(titles)
         para_key = candidates.cid.str.rsplit(":", n=2).str[0]
         candidates["article"] = para_key.map(cand_article).fillna(candidates.lang + ":" + candidates.article)
