@@ -297,3 +297,43 @@ def to_hf_dataset(df: pd.DataFrame, columns=None):
 def ensure_data(names=("xquad-r", "mlqa-r"), data_dir=None) -> dict[str, list[Path]]:
     """Locate (downloading if needed) every file of the given datasets; used by ``make data``."""
     return {name: [locate(name, lang, data_dir) for lang in LANGUAGES[name]] for name in names}
+
+
+# --- exploration summaries (notebook 01) -------------------------------------------------------------------
+
+
+def describe(ds: LAReQAData) -> pd.DataFrame:
+    """Per language: questions, candidates, articles, and mean candidates per paragraph."""
+    q = ds.questions.groupby("lang").agg(questions=("qid", "size"), groups=("group", "nunique"))
+    c = ds.candidates.groupby("lang").agg(
+        candidates=("cid", "size"), articles=("article", "nunique"), paragraphs=("paragraph", "nunique")
+    )
+    out = q.join(c, how="outer").fillna(0).astype(int)
+    out["sentences_per_paragraph"] = (out.candidates / out.paragraphs.clip(lower=1)).round(2)
+    out.insert(0, "dataset", ds.name)
+    return out.reset_index()
+
+
+def token_lengths(ds: LAReQAData, tokenizer, prompts=("query: ", "passage: ")) -> pd.DataFrame:
+    """Token counts (with the E5 prompt, as the encoder sees them) of every question and candidate."""
+    rows = []
+    for kind, table, prompt in (("question", ds.questions, prompts[0]), ("candidate", ds.candidates, prompts[1])):
+        counts = [len(ids) for ids in tokenizer([prompt + t for t in table.text])["input_ids"]]
+        rows.append(pd.DataFrame({"dataset": ds.name, "kind": kind, "lang": table.lang.to_numpy(), "tokens": counts}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def article_overlap(a: LAReQAData, b: LAReQAData) -> pd.DataFrame:
+    """Articles (case-insensitive English titles) that two datasets share: train/test leakage check."""
+    keys_a = {t.casefold(): t for t in a.questions.article.unique()}
+    keys_b = {t.casefold(): t for t in b.questions.article.unique()}
+    shared = sorted(set(keys_a) & set(keys_b))
+    return pd.DataFrame({a.name: [keys_a[k] for k in shared], b.name: [keys_b[k] for k in shared]})
+
+
+def examples(ds: LAReQAData, group: str | None = None) -> pd.DataFrame:
+    """One parallel group across its languages: question and answer sentence side by side."""
+    group = group if group is not None else ds.questions.group.iloc[0]
+    rows = ds.questions[ds.questions.group == group]
+    text_of = dict(zip(ds.candidates.cid, ds.candidates.text, strict=True))
+    return pd.DataFrame({"lang": rows.lang, "question": rows.text, "answer_sentence": rows.answer_cid.map(text_of)})

@@ -1,0 +1,152 @@
+"""Run the notebooks in order with papermill under a parameter profile, then render an HTML report.
+
+    python -m hybridir_utils.pipeline --profile smoke [-p key value ...] [--only 01 04]
+
+A profile (``params/<name>.yaml``) is one flat mapping of parameters. Each notebook receives the keys that
+its ``parameters`` cell declares; a key that no notebook declares is an error, so a typo never silently runs
+the defaults. ``run_dir`` is set by the pipeline: every notebook reads and writes only under it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from hybridir_utils import config, io
+
+NOTEBOOKS = (
+    "01_data_exploration",
+    "02_domain_selection",
+    "03_hybrid_batch_training",
+    "04_evaluation",
+    "05_bias_analysis",
+)
+RESERVED = ("run_dir",)
+
+
+class PipelineError(RuntimeError):
+    """A profile, parameter or notebook failed; the message names which."""
+
+
+def load_profile(name: str, params_dir: Path | None = None) -> dict:
+    path = (params_dir or config.params_dir()) / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (params_dir or config.params_dir()).glob("*.yaml"))
+        raise PipelineError(f"unknown profile {name!r}: no {path}; profiles: {known}")
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{path}: invalid YAML ({exc})") from exc
+    if not isinstance(params, dict):
+        raise PipelineError(f"{path}: expected a mapping of parameter names to values")
+    return params
+
+
+def declared_parameters(notebook: Path) -> dict[str, dict]:
+    """The parameters a notebook declares in its ``parameters`` cell (papermill's own parser)."""
+    import papermill
+
+    return papermill.inspect_notebook(str(notebook))
+
+
+def parse_overrides(pairs: list[list[str]] | None) -> dict:
+    """``-p key value`` pairs; values are YAML so ``-p max_steps 20`` is an int and ``-p langs [en,de]`` a list."""
+    return {key: yaml.safe_load(value) for key, value in (pairs or [])}
+
+
+def split_parameters(params: dict, notebooks: list[Path]) -> dict[str, dict]:
+    """Assign each parameter to the notebooks that declare it; reject parameters nobody declares."""
+    declared = {nb.stem: declared_parameters(nb) for nb in notebooks}
+    known = set().union(*declared.values()) if declared else set()
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise PipelineError(f"unknown parameter(s) {unknown}; the notebooks declare: {sorted(known)}")
+    reserved = sorted(set(params) & set(RESERVED))
+    if reserved:
+        raise PipelineError(f"parameter(s) {reserved} are set by the pipeline itself")
+    return {stem: {k: v for k, v in params.items() if k in decl} for stem, decl in declared.items()}
+
+
+def run_notebook(notebook: Path, out_dir: Path, params: dict, timeout: int) -> Path:
+    """Execute one notebook; on failure keep ``<name>.failed.ipynb`` and raise naming notebook and cell."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    final = out_dir / f"{notebook.stem}.ipynb"
+    running = out_dir / f"{notebook.stem}.running.ipynb"
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(running), parameters=params, kernel_name="python3", cwd=str(notebook.parent),
+            execution_timeout=timeout, progress_bar=True,
+        )  # fmt: skip
+    except PapermillExecutionError as exc:
+        failed = running.replace(out_dir / f"{notebook.stem}.failed.ipynb")
+        raise PipelineError(
+            f"{notebook.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}); executed notebook kept "
+            f"at {failed}"
+        ) from exc
+    return running.replace(final)
+
+
+def render_html(executed: list[Path], out_dir: Path, title: str) -> Path:
+    """One HTML page per executed notebook (inputs of cells tagged ``hide-input`` hidden) and an index."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    cfg = Config()
+    cfg.TagRemovePreprocessor.remove_input_tags = ("hide-input",)
+    cfg.TagRemovePreprocessor.enabled = True
+    exporter = HTMLExporter(config=cfg)
+    links = []
+    for nb_path in executed:
+        body, _ = exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
+        html = io.write_text(nb_path.with_suffix(".html"), body)
+        links.append(f'<li><a href="{html.name}">{nb_path.stem}</a></li>')
+    index = f"<html><head><meta charset='utf-8'><title>{title}</title></head><body><h1>{title}</h1><ol>"
+    return io.write_text(out_dir / "index.html", index + "".join(links) + "</ol></body></html>\n")
+
+
+def run(profile: str, overrides: dict | None = None, only: list[str] | None = None, timeout: int = 3600) -> Path:
+    """Run the pipeline for ``profile``; returns ``build/<profile>/index.html``."""
+    params = {**load_profile(profile), **(overrides or {})}
+    notebooks = [config.notebooks_dir() / f"{name}.ipynb" for name in NOTEBOOKS]
+    missing = [str(nb) for nb in notebooks if not nb.is_file()]
+    if missing:
+        raise PipelineError(f"notebook(s) missing: {missing}")
+    per_notebook = split_parameters(params, notebooks)
+    out_dir = config.build_dir() / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    selected = [nb for nb in notebooks if not only or any(nb.stem.startswith(o) for o in only)]
+    executed, timings = [], {}
+    for nb in selected:
+        start = time.perf_counter()
+        print(f"[pipeline] {profile}: running {nb.stem}", file=sys.stderr, flush=True)
+        executed.append(run_notebook(nb, out_dir, {**per_notebook[nb.stem], "run_dir": str(out_dir)}, timeout))
+        timings[nb.stem] = round(time.perf_counter() - start, 1)
+    io.write_json(out_dir / "pipeline.json", {"profile": profile, "parameters": params, "seconds": timings})
+    return render_html(executed, out_dir, f"hybridir — {profile} profile")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="smoke", help="params/<profile>.yaml (smoke, cpu, full)")
+    parser.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"), help="override")
+    parser.add_argument("--only", nargs="*", help="run only notebooks whose name starts with these prefixes")
+    parser.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds")
+    args = parser.parse_args(argv)
+    try:
+        index = run(args.profile, parse_overrides(args.param), args.only, args.timeout)
+    except PipelineError as exc:
+        print(f"pipeline error: {exc}", file=sys.stderr)
+        return 1
+    print(f"report: {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Figures: one saving helper (PNG + PDF, deterministic metadata) and the few plot types the notebooks use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: papermill and CI have no display
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from hybridir_utils import config, io  # noqa: E402
+
+# Fixed metadata so re-running a profile produces byte-identical PDFs/PNGs (no timestamps, no version churn).
+_META = {"pdf": {"CreationDate": None, "Producer": "hybridir", "Creator": "hybridir"}, "png": {"Software": "hybridir"}}
+
+
+def theme() -> None:
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+
+
+def save_figure(fig, name: str, out_dir: str | Path | None = None, formats=("png", "pdf")) -> list[Path]:
+    """Save ``fig`` as ``<out_dir>/<name>.{png,pdf}`` atomically; default folder is ``config.figures_dir()``.
+
+    Notebooks pass their run's figure folder; the README's figures are copied from a reference run.
+    """
+    out = Path(out_dir) if out_dir is not None else config.figures_dir()
+    paths = []
+    for fmt in formats:
+        target = out / f"{name}.{fmt}"
+        io.atomic_write(
+            target, lambda p, f=fmt: fig.savefig(p, format=f, dpi=150, bbox_inches="tight", metadata=_META[f])
+        )
+        paths.append(target)
+    return paths
+
+
+def bar(df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: str = "", ax=None, **kw):
+    """A labelled bar chart (counts per language, mAP per model...)."""
+    ax = ax or plt.subplots(figsize=(8, 4))[1]
+    sns.barplot(data=df, x=x, y=y, hue=hue, ax=ax, **kw)
+    ax.set_title(title)
+    return ax.figure
+
+
+def histogram(df: pd.DataFrame, x: str, hue: str | None = None, title: str = "", bins: int = 40, ax=None):
+    ax = ax or plt.subplots(figsize=(8, 4))[1]
+    sns.histplot(data=df, x=x, hue=hue, bins=bins, element="step", stat="density", common_norm=False, ax=ax)
+    ax.set_title(title)
+    return ax.figure
+
+
+def heatmap(matrix: pd.DataFrame, title: str = "", fmt: str = ".2f", vmin=None, vmax=None, ax=None, cmap="viridis"):
+    """An X (query language) x Y (pool language) matrix, e.g. mAP or its difference between two models."""
+    ax = ax or plt.subplots(figsize=(1 + 0.6 * matrix.shape[1], 0.8 + 0.5 * matrix.shape[0]))[1]
+    sns.heatmap(matrix, annot=True, fmt=fmt, vmin=vmin, vmax=vmax, cmap=cmap, ax=ax, cbar=True, square=True)
+    ax.set_xlabel(matrix.columns.name or "passage language")
+    ax.set_ylabel(matrix.index.name or "query language")
+    ax.set_title(title)
+    return ax.figure
+
+
+def loss_curves(log: pd.DataFrame, hue: str = "run", title: str = "training loss", ax=None):
+    """Loss against step, one line per run (``log`` columns: step, loss, <hue>)."""
+    ax = ax or plt.subplots(figsize=(8, 4))[1]
+    sns.lineplot(data=log, x="step", y="loss", hue=hue, ax=ax)
+    ax.set_title(title)
+    return ax.figure
+
+
+def ci_plot(table: pd.DataFrame, x: str = "diff", label: str = "system", title: str = "", ax=None):
+    """Differences with 95% CIs (columns ``diff``, ``ci_low``, ``ci_high``) as a forest plot; 0 marked."""
+    ax = ax or plt.subplots(figsize=(7, 0.5 + 0.4 * len(table)))[1]
+    y = range(len(table))
+    ax.errorbar(table[x], y, xerr=[table[x] - table.ci_low, table.ci_high - table[x]], fmt="o", capsize=3, color="C0")
+    ax.axvline(0, color="grey", lw=1, ls="--")
+    ax.set_yticks(list(y), table[label])
+    ax.invert_yaxis()
+    ax.set_title(title)
+    return ax.figure
+
+
+def close(fig) -> None:
+    plt.close(fig)

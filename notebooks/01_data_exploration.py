@@ -1,0 +1,110 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (hybridir)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 — Data exploration: XQuAD-R and MLQA-R
+#
+# **Purpose.** Know the retrieval data before training on it: questions and candidate sentences per language,
+# sentence lengths in tokens (as e5 sees them, with its prompts), how parallel the data is (group sizes), which
+# articles the two datasets share (train/test leakage), and a worked example.
+#
+# **Inputs.** LAReQA files (XQuAD-R, MLQA-R; located by `hybridir_utils.data`), the e5-small tokenizer.
+#
+# **Outputs** (under `run_dir/01_data/`): `summary.parquet` (counts per dataset and language),
+# `token_lengths.parquet`, `article_overlap.csv`, `data.json` (max-length quantiles used by training);
+# figures under `run_dir/figures/`.
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+
+from hybridir_utils import io, plots
+from hybridir_utils.data import article_overlap, describe, examples, load_lareqa, token_lengths
+from hybridir_utils.models import load_encoder
+
+# %% tags=["parameters"]
+run_dir = "build/dev"  # output folder of this run (set by the pipeline)
+xquad_languages = None  # XQuAD-R languages to explore (None: all 11)
+mlqa_languages = None  # MLQA-R languages to explore (None: all 7)
+encoder_name = "multilingual-e5-small"  # whose tokenizer measures lengths
+
+# %%
+out = Path(run_dir) / "01_data"
+fig_dir = Path(run_dir) / "figures"
+plots.theme()
+xquad = load_lareqa("xquad-r", xquad_languages)
+mlqa = load_lareqa("mlqa-r", mlqa_languages)
+
+# %% [markdown]
+# ## Questions and candidates per language
+# XQuAD-R is fully parallel (1,190 questions in every language, 48 articles); MLQA-R questions exist in 2–4
+# languages each, and its candidate pools are larger (whole Wikipedia paragraphs of each language).
+
+# %%
+summary = pd.concat([describe(xquad), describe(mlqa)], ignore_index=True)
+io.write_parquet(out / "summary.parquet", summary)
+summary
+
+# %%
+fig = plots.bar(summary, x="lang", y="candidates", hue="dataset", title="candidate sentences per language")
+plots.save_figure(fig, "01_candidates_per_language", fig_dir)
+
+# %% [markdown]
+# ## Parallelism
+# The number of languages each question group spans. Relevant sets in the multilingual pool have this size.
+
+# %%
+groups = pd.concat(
+    [ds.groups().value_counts().rename_axis("languages").reset_index().assign(dataset=ds.name) for ds in (xquad, mlqa)]
+)
+groups
+
+# %% [markdown]
+# ## Sentence lengths in tokens
+# Lengths include the `query: ` / `passage: ` prompts. The 99th percentile sets the training `max_seq_length`.
+
+# %%
+tokenizer = load_encoder(encoder_name).tokenizer
+lengths = pd.concat([token_lengths(xquad, tokenizer), token_lengths(mlqa, tokenizer)], ignore_index=True)
+io.write_parquet(out / "token_lengths.parquet", lengths)
+quantiles = lengths.groupby(["dataset", "kind"]).tokens.quantile([0.5, 0.9, 0.99, 1.0]).unstack()
+quantiles
+
+# %%
+fig = plots.histogram(lengths[lengths.tokens < 160], x="tokens", hue="kind", title="tokens per text (e5 tokenizer)")
+plots.save_figure(fig, "01_token_lengths", fig_dir)
+
+# %% [markdown]
+# ## Article overlap between the datasets
+# Training on MLQA-R and testing on XQuAD-R is zero-shot only if no article is shared; shared articles are
+# dropped from training by notebook 03.
+
+# %%
+overlap = article_overlap(xquad, mlqa)
+io.atomic_write(out / "article_overlap.csv", lambda p: overlap.to_csv(p, index=False))
+io.write_json(
+    out / "data.json",
+    {
+        "p99_tokens": {f"{d}/{k}": float(v) for (d, k), v in quantiles[0.99].items()},
+        "shared_articles": overlap["xquad-r"].tolist(),
+    },
+)
+overlap
+
+# %% [markdown]
+# ## An example group
+# One question and its answer sentence in every language of the group.
+
+# %%
+examples(xquad)

@@ -1,0 +1,135 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (hybridir)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 — Domain selection: label articles, audit the labels, build domain-focused pools
+#
+# **Purpose.** The research question asks whether focusing hybrid batch training on a domain (science, news)
+# helps zero-shot cross-lingual retrieval. That needs domain labels we can trust: every XQuAD-R and MLQA-R article
+# is labelled by zero-shot embedding classification (title + opening sentences of every language version vs
+# multilingual domain descriptions, combined across languages), audited against the project's 48-title gold
+# set, then turned into training pools for notebook 03.
+#
+# **Inputs.** LAReQA files; `data/domains/` (gold set, seed titles, overrides); the e5-small encoder.
+#
+# **Outputs** (under `run_dir/02_domains/`): `labels.parquet` (article, dataset, domain, confidence, margin,
+# method), `audit.json`, `distribution.csv`, `support.csv`, `pools.json`; figures under `run_dir/figures/`.
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+
+from hybridir_utils import domains, io, plots
+from hybridir_utils.data import load_lareqa, training_pairs
+from hybridir_utils.models import load_encoder
+
+# %% tags=["parameters"]
+run_dir = "build/dev"  # output folder of this run (set by the pipeline)
+xquad_languages = None  # XQuAD-R language versions used for labelling (None: all 11)
+mlqa_languages = None  # MLQA-R language versions used for labelling (None: all 7)
+encoder_name = "multilingual-e5-small"  # the zero-shot classifier's encoder
+target_domains = ["science", "news"]  # domains to focus training on
+domain_weight = 3.0  # oversampling weight of the target domain in "weighted" pools
+batch_size = 32  # training batch size: a pool needs at least this many groups
+train_dataset = "mlqa-r"  # the training set whose pools are built
+
+# %%
+out = Path(run_dir) / "02_domains"
+fig_dir = Path(run_dir) / "figures"
+plots.theme()
+encoder = load_encoder(encoder_name)
+datasets = {"xquad-r": load_lareqa("xquad-r", xquad_languages), "mlqa-r": load_lareqa("mlqa-r", mlqa_languages)}
+
+# %% [markdown]
+# ## Labels for every article
+# One row per article and dataset; `confidence` is the combined probability of the chosen domain, `margin` its
+# lead over the runner-up (labels with a small margin are flagged `uncertain`).
+
+# %%
+classifier = domains.DomainClassifier(encoder)
+labels = pd.concat(
+    [domains.label_articles(ds, classifier=classifier).assign(dataset=name) for name, ds in datasets.items()],
+    ignore_index=True,
+)
+io.write_parquet(out / "labels.parquet", labels)
+labels[["dataset", "article", "domain", "confidence", "margin", "uncertain", "source"]].head(10)
+
+# %% [markdown]
+# ## Audit against the gold set
+# The 48 XQuAD-R titles were labelled by hand once (`data/domains/xquad_gold.csv`, with a rationale each). The
+# classifier never sees these labels: its prototypes come from separate seed titles (`data/domains/seeds.csv`).
+
+# %%
+audit = domains.audit(labels[labels.dataset == "xquad-r"])
+io.write_json(out / "audit.json", {"accuracy": audit["accuracy"], "n": audit["n"], "method": labels.method.iloc[0],
+                                   "errors": audit["errors"].to_dict("records")})  # fmt: skip
+print(f"agreement with the gold set: {audit['accuracy']:.1%} of {audit['n']} articles")
+audit["confusion"]
+
+# %%
+fig = plots.heatmap(audit["confusion"], title="gold (rows) vs predicted (columns)", fmt="d", cmap="Blues")
+plots.save_figure(fig, "02_domain_confusion", fig_dir)
+audit["errors"]
+
+# %% [markdown]
+# ## Domain distribution of training and test data
+# Counted in question groups (the independent units: translations of one question share a group).
+
+# %%
+labelled = {name: domains.attach_domains(ds.questions, labels[labels.dataset == name]) for name, ds in datasets.items()}
+distribution = pd.concat(
+    [domains.domain_distribution(q).assign(dataset=name) for name, q in labelled.items()], ignore_index=True
+)
+io.atomic_write(out / "distribution.csv", lambda p: distribution.to_csv(p, index=False))
+distribution.pivot(index="domain", columns="dataset", values="groups")
+
+# %%
+fig = plots.bar(distribution, x="domain", y="group_share", hue="dataset", title="share of question groups per domain")
+plots.save_figure(fig, "02_domain_distribution", fig_dir)
+
+# %% [markdown]
+# ## Can each domain carry a pool and a per-domain evaluation?
+# `too-few-groups`: fewer groups than a batch; `too-few-queries`: too few for a meaningful confidence interval.
+
+# %%
+support = pd.concat(
+    [domains.check_domain_support(q, batch_size=batch_size).assign(dataset=name) for name, q in labelled.items()],
+    ignore_index=True,
+)
+io.atomic_write(out / "support.csv", lambda p: support.to_csv(p, index=False))
+support.pivot(index="domain", columns="dataset", values="status")
+
+# %% [markdown]
+# ## Training pools for the target domains
+# `in-domain` trains only on the target's pairs; `weighted` keeps every pair and draws target pairs
+# `domain_weight` times as often. The expected share of target pairs is what the sampler should deliver.
+
+# %%
+train_pairs = domains.attach_domains(training_pairs(datasets[train_dataset]), labels[labels.dataset == train_dataset])
+pools = {
+    f"{target}:{mode}": domains.domain_pool(train_pairs, target, mode, domain_weight, batch_size)
+    for target in target_domains
+    for mode in ("in-domain", "weighted")
+}
+summary = {
+    name: {
+        "pairs": len(p.pairs),
+        "groups": int(p.pairs.group.nunique()),
+        "target_share": p.expected_target_share(),
+        "sampler_kwargs": p.sampler_kwargs,
+    }  # fmt: skip
+    for name, p in pools.items()
+}
+io.write_json(out / "pools.json", {"target_domains": target_domains, "weight": domain_weight, "pools": summary})
+pd.DataFrame(summary).T
