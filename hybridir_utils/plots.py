@@ -7,11 +7,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # headless: papermill and CI have no display
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-from hybridir_utils import config, io  # noqa: E402
+from hybridir_utils import config, io
 
 # Fixed metadata so re-running a profile produces byte-identical PDFs/PNGs (no timestamps, no version churn).
 _META = {"pdf": {"CreationDate": None, "Producer": "hybridir", "Creator": "hybridir"}, "png": {"Software": "hybridir"}}

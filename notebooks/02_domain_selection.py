@@ -122,14 +122,6 @@ pools = {
     for target in target_domains
     for mode in ("in-domain", "weighted")
 }
-summary = {
-    name: {
-        "pairs": len(p.pairs),
-        "groups": int(p.pairs.group.nunique()),
-        "target_share": p.expected_target_share(),
-        "sampler_kwargs": p.sampler_kwargs,
-    }  # fmt: skip
-    for name, p in pools.items()
-}
+summary = {name: p.summary() for name, p in pools.items()}
 io.write_json(out / "pools.json", {"target_domains": target_domains, "weight": domain_weight, "pools": summary})
 pd.DataFrame(summary).T

@@ -72,8 +72,16 @@ runs = experiments.grid(samplings, seeds, domain_runs, domain_seeds=seeds[:1])
 pd.DataFrame([{"label": r.label, "sampling": r.sampling, "domain": r.domain, "mode": r.mode} for r in runs])
 
 # %%
-base = {"model": base_model, "train_dataset": train_dataset, "languages": train_languages, "batch_size": batch_size,
-        "max_steps": max_steps, "max_seq_length": max_seq_length, "logging_steps": 1, "save_steps": max_steps}  # fmt: skip
+base = dict(
+    model=base_model,
+    train_dataset=train_dataset,
+    languages=train_languages,
+    batch_size=batch_size,
+    max_steps=max_steps,
+    max_seq_length=max_seq_length,
+    logging_steps=1,
+    save_steps=max_steps,
+)
 table = experiments.train_grid(runs, pairs, base, out, weight=domain_weight)
 table
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown
 
-from hybridir_utils import bias, experiments, io, plots, report
+from hybridir_utils import experiments, io, plots, report
 
 # %% tags=["parameters"]
 run_dir = "build/dev"  # output folder of this run (set by the pipeline)
