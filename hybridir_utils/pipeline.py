@@ -76,6 +76,7 @@ def run_notebook(notebook: Path, out_dir: Path, params: dict, timeout: int) -> P
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"{notebook.stem}.ipynb"
     running = out_dir / f"{notebook.stem}.running.ipynb"
     try:
