@@ -1,0 +1,524 @@
+"""Hybrid batch sampling (Elmahdy, Lin & Ahmad 2024, arXiv 2408.10536) for in-batch-negative training.
+
+Every batch is *monolingual* with probability ``alpha`` (query and passage in one language, the language drawn
+uniformly among the training languages) and *cross-lingual* otherwise (every pair has query language != passage
+language). ``alpha=1`` is X-X-mono, ``alpha=0`` is X-Y, ``alpha=0.5`` the paper's hybrid (see ``PRESETS``).
+
+Design
+------
+* **Metadata stays in the sampler.** SentenceTransformers hands every non-label dataset column to the loss, so the
+  trainer's dataset holds only ``query``/``passage``; the sampler gets the full pairs table (languages, group, domain)
+  through :meth:`HybridBatchSampler.factory` and checks that the dataset has the same rows in the same order.
+* **No false negatives.** A batch holds at most one pair per *answer unit* and never repeats a query or passage
+  text. An answer unit is a parallel group, merged with every group that shares an answer sentence with it
+  (XQuAD-R has many questions on one sentence): otherwise a cross-lingual batch could hold a translation of a
+  query's own answer as a "negative".
+* **Pools.** Rows are split into streams by (monolingual language | cross-lingual) and, with domain options, by
+  domain. Each stream serves reshuffled passes of its rows; a row that would clash with the batch is deferred to
+  the next batch, not dropped. Batches are always full (a short batch would change the number of negatives), so
+  ``drop_last`` only decides whether the epoch length rounds the row count down or up.
+* **Epoch.** ``len()`` is the number of pairs the chosen ``alpha`` can reach divided by the global batch size
+  (``steps_per_epoch=`` overrides). Streams are independent, so with ``alpha=0.5`` the smaller monolingual pools
+  are revisited within an epoch, as in the paper, which trains for a number of steps.
+* **Distributed.** Every rank draws the same *global* sequence from ``(seed, epoch)``. A global step is one
+  ``batch_size * world_size`` block of mutually compatible rows, so all ranks in a step share the batch type,
+  language and domain, and no group appears twice across ranks (safe even with cross-device negatives). With
+  ``shard=False`` (default, what ``SentenceTransformerTrainer`` needs) the sampler yields the ``world_size`` batches
+  of each step one after the other and accelerate's ``BatchSamplerShard`` hands batch ``k`` to rank
+  ``k % world_size``; with ``shard=True`` (a plain ``DataLoader`` under torchrun) it yields only this rank's batch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sentence_transformers.base.sampler import DefaultBatchSampler
+
+PRESETS: dict[str, float] = {"x-x-mono": 1.0, "x-y": 0.0, "hybrid": 0.5}
+MONO, CROSS = "mono", "cross"
+# Greedy orders tried when checking that a pool can fill one global batch (see _greedy_fill).
+_FEASIBILITY_TRIES = 3
+
+
+class SamplerConfigError(ValueError):
+    """An infeasible or malformed sampler setting; the message names the input and what is wrong."""
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """What one batch is: global step, ``mono``/``cross``, language (mono only), domain (homogeneous only), rank."""
+
+    step: int
+    kind: str
+    language: str | None
+    domain: str | None
+    rank: int
+
+
+def resolve_alpha(alpha: float | None = None, preset: str | None = None) -> float:
+    """The mono-batch probability from ``alpha`` or a preset name (``x-x-mono``, ``x-y``, ``hybrid``)."""
+    if preset is not None:
+        if preset not in PRESETS:
+            raise SamplerConfigError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
+        if alpha is not None and float(alpha) != PRESETS[preset]:
+            raise SamplerConfigError(f"alpha={alpha} contradicts preset {preset!r} (alpha={PRESETS[preset]})")
+        return PRESETS[preset]
+    if alpha is None:
+        return PRESETS["hybrid"]
+    try:
+        value = float(alpha)
+    except (TypeError, ValueError) as exc:
+        raise SamplerConfigError(f"alpha must be a number in [0, 1], got {alpha!r}") from exc
+    if not 0.0 <= value <= 1.0:  # also rejects NaN
+        raise SamplerConfigError(f"alpha must be in [0, 1], got {alpha!r}")
+    return value
+
+
+def answer_units(table: pd.DataFrame, group_column: str = "group", passage_column: str = "passage") -> np.ndarray:
+    """Per row, a component id joining groups that share any answer text (connected components)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    groups, _ = pd.factorize(table[group_column], sort=True)
+    passages, _ = pd.factorize(table[passage_column], sort=True)
+    n_groups = int(groups.max()) + 1 if len(groups) else 0
+    n_nodes = n_groups + (int(passages.max()) + 1 if len(passages) else 0)
+    # Bipartite graph group -- passage text: groups reachable through a shared sentence form one unit.
+    graph = coo_matrix((np.ones(len(groups)), (groups, passages + n_groups)), shape=(n_nodes, n_nodes))
+    _, labels = connected_components(graph, directed=False)
+    return labels[groups]
+
+
+def _distributed_info() -> tuple[int, int]:
+    """(world_size, rank) of the initialised process group, else from torchrun's environment, else (1, 0)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+
+
+class _Stream:
+    """The rows of one pool, served as reshuffled passes; rows clashing with the current batch wait for the next."""
+
+    __slots__ = ("order", "rows")
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+        self.order: deque[int] = deque()
+
+    def take(self, rng: np.random.Generator, fits: Callable[[int], bool]) -> int | None:
+        """The next row that ``fits``, or None when two fresh passes hold none (the pool cannot extend the batch)."""
+        order, deferred, passes, found = self.order, [], 0, None
+        while True:
+            if not order:
+                if passes == 2:
+                    break
+                order.extend(rng.permutation(self.rows).tolist())
+                passes += 1
+            row = order.popleft()
+            if fits(row):
+                found = row
+                break
+            deferred.append(row)
+        order.extendleft(reversed(deferred))
+        return found
+
+
+class HybridBatchSampler(DefaultBatchSampler):
+    """Batches that are monolingual with probability ``alpha``, cross-lingual otherwise; see the module docstring.
+
+    Args:
+        dataset: what the trainer iterates (same rows, same order as ``pairs``). Without ``pairs`` it must itself
+            hold the metadata columns (a pairs ``DataFrame`` or a 🤗 ``Dataset``).
+        batch_size: pairs per batch on one device.
+        drop_last: round the epoch length down (True) or up (False); batches are always full.
+        valid_label_columns, generator: accepted for SentenceTransformers; unused (the draw is seeded by
+            ``(seed, epoch)`` so every rank agrees without sharing torch RNG state).
+        seed: base seed; ``set_epoch`` changes the draw.
+        pairs: the training-pairs table (``data.training_pairs`` columns, optionally a domain column).
+        alpha / preset: mono-batch probability, or a name from ``PRESETS`` (default: hybrid, 0.5).
+        languages: training languages (rows whose query or passage language is outside are dropped); default all.
+        domains: keep only pairs of these domains. domain_weights: {domain: weight >= 0}; a pair of weight 2 is
+            drawn twice as often as one of weight 1 (missing domains weigh 1). domain_homogeneous: each batch from
+            one domain, drawn with probability proportional to weight x pairs. domain_column: the domain column.
+        unique_columns: columns whose values may not repeat within a global batch (besides the answer unit).
+        link_shared_answers: merge groups sharing an answer sentence into one unit (recommended; see above).
+        steps_per_epoch: global steps per epoch instead of the row-count default.
+        world_size, rank: default from torch.distributed (or torchrun's environment). shard: see the module doc.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int,
+        drop_last: bool = False,
+        valid_label_columns: list[str] | None = None,
+        generator: Any = None,
+        seed: int | None = 0,
+        *,
+        pairs: pd.DataFrame | None = None,
+        alpha: float | None = None,
+        preset: str | None = None,
+        languages: Sequence[str] | None = None,
+        domains: Sequence[str] | None = None,
+        domain_weights: Mapping[str, float] | None = None,
+        domain_homogeneous: bool = False,
+        domain_column: str = "domain",
+        query_column: str = "query",
+        passage_column: str = "passage",
+        query_lang_column: str = "query_lang",
+        passage_lang_column: str = "passage_lang",
+        group_column: str = "group",
+        unique_columns: Sequence[str] | None = None,
+        link_shared_answers: bool = True,
+        steps_per_epoch: int | None = None,
+        world_size: int | None = None,
+        rank: int | None = None,
+        shard: bool = False,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+            raise SamplerConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        super().__init__(
+            dataset,
+            batch_size=int(batch_size),
+            drop_last=bool(drop_last),
+            valid_label_columns=valid_label_columns,
+            generator=generator,
+            seed=0 if seed is None else int(seed),
+        )
+        self.alpha = resolve_alpha(alpha, preset)
+        detected_world, detected_rank = _distributed_info()
+        self.world_size = int(world_size if world_size is not None else detected_world)
+        self.rank = int(rank if rank is not None else detected_rank)
+        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
+            raise SamplerConfigError(f"rank {self.rank} is not in [0, world_size={self.world_size})")
+        self.shard = bool(shard)
+        self.domain_homogeneous = bool(domain_homogeneous)
+        self.domain_column = domain_column
+
+        table = self._metadata_table(dataset, pairs, query_column, passage_column)
+        needed = [query_column, passage_column, query_lang_column, passage_lang_column, group_column]
+        needed += list(unique_columns or [])
+        if domains is not None or domain_weights is not None or domain_homogeneous:
+            needed.append(domain_column)
+        missing = [c for c in dict.fromkeys(needed) if c not in table.columns]
+        if missing:
+            raise SamplerConfigError(f"pairs table lacks column(s) {missing}; it has {list(table.columns)}")
+        if table.empty:
+            raise SamplerConfigError("pairs table is empty")
+
+        qlang = table[query_lang_column].astype(str).to_numpy()
+        plang = table[passage_lang_column].astype(str).to_numpy()
+        keep = np.ones(len(table), dtype=bool)
+        available = sorted(set(qlang) | set(plang))
+        if languages is not None:
+            languages = [languages] if isinstance(languages, str) else list(languages)
+            unknown = [lang for lang in languages if lang not in available]
+            if unknown or not languages:
+                raise SamplerConfigError(f"languages {unknown or languages} not in the pairs table ({available})")
+            keep &= np.isin(qlang, languages) & np.isin(plang, languages)
+        self.languages: tuple[str, ...] = tuple(sorted(languages) if languages is not None else available)
+
+        domain = table[domain_column].astype(str).to_numpy() if domain_column in table.columns else None
+        self.domains, self.domain_weights = self._check_domains(domain, domains, domain_weights)
+        self._weighted = domain_weights is not None
+        if domains is not None:
+            keep &= np.isin(domain, list(domains))
+        if domain_weights is not None:
+            keep &= np.isin(domain, [d for d, w in self.domain_weights.items() if w > 0])
+        if not keep.any():
+            raise SamplerConfigError(
+                f"no pairs left after filtering (languages={list(self.languages)}, domains={domains}, "
+                f"domain_weights={dict(domain_weights) if domain_weights else None})"
+            )
+
+        # Integer keys for the per-batch clash test: answer unit plus every unique column.
+        # Units from the rows that can be drawn only: a link through a filtered-out language would merge groups
+        # whose drawable passages never coincide.
+        unit = np.full(len(table), -1, dtype=np.int64)
+        kept = table[keep]
+        if link_shared_answers:
+            unit[keep] = answer_units(kept, group_column, passage_column)
+        else:
+            unit[keep] = pd.factorize(kept[group_column])[0]
+        key_columns = list(dict.fromkeys([query_column, passage_column, *(unique_columns or [])]))
+        self._keys: list[list[int]] = [unit.tolist()] + [pd.factorize(table[c])[0].tolist() for c in key_columns]
+        self._qlang, self._plang, self._domain = qlang, plang, domain
+        self._keep = keep
+        self._build_pools()
+        self._check_feasible()
+
+        n_rows = sum(len(self._pool_rows[o]) for o in self._options if self._option_prob_positive(o))
+        per_step = self.batch_size * self.world_size
+        if steps_per_epoch is not None:
+            if int(steps_per_epoch) < 1:
+                raise SamplerConfigError(f"steps_per_epoch must be >= 1, got {steps_per_epoch!r}")
+            self.steps_per_epoch = int(steps_per_epoch)
+        else:
+            self.steps_per_epoch = max(1, n_rows // per_step if self.drop_last else math.ceil(n_rows / per_step))
+
+    # ---------------------------------------------------------------- construction helpers
+    @staticmethod
+    def _metadata_table(dataset: Any, pairs: pd.DataFrame | None, query_column: str, passage_column: str):
+        """The metadata table; when ``pairs`` is separate, check the dataset holds its rows in the same order."""
+        if pairs is None:
+            if isinstance(dataset, pd.DataFrame):
+                return dataset.reset_index(drop=True)
+            if hasattr(dataset, "to_pandas"):
+                return dataset.to_pandas()
+            raise SamplerConfigError(
+                f"dataset of type {type(dataset).__name__} carries no metadata; pass pairs= "
+                "(see HybridBatchSampler.factory)"
+            )
+        if not isinstance(pairs, pd.DataFrame):
+            raise SamplerConfigError(f"pairs must be a pandas DataFrame, got {type(pairs).__name__}")
+        pairs = pairs.reset_index(drop=True)
+        if dataset is None or dataset is pairs:
+            return pairs
+        if len(dataset) != len(pairs):
+            raise SamplerConfigError(f"dataset has {len(dataset)} rows but pairs has {len(pairs)}: not the same table")
+        columns = list(getattr(dataset, "column_names", None) or getattr(dataset, "columns", []))
+        for position, expected in ((0, query_column), (1, passage_column)):
+            if position < len(columns) and expected in pairs.columns:
+                got = list(dataset[columns[position]])
+                if got != pairs[expected].tolist():
+                    raise SamplerConfigError(
+                        f"dataset column {columns[position]!r} differs from pairs[{expected!r}]: the trainer dataset "
+                        "must hold the pairs table's rows in the same order (use training.loss_dataset(pairs))"
+                    )
+        return pairs
+
+    def _check_domains(self, domain, domains, domain_weights):
+        if domain is None:
+            return None, {}
+        present = sorted(set(domain))
+        chosen = list(domains) if domains is not None else present
+        if domains is not None:
+            if isinstance(domains, str):
+                raise SamplerConfigError(f"domains must be a list of names, got the string {domains!r}")
+            unknown = [d for d in chosen if d not in present]
+            if unknown or not chosen:
+                raise SamplerConfigError(
+                    f"domains {unknown or chosen} not in column {self.domain_column!r} (present: {present})"
+                )
+        weights = {d: 1.0 for d in chosen}
+        if domain_weights is not None:
+            unknown = [d for d in domain_weights if d not in chosen]
+            if unknown:
+                raise SamplerConfigError(f"domain_weights names domain(s) {unknown} not among {chosen}")
+            for d, w in domain_weights.items():
+                try:
+                    w = float(w)
+                except (TypeError, ValueError):
+                    w = float("nan")
+                if not math.isfinite(w) or w < 0:
+                    raise SamplerConfigError(f"domain_weights[{d!r}] must be a finite number >= 0, got {w!r}")
+                weights[d] = w
+            if not any(weights.values()):
+                raise SamplerConfigError(f"domain_weights are all zero: {dict(domain_weights)}")
+        return tuple(chosen), weights
+
+    def _build_pools(self) -> None:
+        """Streams keyed (kind, language, domain) and the batch options (kind, language[, domain]) drawn per step."""
+        # Per-domain streams only when domains steer the draw; a plain `domains=` filter needs none.
+        by_domain = self._domain is not None and (self.domain_homogeneous or self._weighted)
+        rows = np.flatnonzero(self._keep)
+        mono = self._qlang[rows] == self._plang[rows]
+        frame = pd.DataFrame(
+            {
+                "row": rows,
+                "kind": np.where(mono, MONO, CROSS),
+                "lang": np.where(mono, self._qlang[rows], ""),
+                "domain": self._domain[rows] if by_domain else "",
+            }
+        )
+        self._streams_rows: dict[tuple[str, str, str], np.ndarray] = {
+            key: g.row.to_numpy() for key, g in frame.groupby(["kind", "lang", "domain"], sort=True)
+        }
+        self._by_domain = by_domain
+        # An option is what one global step draws from: all domain streams of (kind, lang), or one of them.
+        self._options: list[tuple[str, str, str | None]] = []
+        self._pool_rows: dict[tuple[str, str, str | None], np.ndarray] = {}
+        for kind, lang, dom in self._streams_rows:
+            if self.domain_homogeneous:
+                option = (kind, lang, dom)
+                self._options.append(option)
+                self._pool_rows[option] = self._streams_rows[(kind, lang, dom)]
+            elif (kind, lang, None) not in self._pool_rows:
+                option = (kind, lang, None)
+                self._options.append(option)
+                self._pool_rows[option] = np.concatenate(
+                    [r for (k, g, _), r in self._streams_rows.items() if (k, g) == (kind, lang)]
+                )
+
+    def _weight(self, stream_key: tuple[str, str, str]) -> float:
+        """Draw weight of a domain stream: domain weight x pairs (equal weights = proportional to size)."""
+        if not self._by_domain:
+            return 1.0
+        return self.domain_weights.get(stream_key[2], 1.0) * len(self._streams_rows[stream_key])
+
+    def _option_prob_positive(self, option: tuple[str, str, str | None]) -> bool:
+        """Whether a step can draw this option (zero-weight domains were filtered out at construction)."""
+        return self.alpha > 0.0 if option[0] == MONO else self.alpha < 1.0
+
+    def _check_feasible(self) -> None:
+        """Every option a step can draw must fill ``batch_size * world_size`` clash-free rows; else name them."""
+        need = self.batch_size * self.world_size
+        if self.alpha > 0:
+            have = {lang for kind, lang, _ in self._options if kind == MONO}
+            lacking = [lang for lang in self.languages if lang not in have]
+            if lacking:
+                raise SamplerConfigError(
+                    f"alpha={self.alpha} needs monolingual batches but language(s) {lacking} have no "
+                    "monolingual pairs (query and passage in that language) after filtering"
+                )
+        if self.alpha < 1 and not any(kind == CROSS for kind, _, _ in self._options):
+            raise SamplerConfigError(
+                f"alpha={self.alpha} needs cross-lingual batches but no pair has query language != passage language "
+                f"(languages: {list(self.languages)})"
+            )
+        rng = np.random.default_rng(self.seed)
+        short = []
+        for option in self._options:
+            if not self._option_prob_positive(option):
+                continue
+            rows = self._pool_rows[option]
+            best = max(self._greedy_fill(rng.permutation(rows), need) for _ in range(_FEASIBILITY_TRIES))
+            if best < need:
+                kind, lang, dom = option
+                label = f"{kind}{' ' + lang if lang else ''}{f' domain {dom!r}' if dom is not None else ''}"
+                short.append(f"{label}: {len(rows)} pairs, at most {best} without clashing groups/texts")
+        if short:
+            raise SamplerConfigError(
+                f"batch_size={self.batch_size} x world_size={self.world_size} = {need} pairs per step cannot be met "
+                f"(one pair per answer unit, no repeated text) by: {'; '.join(short)}. Lower the batch size, "
+                "drop those languages/domains, or turn off domain_homogeneous"
+            )
+
+    def _greedy_fill(self, rows: np.ndarray, need: int) -> int:
+        used: list[set[int]] = [set() for _ in self._keys]
+        count = 0
+        for row in rows.tolist():
+            values = [k[row] for k in self._keys]
+            if all(v not in u for v, u in zip(values, used, strict=True)):
+                for v, u in zip(values, used, strict=True):
+                    u.add(v)
+                count += 1
+                if count == need:
+                    break
+        return count
+
+    # ---------------------------------------------------------------- sampling
+    def __len__(self) -> int:
+        return self.steps_per_epoch if self.shard else self.steps_per_epoch * self.world_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for _info, batch in self.iter_with_info():
+            yield batch
+
+    def iter_with_info(self, all_ranks: bool | None = None) -> Iterator[tuple[BatchInfo, list[int]]]:
+        """(BatchInfo, batch) in the order ``__iter__`` yields them (``all_ranks`` overrides ``not shard``)."""
+        every = (not self.shard) if all_ranks is None else all_ranks
+        for info, batches in self._global_steps():
+            for rank, batch in enumerate(batches):
+                if every or rank == self.rank:
+                    yield BatchInfo(info.step, info.kind, info.language, info.domain, rank), batch
+
+    def _global_steps(self) -> Iterator[tuple[BatchInfo, list[list[int]]]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        streams = {key: _Stream(rows) for key, rows in self._streams_rows.items()}
+        mono_langs = list(self.languages)
+        cross_options = [o for o in self._options if o[0] == CROSS and self._option_prob_positive(o)]
+        need = self.batch_size * self.world_size
+        for step in range(self.steps_per_epoch):
+            # One uniform draw per step whatever alpha is, so the rest of the sequence does not depend on it.
+            if rng.random() < self.alpha:
+                kind, lang = MONO, mono_langs[int(rng.integers(len(mono_langs)))]
+                options = [o for o in self._options if o[:2] == (MONO, lang) and self._option_prob_positive(o)]
+            else:
+                kind, lang, options = CROSS, "", cross_options
+            if self.domain_homogeneous:
+                weights = np.array([self._weight(o) for o in options])
+                option = options[int(rng.choice(len(options), p=weights / weights.sum()))]
+                keys, domain = [option], option[2]
+            else:
+                keys, domain = [k for k in streams if k[:2] == (kind, lang)], None
+            rows = self._fill([streams[k] for k in keys], np.array([self._weight(k) for k in keys]), rng, need)
+            if len(rows) < need:
+                raise RuntimeError(
+                    f"step {step}: could fill only {len(rows)} of {need} rows for a {kind} {lang} batch (domain "
+                    f"{domain}); the construction-time feasibility check should have caught this"
+                )
+            batches = [rows[r * self.batch_size : (r + 1) * self.batch_size] for r in range(self.world_size)]
+            yield BatchInfo(step, kind, lang or None, domain, -1), batches
+
+    def _fill(self, streams: list[_Stream], weights: np.ndarray, rng: np.random.Generator, need: int) -> list[int]:
+        """``need`` clash-free rows; each slot picks a stream by weight, blocked streams drop out."""
+        keys, used = self._keys, [set() for _ in self._keys]
+
+        def fits(row: int) -> bool:
+            return all(k[row] not in u for k, u in zip(keys, used, strict=True))
+
+        weights = np.where(weights > 0, weights, 0.0)
+        slots = rng.choice(len(streams), size=need, p=weights / weights.sum()) if len(streams) > 1 else [0] * need
+        rows: list[int] = []
+        for slot in slots:
+            index = int(slot)
+            while True:
+                row = streams[index].take(rng, fits)
+                if row is not None:
+                    break
+                weights[index] = 0.0  # this stream cannot extend this batch: redraw among the others
+                if not weights.any():
+                    return rows
+                index = int(rng.choice(len(streams), p=weights / weights.sum()))
+            rows.append(row)
+            for k, u in zip(keys, used, strict=True):
+                u.add(k[row])
+        return rows
+
+    # ---------------------------------------------------------------- trainer glue
+    @classmethod
+    def factory(cls, pairs: pd.DataFrame, **options: Any) -> SamplerFactory:
+        """A callable for ``SentenceTransformerTrainingArguments(batch_sampler=...)`` bound to the pairs table."""
+        return SamplerFactory(cls, pairs, options)
+
+    def describe(self, batch: Sequence[int]) -> dict[str, Any]:
+        """Languages, groups and domains of one batch (for tests and logs)."""
+        rows = list(batch)
+        return {
+            "query_langs": self._qlang[rows].tolist(),
+            "passage_langs": self._plang[rows].tolist(),
+            "units": [self._keys[0][r] for r in rows],
+            "domains": self._domain[rows].tolist() if self._domain is not None else None,
+        }
+
+
+class SamplerFactory:
+    """``batch_sampler=`` callable: SentenceTransformers calls it with (dataset, batch_size, drop_last, ...)."""
+
+    def __init__(self, cls: type[HybridBatchSampler], pairs: pd.DataFrame, options: dict[str, Any]) -> None:
+        self.cls, self.pairs, self.options = cls, pairs, dict(options)
+        # Fail at configuration time, not when the trainer first builds its dataloader.
+        resolve_alpha(self.options.get("alpha"), self.options.get("preset"))
+
+    def __call__(self, dataset: Any, **kwargs: Any) -> HybridBatchSampler:
+        if self.pairs is None:
+            raise SamplerConfigError("this SamplerFactory was unpickled without its pairs table; rebuild it")
+        return self.cls(dataset, pairs=self.pairs, **{**kwargs, **self.options})
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The trainer pickles its arguments into every checkpoint; the pairs table does not belong there.
+        return {"cls": self.cls, "pairs": None, "options": self.options}
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in sorted(self.options.items()))
+        return f"{self.cls.__name__}.factory(<{len(self.pairs) if self.pairs is not None else '?'} pairs>, {opts})"

@@ -1,0 +1,518 @@
+"""Fine-tune a multilingual bi-encoder with hybrid batches (Elmahdy, Lin & Ahmad 2024).
+
+InfoNCE with in-batch negatives (sentence-transformers ``MultipleNegativesRankingLoss``, or its cached variant for
+large batches on little memory), E5 prompts, AdamW lr 3e-5 / weight decay 0.01 as in the paper; batches come from
+:class:`hybridir_utils.sampling.HybridBatchSampler`.
+
+Zero-shot protocol: train on MLQA-R and evaluate on XQuAD-R (or the swap). Training pairs whose article also
+occurs in the evaluation set are dropped (``drop_test_overlap``, default; the two sets share "Harvard University"
+and "Prime number") or refused; ``allow_test_overlap=True`` keeps them on purpose.
+
+Layout of ``output_dir``: ``train_config.json`` (written first; a rerun with the same config resumes from the last
+checkpoint, a different config is refused), ``checkpoints/``, ``loss_log.csv`` and ``model/`` (the final model,
+written atomically, with ``train_config.{json,yaml}``, ``loss_log.csv`` and a model card naming the config).
+``models.load_encoder(model_dir)`` loads it with its E5 prompts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hybridir_utils import config as paths
+from hybridir_utils import io
+from hybridir_utils.sampling import PRESETS, HybridBatchSampler, resolve_alpha
+
+log = logging.getLogger(__name__)
+
+PROMPTS = {"query": "query: ", "passage": "passage: "}
+LOSSES = ("mnrl", "cached-mnrl")
+# Default evaluation set of each training set: the other LAReQA set (different articles, unseen languages).
+ZERO_SHOT_EVAL = {"mlqa-r": "xquad-r", "xquad-r": "mlqa-r"}
+# Keys that change how fast a run goes, not what it learns: left out of the run's identity (name, resume check).
+RUNTIME_KEYS = ("num_threads",)
+
+
+class TrainConfigError(ValueError):
+    """A malformed training configuration; the message names the key."""
+
+
+class ArticleOverlapError(ValueError):
+    """Training pairs share articles with the evaluation set and that was not explicitly allowed."""
+
+
+@dataclass
+class TrainConfig:
+    """One fine-tuning run. ``from_dict``/``from_yaml`` reject unknown keys by name."""
+
+    model: str = "multilingual-e5-small"
+    train_dataset: str = "mlqa-r"
+    languages: list[str] | None = None  # training languages (default: all of train_dataset)
+    alpha: float | None = None  # mono-batch probability; default 0.5 (hybrid)
+    preset: str | None = None  # "x-x-mono" | "x-y" | "hybrid" (alternative to alpha)
+    domains: list[str] | None = None
+    domain_weights: dict[str, float] | None = None
+    domain_homogeneous: bool = False
+    domain_column: str = "domain"
+    batch_size: int = 32
+    max_steps: int | None = None  # overrides epochs when set
+    epochs: float = 1.0
+    seed: int = 0
+    lr: float = 3e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    scale: float = 20.0  # MNRL logit scale = 1 / temperature (0.05)
+    loss: str = "mnrl"  # "mnrl" | "cached-mnrl"
+    mini_batch_size: int = 16  # cached-mnrl only: memory is bounded by this, not batch_size
+    freeze_embeddings: bool = True
+    freeze_layers: int = 0
+    max_seq_length: int | None = 128
+    gradient_checkpointing: bool = False
+    max_groups: int | None = None  # subsample the training set to this many parallel groups
+    output_dir: str | None = None  # default: config.models_dir()/finetuned/<run_name>
+    eval_dataset: str | None = None  # the test set for the overlap check; default: the other LAReQA set
+    allow_test_overlap: bool = False
+    drop_test_overlap: bool = True
+    logging_steps: int = 10
+    save_steps: int = 500
+    save_total_limit: int | None = 2
+    num_threads: int | None = None  # torch CPU threads; 1 avoids thrashing on a CPU shared with other jobs
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, recorded in the model card
+
+    def __post_init__(self) -> None:
+        from hybridir_utils.data import LANGUAGES
+
+        if self.train_dataset not in LANGUAGES:
+            raise TrainConfigError(f"train_dataset {self.train_dataset!r} is not one of {sorted(LANGUAGES)}")
+        if self.eval_dataset is not None and self.eval_dataset not in LANGUAGES:
+            raise TrainConfigError(f"eval_dataset {self.eval_dataset!r} is not one of {sorted(LANGUAGES)}")
+        if self.languages is not None:
+            if isinstance(self.languages, str):
+                self.languages = [self.languages]
+            self.languages = list(self.languages)
+            unknown = [x for x in self.languages if x not in LANGUAGES[self.train_dataset]]
+            if unknown or not self.languages:
+                raise TrainConfigError(
+                    f"languages {unknown or self.languages} not in {self.train_dataset} "
+                    f"({list(LANGUAGES[self.train_dataset])})"
+                )
+        try:
+            resolve_alpha(self.alpha, self.preset)
+        except ValueError as exc:
+            raise TrainConfigError(f"alpha/preset: {exc}") from exc
+        for key in ("batch_size", "logging_steps", "save_steps", "mini_batch_size"):
+            _check_int(key, getattr(self, key), minimum=1)
+        _check_int("seed", self.seed, minimum=0)
+        _check_int("freeze_layers", self.freeze_layers, minimum=0)
+        for key in ("max_steps", "max_seq_length", "max_groups", "save_total_limit", "num_threads"):
+            if getattr(self, key) is not None:
+                _check_int(key, getattr(self, key), minimum=1)
+        for key, low in (("lr", 0.0), ("epochs", 0.0), ("scale", 0.0)):
+            value = getattr(self, key)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not value > low:
+                raise TrainConfigError(f"{key} must be a number > {low}, got {value!r}")
+        for key, high in (("weight_decay", 1.0), ("warmup_ratio", 0.999)):  # warmup >= 1 would count steps
+            value = getattr(self, key)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= high:
+                raise TrainConfigError(f"{key} must be a number in [0, {high}], got {value!r}")
+        if self.loss not in LOSSES:
+            raise TrainConfigError(f"loss {self.loss!r} is not one of {LOSSES}")
+        if self.domain_weights is not None and not isinstance(self.domain_weights, dict):
+            raise TrainConfigError(f"domain_weights must be a mapping domain -> weight, got {self.domain_weights!r}")
+
+    # ------------------------------------------------------------------ (de)serialisation
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        if not isinstance(data, dict):
+            raise TrainConfigError(f"a training config must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            hints = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
+            said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
+            raise TrainConfigError(f"unknown training config key(s): {said}")
+        return cls(**data)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"training config {path} not found")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise TrainConfigError(f"{path}: not valid YAML ({exc})") from exc
+        try:
+            return cls.from_dict(data or {})
+        except TrainConfigError as exc:
+            raise TrainConfigError(f"{path}: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """The config without runtime-only keys (JSON-normalised): what must match to resume or reuse a run."""
+        return json.loads(json.dumps({k: v for k, v in self.to_dict().items() if k not in RUNTIME_KEYS}))
+
+    @property
+    def resolved_alpha(self) -> float:
+        return resolve_alpha(self.alpha, self.preset)
+
+    @property
+    def resolved_eval_dataset(self) -> str:
+        return self.eval_dataset or ZERO_SHOT_EVAL[self.train_dataset]
+
+    def batches_name(self) -> str:
+        """The preset name when alpha is one, else ``alpha<value>``."""
+        names = [k for k, v in PRESETS.items() if v == self.resolved_alpha]
+        return names[0] if names else f"alpha{self.resolved_alpha:g}"
+
+    def run_name(self) -> str:
+        """Readable and unique: model, data, batch type, seed and a hash of the whole config."""
+        digest = hashlib.sha1(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:8]
+        return f"{Path(self.model).name}-{self.train_dataset}-{self.batches_name()}-s{self.seed}-{digest}"
+
+    def resolved_output_dir(self) -> Path:
+        return Path(self.output_dir) if self.output_dir else paths.models_dir() / "finetuned" / self.run_name()
+
+
+def _check_int(key: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise TrainConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
+
+
+# ---------------------------------------------------------------------- data
+def normalise_title(title: str) -> str:
+    """Article key for overlap checks: underscores as spaces, collapsed whitespace, case-folded."""
+    return " ".join(str(title).replace("_", " ").split()).casefold()
+
+
+def eval_articles(name: str, data_dir: str | Path | None = None) -> set[str]:
+    """Normalised article titles of an evaluation set (its English file names every article)."""
+    from hybridir_utils.data import load_lareqa
+
+    return {normalise_title(a) for a in load_lareqa(name, languages=["en"], data_dir=data_dir).questions.article}
+
+
+def remove_test_overlap(
+    pairs: pd.DataFrame, eval_articles: set[str], eval_name: str, allow: bool, drop: bool
+) -> tuple[pd.DataFrame, list[str]]:
+    """Pairs without the evaluation set's articles (``drop``), or an ArticleOverlapError; ``allow`` keeps all."""
+    if allow:
+        return pairs, []
+    if "article" not in pairs.columns:
+        raise ArticleOverlapError(
+            "training pairs have no 'article' column, so overlap with the evaluation set cannot be checked; "
+            "add it or set allow_test_overlap=True"
+        )
+    keys = pairs.article.map(normalise_title)
+    shared = sorted(set(keys) & eval_articles)
+    if not shared:
+        return pairs, []
+    if not drop:
+        raise ArticleOverlapError(
+            f"{len(shared)} training article(s) also occur in the evaluation set {eval_name}: {shared[:5]}; "
+            "set drop_test_overlap=True to train without them, or allow_test_overlap=True to keep them"
+        )
+    kept = pairs[~keys.isin(shared)].reset_index(drop=True)
+    if kept.empty:
+        raise ArticleOverlapError(
+            f"every training article occurs in the evaluation set {eval_name}: nothing left to train on "
+            "(train on the other dataset, or set allow_test_overlap=True)"
+        )
+    log.info("dropped %d pairs of %d article(s) shared with %s: %s", len(pairs) - len(kept), len(shared), eval_name,
+             shared)  # fmt: skip
+    return kept, shared
+
+
+def load_training_pairs(cfg: TrainConfig, data_dir: str | Path | None = None) -> pd.DataFrame:
+    """``data.training_pairs`` of the configured dataset, languages and group subsample."""
+    from hybridir_utils.data import load_lareqa, training_pairs
+
+    ds = load_lareqa(cfg.train_dataset, languages=cfg.languages, data_dir=data_dir)
+    if cfg.max_groups is not None:
+        ds = ds.subset(max_questions_per_lang=cfg.max_groups, seed=cfg.seed)
+    return training_pairs(ds)
+
+
+def loss_dataset(pairs: pd.DataFrame):
+    """The trainer's dataset: only the loss inputs (query -> anchor, passage -> positive), in the pairs' order.
+
+    SentenceTransformers passes every non-label column to the loss, so metadata stays in the sampler.
+    """
+    from datasets import Dataset
+
+    return Dataset.from_dict({"query": pairs["query"].tolist(), "passage": pairs["passage"].tolist()})
+
+
+# ---------------------------------------------------------------------- model
+def transformer_backbone(model):
+    """The Hugging Face model inside a SentenceTransformer (its first module)."""
+    first = model[0]
+    backbone = getattr(first, "auto_model", None) or getattr(first, "model", None)
+    if backbone is None:
+        raise TypeError(f"cannot find a transformer in the first module {type(first).__name__} of the model")
+    return backbone
+
+
+def freeze(model, embeddings: bool, layers: int) -> dict[str, int]:
+    """Freeze the word-embedding matrix and/or the lowest ``layers`` transformer layers; returns parameter counts.
+
+    A frozen embedding matrix keeps tokens of languages absent from training where pre-training put them, and
+    spares the optimizer ~96M of e5-small's 118M parameters (the 250k-token vocabulary), which is most of the cost
+    of a CPU step.
+    """
+    backbone = transformer_backbone(model)
+    if embeddings:
+        backbone.get_input_embeddings().weight.requires_grad_(False)
+    if layers:
+        n_layers = backbone.config.num_hidden_layers
+        stack = getattr(getattr(backbone, "encoder", None), "layer", None)
+        if stack is None or len(stack) != n_layers:
+            raise TypeError(f"cannot locate the {n_layers} transformer layers of {type(backbone).__name__}")
+        if layers > n_layers:
+            raise TrainConfigError(f"freeze_layers={layers} exceeds the model's {n_layers} layers")
+        for layer in stack[:layers]:
+            layer.requires_grad_(False)
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"parameters": total, "trainable": trainable}
+
+
+def make_loss(model, cfg: TrainConfig):
+    from sentence_transformers.sentence_transformer import losses
+
+    if cfg.loss == "cached-mnrl":
+        return losses.CachedMultipleNegativesRankingLoss(model, scale=cfg.scale, mini_batch_size=cfg.mini_batch_size)
+    return losses.MultipleNegativesRankingLoss(model, scale=cfg.scale)
+
+
+def _loss_log_callback(csv_path: Path):
+    """A TrainerCallback that rewrites ``csv_path`` (atomically) with every logged training loss."""
+    from transformers import TrainerCallback
+
+    class LossLog(TrainerCallback):
+        def __init__(self) -> None:
+            self.rows: list[dict[str, Any]] = []
+            self.start = time.perf_counter()
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            # On resume keep the rows logged before the checkpoint, drop any logged after it.
+            if csv_path.is_file():
+                old = pd.read_csv(csv_path)
+                self.rows = old[old.step <= state.global_step].to_dict("records")
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or "loss" not in logs or not state.is_world_process_zero:
+                return
+            self.rows.append(
+                {
+                    "step": state.global_step,
+                    "epoch": logs.get("epoch", state.epoch),
+                    "loss": logs["loss"],
+                    "learning_rate": logs.get("learning_rate"),
+                    "grad_norm": logs.get("grad_norm"),
+                    "elapsed_s": round(time.perf_counter() - self.start, 3),
+                }
+            )
+            io.write_text(csv_path, pd.DataFrame(self.rows).to_csv(index=False))
+
+    return LossLog()
+
+
+def _model_card_section(cfg: TrainConfig, info: dict[str, Any]) -> str:
+    import yaml
+
+    return (
+        "\n\n## hybridir training configuration\n\n"
+        f"Hybrid batch training (Elmahdy, Lin & Ahmad 2024): batches monolingual with probability "
+        f"alpha = {cfg.resolved_alpha:g} ({cfg.batches_name()}), cross-lingual otherwise; InfoNCE with in-batch "
+        f"negatives ({cfg.loss}), trained on {cfg.train_dataset}, zero-shot evaluation set "
+        f"{cfg.resolved_eval_dataset}.\n\n```yaml\n{yaml.safe_dump(cfg.to_dict(), sort_keys=True)}```\n\n"
+        f"Run facts:\n\n```json\n{json.dumps(info, indent=2, sort_keys=True, default=str)}\n```\n"
+    )
+
+
+def _save_final(model, cfg: TrainConfig, run_dir: Path, info: dict[str, Any]) -> Path:
+    """Write the final model folder next to its destination, then move it into place (never half a model)."""
+    import yaml
+
+    final = run_dir / "model"
+    tmp = run_dir / f".model.tmp-{time.time_ns()}"
+    try:
+        model.save_pretrained(str(tmp))
+        (tmp / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
+        (tmp / "train_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=True))
+        (tmp / "train_info.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+        if (run_dir / "loss_log.csv").is_file():
+            shutil.copy2(run_dir / "loss_log.csv", tmp / "loss_log.csv")
+        card = tmp / "README.md"
+        card.write_text((card.read_text(encoding="utf-8") if card.is_file() else "") + _model_card_section(cfg, info))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return final
+
+
+# ---------------------------------------------------------------------- training
+def train(
+    cfg: TrainConfig | dict[str, Any],
+    pairs: pd.DataFrame | None = None,
+    data_dir: str | Path | None = None,
+    callbacks: list | None = None,
+) -> Path:
+    """Fine-tune ``cfg.model`` on hybrid batches and return the final model folder.
+
+    ``pairs`` overrides the configured training set (e.g. a table with a domain column from ``domains.py``); it
+    must hold the ``data.training_pairs`` columns. Same config and seed give the same batches and weights.
+    A finished run with the same config is returned as is; an interrupted one resumes from its last checkpoint.
+    """
+    import torch
+    import transformers
+    from accelerate import PartialState
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from hybridir_utils.models import load_encoder
+
+    cfg = TrainConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
+    run_dir = cfg.resolved_output_dir()
+    final = run_dir / "model"
+    config_file = run_dir / "train_config.json"
+    if config_file.is_file():
+        previous = {k: v for k, v in io.read_json(config_file).items() if k not in RUNTIME_KEYS}
+        current = cfg.identity()
+        if previous != current:
+            changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+            raise TrainConfigError(
+                f"{run_dir} holds a run with a different config (keys {changed}); choose another output_dir or "
+                "delete it"
+            )
+        if (final / "modules.json").is_file():
+            log.info("%s already trained with this config", final)
+            return final
+
+    if pairs is None:
+        pairs = load_training_pairs(cfg, data_dir)
+    else:
+        if cfg.languages is not None:
+            pairs = pairs[pairs.query_lang.isin(cfg.languages) & pairs.passage_lang.isin(cfg.languages)]
+        if cfg.max_groups is not None:
+            groups = pd.unique(pairs.group)
+            keep = np.random.default_rng(cfg.seed).permutation(groups)[: cfg.max_groups]
+            pairs = pairs[pairs.group.isin(keep)]
+    pairs = pairs.reset_index(drop=True)
+    eval_name = cfg.resolved_eval_dataset
+    if eval_name == cfg.train_dataset and not cfg.allow_test_overlap:
+        raise ArticleOverlapError(
+            f"train_dataset and eval_dataset are both {eval_name}: the test articles would be trained on; "
+            "set allow_test_overlap=True to do it anyway"
+        )
+    pairs, dropped = remove_test_overlap(
+        pairs,
+        set() if cfg.allow_test_overlap else eval_articles(eval_name, data_dir),
+        eval_name,
+        cfg.allow_test_overlap,
+        cfg.drop_test_overlap,
+    )
+
+    sampler_options = {
+        "alpha": cfg.resolved_alpha,
+        "languages": cfg.languages,
+        "domains": cfg.domains,
+        "domain_weights": cfg.domain_weights,
+        "domain_homogeneous": cfg.domain_homogeneous,
+        "domain_column": cfg.domain_column,
+    }
+    # Build once here so an infeasible setting fails before the model is loaded.
+    probe = HybridBatchSampler(pairs, cfg.batch_size, seed=cfg.seed, **sampler_options)
+
+    if cfg.num_threads is not None:
+        torch.set_num_threads(cfg.num_threads)
+    transformers.set_seed(cfg.seed)
+    model = load_encoder(cfg.model)
+    if cfg.max_seq_length is not None:
+        model.max_seq_length = cfg.max_seq_length
+    for key, prompt in PROMPTS.items():
+        model.prompts.setdefault(key, prompt)
+    counts = freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
+    model.model_card_data.language = sorted(probe.languages)
+    model.model_card_data.model_name = f"{Path(cfg.model).name} fine-tuned with {cfg.batches_name()} batches"
+
+    # Under torchrun every rank runs train(); only the main process writes shared files.
+    main_process = PartialState().is_main_process
+    if main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        io.write_json(config_file, cfg.to_dict())
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(run_dir / "checkpoints"),
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
+        optim="adamw_torch",
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps if cfg.max_steps is not None else -1,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        report_to="none",
+        batch_sampler=HybridBatchSampler.factory(pairs, **sampler_options),
+        prompts=dict(PROMPTS),
+        # Non-reentrant checkpointing: with a frozen embedding matrix the reentrant variant would see inputs that
+        # need no grad and silently skip the layers' gradients.
+        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        dataloader_drop_last=False,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        disable_tqdm=False,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=loss_dataset(pairs),
+        loss=make_loss(model, cfg),
+        callbacks=[_loss_log_callback(run_dir / "loss_log.csv"), *(callbacks or [])],
+    )
+    last = get_last_checkpoint(str(run_dir / "checkpoints")) if (run_dir / "checkpoints").is_dir() else None
+    if last:
+        log.info("resuming from %s", last)
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=last)
+    info = {
+        "pairs": len(pairs),
+        "dropped_test_articles": dropped,
+        "languages": list(probe.languages),
+        "alpha": cfg.resolved_alpha,
+        "steps": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "train_seconds": round(time.perf_counter() - start, 2),
+        "resumed_from": Path(last).name if last else None,
+        **counts,
+    }
+    # A callback may end training early (early stopping): that model is final too. A crash leaves no model/,
+    # so the next call resumes from the last checkpoint.
+    trainer.accelerator.wait_for_everyone()
+    if main_process:
+        _save_final(model, cfg, run_dir, info)
+    trainer.accelerator.wait_for_everyone()
+    return final

@@ -1,0 +1,231 @@
+"""Training config, test-overlap guard, freezing, and one short real e5-small run (slow)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hybridir_utils.training import (
+    ArticleOverlapError,
+    TrainConfig,
+    TrainConfigError,
+    eval_articles,
+    freeze,
+    loss_dataset,
+    normalise_title,
+    remove_test_overlap,
+    train,
+)
+
+
+def tiny_pairs(n_groups: int = 12, langs=("en", "de")) -> pd.DataFrame:
+    rows = [
+        {"query": f"q{g}{x}", "passage": f"p{g}{y}", "query_lang": x, "passage_lang": y, "group": g,
+         "article": f"Article_{g % 3}"}
+        for g in range(n_groups) for x in langs for y in langs
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------- config
+def test_config_round_trips_through_yaml_and_rejects_unknown_keys(tmp_path):
+    cfg = TrainConfig(preset="x-y", batch_size=16, languages=["en", "de"], domain_weights={"news": 2.0})
+    path = tmp_path / "run.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    assert TrainConfig.from_yaml(path) == cfg
+    assert cfg.resolved_alpha == 0.0 and cfg.batches_name() == "x-y"
+    assert TrainConfig(alpha=0.3).batches_name() == "alpha0.3"
+    with pytest.raises(TrainConfigError, match=r"'batchsize' \(did you mean 'batch_size'\?\)"):
+        TrainConfig.from_dict({"batchsize": 8})
+    path.write_text("learning_rate: 1e-4\n")
+    with pytest.raises(TrainConfigError, match=f"{path.name}.*learning_rate"):
+        TrainConfig.from_yaml(path)
+    with pytest.raises(FileNotFoundError, match=r"missing\.yaml"):
+        TrainConfig.from_yaml(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"alpha": 1.2}, "alpha"),
+        ({"preset": "x-y", "alpha": 0.5}, "contradicts"),
+        ({"preset": "mono"}, "preset"),
+        ({"train_dataset": "squad"}, "train_dataset"),
+        ({"eval_dataset": "miracl"}, "eval_dataset"),
+        ({"languages": ["ru"]}, "ru"),  # not an MLQA-R language
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": True}, "batch_size"),
+        ({"lr": -1.0}, "lr"),
+        ({"weight_decay": 2}, "weight_decay"),
+        ({"warmup_ratio": 1.0}, "warmup_ratio"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"freeze_layers": -1}, "freeze_layers"),
+        ({"loss": "triplet"}, "loss"),
+        ({"domain_weights": ["news"]}, "domain_weights"),
+    ],
+)
+def test_config_rejects_bad_values_by_name(kwargs, needle):
+    with pytest.raises(TrainConfigError, match=needle):
+        TrainConfig(**kwargs)
+
+
+def test_run_name_tracks_what_is_learned_not_runtime_settings():
+    base = TrainConfig()
+    assert base.run_name() == TrainConfig().run_name()
+    assert base.run_name().startswith("multilingual-e5-small-mlqa-r-hybrid-s0-")
+    assert TrainConfig(seed=1).run_name() != base.run_name()
+    assert TrainConfig(lr=1e-5).run_name() != base.run_name()
+    assert TrainConfig(num_threads=1).run_name() == base.run_name()
+    assert (
+        base.resolved_eval_dataset == "xquad-r"
+        and TrainConfig(train_dataset="xquad-r").resolved_eval_dataset == "mlqa-r"
+    )
+
+
+# ---------------------------------------------------------------------------------------------- test overlap
+def test_overlap_guard_normalises_titles_and_refuses_drops_or_allows():
+    assert normalise_title("Super_Bowl_50") == normalise_title(" super bowl  50") == "super bowl 50"
+    pairs = tiny_pairs()
+    test = {normalise_title("article 1")}
+    with pytest.raises(ArticleOverlapError, match="article 1"):
+        remove_test_overlap(pairs, test, "xquad-r", allow=False, drop=False)
+    kept, shared = remove_test_overlap(pairs, test, "xquad-r", allow=False, drop=True)
+    assert shared == ["article 1"] and "Article_1" not in set(kept.article) and len(kept) == len(pairs) * 2 // 3
+    same, none = remove_test_overlap(pairs, test, "xquad-r", allow=True, drop=False)
+    assert none == [] and len(same) == len(pairs)
+    with pytest.raises(ArticleOverlapError, match="nothing left"):
+        remove_test_overlap(pairs, {normalise_title(f"Article_{i}") for i in range(3)}, "x", allow=False, drop=True)
+    with pytest.raises(ArticleOverlapError, match="'article' column"):
+        remove_test_overlap(pairs.drop(columns="article"), test, "xquad-r", allow=False, drop=True)
+
+
+def test_real_mlqa_and_xquad_share_two_articles(shared_data_dir):
+    # The zero-shot protocol trains on one and tests on the other; these two titles occur in both.
+    shared = eval_articles("xquad-r", shared_data_dir) & eval_articles("mlqa-r", shared_data_dir)
+    assert shared == {"harvard university", "prime number"}
+    assert len(eval_articles("xquad-r", shared_data_dir)) == 48
+
+
+def test_train_refuses_before_loading_a_model(tmp_path, shared_data_dir):
+    with pytest.raises(ArticleOverlapError, match="both xquad-r"):
+        train(TrainConfig(train_dataset="xquad-r", eval_dataset="xquad-r", output_dir=str(tmp_path / "a")),
+              pairs=tiny_pairs(), data_dir=shared_data_dir)  # fmt: skip
+    with pytest.raises(ValueError, match="cannot be met"):  # 12 groups cannot fill a batch of 32
+        train(TrainConfig(output_dir=str(tmp_path / "b")), pairs=tiny_pairs(), data_dir=shared_data_dir)
+    run = tmp_path / "c"
+    run.mkdir()
+    (run / "train_config.json").write_text(json.dumps({**TrainConfig(output_dir=str(run)).to_dict(), "seed": 5}))
+    with pytest.raises(TrainConfigError, match=r"different config \(keys \['seed'\]\)"):
+        train(TrainConfig(output_dir=str(run)), pairs=tiny_pairs())
+
+
+def test_loss_dataset_holds_only_loss_inputs_in_order():
+    pairs = tiny_pairs()
+    ds = loss_dataset(pairs)
+    assert ds.column_names == ["query", "passage"]
+    assert ds["query"] == pairs["query"].tolist() and ds["passage"] == pairs["passage"].tolist()
+
+
+def test_freeze_embeddings_and_lower_layers():
+    from transformers import BertConfig, BertModel
+
+    class Module(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            cfg = BertConfig(vocab_size=500, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+                             intermediate_size=32)  # fmt: skip
+            self.auto_model = BertModel(cfg)
+
+    model = torch.nn.Sequential(Module())
+    backbone = model[0].auto_model
+    total = sum(p.numel() for p in model.parameters())
+    counts = freeze(model, embeddings=True, layers=2)
+    assert not backbone.embeddings.word_embeddings.weight.requires_grad
+    assert backbone.embeddings.position_embeddings.weight.requires_grad  # only the word matrix is frozen
+    assert [any(p.requires_grad for p in layer.parameters()) for layer in backbone.encoder.layer] == [
+        False,
+        False,
+        True,
+    ]
+    frozen = 500 * 16 + sum(p.numel() for layer in backbone.encoder.layer[:2] for p in layer.parameters())
+    assert counts == {"parameters": total, "trainable": total - frozen}
+    with pytest.raises(TrainConfigError, match="freeze_layers=4"):
+        freeze(torch.nn.Sequential(Module()), embeddings=False, layers=4)
+
+
+# ---------------------------------------------------------------------------------------------- real run
+def _mnrl_loss(model, queries, passages) -> float:
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    loss = MultipleNegativesRankingLoss(model)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        features = [model.preprocess(["query: " + q for q in queries]),
+                    model.preprocess(["passage: " + p for p in passages])]  # fmt: skip
+        value = float(loss(features, None))
+    model.train(was_training)
+    return value
+
+
+@pytest.mark.slow
+def test_short_real_training_lowers_heldout_loss_resumes_and_reloads(tmp_path, shared_data_dir, e5_model):
+    from transformers import TrainerCallback
+
+    from hybridir_utils.data import load_lareqa, training_pairs
+    from hybridir_utils.models import fingerprint, load_encoder
+
+    pairs = training_pairs(load_lareqa("mlqa-r", languages=("en", "de", "ar"), data_dir=shared_data_dir))
+    groups = np.random.default_rng(0).permutation(sorted(pairs.group.unique()))
+    train_pairs = pairs[pairs.group.isin(groups[:200])]
+    # Held out: 24 unseen groups, one cross-lingual pair each (a fixed in-batch-negative batch).
+    held = pairs[pairs.group.isin(groups[200:224]) & (pairs.query_lang == "en") & (pairs.passage_lang != "en")]
+    held = held.drop_duplicates("group")
+    assert len(held) >= 16
+
+    old_length = e5_model.max_seq_length
+    try:
+        e5_model.max_seq_length = 64
+        before = _mnrl_loss(e5_model, held["query"].tolist(), held.passage.tolist())
+        base_fingerprint = fingerprint(e5_model)
+    finally:
+        e5_model.max_seq_length = old_length
+
+    cfg = TrainConfig(
+        batch_size=8, max_steps=12, max_seq_length=64, logging_steps=1, save_steps=6, warmup_ratio=0.0,
+        freeze_embeddings=True, num_threads=1, output_dir=str(tmp_path / "run"), seed=3,
+    )  # fmt: skip
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 8:
+                raise RuntimeError("simulated crash at step 8")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(cfg, pairs=train_pairs, data_dir=shared_data_dir, callbacks=[Crash()])
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-6").is_dir()
+    assert not (tmp_path / "run" / "model").exists()
+
+    model_dir = train(cfg, pairs=train_pairs, data_dir=shared_data_dir)  # resumes from checkpoint-6
+    info = json.loads((model_dir / "train_info.json").read_text())
+    assert info["resumed_from"] == "checkpoint-6" and info["steps"] == 12
+    assert info["trainable"] < 0.25 * info["parameters"]  # the 250k-token embedding matrix stayed frozen
+    log = pd.read_csv(model_dir / "loss_log.csv")
+    assert log.step.tolist() == list(range(1, 13)) and np.isfinite(log.loss).all()
+    assert TrainConfig.from_dict(json.loads((model_dir / "train_config.json").read_text())) == cfg
+    assert "hybridir training configuration" in (model_dir / "README.md").read_text()
+
+    reloaded = load_encoder(str(model_dir))
+    assert reloaded.prompts["query"] == "query: " and reloaded.prompts["passage"] == "passage: "
+    assert reloaded.max_seq_length == 64
+    assert fingerprint(reloaded) != base_fingerprint
+    after = _mnrl_loss(reloaded, held["query"].tolist(), held.passage.tolist())
+    print(f"held-out MNRL loss {before:.4f} -> {after:.4f}")
+    assert after < before, (before, after)
+    assert train(cfg, pairs=train_pairs) == model_dir  # finished run with the same config: reused, not retrained
