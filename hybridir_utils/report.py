@@ -93,6 +93,8 @@ def run_miracl(systems: pd.DataFrame, source, languages, out_dir: Path, keep=("h
     from hybridir_utils.miracl import evaluate_miracl
     from hybridir_utils.models import load_encoder
 
+    if str(source) != "hub" and not Path(source).is_absolute():
+        source = config.root() / source  # profiles name fixture folders relative to the project root
     chosen = systems[(systems.system == systems.label) | systems.system.isin(keep)].drop_duplicates("system")
     rows = []
     for s in chosen.itertuples():

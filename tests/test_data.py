@@ -152,3 +152,10 @@ def test_offline_without_files_says_how_to_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(data.urllib.request, "urlopen", offline)
     with pytest.raises(DataError, match="HYBRIDIR_DATA_DIR"):
         load_lareqa("xquad-r", ["en"])
+
+
+def test_atomic_outputs_are_readable_by_others(tmp_path):
+    from hybridir_utils import io
+
+    path = io.write_text(tmp_path / "a.txt", "x")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~io._UMASK  # like open(), not mkstemp's 0600
