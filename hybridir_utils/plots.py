@@ -70,11 +70,13 @@ def loss_curves(log: pd.DataFrame, hue: str = "run", title: str = "training loss
     return ax.figure
 
 
-def ci_plot(table: pd.DataFrame, x: str = "diff", label: str = "system", title: str = "", ax=None):
-    """Differences with 95% CIs (columns ``diff``, ``ci_low``, ``ci_high``) as a forest plot; 0 marked."""
+def ci_plot(table: pd.DataFrame, x="diff", low="diff_ci_low", high="diff_ci_high", label="system", title="", ax=None):
+    """Differences with 95% CIs (columns ``x``, ``low``, ``high``) as a forest plot; 0 marked."""
     ax = ax or plt.subplots(figsize=(7, 0.5 + 0.4 * len(table)))[1]
     y = range(len(table))
-    ax.errorbar(table[x], y, xerr=[table[x] - table.ci_low, table.ci_high - table[x]], fmt="o", capsize=3, color="C0")
+    # A percentile interval need not contain the point estimate (skewed bootstrap): never draw negative bars.
+    err = [(table[x] - table[low]).clip(lower=0), (table[high] - table[x]).clip(lower=0)]
+    ax.errorbar(table[x], y, xerr=err, fmt="o", capsize=3, color="C0")
     ax.axvline(0, color="grey", lw=1, ls="--")
     ax.set_yticks(list(y), table[label])
     ax.invert_yaxis()

@@ -100,7 +100,11 @@ def run_miracl(systems: pd.DataFrame, source, languages, out_dir: Path, keep=("h
     for s in chosen.itertuples():
         m = evaluate_miracl(load_encoder(s.source), languages, source=source, out_dir=Path(out_dir) / s.label)
         rows += [{"system": s.system, **row} for row in m["per_language"]]
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # BM25 does not depend on the dense model: keep one copy of its rows, named as its own system.
+    bm25 = table.retriever == "bm25"
+    table.loc[bm25, "system"] = "bm25"
+    return table.drop_duplicates(["system", "lang", "retriever"]).reset_index(drop=True)
 
 
 def _verdict(row, margin: float = 0.0) -> str:
