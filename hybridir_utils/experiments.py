@@ -175,14 +175,18 @@ def hierarchical_bootstrap(scores: dict, reference: str, strata, n_boot: int = 5
     if reference not in scores:
         raise ExperimentError(f"reference system {reference!r} not among {sorted(scores)}")
     rng = np.random.default_rng(seed)
-    labels, codes = np.unique(np.asarray(strata), return_inverse=True)
-    members = [np.flatnonzero(codes == k) for k in range(len(labels))]
+    _, codes = np.unique(np.asarray(strata), return_inverse=True)
+    members = [np.flatnonzero(codes == k) for k in range(codes.max() + 1)]
     draws = {name: np.empty(n_boot) for name in scores}
-    for b in range(n_boot):
-        idx = [m[rng.integers(0, len(m), len(m))] for m in members]
+    chunk = max(1, 2_000_000 // max(len(codes), 1))  # replicates per block: bounds the [block, queries] arrays
+    for start in range(0, n_boot, chunk):
+        n = min(chunk, n_boot - start)
+        # one query resample per replicate, shared by all systems (paired design), drawn within each stratum
+        picks = [m[rng.integers(0, len(m), (n, len(m)))] for m in members]
         for name, mat in scores.items():
-            seeds = mat[rng.integers(0, mat.shape[0], mat.shape[0])].mean(axis=0)
-            draws[name][b] = np.mean([seeds[i].mean() for i in idx])
+            seed_mean = mat[rng.integers(0, mat.shape[0], (n, mat.shape[0]))].mean(axis=1)  # [n, queries]
+            rows = np.arange(n)[:, None]
+            draws[name][start : start + n] = np.mean([seed_mean[rows, p].mean(axis=1) for p in picks], axis=0)
     lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
     point = {name: float(np.mean([mat.mean(axis=0)[m].mean() for m in members])) for name, mat in scores.items()}
     rows = []
