@@ -52,10 +52,13 @@ def histogram(df: pd.DataFrame, x: str, hue: str | None = None, title: str = "",
     return ax.figure
 
 
-def heatmap(matrix: pd.DataFrame, title: str = "", fmt: str = ".2f", vmin=None, vmax=None, ax=None, cmap="viridis"):
-    """An X (query language) x Y (pool language) matrix, e.g. mAP or its difference between two models."""
+def heatmap(matrix: pd.DataFrame, title="", fmt=".2f", vmin=None, vmax=None, ax=None, cmap="viridis", center=None):
+    """An X (query language) x Y (pool language) matrix, e.g. mAP or its difference between two models.
+
+    Pass ``center=0`` for differences so that the diverging colour map is white at zero, not at the data's middle.
+    """
     ax = ax or plt.subplots(figsize=(1 + 0.6 * matrix.shape[1], 0.8 + 0.5 * matrix.shape[0]))[1]
-    sns.heatmap(matrix, annot=True, fmt=fmt, vmin=vmin, vmax=vmax, cmap=cmap, ax=ax, cbar=True, square=True)
+    sns.heatmap(matrix, annot=True, fmt=fmt, vmin=vmin, vmax=vmax, cmap=cmap, center=center, ax=ax, square=True)
     ax.set_xlabel(matrix.columns.name or "passage language")
     ax.set_ylabel(matrix.index.name or "query language")
     ax.set_title(title)

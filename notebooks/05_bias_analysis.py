@@ -82,7 +82,9 @@ preference.pivot_table(index="system", columns="dataset", values="own_language_p
 # %%
 matrices = report.map_matrices(results, "xquad-r", ["multilingual-e5-small", "hybrid/general"])
 for name, matrix in matrices.items():
-    fig = plots.heatmap(matrix, title=f"XQuAD-R mAP: {name}", cmap="RdBu_r" if name == "difference" else "viridis")
+    diff = name == "difference"
+    title = "XQuAD-R mAP: hybrid/general minus base" if diff else f"XQuAD-R mAP: {name}"
+    fig = plots.heatmap(matrix, title=title, cmap="RdBu_r" if diff else "viridis", center=0 if diff else None)
     plots.save_figure(fig, f"05_heatmap_{name.replace('/', '_')}", fig_dir)
 matrices["difference"].round(3)
 
