@@ -2,7 +2,7 @@
 
     python -m hybridir_utils.bench eval --dataset xquad-r --languages en de --model multilingual-e5-small
     python -m hybridir_utils.bench sampler [...]      (hybrid batch sampler, see bench_training.py)
-    python -m hybridir_utils.bench throughput --model multilingual-e5-small --n 256
+    python -m hybridir_utils.bench throughput [...]   (encode backends / training options, see bench_throughput.py)
 
 ``eval`` evaluates twice from one process: first with a fresh temporary embedding cache (everything encoded), then
 again with that warm cache, and prints encode / search / metric / write times and the cold-to-warm wall-clock
@@ -12,7 +12,6 @@ ratio. Goals: search + metric <= 5% of encode time; the cached re-evaluation >= 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -112,37 +111,10 @@ def bench_eval(args: argparse.Namespace) -> dict:
     return result
 
 
-def _throughput_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--model", default="multilingual-e5-small")
-    parser.add_argument("--dataset", default="xquad-r", choices=("xquad-r", "mlqa-r"))
-    parser.add_argument("--language", default="en")
-    parser.add_argument("--data-dir", default=None, help="LAReQA folder (default: $HYBRIDIR_DATA_DIR, shared data)")
-    parser.add_argument("--n", type=int, default=256, help="candidate sentences to encode")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=None)
-    return parser
-
-
 def bench_throughput(args: argparse.Namespace) -> dict:
-    """Sentences per second of one encoder on real candidate sentences (no cache)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from hybridir_utils.data import load_lareqa
-    from hybridir_utils.models import load_encoder
+    from hybridir_utils.bench_throughput import bench_throughput as run
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    ds = load_lareqa(args.dataset, languages=[args.language], data_dir=_data_dir(args.data_dir))
-    texts = ds.candidates.text.tolist()[: args.n]
-    encoder = load_encoder(args.model)
-    encoder.encode(texts[:8], prompt_name="passage", batch_size=8)  # warm-up (lazy init, first-call overhead)
-    start = time.perf_counter()
-    encoder.encode(texts, prompt_name="passage", batch_size=args.batch_size, show_progress_bar=True)
-    seconds = time.perf_counter() - start
-    result = {"model": args.model, "texts": len(texts), "seconds": seconds, "sentences_per_s": len(texts) / seconds}
-    print(json.dumps(result, indent=2))
-    return result
+    return run(args)
 
 
 def bench_sampler(args: argparse.Namespace) -> dict:
@@ -152,13 +124,16 @@ def bench_sampler(args: argparse.Namespace) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hybridir_utils.bench_throughput import add_arguments as throughput_arguments
     from hybridir_utils.bench_training import add_arguments as sampler_arguments
 
     parser = argparse.ArgumentParser(prog="python -m hybridir_utils.bench", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _eval_arguments(sub.add_parser("eval", help="evaluation timings, cold vs cached")).set_defaults(func=bench_eval)
     sampler_arguments(sub.add_parser("sampler", help="batch sampler speed")).set_defaults(func=bench_sampler)
-    _throughput_arguments(sub.add_parser("throughput", help="encoder sentences/s")).set_defaults(func=bench_throughput)
+    throughput_arguments(sub.add_parser("throughput", help="encode / training speed options")).set_defaults(
+        func=bench_throughput
+    )
     return parser
 
 

@@ -12,6 +12,8 @@
 
 Every encoder has ``encode(texts, prompt_name=..., batch_size=..., normalize_embeddings=...,
 convert_to_numpy=..., show_progress_bar=...)`` returning float32 ``[n, d]`` and a ``hybridir_name`` attribute.
+sentence-transformers models batch texts by token count (``token_batching``) and can run on a faster CPU backend
+(``backend="onnx"`` etc., inference only, own fingerprint): see :mod:`hybridir_utils.backends`.
 """
 
 from __future__ import annotations
@@ -63,14 +65,32 @@ class EncoderNotFoundError(FileNotFoundError):
 # ---------------------------------------------------------------------------------------------- loading
 
 
-def load_encoder(name: str | os.PathLike, device: str | None = None):
-    """Load an encoder by project name, model folder or hub id (see the module docstring)."""
+def load_encoder(
+    name: str | os.PathLike,
+    device: str | None = None,
+    backend: str = "torch",
+    token_batching: bool = True,
+    threads: int | None = None,
+):
+    """Load an encoder by project name, model folder or hub id (see the module docstring).
+
+    ``backend`` ("torch" | "onnx" | "onnx-int8" | "torch-int8") picks a faster CPU inference path for
+    sentence-transformers models, and ``token_batching`` makes ``encode`` batch texts of similar token count;
+    ``threads`` sets ONNX Runtime's threads. See :mod:`hybridir_utils.backends`: a non-torch backend is for
+    inference only and has its own fingerprint (and embedding cache).
+    """
+    from hybridir_utils.backends import apply_backend, check_backend, token_length_batching
+
     name = str(name)
+    check_backend(backend)
     if name == USE_NAME:
+        if backend != "torch":
+            raise ValueError(f"backend {backend!r} applies to sentence-transformers models, not {USE_NAME}")
         return USEEncoder()
-    if name == E5_NAME:
-        return _load_e5(device)
-    return _load_sentence_transformer(name, device)
+    model = _load_e5(device) if name == E5_NAME else _load_sentence_transformer(name, device)
+    if token_batching:
+        token_length_batching(model)
+    return apply_backend(model, backend, threads=threads)
 
 
 def converted_e5_dir() -> Path:
@@ -307,6 +327,12 @@ def fingerprint(encoder) -> str:
 
     h = xxhash.xxh3_128()
     h.update(json.dumps(_pipeline_description(encoder), sort_keys=True, default=str).encode())
+    backend_id = getattr(encoder, "hybridir_backend_id", None)
+    if backend_id:
+        # A converted (ONNX / int8) encoder: its weights live outside the state dict or are packed, so it is keyed
+        # by the source model's fingerprint plus the backend and its settings (see backends.apply_backend).
+        h.update(json.dumps(backend_id, sort_keys=True, default=str).encode())
+        return f"st-{backend_id['backend']}-{h.hexdigest()[:24]}"
     for key, tensor in encoder.state_dict().items():
         t = tensor.detach()
         h.update(f"\0{key}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
