@@ -170,7 +170,8 @@ def _english_titles(name: str, data_dir, check) -> dict[str, str]:
     return {qa["id"]: a["title"] for a in doc["data"] for p in a["paragraphs"] for qa in p["qas"]}
 
 
-def _article_key(title: str) -> str:
+def article_key(title: str) -> str:
+    """Language-independent article key: the English title with spaces instead of underscores."""
     return title.replace("_", " ").strip()
 
 
@@ -198,7 +199,7 @@ class LAReQAData:
         q = self.questions[self.questions.lang.isin(langs)]
         c = self.candidates[self.candidates.lang.isin(langs)]
         if articles is not None:
-            keys = {_article_key(a) for a in ([articles] if isinstance(articles, str) else articles)}
+            keys = {article_key(a) for a in ([articles] if isinstance(articles, str) else articles)}
             unknown = keys - set(self.questions.article)
             if unknown:
                 raise DataError(f"unknown article(s) {sorted(unknown)[:5]} in {self.name}")
@@ -258,8 +259,8 @@ def load_lareqa(name: str, languages=None, data_dir: str | Path | None = None, v
         questions["article"] = questions.group.map(titles)
         para_key = candidates.cid.str.rsplit(":", n=2).str[0]
         candidates["article"] = para_key.map(cand_article).fillna(candidates.lang + ":" + candidates.article)
-    questions["article"] = questions.article.map(_article_key)
-    candidates["article"] = candidates.article.map(_article_key)
+    questions["article"] = questions.article.map(article_key)
+    candidates["article"] = candidates.article.map(article_key)
     return _build(name, langs, questions, candidates)
 
 

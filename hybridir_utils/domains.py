@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from hybridir_utils import config, io
+from hybridir_utils.data import article_key as _data_article_key
 
 DOMAINS: dict[str, str] = {
     "science": "natural and formal sciences, technology and engineering, medicine and health",
@@ -164,19 +165,25 @@ def _require_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> Non
 
 def article_key(title: str) -> str:
     """The language-independent article key used by ``data.load_lareqa`` (English title, spaces not '_')."""
-    return str(title).replace("_", " ").strip()
+    return _data_article_key(str(title))
 
 
 # ---------------------------------------------------------------------------------------------------- files
 
 
+def _read_domain_csv(path, default: str, columns: tuple[str, ...], what: str) -> pd.DataFrame:
+    """A committed domain table (``data/domains/<default>`` unless ``path``), all strings, required columns checked."""
+    path = Path(path) if path is not None else config.domains_dir() / default
+    if not path.is_file():
+        raise FileNotFoundError(f"domain {what} file {path} not found")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    _require_columns(table, columns, f"{what} file {path}")
+    return table
+
+
 def load_seeds(path: str | Path | None = None) -> pd.DataFrame:
     """The hand-written multilingual seed titles (domain, lang, title); none is an XQuAD-R/MLQA-R title."""
-    path = Path(path) if path is not None else config.domains_dir() / "seeds.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"domain seed file {path} not found")
-    seeds = pd.read_csv(path, dtype=str, keep_default_na=False)
-    _require_columns(seeds, ("domain", "lang", "title"), f"seed file {path}")
+    seeds = _read_domain_csv(path, "seeds.csv", ("domain", "lang", "title"), "seed")
     for d in seeds.domain.unique():
         check_domain(d, allow_other=False)
     return seeds
@@ -184,11 +191,7 @@ def load_seeds(path: str | Path | None = None) -> pd.DataFrame:
 
 def load_gold(path: str | Path | None = None) -> pd.DataFrame:
     """The hand-labelled XQuAD-R audit set (article key, domain, rationale)."""
-    path = Path(path) if path is not None else config.domains_dir() / "xquad_gold.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"domain gold file {path} not found")
-    gold = pd.read_csv(path, dtype=str, keep_default_na=False)
-    _require_columns(gold, ("article", "domain", "rationale"), f"gold file {path}")
+    gold = _read_domain_csv(path, "xquad_gold.csv", ("article", "domain", "rationale"), "gold")
     for d in gold.domain.unique():
         check_domain(d)
     gold["article"] = gold.article.map(article_key)
