@@ -686,6 +686,7 @@ def evaluate_lareqa(
         "dataset": ds.name,
         "languages": langs,
         "settings": list(settings),
+        "batch_size": batch_size,  # int8 backends' embeddings depend on their batch-mates: record it
         **metrics,
         "pool_sizes": dict(zip(langs, np.diff(pool.bounds).tolist(), strict=True)) | {"multi": pool_size},
         "files": files,

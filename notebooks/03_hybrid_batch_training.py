@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (hybridir)
 #     language: python
@@ -46,6 +48,7 @@ seeds = [0, 1, 2]  # seeds of the main comparison
 samplings = ["x-x-mono", "x-y", "hybrid"]  # sampling presets of the main comparison
 domain_runs = ["science:in-domain", "science:weighted", "news:in-domain", "news:weighted"]  # domain-focused runs
 domain_weight = 3.0  # oversampling weight of the target domain in weighted runs
+domain_seeds = None  # seeds of the domain-focused runs (None: the first seed only)
 
 # %%
 out = Path(run_dir) / "03_training"
@@ -68,7 +71,7 @@ pairs.groupby(["query_lang", "passage_lang"]).size().unstack(fill_value=0)
 # ## The grid
 
 # %%
-runs = experiments.grid(samplings, seeds, domain_runs, domain_seeds=seeds[:1])
+runs = experiments.grid(samplings, seeds, domain_runs, domain_seeds=seeds[:1] if domain_seeds is None else domain_seeds)
 pd.DataFrame([{"label": r.label, "sampling": r.sampling, "domain": r.domain, "mode": r.mode} for r in runs])
 
 # %%

@@ -149,6 +149,28 @@ def test_backends_get_distinct_fingerprints(tiny_model_dir):
     assert models.fingerprint(models.load_encoder(str(tiny_model_dir), backend="onnx-int8")) == prints["onnx-int8"]
 
 
+def test_inference_backend_keeps_use_on_its_own_path():
+    assert models.inference_backend(models.USE_NAME, "onnx") == "torch"
+    assert models.inference_backend("some/model-dir", "onnx") == "onnx"
+    with pytest.raises(backends.BackendError, match="'fp8'"):
+        models.inference_backend("some/model-dir", "fp8")
+
+
+def test_evaluate_systems_uses_the_requested_backend(tiny_model_dir, xquad_small, tmp_cache, tmp_path):
+    """Notebook 04's ``encode_backend``: same mAP on onnx as on torch, separate caches, backend recorded."""
+    import pandas as pd
+
+    from hybridir_utils.experiments import evaluate_systems
+
+    systems = pd.DataFrame([{"label": "tiny", "system": "tiny", "seed": 0, "source": str(tiny_model_dir)}])
+    ds = {"xquad-r": xquad_small.subset(max_questions_per_lang=6, seed=0)}
+    got = {b: evaluate_systems(systems, ds, tmp_path / b, backend=b, batch_size=4) for b in ("torch", "onnx")}
+    assert got["onnx"].backend.tolist() == ["onnx"]
+    assert abs(got["onnx"].multi_map.iloc[0] - got["torch"].multi_map.iloc[0]) < 1e-3
+    assert json.loads((tmp_path / "onnx" / "tiny" / "xquad-r" / "metrics.json").read_text())["batch_size"] == 4
+    assert len([p for p in tmp_cache.rglob("*") if p.is_dir() and any(p.glob("*.npz"))]) == 2  # one per backend
+
+
 def test_int8_backends_stay_close_to_torch(tiny_model_dir):
     ref = models.load_encoder(str(tiny_model_dir)).encode(MIXED)
     for backend in ("onnx-int8", "torch-int8"):
