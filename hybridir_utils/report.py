@@ -117,32 +117,70 @@ def _verdict(row, margin: float = 0.0) -> str:
 
 
 def answer(comparisons: pd.DataFrame, slices: pd.DataFrame, rank_distance: pd.DataFrame, test_dataset: str,
-           reference: str = "hybrid/general") -> str:  # fmt: skip
-    """The research question's answer in plain words, generated from the comparison tables (with their CIs)."""
+           reference: str = "hybrid/general", base: str | None = None, alpha: float = 0.05) -> str:  # fmt: skip
+    """The research question's answer in plain words, generated from the comparison tables (with their CIs).
+
+    A gain must have a 95% CI above zero; it is called robust when it also survives a Bonferroni correction over
+    the domain-focused variants tested (bootstrap p times their number below ``alpha``). With ``base`` (the
+    untrained model), the answer also says where the models stand against it: "better than general hybrid
+    training" can still mean "worse than not training at all" under a small budget.
+    """
     c = comparisons[(comparisons.reference == reference) & (comparisons.dataset == test_dataset)]
     focused = [s for s in c.system.unique() if s.startswith("hybrid/") and s != reference]
     if not focused:
         return f"No domain-focused model was trained, so the question is not answered by this run ({test_dataset})."
     lines = [f"**Test set: {test_dataset} (zero-shot).** Each domain-focused hybrid model against `{reference}`; "
              "differences in macro mAP with 95% CIs (queries and seeds resampled).", ""]  # fmt: skip
+    row = {(s, k): c[(c.system == s) & (c.setting == k)].iloc[0] for s in focused for k in ("cross", "mono")}
     for system in focused:
-        cross = c[(c.system == system) & (c.setting == "cross")].iloc[0]
-        mono = c[(c.system == system) & (c.setting == "mono")].iloc[0]
+        cross, mono = row[system, "cross"], row[system, "mono"]
         kept = "kept" if mono.diff_ci_low > -KEEP_MARGIN else "not shown to be kept"
-        lines.append(
-            f"- `{system}`: cross-lingual {_verdict(cross)} ({cross['diff']:+.3f}, CI {cross.diff_ci_low:+.3f} to "
-            f"{cross.diff_ci_high:+.3f}); monolingual {mono['diff']:+.3f} (CI {mono.diff_ci_low:+.3f} to "
-            f"{mono.diff_ci_high:+.3f}): {kept}."
-        )
-    gains = [s for s in focused if _verdict(c[(c.system == s) & (c.setting == "cross")].iloc[0]) == "improves"]
+        lines.append(f"- `{system}`: cross-lingual {_verdict(cross)} ({_ci(cross)}{_p(cross)}); "
+                     f"monolingual {_ci(mono)}: {kept}.")  # fmt: skip
+    gains = [s for s in focused if _verdict(row[s, "cross"]) == "improves"]
+    robust = [s for s in gains if row[s, "cross"].get("p_value", 1.0) * len(focused) < alpha]
     lines += ["", "**Answer.** " + (
-        f"Domain focus improved zero-shot cross-lingual retrieval for {', '.join(f'`{g}`' for g in gains)}."
+        f"Domain focus improved zero-shot cross-lingual retrieval for {_names(gains)}; "
+        + ("all of them" if robust == gains else _names(robust) if robust else "none of them")
+        + f" also after a Bonferroni correction for {len(focused)} comparisons."
         if gains else "In this run, no domain-focused variant improved zero-shot cross-lingual retrieval over "
         "general hybrid training by more than its confidence interval."
     )]  # fmt: skip
+    lines += _against_base(comparisons, test_dataset, reference, focused, base)
     small = slices[(slices.dataset == test_dataset) & (slices.status != "ok")].domain.unique()
     if len(small):
         lines.append(f"Domain slices with too few queries for a meaningful CI: {', '.join(sorted(small))}.")
     lines.append("Limits: e5-small, a CPU budget of tens of steps, MLQA-R as the only training data, and a subset "
                  "of XQuAD-R; the paper trained XLM-R/LaBSE for thousands of steps on translated data.")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _ci(row) -> str:
+    return f"{row['diff']:+.3f}, CI {row.diff_ci_low:+.3f} to {row.diff_ci_high:+.3f}"
+
+
+def _p(row) -> str:
+    if "p_value" not in row.index:
+        return ""
+    return f", p = {row['p_value']:.4f}" if row["p_value"] > 0 else ", p below the bootstrap's resolution"
+
+
+def _names(systems) -> str:
+    return ", ".join(f"`{s}`" for s in systems)
+
+
+def _against_base(comparisons, test_dataset, reference, focused, base) -> list[str]:
+    """One paragraph: the trained models' cross-lingual and monolingual mAP against the untrained base."""
+    b = comparisons[(comparisons.reference == base) & (comparisons.dataset == test_dataset)]
+    if base is None or b.empty:
+        return []
+    lines = ["", f"**Against the untrained `{base}`** (change in macro mAP):"]
+    for setting, name in (("cross", "cross-lingual"), ("mono", "monolingual")):
+        rows = b[(b.setting == setting) & b.system.isin([reference, *focused])].set_index("system")
+        below = sum(rows.loc[s].diff_ci_high < 0 for s in focused)
+        above = sum(rows.loc[s].diff_ci_low > 0 for s in focused)
+        lines.append(f"- {name}: `{reference}` {_ci(rows.loc[reference])}; domain-focused models below the base "
+                     f"{below} of {len(focused)}, above it {above} of {len(focused)}.")  # fmt: skip
+    lines.append("Where a model stays below the base, a gain over general hybrid training means losing less of what "
+                 "the base model had, not surpassing it.")  # fmt: skip
+    return lines

@@ -84,23 +84,47 @@ def test_paper_anchors_parse_all_rows():
     ]
 
 
-def _comparisons(cross_ci, mono_ci):
+def _comparisons(cross_ci, mono_ci, p_value=0.001, base_ci=None):
+    """Comparison rows of one domain-focused model against hybrid/general (and, with ``base_ci``, both models
+    against the untrained base)."""
     rows = []
     for setting, (lo, hi) in (("cross", cross_ci), ("mono", mono_ci)):
         rows.append(
             dict(system="hybrid/science-weighted", setting=setting, dataset="xquad-r", reference="hybrid/general",
-                 diff=(lo + hi) / 2, diff_ci_low=lo, diff_ci_high=hi)
+                 diff=(lo + hi) / 2, diff_ci_low=lo, diff_ci_high=hi, p_value=p_value)
         )  # fmt: skip
+        for system, (blo, bhi) in (base_ci or {}).items():
+            rows.append(
+                dict(system=system, setting=setting, dataset="xquad-r", reference="e5", diff=(blo + bhi) / 2,
+                     diff_ci_low=blo, diff_ci_high=bhi, p_value=p_value)
+            )  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def test_answer_follows_the_confidence_intervals():
     slices = pd.DataFrame({"dataset": ["xquad-r"], "domain": ["news"], "status": ["too-few-queries"]})
     yes = report.answer(_comparisons((0.01, 0.03), (-0.005, 0.004)), slices, None, "xquad-r")
-    assert "cross-lingual improves" in yes and ": kept." in yes and "`hybrid/science-weighted`." in yes
+    assert "cross-lingual improves" in yes and ": kept." in yes and "retrieval for `hybrid/science-weighted`;" in yes
     assert "too few queries for a meaningful CI: news" in yes
     no = report.answer(_comparisons((-0.01, 0.02), (-0.03, -0.02)), slices, None, "xquad-r")
     assert "no detectable difference" in no and "not shown to be kept" in no and "no domain-focused variant" in no
+    assert "Against the untrained" not in yes  # no base named: no base paragraph
+
+
+def test_answer_applies_bonferroni_and_places_models_against_the_base():
+    slices = pd.DataFrame({"dataset": [], "domain": [], "status": []})
+    # one variant tested: p 0.03 survives Bonferroni (x1); the CI excludes zero either way
+    one = report.answer(_comparisons((0.01, 0.03), (0.0, 0.01), p_value=0.03), slices, None, "xquad-r")
+    assert "p = 0.0300" in one and "all of them also after a Bonferroni correction for 1 comparisons" in one
+    extra = _comparisons((0.01, 0.03), (0.0, 0.01), p_value=0.03).assign(system="hybrid/news-weighted")
+    two = report.answer(pd.concat([_comparisons((0.01, 0.03), (0.0, 0.01), 0.03), extra]), slices, None, "xquad-r")
+    assert "none of them also after a Bonferroni correction for 2 comparisons" in two  # 0.03 x 2 > 0.05
+    below = {"hybrid/general": (-0.02, -0.01), "hybrid/science-weighted": (-0.015, -0.002)}
+    text = report.answer(_comparisons((0.01, 0.03), (0.0, 0.01), base_ci=below), slices, None, "xquad-r", base="e5")
+    assert "**Against the untrained `e5`**" in text
+    assert "- cross-lingual: `hybrid/general` -0.015, CI -0.020 to -0.010; domain-focused models below the base " \
+           "1 of 1, above it 0 of 1." in text  # fmt: skip
+    assert "means losing less of what the base model had" in text
 
 
 def test_evaluation_set_restricts_by_article(shared_data_dir, monkeypatch):
