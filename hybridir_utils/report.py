@@ -58,6 +58,23 @@ def domain_slices(results: pd.DataFrame, setting: str = "multi") -> pd.DataFrame
     return out.reset_index().assign(setting=setting)
 
 
+def ci_table(comparisons: pd.DataFrame, dataset: str, reference: str, settings=("mono", "cross", "multi")):
+    """One row per system: seeds, and per setting its macro mAP and "difference [95% CI]" against ``reference``.
+
+    The table readers quote: levels and differences side by side, each difference with its interval.
+    """
+    c = comparisons[(comparisons.dataset == dataset) & (comparisons.reference == reference)]
+    if c.empty:
+        raise ValueError(f"no comparisons of {dataset!r} against {reference!r}")
+    rows = {}
+    for r in c[c.setting.isin(settings)].itertuples():
+        row = rows.setdefault(r.system, {"system": r.system, "seeds": int(r.seeds)})
+        row[r.setting] = round(float(r.mean), 3)
+        row[f"Δ{r.setting} [95% CI]"] = f"{r.diff:+.3f} [{r.diff_ci_low:+.3f}, {r.diff_ci_high:+.3f}]"
+    columns = ["system", "seeds", *[k for s in settings for k in (s, f"Δ{s} [95% CI]")]]
+    return pd.DataFrame(list(rows.values())).reindex(columns=columns)
+
+
 def language_preference(results: pd.DataFrame) -> pd.DataFrame:
     """Own-language preference in the multilingual top-k per (system, dataset): macro over query languages."""
     rows = []

@@ -133,3 +133,18 @@ def test_evaluation_set_restricts_by_article(shared_data_dir, monkeypatch):
     assert ds.questions.article.nunique() == 3 == ds.candidates.article.nunique()
     again = experiments.evaluation_set("xquad-r", ["en", "th"], max_articles=3)
     assert set(again.questions.article) == set(ds.questions.article)
+
+
+def test_ci_table_puts_levels_and_intervals_side_by_side():
+    comparisons = pd.DataFrame(
+        [dict(system=sys, setting=st, dataset="xquad-r", reference="hybrid/general", seeds=3, mean=m, diff=d,
+              diff_ci_low=d - 0.01, diff_ci_high=d + 0.01)
+         for sys, d in (("hybrid/general", 0.0), ("hybrid/news-weighted", 0.02))
+         for st, m in (("mono", 0.8), ("cross", 0.7), ("multi", 0.5))]
+    )  # fmt: skip
+    table = report.ci_table(comparisons, "xquad-r", "hybrid/general")
+    assert list(table.columns[:4]) == ["system", "seeds", "mono", "Δmono [95% CI]"]
+    news = table.set_index("system").loc["hybrid/news-weighted"]
+    assert news.cross == 0.7 and news["Δcross [95% CI]"] == "+0.020 [+0.010, +0.030]"
+    with pytest.raises(ValueError, match="'mlqa-r' against 'hybrid/general'"):
+        report.ci_table(comparisons, "mlqa-r", "hybrid/general")
