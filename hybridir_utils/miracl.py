@@ -195,14 +195,22 @@ def load_miracl_local(
         if qid not in known:
             raise MiraclError(f"{qrels}:{lineno}: query id {qid!r} is not in the topics file {topics}")
     docs, info = _collect_corpus(iter_corpus(corpus_paths), judged, sample_size, seed)
-    missing = {d for rel in judged.values() for d in rel} - set(docs.docid)
-    if missing:
-        (qid, docid), lineno = min(((k, v) for k, v in where.items() if k[1] in missing), key=lambda kv: kv[1])
+    if gap := _first_missing(judged, where, docs):
+        (qid, docid), lineno, n = gap
         raise MiraclError(
             f"{qrels}:{lineno}: docid {docid!r} (query {qid}) is not in the corpus "
-            f"({', '.join(map(str, corpus_paths))}); {len(missing)} judged docid(s) missing in all"
+            f"({', '.join(map(str, corpus_paths))}); {n} judged docid(s) missing in all"
         )
     return MiraclData(lang, topic_df, judged, docs, f"local:{topics}", info)
+
+
+def _first_missing(qrels: Mapping[str, Mapping[str, int]], where: Mapping[tuple[str, str], int], docs: pd.DataFrame):
+    """The first-listed judged (qid, docid) absent from ``docs``, where it was listed, and how many are absent."""
+    missing = {d for rel in qrels.values() for d in rel} - set(docs.docid)
+    if not missing:
+        return None
+    key, pos = min(((k, v) for k, v in where.items() if k[1] in missing), key=lambda kv: kv[1])
+    return key, pos, len(missing)
 
 
 def _collect_corpus(
@@ -298,12 +306,11 @@ def load_miracl_hub(
         for r in corpus_ds.select_columns([c for c in ("docid", "title", "text") if c in corpus_ds.column_names])
     )
     docs, info = _collect_corpus(records, qrels, sample_size, seed)
-    missing = {d for rel in qrels.values() for d in rel} - set(docs.docid)
-    if missing:
-        (qid, docid), i = min(((k, v) for k, v in where.items() if k[1] in missing), key=lambda kv: kv[1])
+    if gap := _first_missing(qrels, where, docs):
+        (qid, docid), i, n = gap
         raise MiraclError(
             f"{where_topics} row {i} (query {qid}): judged docid {docid!r} is not in {corpus_name}[{lang}]; "
-            f"{len(missing)} judged docid(s) missing in all"
+            f"{n} judged docid(s) missing in all"
         )
     topics = pd.DataFrame(rows, columns=["qid", "query"])
     return MiraclData(lang, topics, {q: r for q, r in qrels.items() if r}, docs, f"hub:{topics_name}", info)
