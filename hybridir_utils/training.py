@@ -196,8 +196,10 @@ def _check_int(key: str, value: Any, minimum: int) -> None:
 
 # ---------------------------------------------------------------------- data
 def normalise_title(title: str) -> str:
-    """Article key for overlap checks: underscores as spaces, collapsed whitespace, case-folded."""
-    return " ".join(str(title).replace("_", " ").split()).casefold()
+    """``data.article_key`` made robust for matching across datasets: collapsed whitespace, case-folded."""
+    from hybridir_utils.data import article_key
+
+    return " ".join(article_key(str(title)).split()).casefold()
 
 
 def eval_articles(name: str, data_dir: str | Path | None = None) -> set[str]:
