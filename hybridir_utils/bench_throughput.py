@@ -241,11 +241,7 @@ def _goals(result: dict[str, Any]) -> list[str]:
     out = []
     enc = [r for r in result["encode"] if r["setting"] != _PLAIN]
     if enc:
-        keeps = [
-            r
-            for r in enc
-            if "multi_map" not in r or max(abs(r["mono_map_change"]), abs(r["multi_map_change"])) <= 0.005
-        ]
+        keeps = [r for r in enc if "multi_map" not in r or _map_change(r) <= 0.005]
         best = max(keeps or enc, key=lambda r: r["speedup_vs_plain"])
         out.append(
             f"goal encode >= 2x plain with |mAP change| <= 0.005: best such setting '{best['setting']}' "

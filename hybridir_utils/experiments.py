@@ -129,14 +129,15 @@ def evaluate_systems(
 
     rows = []
     for s in systems.itertuples():
-        encoder = load_encoder(s.source, backend=inference_backend(s.source, backend))
+        s_backend = inference_backend(s.source, backend)
+        encoder = load_encoder(s.source, backend=s_backend)
         for name, ds in datasets.items():
             folder = out_dir / s.label / name
             m = evaluate_lareqa(encoder, ds, folder, domain_of=domain_of, name=s.label, **kw)
             files = {k: str(folder / m["files"][k]) for k in ("per_query", "per_pair")}
             rows.append({"label": s.label, "system": s.system, "seed": s.seed, "dataset": name,
                          **{k: m.get(k) for k in _METRICS}, **files, "encode_s": m["timings"]["encode"],
-                         "backend": inference_backend(s.source, backend)})  # fmt: skip
+                         "backend": s_backend})  # fmt: skip
         del encoder
     table = pd.DataFrame(rows)
     io.write_parquet(out_dir / "results.parquet", table)
