@@ -128,40 +128,68 @@ def _read_json(path: Path) -> dict:
     return doc
 
 
-def _answer_sentence(breaks: list, start: int, where: str) -> int:
-    """Index of the sentence whose [start, end] span holds the answer start (LAReQA's rule)."""
-    for i, (lo, hi) in enumerate(breaks):
-        if lo <= start <= hi:
-            return i
-    raise DataError(f"{where}: answer_start {start} lies in no sentence span")
+def _span_sentence(breaks: list, start: int) -> int | None:
+    """LAReQA's rule: the first span with lo <= start <= hi. Kept for the fallback and the report only: where
+    one span ends exactly where the next starts (most zh breaks), it picks the sentence *before* the answer."""
+    return next((i for i, (lo, hi) in enumerate(breaks) if lo <= start <= hi), None)
+
+
+def _answer_sentence(sentences: list, breaks: list, start: int, text: str, where: str) -> tuple[int, bool]:
+    """(sentence index, whether the span rule decided) for an answer at ``start`` with ``text``.
+
+    Offsets alone are ambiguous on shared boundaries, so the answer's sentence is the one whose span holds
+    [start, start + len(text)) and whose text contains the answer (starting strictly inside wins a tie). Only
+    answers that straddle a sentence break (a splitter error: no sentence contains them) fall back to the span rule.
+    """
+    end = start + len(text)
+    holding = [i for i, (lo, hi) in enumerate(breaks) if lo <= start and end <= hi and text in sentences[i]]
+    if holding:
+        return min(holding, key=lambda i: start >= breaks[i][1]), False
+    fallback = _span_sentence(breaks, start)
+    if fallback is None:
+        raise DataError(f"{where}: answer {text!r} at {start} lies in no sentence span")
+    return fallback, True
+
+
+def _paragraph_fields(article: dict, para: dict, where: str) -> tuple[list, list]:
+    """The paragraph's sentences and their [start, end] breaks, checked to exist and to pair up."""
+    missing = [k for k in ("context", "qas", "sentences", "sentence_breaks") if k not in para]
+    if missing or "title" not in article:
+        raise DataError(f"{where}: missing field(s) {missing or ['title']}")
+    sentences, breaks = para["sentences"], para["sentence_breaks"]
+    if len(sentences) != len(breaks):
+        raise DataError(f"{where}: {len(sentences)} sentences but {len(breaks)} sentence_breaks")
+    return sentences, breaks
+
+
+def _question_fields(qa: dict, where: str) -> tuple[str, str, int, str]:
+    """(id, question, answer start, answer text) of one qa; the text is needed to find the answer's sentence."""
+    try:
+        answer = qa["answers"][0]
+        return qa["id"], qa["question"], answer["answer_start"], answer["text"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise DataError(f"{where}: question without id/question/answers[0].answer_start/text") from exc
 
 
 def _parse_file(path: Path, name: str, lang: str):
-    """Rows of questions and candidates for one language file."""
+    """Rows of questions and candidates for one language file, and per question (changed, fallback) flags:
+    whether the label differs from LAReQA's span rule, and whether that rule decided (see ``_answer_sentence``)."""
     doc = _read_json(path)
-    questions, candidates = [], []
+    questions, candidates, flags = [], [], []
     for a_idx, article in enumerate(doc["data"]):
         for p_idx, para in enumerate(article.get("paragraphs", [])):
             where = f"{path}: article {a_idx} paragraph {p_idx}"
-            missing = [k for k in ("context", "qas", "sentences", "sentence_breaks") if k not in para]
-            if missing or "title" not in article:
-                raise DataError(f"{where}: missing field(s) {missing or ['title']}")
-            sentences, breaks = para["sentences"], para["sentence_breaks"]
-            if len(sentences) != len(breaks):
-                raise DataError(f"{where}: {len(sentences)} sentences but {len(breaks)} sentence_breaks")
-            paragraph = f"{a_idx}:{p_idx}"
-            base = f"{lang}:{a_idx}:{p_idx}"
+            sentences, breaks = _paragraph_fields(article, para, where)
+            paragraph, base = f"{a_idx}:{p_idx}", f"{lang}:{a_idx}:{p_idx}"
             for s_idx, text in enumerate(sentences):
                 candidates.append((f"{base}:{s_idx}", lang, text, para["context"], article["title"], paragraph))
             for qa in para["qas"]:
-                try:
-                    qa_id, question, start = qa["id"], qa["question"], qa["answers"][0]["answer_start"]
-                except (KeyError, IndexError, TypeError) as exc:
-                    raise DataError(f"{where}: question without id/question/answers[0].answer_start") from exc
-                s_idx = _answer_sentence(breaks, start, f"{where} question {qa_id}")
+                qa_id, question, start, answer = _question_fields(qa, where)
+                s_idx, fallback = _answer_sentence(sentences, breaks, start, answer, f"{where} question {qa_id}")
+                flags.append((s_idx != _span_sentence(breaks, start), fallback))
                 questions.append((f"{lang}:{qa_id}", qa_id, lang, question, article["title"], paragraph,
                                   f"{base}:{s_idx}"))  # fmt: skip
-    return questions, candidates
+    return questions, candidates, flags
 
 
 def _english_titles(name: str, data_dir, check) -> dict[str, str]:
@@ -247,7 +275,7 @@ def load_lareqa(name: str, languages=None, data_dir: str | Path | None = None, v
     titles = _english_titles(name, data_dir, check) if name == "mlqa-r" else None
     q_rows, c_rows = [], []
     for lang in langs:
-        q, c = _parse_file(check(locate(name, lang, data_dir), name, lang), name, lang)
+        q, c, _ = _parse_file(check(locate(name, lang, data_dir), name, lang), name, lang)
         q_rows += q
         c_rows += c
     questions = pd.DataFrame(q_rows, columns=["qid", "group", "lang", "text", "article", "paragraph", "answer_cid"])
@@ -338,3 +366,34 @@ def examples(ds: LAReQAData, group: str | None = None) -> pd.DataFrame:
     rows = ds.questions[ds.questions.group == group]
     text_of = dict(zip(ds.candidates.cid, ds.candidates.text, strict=True))
     return pd.DataFrame({"lang": rows.lang, "question": rows.text, "answer_sentence": rows.answer_cid.map(text_of)})
+
+
+def answer_label_report(
+    name: str, languages=None, data_dir: str | Path | None = None, verify: bool = True
+) -> pd.DataFrame:
+    """Per language: ``questions``; ``changed``, answer labels that differ from LAReQA's first-span rule (which
+    picks the previous sentence on shared boundaries); ``fallback``, answers no sentence holds (they straddle a
+    break), so that rule still decided. Notebook 01 shows it, so the label fix's effect on the benchmark is visible.
+    """
+    rows = []
+    for lang in check_languages(name, languages):
+        path = locate(name, lang, data_dir)
+        _, _, flags = _parse_file(verify_file(path, name, lang) if verify else path, name, lang)
+        rows.append((name, lang, len(flags), sum(c for c, _ in flags), sum(f for _, f in flags)))
+    return pd.DataFrame(rows, columns=["dataset", "lang", "questions", "changed", "fallback"])
+
+
+def split_articles(ds: LAReQAData, dev_share: float, seed: int = 0) -> tuple[LAReQAData, LAReQAData]:
+    """(train, dev): a seeded share of the articles held out whole, so no article is on both sides.
+
+    The recipe (temperature, learning rate, steps) is chosen on ``dev``, never on the test set; every system then
+    trains on ``train`` only. Splitting by article (not by question) keeps near-duplicate context out of dev.
+    """
+    if not 0 < dev_share < 1:
+        raise DataError(f"dev_share must be in (0, 1), got {dev_share!r}")
+    articles = np.array(sorted(set(ds.questions.article)))
+    n_dev = max(1, round(dev_share * len(articles)))
+    if n_dev >= len(articles):
+        raise DataError(f"{ds.name}: {len(articles)} article(s) cannot give a dev share of {dev_share}")
+    dev = set(articles[np.random.default_rng(seed).permutation(len(articles))[:n_dev]])
+    return ds.subset(articles=sorted(set(articles) - dev)), ds.subset(articles=sorted(dev))

@@ -6,6 +6,7 @@ import io as stdio
 import json
 from collections import Counter
 
+import pandas as pd
 import pytest
 
 from hybridir_utils import data
@@ -51,13 +52,97 @@ def test_mlqa_counts_and_group_sizes(mlqa):
     assert [len(mlqa.relevant[q]) for q in mlqa.questions.qid] == sizes.tolist()
 
 
-def test_answer_sentence_contains_answer(xquad, shared_data_dir):
-    en = xquad.questions[xquad.questions.lang == "en"].head(200)
-    text = dict(zip(xquad.candidates.cid, xquad.candidates.text, strict=True))
-    raw = json.loads((shared_data_dir / "xquad-r" / "en.json").read_text())
-    answers = {qa["id"]: qa["answers"][0]["text"] for a in raw["data"] for p in a["paragraphs"] for qa in p["qas"]}
-    hits = sum(answers[g] in text[c] for g, c in zip(en.group, en.answer_cid, strict=True))
-    assert hits >= 195  # a few answers straddle a sentence break in the source data
+def _unique_answer_sentences(path, lang):
+    """qid -> cid of the one sentence of its paragraph that contains the answer text (answers in 0 or 2+ skipped)."""
+    out = {}
+    for a_idx, article in enumerate(json.loads(path.read_text(encoding="utf-8"))["data"]):
+        for p_idx, para in enumerate(article["paragraphs"]):
+            for qa in para["qas"]:
+                hits = [i for i, s in enumerate(para["sentences"]) if qa["answers"][0]["text"] in s]
+                if len(hits) == 1:
+                    out[f"{lang}:{qa['id']}"] = f"{lang}:{a_idx}:{p_idx}:{hits[0]}"
+    return out
+
+
+# Questions whose answer text occurs in exactly one sentence of its paragraph, per dataset and language.
+UNIQUE_ANSWERS = {
+    "xquad-r": {"ar": 1074, "de": 1078, "el": 1090, "en": 1073, "es": 1074, "hi": 1053, "ru": 1116, "th": 1072,
+                "tr": 1074, "vi": 1049, "zh": 1032},
+    "mlqa-r": {"ar": 448, "de": 456, "en": 983, "es": 453, "hi": 444, "vi": 436, "zh": 441},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["xquad-r", "mlqa-r"])
+def test_answer_in_one_sentence_gets_that_sentence(name, request, shared_data_dir):
+    """Where the answer text is in one sentence only, that sentence is the label (the old rule missed 47)."""
+    ds = request.getfixturevalue("xquad" if name == "xquad-r" else "mlqa")
+    label = dict(zip(ds.questions.qid, ds.questions.answer_cid, strict=True))
+    checked, wrong = {}, {}
+    for lang in data.LANGUAGES[name]:
+        expected = _unique_answer_sentences(shared_data_dir / name / f"{lang}.json", lang)
+        checked[lang] = len(expected)
+        wrong |= {qid: (label[qid], cid) for qid, cid in expected.items() if label[qid] != cid}
+    print(f"{name}: single-sentence answers checked per language {checked}")
+    assert wrong == {}, f"{name}: {len(wrong)} labels miss the answer's sentence, e.g. {list(wrong.items())[:3]}"
+    assert checked == UNIQUE_ANSWERS[name] and min(checked.values()) > 400
+    assert sum(map(sum, (d.values() for d in UNIQUE_ANSWERS.values()))) == 15446
+
+
+@pytest.fixture(scope="module")
+def label_report(shared_data_dir):
+    return pd.concat([data.answer_label_report(n, data_dir=shared_data_dir) for n in data.LANGUAGES], ignore_index=True)
+
+
+def test_answer_label_report_counts(label_report, shared_data_dir):
+    assert list(label_report.columns) == ["dataset", "lang", "questions", "changed", "fallback"]
+    assert len(label_report) == 11 + 7 and label_report.questions.sum() == 1190 * 11 + sum(MLQA_QUESTIONS.values())
+    changed = label_report[label_report.changed > 0].set_index(["dataset", "lang"]).changed.to_dict()
+    assert changed == {("xquad-r", "hi"): 1, ("xquad-r", "zh"): 29, ("mlqa-r", "hi"): 3, ("mlqa-r", "vi"): 1,
+                       ("mlqa-r", "zh"): 29}  # fmt: skip
+    fallback = label_report.set_index(["dataset", "lang"]).fallback
+    assert fallback["xquad-r"].to_dict() == {"ar": 10, "de": 8, "el": 13, "en": 3, "es": 12, "hi": 11, "ru": 2,
+                                             "th": 9, "tr": 21, "vi": 13, "zh": 11}  # fmt: skip
+    assert fallback["mlqa-r"].to_dict() == {"ar": 3, "de": 8, "en": 2, "es": 5, "hi": 3, "vi": 1, "zh": 3}
+    assert (label_report.changed.sum(), label_report.fallback.sum()) == (63, 138)
+    # on the real data a fallback happens exactly when no sentence of the paragraph contains the answer text
+    for row in label_report.itertuples():
+        raw = json.loads((shared_data_dir / row.dataset / f"{row.lang}.json").read_text(encoding="utf-8"))
+        paras = [p for a in raw["data"] for p in a["paragraphs"]]
+        nowhere = sum(all(qa["answers"][0]["text"] not in s for s in p["sentences"]) for p in paras for qa in p["qas"])
+        assert row.fallback == nowhere, (row.dataset, row.lang)
+
+
+def _tiny_copy(tmp_path, qas):
+    """A one-paragraph XQuAD-R en file whose two sentence spans share the boundary at offset 4, as in zh."""
+    para = {"context": "ABC.DEF.", "sentences": ["ABC.", "DEF."], "sentence_breaks": [[0, 4], [4, 8]], "qas": qas}
+    target = tmp_path / "xquad-r"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "en.json").write_text(json.dumps({"data": [{"title": "T", "paragraphs": [para]}]}))
+    return tmp_path, target / "en.json"
+
+
+def _qa(qa_id, start, text):
+    return {"id": qa_id, "question": "?", "answers": [{"answer_start": start, "text": text}]}
+
+
+def test_answer_on_shared_boundary_gets_its_own_sentence(tmp_path):
+    """The old rule (first span with lo <= start <= hi) labels "DEF" at 4 with sentence 0, which lacks it."""
+    qas = [_qa("on_boundary", 4, "DEF"), _qa("inside", 1, "BC"), _qa("straddles", 2, "C.D")]
+    root, _ = _tiny_copy(tmp_path, qas)
+    ds = load_lareqa("xquad-r", ["en"], data_dir=root, verify=False)
+    assert ds.questions.set_index("group").answer_cid.to_dict() == {
+        "on_boundary": "en:0:0:1",  # the sentence that contains the answer
+        "inside": "en:0:0:0",
+        "straddles": "en:0:0:0",  # no sentence contains "C.D": the span rule decides, as before
+    }
+    report = data.answer_label_report("xquad-r", ["en"], data_dir=root, verify=False)
+    assert report.iloc[0].to_dict() == {"dataset": "xquad-r", "lang": "en", "questions": 3, "changed": 1, "fallback": 1}
+
+
+def test_answer_outside_every_sentence_names_the_question(tmp_path):
+    root, path = _tiny_copy(tmp_path, [_qa("q1", 1, "BC"), _qa("lost", 9, "X")])
+    with pytest.raises(DataError, match=rf"{path}: article 0 paragraph 0 question lost: answer 'X' at 9 lies in no"):
+        load_lareqa("xquad-r", ["en"], data_dir=root, verify=False)
 
 
 def test_mlqa_articles_are_language_independent(mlqa):
