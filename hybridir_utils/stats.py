@@ -1,14 +1,29 @@
-"""Significance over queries: paired bootstrap, paired randomisation test, bootstrap CIs, comparison tables.
+"""Significance of per-query scores: a paired cluster bootstrap over question groups, and Holm's correction.
 
-Every function takes per-query scores (e.g. AP) aligned on the same queries. With ``strata`` (e.g. the query
-language, or the (query, pool) language pair) the statistic is the macro mean over strata — the way the project
-reports mAP — and resampling happens within each stratum; without it, the plain mean over queries.
-Vectorised numpy, seeded: the same inputs and seed give the same numbers.
+Why this design (read before changing it):
 
-p-values are two-sided and add one to numerator and denominator (never exactly 0):
-- bootstrap: share of resampled mean differences at least as far from the observed one as the observed one is
-  from 0 (the bootstrap distribution shifted to the null);
-- randomisation: share of random sign flips of the per-query differences whose mean is at least as extreme.
+- **The unit of independence is the question group, not the query.** A LAReQA question group is the same question
+  translated into every language, and it appears in every (query language, pool language) stratum. Its rows share
+  the question's difficulty, so they are strongly correlated; resampling rows (or queries within strata) as if
+  they were independent makes confidence intervals far too narrow and p-values far too small. Each bootstrap
+  replicate therefore draws *groups* with replacement, once, and applies that one draw to every stratum and to
+  every system (a paired design: all systems are scored on exactly the same rows).
+- **Training seeds are a fixed, stated level, not resampled.** A trained system is run with a few named seeds (e.g.
+  0, 1, 2); its score on a row is the mean over those seeds, and the CI says how much that seed-averaged system
+  could move under a new draw of question groups. With three seeds, a bootstrap over seeds would invent a
+  population of seeds it cannot estimate; instead the table reports the range of the per-seed differences
+  (``seed_delta_min`` / ``seed_delta_max``) so that seed variability is stated next to the interval, not folded
+  into it.
+- **Holm over every comparison the report states.** Each table row other than the reference is one test; a
+  report that states several comparisons (systems x datasets x settings x references) applies :func:`holm` to all
+  of their p-values together, not per table.
+
+The reported statistic is the macro mean over strata of the mean score (e.g. AP) in each stratum, as LAReQA
+reports mAP. In a replicate, a stratum's mean is the mean of its rows weighted by how often each row's group was
+drawn; a stratum none of whose groups was drawn (possible only when a stratum covers few groups) is left out of
+that replicate's macro mean, for every system alike, so that paired differences stay comparable.
+
+Vectorised numpy, seeded: the same inputs and seed give identical output.
 """
 
 from __future__ import annotations
@@ -18,192 +33,202 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-_CHUNK_CELLS = 4_000_000  # bootstrap draws materialised at once (chunk x queries), to bound memory
+__all__ = ["cluster_bootstrap", "holm"]
+
+_CHUNK_CELLS = 2_000_000  # floats materialised at once per array (replicates x clusters, replicates x columns)
+_COLUMNS = [
+    "system",
+    "n_seeds",
+    "n_rows",
+    "n_clusters",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "delta",
+    "lo",
+    "hi",
+    "p",
+    "seed_delta_min",
+    "seed_delta_max",
+]
 
 
-def _as_array(x, name: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=float)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name}: expected a non-empty 1-d array of per-query scores, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name}: contains NaN or infinite values")
-    return arr
+def _check_scores(scores: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    if not isinstance(scores, Mapping) or not scores:
+        raise ValueError("scores: expected a non-empty mapping system name -> [n_seeds, n_rows] array")
+    out, n_rows = {}, None
+    for name, values in scores.items():
+        arr = np.asarray(values, dtype=float)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise ValueError(
+                f"scores[{name!r}]: expected a non-empty [n_seeds, n_rows] (or 1-d) array, got shape {np.shape(values)}"
+            )
+        if not np.isfinite(arr).all():
+            raise ValueError(f"scores[{name!r}]: contains NaN or infinite values")
+        if n_rows is None:
+            n_rows, first = arr.shape[1], name
+        elif arr.shape[1] != n_rows:
+            raise ValueError(
+                f"scores[{name!r}]: has {arr.shape[1]} rows but scores[{first!r}] has {n_rows}; score every "
+                "system on the same rows"
+            )
+        out[name] = arr
+    return out
 
 
-def _strata_index(strata, n: int) -> list[np.ndarray]:
-    if strata is None:
-        return [np.arange(n)]
-    labels = np.asarray(strata)
-    if labels.shape != (n,):
-        raise ValueError(f"strata: expected {n} labels (one per query), got shape {labels.shape}")
-    _, codes = np.unique(labels, return_inverse=True)
-    return [np.flatnonzero(codes == k) for k in range(codes.max() + 1)]
+def _codes(labels, name: str, n_rows: int) -> tuple[np.ndarray, int]:
+    arr = np.asarray(labels)
+    if arr.shape != (n_rows,):
+        raise ValueError(f"{name}: expected {n_rows} labels (one per row of the scores), got shape {arr.shape}")
+    try:
+        uniques, codes = np.unique(arr, return_inverse=True)
+    except TypeError as err:  # mixed label types that do not sort
+        raise ValueError(f"{name}: labels must be of one sortable type ({err})") from None
+    return codes.reshape(-1), len(uniques)
 
 
-def _macro(x: np.ndarray, groups: list[np.ndarray]) -> float:
-    return float(np.mean([x[g].mean() for g in groups]))
+def _macro(weights: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Macro means over strata for each row of ``weights``.
+
+    ``weights`` is [n_rep, n_clusters] (how often each cluster was drawn); ``sums`` is [n_clusters, n_strata,
+    n_columns] (per-cluster sums of each column's rows in each stratum) and ``counts`` [n_clusters, n_strata] (the
+    number of those rows). Returns [n_rep, n_columns]: the mean over strata with positive weight of the
+    weight-averaged rows of each stratum.
+    """
+    n_clusters, n_strata, n_cols = sums.shape
+    num = (weights @ sums.reshape(n_clusters, n_strata * n_cols)).reshape(-1, n_strata, n_cols)
+    den = weights @ counts  # [n_rep, n_strata]
+    present = den > 0
+    means = num / np.where(present, den, 1.0)[:, :, None]
+    means[~present] = 0.0
+    return means.sum(axis=1) / present.sum(axis=1)[:, None]
 
 
-def _bootstrap_stats(x: np.ndarray, groups: list[np.ndarray], n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """``n_boot`` replicates of the macro mean, each resampling queries with replacement within their stratum."""
-    total = np.zeros(n_boot)
-    for g in groups:
-        values = x[g]
-        step = max(1, _CHUNK_CELLS // len(g))
-        for lo in range(0, n_boot, step):
-            hi = min(n_boot, lo + step)
-            total[lo:hi] += values[rng.integers(0, len(g), size=(hi - lo, len(g)))].mean(axis=1)
-    return total / len(groups)
+def cluster_bootstrap(
+    scores: Mapping[str, np.ndarray],
+    strata,
+    clusters,
+    reference: str,
+    n_boot: int = 5000,
+    seed: int = 0,
+    ci: float = 0.95,
+) -> pd.DataFrame:
+    """Paired cluster bootstrap of the macro mean of every system, and of its difference to ``reference``.
 
+    Args:
+        scores: system name -> [n_seeds, n_rows] per-row scores (a 1-d array is one seed); every system on the same
+            rows in the same order. A system's score on a row is the mean over its seeds (seeds are not resampled).
+        strata: one label per row (e.g. ``"en>de"``); the statistic is the macro mean over strata.
+        clusters: one label per row (the question group); the unit resampled. ``np.arange(n_rows)`` gives the
+            ordinary per-row bootstrap (rows assumed independent).
+        reference: the system the differences are taken against.
+        n_boot: bootstrap replicates; seed: the random seed; ci: the confidence level of the percentile intervals.
 
-def _check_pair(a, b) -> tuple[np.ndarray, np.ndarray]:
-    a, b = _as_array(a, "a"), _as_array(b, "b")
-    if a.shape != b.shape:
-        raise ValueError(f"paired test: a has {a.size} queries but b has {b.size}; align them on the same queries")
-    return a, b
+    Each replicate draws n_clusters clusters with replacement once and weights every row by its cluster's count,
+    in every stratum and every system alike (see the module docstring for empty strata).
 
+    Returns one row per system, in the order of ``scores``: ``system``, ``n_seeds``, ``n_rows``, ``n_clusters``,
+    ``mean`` (macro mean on the data), ``ci_low`` / ``ci_high`` (percentile CI of the mean), ``delta`` (``mean``
+    minus the reference's), ``lo`` / ``hi`` (percentile CI of the paired difference), ``p`` (two-sided bootstrap
+    p of the difference, ``(1 + #{|d* - delta| >= |delta|}) / (n_boot + 1)``; 1 for the reference), and
+    ``seed_delta_min`` / ``seed_delta_max``: the range of the per-seed differences to the reference. Seeds pair
+    by index when both have the same number of seeds; when one side has a single seed, it is compared with every
+    seed of the other; otherwise (both several seeds, different counts) they are NaN.
+    """
+    mats = _check_scores(scores)
+    n_rows = next(iter(mats.values())).shape[1]
+    stratum, n_strata = _codes(strata, "strata", n_rows)
+    cluster, n_clusters = _codes(clusters, "clusters", n_rows)
+    if reference not in mats:
+        raise ValueError(f"reference: {reference!r} is not among the systems {list(mats)}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
+        raise ValueError(f"n_boot: expected an integer >= 1, got {n_boot!r}")
+    if not 0 < ci < 1:
+        raise ValueError(f"ci: expected a confidence level strictly between 0 and 1, got {ci!r}")
 
-def _check_n(n: int, name: str) -> None:
-    if int(n) < 1:
-        raise ValueError(f"{name} must be >= 1, got {n}")
+    names = list(mats)
+    cell = cluster * n_strata + stratum
+    counts = np.bincount(cell, minlength=n_clusters * n_strata).astype(float).reshape(n_clusters, n_strata)
 
+    def layout(values: np.ndarray) -> np.ndarray:  # [n_rows, k] -> [n_clusters, n_strata, k] per-cell sums
+        sums = [np.bincount(cell, weights=col, minlength=n_clusters * n_strata) for col in values.T]
+        return np.stack(sums, axis=1).reshape(n_clusters, n_strata, -1)
 
-def bootstrap_ci(a, n_boot: int = 10_000, seed: int = 0, ci: float = 0.95, strata=None) -> dict:
-    """Mean of ``a`` (macro over strata) with a percentile bootstrap confidence interval."""
-    _check_n(n_boot, "n_boot")
-    a = _as_array(a, "a")
-    groups = _strata_index(strata, a.size)
-    boots = _bootstrap_stats(a, groups, n_boot, np.random.default_rng(seed))
-    lo, hi = np.quantile(boots, [(1 - ci) / 2, (1 + ci) / 2])
-    return {"mean": _macro(a, groups), "ci_low": float(lo), "ci_high": float(hi), "n": int(a.size)}
+    def on_data(values: np.ndarray) -> np.ndarray:  # macro mean of each column of [n_rows, k] on the data
+        per_stratum = layout(values).sum(axis=0) / counts.sum(axis=0)[:, None]  # every stratum has rows
+        return per_stratum.mean(axis=0)  # elementwise per column: identical columns give identical means
 
+    seed_avg = {name: mats[name].mean(axis=0) for name in names}
+    means = dict(zip(names, on_data(np.column_stack([seed_avg[name] for name in names])).tolist(), strict=True))
+    ref_seeds = on_data(mats[reference].T)
 
-def paired_bootstrap(a, b, n_boot: int = 10_000, seed: int = 0, ci: float = 0.95, strata=None) -> dict:
-    """Paired bootstrap of mean(a) - mean(b) over queries: {diff, ci_low, ci_high, p_value, n}."""
-    _check_n(n_boot, "n_boot")
-    a, b = _check_pair(a, b)
-    d = a - b
-    groups = _strata_index(strata, d.size)
-    diff = _macro(d, groups)
-    boots = _bootstrap_stats(d, groups, n_boot, np.random.default_rng(seed))
-    lo, hi = np.quantile(boots, [(1 - ci) / 2, (1 + ci) / 2])
-    # Tolerance so that float noise in an all-zero difference still counts as "as extreme" (p = 1).
-    extreme = np.abs(boots - diff) >= abs(diff) - 1e-12
-    p = (1 + int(extreme.sum())) / (n_boot + 1)
-    return {"diff": diff, "ci_low": float(lo), "ci_high": float(hi), "p_value": float(p), "n": int(d.size)}
-
-
-def randomisation_test(a, b, n_perm: int = 10_000, seed: int = 0, strata=None) -> dict:
-    """Paired randomisation (sign-flip) test of mean(a) - mean(b): {diff, p_value, n}."""
-    _check_n(n_perm, "n_perm")
-    a, b = _check_pair(a, b)
-    d = a - b
-    groups = _strata_index(strata, d.size)
-    diff = _macro(d, groups)
+    # Columns bootstrapped: the reference's seed-averaged rows, then each system's seed-averaged difference to it
+    # (an identical system then gives exactly 0 in every replicate). A system's level is reference + difference.
+    columns = np.column_stack([seed_avg[reference]] + [seed_avg[name] - seed_avg[reference] for name in names])
+    sums = layout(columns)
     rng = np.random.default_rng(seed)
-    # Sign flips are drawn per query; the flipped statistic is the (macro) mean of the flipped differences.
-    weights = np.zeros(d.size)
-    for g in groups:
-        weights[g] = 1.0 / (len(g) * len(groups))
-    wd = weights * d
-    count, step = 0, max(1, _CHUNK_CELLS // d.size)
-    for lo in range(0, n_perm, step):
-        hi = min(n_perm, lo + step)
-        signs = rng.integers(0, 2, size=(hi - lo, d.size), dtype=np.int8) * 2 - 1
-        stats = signs @ wd
-        count += int((np.abs(stats) >= abs(diff) - 1e-12).sum())
-    return {"diff": diff, "p_value": float((1 + count) / (n_perm + 1)), "n": int(d.size)}
+    boot = np.empty((n_boot, columns.shape[1]))
+    chunk = max(1, _CHUNK_CELLS // max(n_clusters, n_strata * columns.shape[1]))
+    for start in range(0, n_boot, chunk):
+        n = min(chunk, n_boot - start)
+        draws = rng.integers(0, n_clusters, size=(n, n_clusters))  # one draw of clusters per replicate
+        offsets = (np.arange(n) * n_clusters)[:, None]
+        weights = np.bincount((draws + offsets).ravel(), minlength=n * n_clusters).reshape(n, n_clusters)
+        boot[start : start + n] = _macro(weights.astype(float), sums, counts)
+
+    q = [(1 - ci) / 2, (1 + ci) / 2]
+    ref_boot = boot[:, 0]
+    rows = []
+    for i, name in enumerate(names):
+        d_boot = boot[:, 1 + i]
+        level = ref_boot + d_boot
+        ci_low, ci_high = np.quantile(level, q)
+        delta = means[name] - means[reference]
+        if name == reference:
+            lo = hi = 0.0
+            p = 1.0
+        else:
+            lo, hi = np.quantile(d_boot, q)
+            # tolerance: float noise must not turn "as extreme as observed" into "less extreme"
+            extreme = np.abs(d_boot - delta) >= abs(delta) - 1e-12
+            p = (1 + int(extreme.sum())) / (n_boot + 1)
+        seed_min, seed_max = _seed_range(on_data(mats[name].T), ref_seeds)
+        rows.append(
+            {
+                "system": name,
+                "n_seeds": mats[name].shape[0],
+                "n_rows": n_rows,
+                "n_clusters": n_clusters,
+                "mean": means[name],
+                "ci_low": float(ci_low),
+                "ci_high": float(ci_high),
+                "delta": float(delta),
+                "lo": float(lo),
+                "hi": float(hi),
+                "p": float(p),
+                "seed_delta_min": seed_min,
+                "seed_delta_max": seed_max,
+            }
+        )
+    return pd.DataFrame(rows, columns=_COLUMNS)
+
+
+def _seed_range(system: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    if len(system) == len(reference) or len(system) == 1 or len(reference) == 1:
+        diffs = system - reference  # paired by seed index, or a single seed broadcast against every seed
+        return float(diffs.min()), float(diffs.max())
+    return float("nan"), float("nan")
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (same order as the input)."""
-    p = np.asarray(p_values, dtype=float)
+    """Holm-Bonferroni adjusted p-values, in the order of the input: monotone in the raw p, capped at 1."""
+    p = np.asarray(p_values, dtype=float).reshape(-1)
+    if not np.all((p >= 0) & (p <= 1)):
+        raise ValueError(f"p_values: expected values in [0, 1], got {p_values!r}")
     order = np.argsort(p, kind="stable")
     adjusted = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order])
     out = np.empty_like(p)
     out[order] = np.minimum(adjusted, 1.0)
     return out
-
-
-def comparison_table(
-    scores: pd.DataFrame | Mapping[str, pd.Series],
-    reference: str,
-    n_boot: int = 10_000,
-    seed: int = 0,
-    ci: float = 0.95,
-    strata: pd.Series | None = None,
-) -> pd.DataFrame:
-    """One row per system: mean with CI, and difference to ``reference`` with CI and p-values.
-
-    ``scores`` is a wide table (index: query key, one column per system) or a mapping system -> Series indexed by
-    query key; every system must cover the same queries. ``strata`` (indexed like the scores) switches to the
-    macro mean over strata. Columns: system, n, mean, ci_low, ci_high, diff, diff_ci_low, diff_ci_high,
-    p_bootstrap, p_randomisation, p_holm (Holm over the non-reference systems, bootstrap p).
-    """
-    if isinstance(scores, Mapping):
-        keys = {name: set(s.index) for name, s in scores.items()}
-        first = next(iter(keys.values()), set())
-        for name, k in keys.items():
-            if k != first:
-                raise ValueError(
-                    f"comparison_table: system {name!r} covers {len(k)} queries, {len(k ^ first)} differ from the "
-                    "others; evaluate every system on the same queries"
-                )
-        scores = pd.DataFrame(dict(scores))
-    if reference not in scores.columns:
-        raise KeyError(f"comparison_table: reference system {reference!r} not among {list(scores.columns)}")
-    if scores.isna().any().any():
-        bad = scores.columns[scores.isna().any()].tolist()
-        raise ValueError(f"comparison_table: system(s) {bad} lack scores for some queries")
-    labels = None if strata is None else strata.reindex(scores.index).to_numpy()
-    if labels is not None and pd.isna(labels).any():
-        raise ValueError("comparison_table: strata do not cover every query of the scores")
-    ref = scores[reference].to_numpy(float)
-    rows = []
-    for system in scores.columns:
-        values = scores[system].to_numpy(float)
-        row = {"system": system, **bootstrap_ci(values, n_boot, seed, ci, labels)}
-        if system == reference:
-            row.update(diff=0.0, diff_ci_low=0.0, diff_ci_high=0.0, p_bootstrap=1.0, p_randomisation=1.0)
-        else:
-            boot = paired_bootstrap(values, ref, n_boot, seed, ci, labels)
-            perm = randomisation_test(values, ref, n_boot, seed, labels)
-            row.update(
-                diff=boot["diff"],
-                diff_ci_low=boot["ci_low"],
-                diff_ci_high=boot["ci_high"],
-                p_bootstrap=boot["p_value"],
-                p_randomisation=perm["p_value"],
-            )
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    others = table.system != reference
-    table["p_holm"] = 1.0
-    if others.any():
-        table.loc[others, "p_holm"] = holm(table.loc[others, "p_bootstrap"].to_numpy())
-    columns = ["system", "n", "mean", "ci_low", "ci_high", "diff", "diff_ci_low", "diff_ci_high"]
-    return table[[*columns, "p_bootstrap", "p_randomisation", "p_holm"]]
-
-
-def per_query_scores(per_query: Mapping[str, pd.DataFrame | str], setting: str = "multi", metric: str = "ap"):
-    """Wide table (index "<qid>@<pool>", one column per system) of ``metric`` from evaluation per-query tables.
-
-    ``per_query`` maps system name -> the per-query DataFrame or its parquet path (see evaluation.py); only
-    rows of ``setting`` ("mono" | "cross" | "multi") are kept. Also returns the stratum of each row (its
-    (query language, pool) pair), to pass as ``strata`` for macro means.
-    """
-    columns, strata = {}, None
-    for name, table in per_query.items():
-        df = pd.read_parquet(table) if not isinstance(table, pd.DataFrame) else table
-        missing = {"qid", "pool_lang", "query_lang", "setting", metric} - set(df.columns)
-        if missing:
-            raise KeyError(f"per_query_scores: table of {name!r} lacks column(s) {sorted(missing)}")
-        df = df[df.setting == setting]
-        key = df.qid + "@" + df.pool_lang
-        columns[name] = pd.Series(df[metric].to_numpy(float), index=key)
-        if strata is None:
-            strata = pd.Series((df.query_lang + ">" + df.pool_lang).to_numpy(), index=key)
-    if not columns:
-        raise ValueError("per_query_scores: no systems given")
-    wide = pd.DataFrame(columns)
-    return wide, strata
