@@ -67,6 +67,12 @@ def build_dir() -> Path:
     return _env_path("HYBRIDIR_BUILD_DIR", root() / "build")
 
 
+def results_dir(profile: str) -> Path:
+    """Result tables of a profile (``results/<profile>/*.csv``): committed for ``cpu``; the README is built from
+    them."""
+    return _env_path("HYBRIDIR_RESULTS_DIR", root() / "results") / profile
+
+
 def figures_dir() -> Path:
     return _env_path("HYBRIDIR_FIGURES_DIR", root() / "figures")
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from hybridir_utils import io
-from hybridir_utils.domains import POOL_MODES, check_domain, domain_pool
+from hybridir_utils.domains import POOL_MODES, check_domain, domain_pool, matched_pool
 from hybridir_utils.sampling import PRESETS
 
 BASELINES = ("multilingual-e5-small", "use-multilingual")
@@ -42,12 +43,24 @@ class Run:
         return f"{self.system}/s{self.seed}"
 
 
+CONTROL_PREFIX = "size-"  # "news:size-random", "news:size-history": pools as large as the news pool
+
+
 def parse_domain_run(spec: str) -> tuple[str, str]:
-    """``"science:in-domain"`` -> ("science", "in-domain"); the domain and mode are validated."""
+    """``"science:in-domain"`` -> ("science", "in-domain"); also ``weighted`` and the size-matched controls
+    ``size-random`` (random groups) and ``size-<other domain>``, each as large as the target's in-domain pool."""
     domain, sep, mode = str(spec).partition(":")
-    if not sep or mode not in POOL_MODES or mode == "general":
-        raise ExperimentError(f"domain run {spec!r}: expected '<domain>:in-domain' or '<domain>:weighted'")
-    return check_domain(domain, allow_other=False), mode
+    control = mode[len(CONTROL_PREFIX) :] if mode.startswith(CONTROL_PREFIX) else None
+    valid = mode in POOL_MODES and mode != "general"
+    if not sep or not (valid or control):
+        raise ExperimentError(
+            f"domain run {spec!r}: expected '<domain>:in-domain', '<domain>:weighted', '<domain>:size-random' or "
+            "'<domain>:size-<other domain>'"
+        )
+    domain = check_domain(domain, allow_other=False)
+    if control and control != "random" and check_domain(control, allow_other=False) == domain:
+        raise ExperimentError(f"domain run {spec!r}: a size-matched control needs another domain than {domain!r}")
+    return domain, mode
 
 
 def grid(samplings, seeds, domain_runs=(), domain_seeds=(0,), domain_sampling: str = "hybrid") -> list[Run]:
@@ -64,22 +77,33 @@ def grid(samplings, seeds, domain_runs=(), domain_seeds=(0,), domain_sampling: s
     return runs
 
 
+def training_pool(run: Run, pairs: pd.DataFrame, weight: float, batch_size: int):
+    """The run's ``DomainPool`` (None for the general pool); a size-matched control is redrawn per seed."""
+    if run.mode == "general":
+        return None
+    if run.mode.startswith(CONTROL_PREFIX):
+        return matched_pool(pairs, run.domain, run.mode[len(CONTROL_PREFIX) :], seed=run.seed, batch_size=batch_size)
+    return domain_pool(pairs, run.domain, run.mode, weight, batch_size)
+
+
 def train_grid(runs: list[Run], pairs: pd.DataFrame, base: dict, out_dir: Path, weight: float = 3.0) -> pd.DataFrame:
     """Train every run on ``pairs`` (with a ``domain`` column) and write ``out_dir/runs.csv``.
 
-    ``base`` holds the shared ``TrainConfig`` fields; each run adds its preset, seed and domain options. A run
+    ``base`` holds the shared ``TrainConfig`` fields (the recipe); each run adds its preset, seed and pool. A run
     whose model already exists with the same config is reused (``training.train`` checks the config).
     """
     from hybridir_utils.training import train
 
     rows = []
-    for run in runs:
-        pool = None if run.mode == "general" else domain_pool(pairs, run.domain, run.mode, weight, base["batch_size"])
+    for run in tqdm(runs, desc="training runs", unit="run"):
+        pool = training_pool(run, pairs, weight, base["batch_size"])
         cfg = {**base, "preset": run.sampling, "seed": run.seed, "output_dir": str(out_dir / "models" / run.label)}
         cfg.update(pool.sampler_kwargs if pool else {})
+        table = pool.pairs if pool else pairs
         start = time.perf_counter()
-        model_dir = train(cfg, pairs=pool.pairs if pool else pairs)
+        model_dir = train(cfg, pairs=table)
         rows.append({**asdict(run), "system": run.system, "label": run.label, "model_dir": str(model_dir),
+                     "groups": int(table.group.nunique()), "pairs": len(table),
                      "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
     table = pd.DataFrame(rows)
     io.atomic_write(out_dir / "runs.csv", lambda p: table.to_csv(p, index=False))
@@ -111,7 +135,26 @@ def systems_to_evaluate(runs: pd.DataFrame | None, baselines=BASELINES) -> pd.Da
     return pd.DataFrame(rows)
 
 
-_METRICS = ("mono_map", "cross_map", "multi_map", "mono_r1", "cross_r1", "multi_r1", "rank_distance")
+_METRICS = (*(f"{s}_{m}" for s in ("mono", "cross", "multi") for m in ("map", "r1", "r10")), "rank_distance")
+
+
+def drift(base_emb: np.ndarray, emb: np.ndarray) -> float:
+    """1 - mean cosine between a model's and the base model's embeddings of the same texts (0: no change).
+
+    A gain that comes with less drift may just be "forgot less of the base model", not domain knowledge: the
+    report shows drift beside every gain. NaN when the two models embed into different spaces (other width).
+    """
+    if base_emb.shape != emb.shape:
+        return float("nan")
+    return float(1.0 - np.mean(np.sum(base_emb * emb, axis=1)))
+
+
+def _passages(encoder, ds, batch_size: int) -> np.ndarray:
+    """The test pool's candidate embeddings (from the cache the evaluation just filled)."""
+    from hybridir_utils.evaluation import encode_cached
+
+    texts = ds.candidates.text.tolist()
+    return encode_cached(encoder, texts, "passage", batch_size=batch_size, show_progress_bar=False)
 
 
 def evaluate_systems(
@@ -120,35 +163,53 @@ def evaluate_systems(
     """Score every system on every dataset with ``evaluation.evaluate_lareqa``; one results row per pair.
 
     Each (system, dataset) writes ``out_dir/<label>/<dataset>/`` (metrics.json, per-query table, TREC files);
-    embeddings are cached (per model and backend), so re-running skips encoding. ``backend`` is the inference
-    backend of every sentence-transformers model (see :mod:`hybridir_utils.backends`); ``kw`` goes to
+    embeddings are cached (per model and backend), so re-running skips encoding. The first system is the base
+    model: every other system's ``drift`` is measured against its candidate embeddings. ``backend`` is the
+    inference backend of every sentence-transformers model (see :mod:`hybridir_utils.backends`); ``kw`` goes to
     ``evaluate_lareqa`` (``batch_size``, ...). Writes ``out_dir/results.parquet``.
     """
     from hybridir_utils.evaluation import evaluate_lareqa
     from hybridir_utils.models import inference_backend, load_encoder
 
-    rows = []
-    for s in systems.itertuples():
+    rows, base_emb = [], {}
+    for s in tqdm(list(systems.itertuples()), desc="systems", unit="system"):
         s_backend = inference_backend(s.source, backend)
         encoder = load_encoder(s.source, backend=s_backend)
         for name, ds in datasets.items():
             folder = out_dir / s.label / name
             m = evaluate_lareqa(encoder, ds, folder, domain_of=domain_of, name=s.label, **kw)
+            emb = _passages(encoder, ds, kw.get("batch_size", 64))
+            base_emb.setdefault(name, emb)
             files = {k: str(folder / m["files"][k]) for k in ("per_query", "per_pair")}
             rows.append({"label": s.label, "system": s.system, "seed": s.seed, "dataset": name,
-                         **{k: m.get(k) for k in _METRICS}, **files, "encode_s": m["timings"]["encode"],
-                         "backend": s_backend})  # fmt: skip
+                         **{k: m.get(k) for k in _METRICS}, "drift": drift(base_emb[name], emb),
+                         "pool_size": m["pool_sizes"]["multi"], **files,
+                         "encode_s": m["timings"]["encode"], "backend": s_backend})  # fmt: skip
         del encoder
     table = pd.DataFrame(rows)
     io.write_parquet(out_dir / "results.parquet", table)
     return table
 
 
+def levels(results: pd.DataFrame) -> pd.DataFrame:
+    """``results/<profile>/levels.csv``: one row per (system, seed, dataset, setting); rank distance on multi."""
+    rows = []
+    for r in results.itertuples():
+        for setting in ("mono", "cross", "multi"):
+            rows.append({"system": r.system, "seed": int(r.seed), "dataset": r.dataset, "setting": setting,
+                         "map": getattr(r, f"{setting}_map"), "r1": getattr(r, f"{setting}_r1"),
+                         "r10": getattr(r, f"{setting}_r10"),
+                         "rank_distance": r.rank_distance if setting == "multi" else np.nan, "drift": r.drift,
+                         "pool_size": r.pool_size if setting == "multi" else np.nan})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def per_query_matrix(results: pd.DataFrame, dataset: str, setting: str, metric: str = "ap"):
-    """Per system, a [seeds x queries] array of ``metric`` on the same query order, and each query's stratum.
+    """Per system, a [seeds x queries] array of ``metric`` on one query order; each query's stratum and cluster.
 
     A query key is ``<qid>@<pool>``; the stratum is the (query language, pool language) pair, so means are
-    macro means over pairs as in LAReQA.
+    macro means over pairs as in LAReQA; the cluster is the question group (the unit of independence: one group
+    is asked in every language, so it appears in every stratum).
     """
     rows = results[results.dataset == dataset]
     if rows.empty:
@@ -167,50 +228,62 @@ def per_query_matrix(results: pd.DataFrame, dataset: str, setting: str, metric: 
     systems = {}
     for (system, _seed), t in sorted(tables.items(), key=lambda kv: kv[0][1]):
         systems.setdefault(system, []).append(t.loc[index, metric].to_numpy(float))
-    return {k: np.vstack(v) for k, v in systems.items()}, strata
-
-
-def hierarchical_bootstrap(scores: dict, reference: str, strata, n_boot: int = 5000, seed: int = 0, ci: float = 0.95):
-    """Mean and difference to ``reference`` with CIs that include training-seed variance, not only query sampling.
-
-    Each replicate resamples queries within each stratum (shared by all systems: a paired design) and, for each
-    system independently, its seeds with replacement; a system's value is the macro mean over strata of its
-    seed-averaged scores. p is the two-sided bootstrap p-value of the difference. A single-seed system reduces
-    to the usual paired bootstrap over queries.
-    """
-    if reference not in scores:
-        raise ExperimentError(f"reference system {reference!r} not among {sorted(scores)}")
-    rng = np.random.default_rng(seed)
-    _, codes = np.unique(np.asarray(strata), return_inverse=True)
-    members = [np.flatnonzero(codes == k) for k in range(codes.max() + 1)]
-    draws = {name: np.empty(n_boot) for name in scores}
-    chunk = max(1, 2_000_000 // max(len(codes), 1))  # replicates per block: bounds the [block, queries] arrays
-    for start in range(0, n_boot, chunk):
-        n = min(chunk, n_boot - start)
-        # one query resample per replicate, shared by all systems (paired design), drawn within each stratum
-        picks = [m[rng.integers(0, len(m), (n, len(m)))] for m in members]
-        for name, mat in scores.items():
-            seed_mean = mat[rng.integers(0, mat.shape[0], (n, mat.shape[0]))].mean(axis=1)  # [n, queries]
-            rows = np.arange(n)[:, None]
-            draws[name][start : start + n] = np.mean([seed_mean[rows, p].mean(axis=1) for p in picks], axis=0)
-    lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
-    point = {name: float(np.mean([mat.mean(axis=0)[m].mean() for m in members])) for name, mat in scores.items()}
-    rows = []
-    for name, mat in scores.items():
-        diff = draws[name] - draws[reference]
-        p = 1.0 if name == reference else min(1.0, 2 * min((diff <= 0).mean(), (diff >= 0).mean()))
-        rows.append({"system": name, "seeds": mat.shape[0], "n_queries": mat.shape[1], "mean": point[name],
-                     "ci_low": np.quantile(draws[name], lo), "ci_high": np.quantile(draws[name], hi),
-                     "diff": point[name] - point[reference], "diff_ci_low": np.quantile(diff, lo),
-                     "diff_ci_high": np.quantile(diff, hi), "p_value": p})  # fmt: skip
-    return pd.DataFrame(rows)
+    return {k: np.vstack(v) for k, v in systems.items()}, strata, first.group.to_numpy()
 
 
 def compare(results, dataset, setting, reference, metric: str = "ap", n_boot: int = 5000, seed: int = 0):
-    """``hierarchical_bootstrap`` of every system against ``reference`` on one dataset and setting."""
-    scores, strata = per_query_matrix(results, dataset, setting, metric)
-    table = hierarchical_bootstrap(scores, reference, strata, n_boot, seed)
+    """``stats.cluster_bootstrap`` of every system against ``reference`` on one dataset and setting."""
+    from hybridir_utils.stats import cluster_bootstrap
+
+    scores, strata, clusters = per_query_matrix(results, dataset, setting, metric)
+    table = cluster_bootstrap(scores, strata, clusters, reference, n_boot=n_boot, seed=seed)
     return table.assign(dataset=dataset, setting=setting, metric=metric, reference=reference)
+
+
+def comparison_plan(trained, base: str, general: str = "hybrid/general") -> pd.DataFrame:
+    """The (system, reference) pairs the answer states, and why; Holm corrects over all of them together.
+
+    Every trained system against the untrained base; every other system against general hybrid training; each
+    in-domain model and each other-domain control against the random size-matched control of its target domain.
+    """
+    trained = list(dict.fromkeys(trained))
+    rows = [(s, base, "vs base") for s in trained]
+    rows += [(s, general, "vs general") for s in trained if s != general and general in trained]
+    for s in trained:
+        domain, _, mode = s.split("/", 1)[1].partition("-")
+        control = f"hybrid/{domain}-{CONTROL_PREFIX}random"
+        if (mode == "in-domain" or (mode.startswith(CONTROL_PREFIX) and s != control)) and control in trained:
+            rows.append((s, control, "vs size-matched random"))
+    return pd.DataFrame(rows, columns=["system", "reference", "question"])
+
+
+def comparisons(results, plan: pd.DataFrame, dataset: str, settings=("mono", "cross", "multi"), n_boot=5000):
+    """``results/<profile>/comparisons.csv``: each planned pair per setting, with a cluster-bootstrap CI and
+    Holm-adjusted p over every row (all settings, all references)."""
+    from hybridir_utils.stats import holm
+
+    frames = []
+    for setting in settings:
+        for reference, wanted in plan.groupby("reference", sort=False):
+            table = compare(results, dataset, setting, reference, n_boot=n_boot)
+            frames.append(table.merge(wanted, on=["system", "reference"]))
+    out = pd.concat(frames, ignore_index=True)
+    out["p_holm"] = holm(out.p.to_numpy())
+    keep = ["system", "reference", "question", "dataset", "setting", "mean", "delta", "lo", "hi", "p", "p_holm",
+            "n_seeds", "seed_delta_min", "seed_delta_max", "n_clusters"]  # fmt: skip
+    return out[keep]
+
+
+ROUND = {"rank_distance": 2}  # other float columns: 4 decimals, below every difference the report states
+
+
+def write_table(results_dir: Path, name: str, table: pd.DataFrame) -> Path:
+    """``<results_dir>/<name>.csv`` atomically, floats rounded so a fresh run on another CPU gives the same file."""
+    floats = table.select_dtypes("float").columns
+    table = table.assign(**{c: table[c].round(ROUND.get(c, 4)) for c in floats})
+    path = Path(results_dir) / f"{name}.csv"
+    io.atomic_write(path, lambda p: table.to_csv(p, index=False))
+    return path
 
 
 def evaluation_set(name: str, languages=None, max_articles: int | None = None, seed: int = 0):

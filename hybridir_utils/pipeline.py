@@ -25,7 +25,7 @@ NOTEBOOKS = (
     "04_evaluation",
     "05_bias_analysis",
 )
-RESERVED = ("run_dir",)
+RESERVED = ("run_dir", "results_dir")
 
 
 class PipelineError(RuntimeError):
@@ -127,7 +127,9 @@ def run(profile: str, overrides: dict | None = None, only: list[str] | None = No
     for nb in selected:
         start = time.perf_counter()
         print(f"[pipeline] {profile}: running {nb.stem}", file=sys.stderr, flush=True)
-        executed.append(run_notebook(nb, out_dir, {**per_notebook[nb.stem], "run_dir": str(out_dir)}, timeout))
+        given = {"run_dir": str(out_dir), "results_dir": str(config.results_dir(profile))}
+        given = {k: v for k, v in given.items() if k in declared_parameters(nb)}
+        executed.append(run_notebook(nb, out_dir, {**per_notebook[nb.stem], **given}, timeout))
         timings[nb.stem] = round(time.perf_counter() - start, 1)
     io.write_json(out_dir / "pipeline.json", {"profile": profile, "parameters": params, "seconds": timings})
     return render_html(executed, out_dir, f"hybridir — {profile} profile")

@@ -73,7 +73,7 @@ def loss_curves(log: pd.DataFrame, hue: str = "run", title: str = "training loss
     return ax.figure
 
 
-def ci_plot(table: pd.DataFrame, x="diff", low="diff_ci_low", high="diff_ci_high", label="system", title="", ax=None):
+def ci_plot(table: pd.DataFrame, x="delta", low="lo", high="hi", label="system", title="", ax=None):
     """Differences with 95% CIs (columns ``x``, ``low``, ``high``) as a forest plot; 0 marked."""
     ax = ax or plt.subplots(figsize=(7, 0.5 + 0.4 * len(table)))[1]
     y = range(len(table))
@@ -83,8 +83,28 @@ def ci_plot(table: pd.DataFrame, x="diff", low="diff_ci_low", high="diff_ci_high
     ax.axvline(0, color="grey", lw=1, ls="--")
     ax.set_yticks(list(y), table[label])
     ax.invert_yaxis()
-    ax.set_title(title)
+    ax.set(title=title, xlabel="difference in macro mAP (95% CI)")
     return ax.figure
+
+
+def sweep(table: pd.DataFrame, chosen: dict | None = None, title: str = "recipe sweep on MLQA-R dev articles"):
+    """Dev mono and cross mAP against steps, one line per (scale, lr); the untrained model as a dashed line.
+
+    Both panels share the step axis so the trade-off (cross gained, mono kept or lost) is read side by side.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    runs = table[table.step > 0]
+    runs = runs.assign(setting="scale " + runs.scale.map("{:g}".format) + ", lr " + runs.lr.map("{:g}".format))
+    base = table[table.step == 0].iloc[0]
+    for ax, col, name in zip(axes, ("dev_mono", "dev_cross"), ("monolingual", "cross-lingual"), strict=True):
+        sns.lineplot(data=runs, x="step", y=col, hue="setting", marker="o", ax=ax, legend=ax is axes[1])
+        ax.axhline(base[col], color="grey", ls="--", lw=1, label="untrained")
+        if chosen:
+            ax.plot(chosen["max_steps"], chosen[col], marker="*", ms=16, color="black", ls="", label="chosen")
+        ax.set(title=f"{name} mAP (dev)", xlabel="training steps", ylabel="macro mAP")
+    axes[1].legend(fontsize=8, loc="best")
+    fig.suptitle(title)
+    return fig
 
 
 def close(fig) -> None:

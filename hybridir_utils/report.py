@@ -32,7 +32,7 @@ def paper_anchors(path=None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-MIN_SLICE_GROUPS = 30  # fewer question groups than this: a per-domain CI is not meaningful (domains.py agrees)
+MIN_SLICE_ARTICLES = 5  # fewer articles than this: no claim about the domain slice ("too few articles")
 KEEP_MARGIN = 0.01  # monolingual mAP counts as "kept" when the CI of the change stays above -KEEP_MARGIN
 
 
@@ -41,20 +41,26 @@ def _metrics(row) -> dict:
 
 
 def domain_slices(results: pd.DataFrame, setting: str = "multi") -> pd.DataFrame:
-    """mAP per (system, dataset, domain), averaged over seeds; ``status`` flags slices too small for a CI."""
+    """mAP per (system, dataset, domain), averaged over seeds; ``status`` flags slices too small for a claim.
+
+    The unit that limits a slice is the article (questions of one article share a topic and a candidate pool), so
+    a slice of fewer than ``MIN_SLICE_ARTICLES`` articles is marked "too-few-articles", whatever its query count.
+    """
     frames = []
     for r in results.itertuples():
         pq = pd.read_parquet(r.per_query)
         if "domain" not in pq.columns:
             raise ValueError(f"{r.per_query}: no domain column (evaluate with domain_of=...)")
         pq = pq[pq.setting == setting]
-        g = pq.groupby("domain").agg(map=("ap", "mean"), queries=("qid", "size"), groups=("group", "nunique"))
+        g = pq.groupby("domain").agg(map=("ap", "mean"), queries=("qid", "size"), groups=("group", "nunique"),
+                                     articles=("article", "nunique"))  # fmt: skip
         frames.append(g.reset_index().assign(system=r.system, seed=r.seed, dataset=r.dataset))
     table = pd.concat(frames, ignore_index=True)
     out = table.groupby(["system", "dataset", "domain"], sort=False).agg(
-        map=("map", "mean"), queries=("queries", "first"), groups=("groups", "first"), seeds=("seed", "nunique")
-    )
-    out["status"] = np.where(out.groups < MIN_SLICE_GROUPS, "too-few-queries", "ok")
+        map=("map", "mean"), queries=("queries", "first"), groups=("groups", "first"),
+        articles=("articles", "first"), seeds=("seed", "nunique"),
+    )  # fmt: skip
+    out["status"] = np.where(out.articles < MIN_SLICE_ARTICLES, "too-few-articles", "ok")
     return out.reset_index().assign(setting=setting)
 
 
@@ -68,9 +74,9 @@ def ci_table(comparisons: pd.DataFrame, dataset: str, reference: str, settings=(
         raise ValueError(f"no comparisons of {dataset!r} against {reference!r}")
     rows = {}
     for r in c[c.setting.isin(settings)].itertuples():
-        row = rows.setdefault(r.system, {"system": r.system, "seeds": int(r.seeds)})
+        row = rows.setdefault(r.system, {"system": r.system, "seeds": int(r.n_seeds)})
         row[r.setting] = round(float(r.mean), 3)
-        row[f"Δ{r.setting} [95% CI]"] = f"{r.diff:+.3f} [{r.diff_ci_low:+.3f}, {r.diff_ci_high:+.3f}]"
+        row[f"Δ{r.setting} [95% CI]"] = f"{r.delta:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]"
     columns = ["system", "seeds", *[k for s in settings for k in (s, f"Δ{s} [95% CI]")]]
     return pd.DataFrame(list(rows.values())).reindex(columns=columns)
 
@@ -123,81 +129,3 @@ def run_miracl(systems: pd.DataFrame, source, languages, out_dir: Path, keep=("h
     bm25 = table.retriever == "bm25"
     table.loc[bm25, "system"] = "bm25"
     return table.drop_duplicates(["system", "lang", "retriever"]).reset_index(drop=True)
-
-
-def _verdict(row, margin: float = 0.0) -> str:
-    if row.diff_ci_low > margin:
-        return "improves"
-    if row.diff_ci_high < -margin:
-        return "hurts"
-    return "no detectable difference"
-
-
-def answer(comparisons: pd.DataFrame, slices: pd.DataFrame, rank_distance: pd.DataFrame, test_dataset: str,
-           reference: str = "hybrid/general", base: str | None = None, alpha: float = 0.05) -> str:  # fmt: skip
-    """The research question's answer in plain words, generated from the comparison tables (with their CIs).
-
-    A gain must have a 95% CI above zero; it is called robust when it also survives a Bonferroni correction over
-    the domain-focused variants tested (bootstrap p times their number below ``alpha``). With ``base`` (the
-    untrained model), the answer also says where the models stand against it: "better than general hybrid
-    training" can still mean "worse than not training at all" under a small budget.
-    """
-    c = comparisons[(comparisons.reference == reference) & (comparisons.dataset == test_dataset)]
-    focused = [s for s in c.system.unique() if s.startswith("hybrid/") and s != reference]
-    if not focused:
-        return f"No domain-focused model was trained, so the question is not answered by this run ({test_dataset})."
-    lines = [f"**Test set: {test_dataset} (zero-shot).** Each domain-focused hybrid model against `{reference}`; "
-             "differences in macro mAP with 95% CIs (queries and seeds resampled).", ""]  # fmt: skip
-    row = {(s, k): c[(c.system == s) & (c.setting == k)].iloc[0] for s in focused for k in ("cross", "mono")}
-    for system in focused:
-        cross, mono = row[system, "cross"], row[system, "mono"]
-        kept = "kept" if mono.diff_ci_low > -KEEP_MARGIN else "not shown to be kept"
-        lines.append(f"- `{system}`: cross-lingual {_verdict(cross)} ({_ci(cross)}{_p(cross)}); "
-                     f"monolingual {_ci(mono)}: {kept}.")  # fmt: skip
-    gains = [s for s in focused if _verdict(row[s, "cross"]) == "improves"]
-    robust = [s for s in gains if row[s, "cross"].get("p_value", 1.0) * len(focused) < alpha]
-    lines += ["", "**Answer.** " + (
-        f"Domain focus improved zero-shot cross-lingual retrieval for {_names(gains)}; "
-        + ("all of them" if robust == gains else _names(robust) if robust else "none of them")
-        + f" also after a Bonferroni correction for {len(focused)} comparisons."
-        if gains else "In this run, no domain-focused variant improved zero-shot cross-lingual retrieval over "
-        "general hybrid training by more than its confidence interval."
-    )]  # fmt: skip
-    lines += _against_base(comparisons, test_dataset, reference, focused, base)
-    small = slices[(slices.dataset == test_dataset) & (slices.status != "ok")].domain.unique()
-    if len(small):
-        lines.append(f"Domain slices with too few queries for a meaningful CI: {', '.join(sorted(small))}.")
-    lines.append("Limits: e5-small, a CPU budget of tens of steps, MLQA-R as the only training data, and a subset "
-                 "of XQuAD-R; the paper trained XLM-R/LaBSE for thousands of steps on translated data.")  # fmt: skip
-    return "\n".join(lines) + "\n"
-
-
-def _ci(row) -> str:
-    return f"{row['diff']:+.3f}, CI {row.diff_ci_low:+.3f} to {row.diff_ci_high:+.3f}"
-
-
-def _p(row) -> str:
-    if "p_value" not in row.index:
-        return ""
-    return f", p = {row['p_value']:.4f}" if row["p_value"] > 0 else ", p below the bootstrap's resolution"
-
-
-def _names(systems) -> str:
-    return ", ".join(f"`{s}`" for s in systems)
-
-
-def _against_base(comparisons, test_dataset, reference, focused, base) -> list[str]:
-    """One paragraph: the trained models' cross-lingual and monolingual mAP against the untrained base."""
-    b = comparisons[(comparisons.reference == base) & (comparisons.dataset == test_dataset)]
-    if base is None or b.empty:
-        return []
-    lines = ["", f"**Against the untrained `{base}`** (change in macro mAP):"]
-    for setting, name in (("cross", "cross-lingual"), ("mono", "monolingual")):
-        rows = b[(b.setting == setting) & b.system.isin([reference, *focused])].set_index("system")
-        below = sum(rows.loc[s].diff_ci_high < 0 for s in focused)
-        above = sum(rows.loc[s].diff_ci_low > 0 for s in focused)
-        lines.append(f"- {name}: `{reference}` {_ci(rows.loc[reference])}; domain-focused models below the base "
-                     f"{below} of {len(focused)}, above it {above} of {len(focused)}.")  # fmt: skip
-    lines.append("Where a model stays below the base, a gain over general hybrid training means losing less of what "
-                 "the base model had, not surpassing it.")  # fmt: skip
-    return lines

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 PROMPTS = {"query": "query: ", "passage": "passage: "}
 LOSSES = ("mnrl", "cached-mnrl")
+# constant_with_warmup makes step k of a long run equal to a run of k steps: one sweep run scores several lengths.
+SCHEDULERS = ("linear", "constant_with_warmup", "cosine")
 # Default evaluation set of each training set: the other LAReQA set (different articles, unseen languages).
 ZERO_SHOT_EVAL = {"mlqa-r": "xquad-r", "xquad-r": "mlqa-r"}
 # Keys that change how fast a run goes, not what it learns: left out of the run's identity (name, resume check).
@@ -72,6 +74,8 @@ class TrainConfig:
     lr: float = 3e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
+    warmup_steps: int | None = None  # absolute warm-up steps; overrides warmup_ratio (a sweep needs it fixed)
+    lr_scheduler: str = "linear"  # "linear" | "constant_with_warmup" | "cosine" (transformers names)
     scale: float = 20.0  # MNRL logit scale = 1 / temperature (0.05)
     loss: str = "mnrl"  # "mnrl" | "cached-mnrl"
     mini_batch_size: int = 16  # cached-mnrl only: memory is bounded by this, not batch_size
@@ -115,7 +119,7 @@ class TrainConfig:
             _check_int(key, getattr(self, key), minimum=1)
         _check_int("seed", self.seed, minimum=0)
         _check_int("freeze_layers", self.freeze_layers, minimum=0)
-        for key in ("max_steps", "max_seq_length", "max_groups", "save_total_limit", "num_threads"):
+        for key in ("max_steps", "max_seq_length", "max_groups", "save_total_limit", "num_threads", "warmup_steps"):
             if getattr(self, key) is not None:
                 _check_int(key, getattr(self, key), minimum=1)
         for key, low in (("lr", 0.0), ("epochs", 0.0), ("scale", 0.0)):
@@ -126,6 +130,8 @@ class TrainConfig:
             value = getattr(self, key)
             if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= high:
                 raise TrainConfigError(f"{key} must be a number in [0, {high}], got {value!r}")
+        if self.lr_scheduler not in SCHEDULERS:
+            raise TrainConfigError(f"lr_scheduler {self.lr_scheduler!r} is not one of {SCHEDULERS}")
         if self.loss not in LOSSES:
             raise TrainConfigError(f"loss {self.loss!r} is not one of {LOSSES}")
         if self.domain_weights is not None and not isinstance(self.domain_weights, dict):
@@ -467,7 +473,9 @@ def train(
         per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.lr,
         weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
+        # transformers 5: a float < 1 is a ratio of the total steps, an int a number of steps
+        warmup_steps=cfg.warmup_steps if cfg.warmup_steps is not None else cfg.warmup_ratio,
+        lr_scheduler_type=cfg.lr_scheduler,
         optim="adamw_torch",
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps if cfg.max_steps is not None else -1,

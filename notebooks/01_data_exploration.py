@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (hybridir)
 #     language: python
@@ -30,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from hybridir_utils import io, plots
-from hybridir_utils.data import article_overlap, describe, examples, load_lareqa, token_lengths
+from hybridir_utils.data import answer_label_report, article_overlap, describe, examples, load_lareqa, token_lengths
 from hybridir_utils.models import load_encoder
 
 # %% tags=["parameters"]
@@ -59,6 +61,18 @@ summary
 # %%
 fig = plots.bar(summary, x="lang", y="candidates", hue="dataset", title="candidate sentences per language")
 plots.save_figure(fig, "01_candidates_per_language", fig_dir)
+
+# %% [markdown]
+# ## Answer sentences
+# The relevant sentence of a question is the one that contains its answer text at the answer offset. The older
+# rule (the first sentence span holding the answer start) picks the previous sentence when two spans share a
+# boundary, as most do in zh. `changed`: labels that differ from that rule; `fallback`: answers that straddle a
+# sentence break, so no sentence contains them and the span rule decides.
+
+# %%
+labels_report = pd.concat([answer_label_report(d.name, d.languages) for d in (xquad, mlqa)], ignore_index=True)
+io.atomic_write(out / "answer_labels.csv", lambda p: labels_report.to_csv(p, index=False))
+labels_report.set_index(["dataset", "lang"]).T
 
 # %% [markdown]
 # ## Parallelism

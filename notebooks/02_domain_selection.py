@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (hybridir)
 #     language: python
@@ -30,8 +32,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from hybridir_utils import domains, io, plots
-from hybridir_utils.data import load_lareqa, training_pairs
+from hybridir_utils import domains, experiments, io, plots
+from hybridir_utils.data import load_lareqa, split_articles, training_pairs
 from hybridir_utils.models import load_encoder
 
 # %% tags=["parameters"]
@@ -43,6 +45,9 @@ target_domains = ["science", "news"]  # domains to focus training on
 domain_weight = 3.0  # oversampling weight of the target domain in "weighted" pools
 batch_size = 32  # training batch size: a pool needs at least this many groups
 train_dataset = "mlqa-r"  # the training set whose pools are built
+dev_share = 0.15  # share of training articles held out for the recipe (notebook 03): pools use the rest
+dev_seed = 0  # seed of the dev split
+domain_runs = ["news:in-domain", "news:size-random"]  # the pools notebook 03 trains (seed 0 shown here)
 
 # %%
 out = Path(run_dir) / "02_domains"
@@ -111,17 +116,27 @@ io.atomic_write(out / "support.csv", lambda p: support.to_csv(p, index=False))
 support.pivot(index="domain", columns="dataset", values="status")
 
 # %% [markdown]
-# ## Training pools for the target domains
-# `in-domain` trains only on the target's pairs; `weighted` keeps every pair and draws target pairs
-# `domain_weight` times as often. The expected share of target pairs is what the sampler should deliver.
+# ## Training pools for the target domains, and their size-matched controls
+# On the training split (the dev articles are held out). `in-domain` trains only on the target's pairs;
+# `weighted` keeps every pair and draws target pairs `domain_weight` times as often; `size-random` draws as many
+# question groups as the in-domain pool at random with the same language sets; `size-<other>` draws them from
+# another domain. `language_set_tvd` is 0 when a pool's language coverage equals the in-domain pool's.
 
 # %%
-train_pairs = domains.attach_domains(training_pairs(datasets[train_dataset]), labels[labels.dataset == train_dataset])
-pools = {
-    f"{target}:{mode}": domains.domain_pool(train_pairs, target, mode, domain_weight, batch_size)
-    for target in target_domains
-    for mode in ("in-domain", "weighted")
-}
-summary = {name: p.summary() for name, p in pools.items()}
+train_ds, _ = split_articles(datasets[train_dataset], dev_share, dev_seed)
+train_pairs = domains.attach_domains(training_pairs(train_ds), labels[labels.dataset == train_dataset])
+runs = [experiments.Run("hybrid", *experiments.parse_domain_run(spec)) for spec in domain_runs]
+pools = {r.system: experiments.training_pool(r, train_pairs, domain_weight, batch_size) for r in runs}
+summary = {name: domains.matched_pool_summary(p, train_pairs) for name, p in pools.items()}
 io.write_json(out / "pools.json", {"target_domains": target_domains, "weight": domain_weight, "pools": summary})
-pd.DataFrame(summary).T
+pd.DataFrame.from_dict(summary, orient="index").reindex(columns=["groups", "pairs", "target_group_share",
+                                                                 "language_set_tvd"])  # fmt: skip
+
+# %% [markdown]
+# ## Can each pool fill a monolingual batch in every language?
+# Question groups per language with a monolingual pair (an upper bound: groups sharing an answer count once).
+
+# %%
+tables = {"general": train_pairs, **{name: p.pairs for name, p in pools.items()}}
+support = pd.concat({name: domains.language_support(t, batch_size) for name, t in tables.items()})
+support.reset_index(level=0, names="pool").pivot(index="pool", columns="lang", values="groups")

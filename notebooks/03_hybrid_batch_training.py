@@ -18,37 +18,49 @@
 #
 # **Purpose.** Fine-tune the bi-encoder with in-batch-negative InfoNCE (MultipleNegativesRankingLoss) on
 # hybrid batches (Elmahdy, Lin, Ahmad 2024): a batch is monolingual (X-X-mono, one language drawn uniformly)
-# with probability α and cross-lingual (X-Y) otherwise. The grid is sampling {X-X-mono (α=1), X-Y (α=0),
-# hybrid (α=0.5)} × seeds on the general pool, plus hybrid runs focused on a domain (in-domain, or weighted).
+# with probability α and cross-lingual (X-Y) otherwise. First the **recipe** (MNRL scale = 1/temperature,
+# learning rate, steps) is chosen on held-out MLQA-R *dev articles*, never on the test set. Then the grid:
+# sampling presets on the general pool, and domain-focused hybrid runs with their **controls**: for each target
+# domain, pools of the same number of question groups drawn at random (same language coverage per group) and
+# from another domain, so a domain effect is separated from a pool-size effect.
 # Zero-shot protocol: train on MLQA-R, evaluate on XQuAD-R (articles shared by the two are dropped from training).
 #
 # **Inputs.** LAReQA files; `run_dir/02_domains/labels.parquet` (domain of every article).
 #
-# **Outputs** (under `run_dir/03_training/`): `models/<sampling>/<strategy>/s<seed>/model` (each with its
-# config, loss log and model card), `runs.csv` (one row per run), `loss.parquet`; figures under `run_dir/figures/`.
+# **Outputs** (under `run_dir/03_training/`): `sweep/` (dev scores of every setting), `recipe.json`,
+# `models/<sampling>/<strategy>/s<seed>/model` (each with its config, loss log and model card), `runs.csv`,
+# `loss.parquet`; `results_dir/recipe.csv`; figures under `run_dir/figures/`.
 
 # %%
 from pathlib import Path
 
 import pandas as pd
 
-from hybridir_utils import domains, experiments, io, plots
-from hybridir_utils.data import load_lareqa, training_pairs
+from hybridir_utils import domains, experiments, io, plots, recipe
+from hybridir_utils.data import load_lareqa, split_articles, training_pairs
 
 # %% tags=["parameters"]
 run_dir = "build/dev"  # output folder of this run (set by the pipeline)
+results_dir = "results/dev"  # result tables of this profile (set by the pipeline)
 base_model = "multilingual-e5-small"  # encoder to fine-tune (any name models.load_encoder accepts)
 train_dataset = "mlqa-r"  # training data; the other LAReQA set is the zero-shot test set
 train_languages = None  # training languages (None: all of the training set)
 train_max_groups = None  # subsample to this many parallel question groups (None: all)
-batch_size = 32  # pairs per batch (in-batch negatives: batch_size - 1)
-max_steps = 40  # optimiser steps per run
+batch_size = 16  # pairs per batch (in-batch negatives: batch_size - 1)
 max_seq_length = 96  # token cut-off (notebook 01 reports the share of longer texts)
+dev_share = 0.15  # share of training articles held out to choose the recipe
+dev_seed = 0  # seed of the dev split
+dev_languages = ["en", "ar", "zh"]  # languages of the dev pools (mono and cross mAP)
+sweep_scales = [20.0, 100.0]  # MNRL logit scales (1 / temperature; e5 was trained with 100)
+sweep_lrs = [1e-5, 3e-5, 1e-4]  # learning rates
+sweep_steps = [10, 20, 40]  # step counts scored on dev (one run per setting, constant learning rate)
+warmup_steps = 3  # linear warm-up, then a constant learning rate
+mono_margin = 0.01  # the recipe must keep dev monolingual mAP within this of the untrained model
 seeds = [0, 1, 2]  # seeds of the main comparison
-samplings = ["x-x-mono", "x-y", "hybrid"]  # sampling presets of the main comparison
-domain_runs = ["science:in-domain", "science:weighted", "news:in-domain", "news:weighted"]  # domain-focused runs
+samplings = ["hybrid"]  # sampling presets on the general pool (x-x-mono, x-y, hybrid)
+domain_runs = ["news:in-domain", "news:size-random"]  # domain-focused runs and their size-matched controls
 domain_weight = 3.0  # oversampling weight of the target domain in weighted runs
-domain_seeds = None  # seeds of the domain-focused runs (None: the first seed only)
+domain_seeds = None  # seeds of the domain-focused runs (None: the same as `seeds`)
 
 # %%
 out = Path(run_dir) / "03_training"
@@ -57,34 +69,54 @@ plots.theme()
 labels = pd.read_parquet(Path(run_dir) / "02_domains" / "labels.parquet")
 
 # %% [markdown]
-# ## Training pairs
-# Every (question in X, answer sentence in Y) of a group, with the domain of its article.
+# ## Training pairs and the held-out dev articles
+# Every (question in X, answer sentence in Y) of a group, with the domain of its article. A seeded share of the
+# articles is held out whole: the recipe is chosen on them, and no system ever trains on them.
 
 # %%
 ds = load_lareqa(train_dataset, train_languages)
 if train_max_groups:
     ds = ds.subset(max_questions_per_lang=train_max_groups, seed=0)
-pairs = domains.attach_domains(training_pairs(ds), labels[labels.dataset == train_dataset])
-pairs.groupby(["query_lang", "passage_lang"]).size().unstack(fill_value=0)
+train_ds, dev_ds = split_articles(ds, dev_share, dev_seed)
+dev = dev_ds.subset(dev_languages)
+pairs = domains.attach_domains(training_pairs(train_ds), labels[labels.dataset == train_dataset])
+pd.DataFrame({name: {"articles": d.questions.article.nunique(), "groups": d.questions.group.nunique(),
+                     "questions": len(d.questions), "candidates": len(d.candidates)}
+              for name, d in (("train", train_ds), ("dev (all languages)", dev_ds), ("dev pools", dev))})  # fmt: skip
+
+# %% [markdown]
+# ## The recipe, chosen on dev
+# General hybrid batches (α = 0.5, seed 0) for every (scale, learning rate); dev mono and cross mAP after each
+# step count, and the untrained model (step 0). Rule, fixed before the sweep: the highest dev cross-lingual mAP
+# among settings that keep dev monolingual mAP within `mono_margin` of the untrained model (`recipe.choose`).
+
+# %%
+sweep_base = dict(model=base_model, train_dataset=train_dataset, languages=train_languages, batch_size=batch_size,
+                  max_seq_length=max_seq_length, logging_steps=1, lr_scheduler="constant_with_warmup",
+                  warmup_steps=warmup_steps, preset="hybrid", seed=0)  # fmt: skip
+sweep = recipe.sweep(sweep_base, pairs, dev, sweep_scales, sweep_lrs, sweep_steps, out / "sweep")
+chosen = recipe.choose(sweep, mono_margin)
+io.write_json(out / "recipe.json", chosen)
+experiments.write_table(results_dir, "recipe", recipe.table(sweep, chosen))
+sweep.pivot_table(index=["scale", "lr"], columns="step", values=["dev_mono", "dev_cross"]).round(3)
+
+# %%
+fig = plots.sweep(sweep, chosen)
+plots.save_figure(fig, "03_recipe_sweep", fig_dir)
+pd.Series(chosen)
 
 # %% [markdown]
 # ## The grid
+# Every run uses the chosen recipe. A size-matched control (`<domain>-size-random`, `<domain>-size-<other>`)
+# has as many question groups as the target's in-domain pool; its pool is drawn anew for each seed.
 
 # %%
-runs = experiments.grid(samplings, seeds, domain_runs, domain_seeds=seeds[:1] if domain_seeds is None else domain_seeds)
+runs = experiments.grid(samplings, seeds, domain_runs, domain_seeds=seeds if domain_seeds is None else domain_seeds)
 pd.DataFrame([{"label": r.label, "sampling": r.sampling, "domain": r.domain, "mode": r.mode} for r in runs])
 
 # %%
-base = dict(
-    model=base_model,
-    train_dataset=train_dataset,
-    languages=train_languages,
-    batch_size=batch_size,
-    max_steps=max_steps,
-    max_seq_length=max_seq_length,
-    logging_steps=1,
-    save_steps=max_steps,
-)
+base = {**sweep_base, "scale": chosen["scale"], "lr": chosen["lr"], "max_steps": chosen["max_steps"],
+        "save_steps": chosen["max_steps"]}  # fmt: skip
 table = experiments.train_grid(runs, pairs, base, out, weight=domain_weight)
 table
 
@@ -96,5 +128,5 @@ table
 # %%
 log = experiments.loss_log(table)
 io.write_parquet(out / "loss.parquet", log)
-fig = plots.loss_curves(log.assign(sampling=log.run.str.split("/").str[0]), hue="sampling", title="training loss")
+fig = plots.loss_curves(log.assign(system=log.run.str.rsplit("/", n=1).str[0]), hue="system", title="training loss")
 plots.save_figure(fig, "03_loss_curves", fig_dir)

@@ -1,0 +1,120 @@
+"""Choose the fine-tuning recipe on held-out *training* data, never on the test set.
+
+A sweep trains general hybrid batches (seed 0) for every (MNRL scale, learning rate) on the MLQA-R train split
+and scores LAReQA mono and cross mAP on the held-out dev articles (``data.split_articles``) after several step
+counts of one run. The learning rate is constant after a fixed warm-up, so step k of a long run *is* a run of k
+steps: one run scores every length. The untrained model is scored on the same dev pools (step 0).
+
+Selection rule (stated before any result is seen): among settings whose dev monolingual mAP stays within
+``mono_margin`` of the untrained model, the highest dev cross-lingual mAP; ties go to fewer steps, then the
+smaller learning rate. If no setting keeps monolingual accuracy, the best mean of mono and cross is taken and
+the choice says so. The chosen (scale, lr, steps) becomes every system's recipe.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from hybridir_utils import io
+
+DEV_COLUMNS = ["scale", "lr", "step", "dev_mono", "dev_cross", "seconds"]
+
+
+class RecipeError(ValueError):
+    """A sweep specification or sweep table is malformed; the message names it."""
+
+
+def dev_scores(encoder, dev, out_dir: Path, batch_size: int = 16) -> dict[str, float]:
+    """Macro mono and cross mAP of ``encoder`` on the dev pools (no cache: the weights change every step)."""
+    from hybridir_utils.evaluation import evaluate_lareqa
+
+    m = evaluate_lareqa(encoder, dev, out_dir, settings=("mono", "cross"), use_cache=False, write_runs=False,
+                        fingerprint="dev", batch_size=batch_size, show_progress_bar=False)  # fmt: skip
+    return {"dev_mono": float(m["mono_map"]), "dev_cross": float(m["cross_map"])}
+
+
+def dev_callback(dev, steps, csv_path: Path, setting: dict, batch_size: int = 16):
+    """A TrainerCallback scoring the model on ``dev`` at each of ``steps``; rows go to ``csv_path`` atomically."""
+    from transformers import TrainerCallback
+
+    class DevScores(TrainerCallback):
+        def __init__(self) -> None:
+            self.rows: list[dict] = []
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step in set(steps):
+                start = time.perf_counter()
+                scores = dev_scores(model, dev, csv_path.parent / "dev_eval", batch_size)
+                self.rows.append({**setting, "step": state.global_step, **scores,
+                                  "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+                io.write_text(csv_path, pd.DataFrame(self.rows, columns=DEV_COLUMNS).to_csv(index=False))
+
+    return DevScores()
+
+
+def settings(scales, lrs) -> list[dict]:
+    """Every (scale, lr) of the sweep, validated."""
+    grid = [{"scale": float(s), "lr": float(lr)} for s, lr in itertools.product(scales or [], lrs or [])]
+    if not grid or any(v["scale"] <= 0 or v["lr"] <= 0 for v in grid):
+        raise RecipeError(f"the sweep needs positive scales and learning rates, got {scales!r} x {lrs!r}")
+    return grid
+
+
+def _run_one(base: dict, setting: dict, pairs, dev, steps, out_dir: Path, batch_size: int) -> pd.DataFrame:
+    """Train one setting (reusing a finished dev log) and drop its weights: only the dev scores are kept."""
+    from hybridir_utils.training import train
+
+    run_dir = out_dir / f"scale{setting['scale']:g}-lr{setting['lr']:g}"
+    csv = run_dir / "dev_scores.csv"
+    if csv.is_file() and set(pd.read_csv(csv).step) >= set(steps):
+        return pd.read_csv(csv)
+    cfg = {**base, **setting, "max_steps": max(steps), "save_steps": max(steps), "output_dir": str(run_dir)}
+    train(cfg, pairs=pairs, callbacks=[dev_callback(dev, steps, csv, setting, batch_size)])
+    for heavy in ("model", "checkpoints"):
+        shutil.rmtree(run_dir / heavy, ignore_errors=True)
+    return pd.read_csv(csv)
+
+
+def sweep(base: dict, pairs, dev, scales, lrs, steps, out_dir: Path, batch_size: int = 16) -> pd.DataFrame:
+    """Dev mono/cross mAP of every (scale, lr) after each of ``steps``, plus the untrained model as step 0."""
+    from hybridir_utils.models import load_encoder
+
+    steps = sorted({int(s) for s in steps})
+    if not steps or steps[0] < 1:
+        raise RecipeError(f"sweep steps must be positive integers, got {steps!r}")
+    base_scores = dev_scores(load_encoder(base["model"]), dev, Path(out_dir) / "base", batch_size)
+    rows = [pd.DataFrame([{"scale": None, "lr": None, "step": 0, **base_scores, "seconds": 0.0}])]
+    rows += [_run_one(base, s, pairs, dev, steps, Path(out_dir), batch_size) for s in settings(scales, lrs)]
+    table = pd.concat(rows, ignore_index=True)
+    io.atomic_write(Path(out_dir) / "sweep.csv", lambda p: table.to_csv(p, index=False))
+    return table
+
+
+def choose(table: pd.DataFrame, mono_margin: float = 0.01) -> dict:
+    """The recipe by the module's rule: ``scale``, ``lr``, ``max_steps``, dev scores and the rule that applied."""
+    missing = sorted(set(DEV_COLUMNS[:5]) - set(table.columns))
+    if missing:
+        raise RecipeError(f"sweep table lacks column(s) {missing}")
+    base = table[table.step == 0]
+    runs = table[table.step > 0]
+    if len(base) != 1 or runs.empty:
+        raise RecipeError("sweep table needs exactly one untrained row (step 0) and at least one trained row")
+    keeps = runs[runs.dev_mono >= float(base.dev_mono.iloc[0]) - mono_margin]
+    pool, rule = (keeps, "keeps-mono") if len(keeps) else (runs, "best-mean (no setting kept mono)")
+    key = pool.dev_cross if len(keeps) else (pool.dev_mono + pool.dev_cross) / 2
+    best = pool.assign(_key=key.round(6)).sort_values(["_key", "step", "lr"], ascending=[False, True, True]).iloc[0]
+    return {"scale": float(best.scale), "lr": float(best.lr), "max_steps": int(best.step), "rule": rule,
+            "dev_mono": float(best.dev_mono), "dev_cross": float(best.dev_cross),
+            "base_dev_mono": float(base.dev_mono.iloc[0]), "base_dev_cross": float(base.dev_cross.iloc[0])}  # fmt: skip
+
+
+def table(sweep_table: pd.DataFrame, chosen: dict) -> pd.DataFrame:
+    """``results/<profile>/recipe.csv``: the sweep (no timings) with the chosen row and the rule that chose it."""
+    hit = (sweep_table.scale == chosen["scale"]) & (sweep_table.lr == chosen["lr"])
+    return sweep_table.drop(columns="seconds").assign(chosen=hit & (sweep_table.step == chosen["max_steps"]),
+                                                      rule=chosen["rule"])  # fmt: skip
