@@ -822,6 +822,7 @@ def matched_pool_summary(pool: DomainPool, reference_pairs: pd.DataFrame) -> dic
         "mode": pool.mode,
         "target": pool.target,
         "target_groups": int(target_pairs.group.nunique()),
+        "articles": int(pool.pairs.article.nunique()),
         "groups_per_language": dict(zip(support.lang, support.groups.astype(int).tolist(), strict=True)),
         "target_group_share": float((_group_domains(pool.pairs) == pool.target).mean()),
         "language_set_tvd": language_set_tvd(pool.pairs, target_pairs),

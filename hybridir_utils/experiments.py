@@ -92,14 +92,15 @@ def train_grid(runs: list[Run], pairs: pd.DataFrame, base: dict, out_dir: Path, 
     ``base`` holds the shared ``TrainConfig`` fields (the recipe); each run adds its preset, seed and pool. A run
     whose model already exists with the same config is reused (``training.train`` checks the config).
     """
-    from hybridir_utils.training import train
+    from hybridir_utils.training import pairs_fingerprint, train
 
     rows = []
     for run in tqdm(runs, desc="training runs", unit="run"):
         pool = training_pool(run, pairs, weight, base["batch_size"])
-        cfg = {**base, "preset": run.sampling, "seed": run.seed, "output_dir": str(out_dir / "models" / run.label)}
-        cfg.update(pool.sampler_kwargs if pool else {})
         table = pool.pairs if pool else pairs
+        cfg = {**base, "preset": run.sampling, "seed": run.seed, "output_dir": str(out_dir / "models" / run.label),
+               "extra": {"pairs_sha1": pairs_fingerprint(table)}}  # fmt: skip
+        cfg.update(pool.sampler_kwargs if pool else {})
         start = time.perf_counter()
         model_dir = train(cfg, pairs=table)
         rows.append({**asdict(run), "system": run.system, "label": run.label, "model_dir": str(model_dir),
@@ -158,21 +159,25 @@ def _passages(encoder, ds, batch_size: int) -> np.ndarray:
 
 
 def evaluate_systems(
-    systems: pd.DataFrame, datasets: dict, out_dir: Path, domain_of=None, backend: str = "torch", **kw
+    systems: pd.DataFrame, datasets: dict, out_dir: Path, domain_of=None, backend: str = "torch", base=None, **kw
 ) -> pd.DataFrame:
     """Score every system on every dataset with ``evaluation.evaluate_lareqa``; one results row per pair.
 
     Each (system, dataset) writes ``out_dir/<label>/<dataset>/`` (metrics.json, per-query table, TREC files);
-    embeddings are cached (per model and backend), so re-running skips encoding. The first system is the base
-    model: every other system's ``drift`` is measured against its candidate embeddings. ``backend`` is the
+    embeddings are cached (per model and backend), so re-running skips encoding. ``base`` (default: the first
+    system) is the base model: every system's ``drift`` is measured against its candidate embeddings. ``backend`` is the
     inference backend of every sentence-transformers model (see :mod:`hybridir_utils.backends`); ``kw`` goes to
     ``evaluate_lareqa`` (``batch_size``, ...). Writes ``out_dir/results.parquet``.
     """
     from hybridir_utils.evaluation import evaluate_lareqa
     from hybridir_utils.models import inference_backend, load_encoder
 
+    base = systems.label.iloc[0] if base is None else base
+    if base not in set(systems.label):
+        raise ExperimentError(f"base model {base!r} is not among the systems to evaluate {list(systems.label)}")
     rows, base_emb = [], {}
-    for s in tqdm(list(systems.itertuples()), desc="systems", unit="system"):
+    ordered = pd.concat([systems[systems.label == base], systems[systems.label != base]])  # base first: drift needs it
+    for s in tqdm(list(ordered.itertuples()), desc="systems", unit="system"):
         s_backend = inference_backend(s.source, backend)
         encoder = load_encoder(s.source, backend=s_backend)
         for name, ds in datasets.items():
@@ -205,11 +210,11 @@ def levels(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_query_matrix(results: pd.DataFrame, dataset: str, setting: str, metric: str = "ap"):
-    """Per system, a [seeds x queries] array of ``metric`` on one query order; each query's stratum and cluster.
+    """Per system, a [seeds x queries] array of ``metric`` on one query order, and the queries' attributes.
 
-    A query key is ``<qid>@<pool>``; the stratum is the (query language, pool language) pair, so means are
-    macro means over pairs as in LAReQA; the cluster is the question group (the unit of independence: one group
-    is asked in every language, so it appears in every stratum).
+    A query key is ``<qid>@<pool>``. The attributes hold each query's stratum, the (query language, pool language)
+    pair (means are macro means over pairs, as in LAReQA), its question group (the unit of independence: one group
+    is asked in every language, so it appears in every stratum), its article and, when scored, its domain.
     """
     rows = results[results.dataset == dataset]
     if rows.empty:
@@ -224,19 +229,28 @@ def per_query_matrix(results: pd.DataFrame, dataset: str, setting: str, metric: 
         if len(t.index) != len(index) or not t.index.isin(index).all():
             raise ExperimentError(f"system {key[0]} seed {key[1]} was scored on other {setting} queries of {dataset}")
     first = next(iter(tables.values())).loc[index]
-    strata = (first.query_lang + ">" + first.pool_lang).to_numpy()
+    attrs = pd.DataFrame({"stratum": (first.query_lang + ">" + first.pool_lang).to_numpy(),
+                          "group": first.group.to_numpy(), "article": first.article.to_numpy(),
+                          "domain": first["domain"].to_numpy() if "domain" in first else None})  # fmt: skip
     systems = {}
     for (system, _seed), t in sorted(tables.items(), key=lambda kv: kv[0][1]):
         systems.setdefault(system, []).append(t.loc[index, metric].to_numpy(float))
-    return {k: np.vstack(v) for k, v in systems.items()}, strata, first.group.to_numpy()
+    return {k: np.vstack(v) for k, v in systems.items()}, attrs
 
 
-def compare(results, dataset, setting, reference, metric: str = "ap", n_boot: int = 5000, seed: int = 0):
-    """``stats.cluster_bootstrap`` of every system against ``reference`` on one dataset and setting."""
+def compare(results, dataset, setting, reference, metric="ap", n_boot=5000, seed=0, articles=None, cluster="group"):
+    """``stats.cluster_bootstrap`` of every system against ``reference`` on one dataset and setting.
+
+    ``articles`` restricts the comparison to queries of those articles (a slice); ``cluster`` is the resampled
+    unit (``group``, or ``article`` for slices, where questions of one article are not independent).
+    """
     from hybridir_utils.stats import cluster_bootstrap
 
-    scores, strata, clusters = per_query_matrix(results, dataset, setting, metric)
-    table = cluster_bootstrap(scores, strata, clusters, reference, n_boot=n_boot, seed=seed)
+    scores, attrs = per_query_matrix(results, dataset, setting, metric)
+    keep = attrs.article.isin(articles).to_numpy() if articles is not None else np.ones(len(attrs), bool)
+    scores = {name: mat[:, keep] for name, mat in scores.items()}
+    table = cluster_bootstrap(scores, attrs.stratum[keep].to_numpy(), attrs[cluster][keep].to_numpy(), reference,
+                              n_boot=n_boot, seed=seed)  # fmt: skip
     return table.assign(dataset=dataset, setting=setting, metric=metric, reference=reference)
 
 
@@ -257,30 +271,66 @@ def comparison_plan(trained, base: str, general: str = "hybrid/general") -> pd.D
     return pd.DataFrame(rows, columns=["system", "reference", "question"])
 
 
-def comparisons(results, plan: pd.DataFrame, dataset: str, settings=("mono", "cross", "multi"), n_boot=5000):
-    """``results/<profile>/comparisons.csv``: each planned pair per setting, with a cluster-bootstrap CI and
-    Holm-adjusted p over every row (all settings, all references)."""
+def slice_plan(plan: pd.DataFrame, slices: dict[str, set], min_articles: int) -> list[tuple[str, str, str, set]]:
+    """(system, reference, slice, articles) for the domain effect (in-domain vs size-matched random) on slices.
+
+    ``slices`` maps a name to its test articles: ``domain:<d>`` slices are compared only for the model focused on
+    ``d``; any other slice for every in-domain model. A slice of fewer than ``min_articles`` articles is left out.
+    """
+    effect = plan[(plan.question == "vs size-matched random") & plan.system.str.endswith("-in-domain")]
+    rows = []
+    for r in effect.itertuples():
+        target = r.system.split("/", 1)[1].removesuffix("-in-domain")
+        for name, articles in slices.items():
+            if len(articles) >= min_articles and (not name.startswith("domain:") or name == f"domain:{target}"):
+                rows.append((r.system, r.reference, name, set(articles)))
+    return rows
+
+
+def test_slices(ds, domain_of: dict, exploration: int | None = None) -> dict[str, set]:
+    """Article sets of the test set to repeat the domain effect on: each domain's articles and, with
+    ``exploration``, the articles outside the seeded subset that earlier exploratory runs were scored on (the runs
+    that suggested the hypothesis): a check that the effect is not an artefact of the articles that raised it."""
+    articles = set(ds.questions.article)
+    out = {f"domain:{d}": {a for a in articles if domain_of[a] == d} for d in sorted({domain_of[a] for a in articles})}
+    if exploration:
+        seen = set(evaluation_set(ds.name, ds.languages[:1], exploration).questions.article)
+        out[f"outside-exploration-{exploration}"] = articles - seen
+    return out
+
+
+def comparisons(results, plan, datasets, settings=("mono", "cross", "multi"), n_boot=5000, slices=None):
+    """``results/<profile>/comparisons.csv``: each planned pair per dataset and setting (cluster: question group),
+    plus the domain effect on ``slices`` of the first dataset (cross setting, cluster: article); Holm-adjusted p
+    over every row together."""
     from hybridir_utils.stats import holm
 
     frames = []
-    for setting in settings:
-        for reference, wanted in plan.groupby("reference", sort=False):
-            table = compare(results, dataset, setting, reference, n_boot=n_boot)
-            frames.append(table.merge(wanted, on=["system", "reference"]))
+    for dataset in datasets:
+        for setting in settings:
+            for reference, wanted in plan.groupby("reference", sort=False):
+                table = compare(results, dataset, setting, reference, n_boot=n_boot)
+                frames.append(table.merge(wanted, on=["system", "reference"]).assign(slice="all", cluster="group"))
+    for system, reference, name, articles in slices or []:
+        table = compare(results, datasets[0], "cross", reference, n_boot=n_boot, articles=articles, cluster="article")
+        frames.append(table[table.system == system].assign(question="vs size-matched random", slice=name,
+                                                           cluster="article"))  # fmt: skip
     out = pd.concat(frames, ignore_index=True)
     out["p_holm"] = holm(out.p.to_numpy())
-    keep = ["system", "reference", "question", "dataset", "setting", "mean", "delta", "lo", "hi", "p", "p_holm",
-            "n_seeds", "seed_delta_min", "seed_delta_max", "n_clusters"]  # fmt: skip
+    keep = ["system", "reference", "question", "dataset", "setting", "slice", "mean", "delta", "lo", "hi", "p",
+            "p_holm", "n_seeds", "seed_delta_min", "seed_delta_max", "cluster", "n_clusters"]  # fmt: skip
     return out[keep]
 
 
-ROUND = {"rank_distance": 2}  # other float columns: 4 decimals, below every difference the report states
+# Decimals per float column (others: 4, below every difference the report states); None keeps a column as is
+# (learning rates and scales must never round to 0).
+ROUND = {"rank_distance": 2, "drift": 6, "lr": None, "scale": None}
 
 
 def write_table(results_dir: Path, name: str, table: pd.DataFrame) -> Path:
     """``<results_dir>/<name>.csv`` atomically, floats rounded so a fresh run on another CPU gives the same file."""
     floats = table.select_dtypes("float").columns
-    table = table.assign(**{c: table[c].round(ROUND.get(c, 4)) for c in floats})
+    table = table.assign(**{c: table[c].round(ROUND.get(c, 4)) for c in floats if ROUND.get(c, 4) is not None})
     path = Path(results_dir) / f"{name}.csv"
     io.atomic_write(path, lambda p: table.to_csv(p, index=False))
     return path

@@ -65,15 +65,28 @@ def settings(scales, lrs) -> list[dict]:
     return grid
 
 
+def _dev_table(dev) -> pd.DataFrame:
+    """The dev pools as a pairs-shaped table (question, answer sentence), for the sweep's data fingerprint."""
+    text = dict(zip(dev.candidates.cid, dev.candidates.text, strict=True))
+    q = dev.questions
+    return pd.DataFrame({"query": q.text, "passage": q.answer_cid.map(text), "query_lang": q.lang,
+                         "passage_lang": q.lang, "group": q.group})  # fmt: skip
+
+
 def _run_one(base: dict, setting: dict, pairs, dev, steps, out_dir: Path, batch_size: int) -> pd.DataFrame:
     """Train one setting (reusing a finished dev log) and drop its weights: only the dev scores are kept."""
-    from hybridir_utils.training import train
+    from hybridir_utils.training import TrainConfig, pairs_fingerprint, train
 
     run_dir = out_dir / f"scale{setting['scale']:g}-lr{setting['lr']:g}"
-    csv = run_dir / "dev_scores.csv"
-    if csv.is_file() and set(pd.read_csv(csv).step) >= set(steps):
-        return pd.read_csv(csv)
-    cfg = {**base, **setting, "max_steps": max(steps), "save_steps": max(steps), "output_dir": str(run_dir)}
+    csv, config_file = run_dir / "dev_scores.csv", run_dir / "train_config.json"
+    data = {"pairs_sha1": pairs_fingerprint(pairs), "dev_questions_sha1": pairs_fingerprint(_dev_table(dev))}
+    cfg = {**base, **setting, "max_steps": max(steps), "save_steps": max(steps), "output_dir": str(run_dir),
+           "extra": data}  # fmt: skip
+    identity = TrainConfig.from_dict(cfg).identity()
+    same = config_file.is_file() and {k: v for k, v in io.read_json(config_file).items() if k in identity} == identity
+    if same and csv.is_file() and set(pd.read_csv(csv).step) >= set(steps):
+        return pd.read_csv(csv)  # a finished sweep run on the same data and dev pools
+    shutil.rmtree(run_dir, ignore_errors=True)  # another setting, data or step list: start this run afresh
     train(cfg, pairs=pairs, callbacks=[dev_callback(dev, steps, csv, setting, batch_size)])
     for heavy in ("model", "checkpoints"):
         shutil.rmtree(run_dir / heavy, ignore_errors=True)

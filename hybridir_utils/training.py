@@ -215,6 +215,18 @@ def eval_articles(name: str, data_dir: str | Path | None = None) -> set[str]:
     return {normalise_title(a) for a in load_lareqa(name, languages=["en"], data_dir=data_dir).questions.article}
 
 
+def without_eval_articles(ds, eval_name: str, data_dir: str | Path | None = None):
+    """``ds`` without the articles it shares with the evaluation set, and their titles.
+
+    Applied before domain pools and their size-matched controls are built (so a control matches the pool that is
+    really trained on) and to the dev split too (a test article must not steer the recipe).
+    """
+    shared = eval_articles(eval_name, data_dir)
+    keys = ds.questions.article.map(normalise_title)
+    dropped = sorted(set(ds.questions.article[keys.isin(shared)]))
+    return ds.subset(articles=sorted(set(ds.questions.article) - set(dropped))), dropped
+
+
 def remove_test_overlap(
     pairs: pd.DataFrame, eval_articles: set[str], eval_name: str, allow: bool, drop: bool
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -254,6 +266,14 @@ def load_training_pairs(cfg: TrainConfig, data_dir: str | Path | None = None) ->
     if cfg.max_groups is not None:
         ds = ds.subset(max_questions_per_lang=cfg.max_groups, seed=cfg.seed)
     return training_pairs(ds)
+
+
+def pairs_fingerprint(pairs: pd.DataFrame) -> str:
+    """sha1 of the training pairs (texts, languages, groups): part of a run's identity via ``extra``, so a finished
+    run is reused only for the same data, never for a changed pool, split or label."""
+    cols = ["query", "passage", "query_lang", "passage_lang", "group"]
+    rows = pairs[cols].astype(str).sort_values(cols).to_csv(index=False)
+    return hashlib.sha1(rows.encode()).hexdigest()[:16]
 
 
 def loss_dataset(pairs: pd.DataFrame):

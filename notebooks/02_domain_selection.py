@@ -35,6 +35,7 @@ import pandas as pd
 from hybridir_utils import domains, experiments, io, plots
 from hybridir_utils.data import load_lareqa, split_articles, training_pairs
 from hybridir_utils.models import load_encoder
+from hybridir_utils.training import ZERO_SHOT_EVAL, without_eval_articles
 
 # %% tags=["parameters"]
 run_dir = "build/dev"  # output folder of this run (set by the pipeline)
@@ -120,16 +121,18 @@ support.pivot(index="domain", columns="dataset", values="status")
 # On the training split (the dev articles are held out). `in-domain` trains only on the target's pairs;
 # `weighted` keeps every pair and draws target pairs `domain_weight` times as often; `size-random` draws as many
 # question groups as the in-domain pool at random with the same language sets; `size-<other>` draws them from
-# another domain. `language_set_tvd` is 0 when a pool's language coverage equals the in-domain pool's.
+# another domain. `language_set_tvd` is 0 when a pool's language coverage equals the in-domain pool's; `articles`
+# shows the one way a group-level draw still differs: in-domain groups come from fewer articles.
 
 # %%
 train_ds, _ = split_articles(datasets[train_dataset], dev_share, dev_seed)
+train_ds, _ = without_eval_articles(train_ds, ZERO_SHOT_EVAL[train_dataset])
 train_pairs = domains.attach_domains(training_pairs(train_ds), labels[labels.dataset == train_dataset])
 runs = [experiments.Run("hybrid", *experiments.parse_domain_run(spec)) for spec in domain_runs]
 pools = {r.system: experiments.training_pool(r, train_pairs, domain_weight, batch_size) for r in runs}
 summary = {name: domains.matched_pool_summary(p, train_pairs) for name, p in pools.items()}
 io.write_json(out / "pools.json", {"target_domains": target_domains, "weight": domain_weight, "pools": summary})
-pd.DataFrame.from_dict(summary, orient="index").reindex(columns=["groups", "pairs", "target_group_share",
+pd.DataFrame.from_dict(summary, orient="index").reindex(columns=["groups", "articles", "pairs", "target_group_share",
                                                                  "language_set_tvd"])  # fmt: skip
 
 # %% [markdown]

@@ -38,6 +38,7 @@ import pandas as pd
 
 from hybridir_utils import domains, experiments, io, plots, recipe
 from hybridir_utils.data import load_lareqa, split_articles, training_pairs
+from hybridir_utils.training import ZERO_SHOT_EVAL, without_eval_articles
 
 # %% tags=["parameters"]
 run_dir = "build/dev"  # output folder of this run (set by the pipeline)
@@ -71,15 +72,20 @@ labels = pd.read_parquet(Path(run_dir) / "02_domains" / "labels.parquet")
 # %% [markdown]
 # ## Training pairs and the held-out dev articles
 # Every (question in X, answer sentence in Y) of a group, with the domain of its article. A seeded share of the
-# articles is held out whole: the recipe is chosen on them, and no system ever trains on them.
+# articles is held out whole: the recipe is chosen on them, and no system ever trains on them. Articles that the
+# test set also holds are removed from both sides first, so domain pools and their size-matched controls are
+# built on exactly what is trained on, and no test article steers the recipe.
 
 # %%
 ds = load_lareqa(train_dataset, train_languages)
 if train_max_groups:
     ds = ds.subset(max_questions_per_lang=train_max_groups, seed=0)
 train_ds, dev_ds = split_articles(ds, dev_share, dev_seed)
+(train_ds, dropped), (dev_ds, dev_dropped) = (without_eval_articles(d, ZERO_SHOT_EVAL[train_dataset])
+                                              for d in (train_ds, dev_ds))  # fmt: skip
 dev = dev_ds.subset(dev_languages)
 pairs = domains.attach_domains(training_pairs(train_ds), labels[labels.dataset == train_dataset])
+print(f"test-set articles removed: {dropped} from train, {dev_dropped} from dev")
 pd.DataFrame({name: {"articles": d.questions.article.nunique(), "groups": d.questions.group.nunique(),
                      "questions": len(d.questions), "candidates": len(d.candidates)}
               for name, d in (("train", train_ds), ("dev (all languages)", dev_ds), ("dev pools", dev))})  # fmt: skip

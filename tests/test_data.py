@@ -244,3 +244,22 @@ def test_atomic_outputs_are_readable_by_others(tmp_path):
 
     path = io.write_text(tmp_path / "a.txt", "x")
     assert path.stat().st_mode & 0o777 == 0o666 & ~io._UMASK  # like open(), not mkstemp's 0600
+
+
+def test_split_articles_holds_out_whole_articles(mlqa):
+    train, dev = data.split_articles(mlqa, 0.15, seed=0)
+    assert not set(train.questions.article) & set(dev.questions.article)
+    assert not set(train.candidates.article) & set(dev.candidates.article)
+    assert not set(train.questions.group) & set(dev.questions.group)  # a group never straddles the split
+    n = mlqa.questions.article.nunique()
+    assert dev.questions.article.nunique() == round(0.15 * n) and train.questions.article.nunique() == n - round(
+        0.15 * n
+    )
+    again, other = data.split_articles(mlqa, 0.15, seed=0)[1], data.split_articles(mlqa, 0.15, seed=1)[1]
+    assert set(again.questions.article) == set(dev.questions.article) != set(other.questions.article)
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0, -0.1])
+def test_split_articles_rejects_bad_shares(mlqa, share):
+    with pytest.raises(DataError, match="dev_share"):
+        data.split_articles(mlqa, share)

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridir_utils import experiments, report
-from hybridir_utils.experiments import ExperimentError, Run, grid, hierarchical_bootstrap
+from hybridir_utils import experiments, report, stats
+from hybridir_utils.experiments import ExperimentError, Run, grid
 
 
 def test_grid_main_comparison_plus_domain_runs():
@@ -32,44 +32,77 @@ def test_unknown_sampling():
         grid(["mono"], [0])
 
 
-def _synthetic(effect: float, seed_sd: float, n: int = 400, seeds: int = 3, rng_seed: int = 0):
-    rng = np.random.default_rng(rng_seed)
-    base = rng.beta(2, 2, n)
-    ref = base + rng.normal(0, seed_sd, (seeds, 1)) + rng.normal(0, 0.05, (seeds, n))
-    other = base + effect + rng.normal(0, seed_sd, (seeds, 1)) + rng.normal(0, 0.05, (seeds, n))
-    return {"ref": ref, "other": other, "same": ref.copy()}, np.repeat(["en>de", "de>en"], n // 2)
+def test_size_matched_control_runs_parse_and_name_their_system():
+    runs = grid(["hybrid"], [0], ["news:size-random", "news:size-culture"], domain_seeds=[0, 1])
+    assert [r.label for r in runs[1:3]] == ["hybrid/news-size-random/s0", "hybrid/news-size-random/s1"]
+    assert runs[-1].system == "hybrid/news-size-culture"
+    with pytest.raises(ExperimentError, match="another domain than 'news'"):
+        grid(["hybrid"], [0], ["news:size-news"])
+    with pytest.raises(ValueError, match="sports"):
+        grid(["hybrid"], [0], ["news:size-sports"])
 
 
-def test_bootstrap_ci_covers_true_difference_and_identical_is_p1():
-    scores, strata = _synthetic(effect=0.03, seed_sd=0.0)
-    table = hierarchical_bootstrap(scores, "ref", strata, n_boot=1000).set_index("system")
-    assert table.loc["other", "diff_ci_low"] < 0.03 < table.loc["other", "diff_ci_high"]
-    assert table.loc["other", "p_value"] < 0.01
-    assert table.loc["same", "p_value"] == 1.0 and table.loc["same", "diff"] == 0.0
+def test_comparison_plan_states_each_question_once():
+    trained = ["hybrid/general", "x-y/general", "hybrid/news-in-domain", "hybrid/news-size-random",
+               "hybrid/news-size-culture", "hybrid/science-in-domain"]  # fmt: skip
+    plan = experiments.comparison_plan(trained, base="e5")
+    pairs = set(zip(plan.system, plan.reference, strict=True))
+    assert {(s, "e5") for s in trained} <= pairs
+    assert ("hybrid/news-in-domain", "hybrid/news-size-random") in pairs
+    assert ("hybrid/news-size-culture", "hybrid/news-size-random") in pairs
+    assert ("hybrid/news-size-random", "hybrid/news-size-random") not in pairs
+    assert not any(r == "hybrid/science-size-random" for r in plan.reference)  # no control trained: none stated
+    assert ("x-y/general", "hybrid/general") in pairs and ("hybrid/general", "hybrid/general") not in pairs
+    assert len(pairs) == len(plan) == 6 + 5 + 2
 
 
-def test_seed_variance_widens_the_interval():
-    quiet, strata = _synthetic(effect=0.03, seed_sd=0.0)
-    noisy, _ = _synthetic(effect=0.03, seed_sd=0.05)
-    width = {}
-    for name, scores in (("quiet", quiet), ("noisy", noisy)):
-        row = hierarchical_bootstrap(scores, "ref", strata, n_boot=1000).set_index("system").loc["other"]
-        width[name] = row.diff_ci_high - row.diff_ci_low
-    assert width["noisy"] > 2 * width["quiet"]
+def test_drift_is_one_minus_mean_cosine():
+    base = np.array([[1.0, 0.0], [0.0, 1.0]])
+    moved = np.array([[1.0, 0.0], [np.sqrt(0.5), np.sqrt(0.5)]])  # cosines 1 and 0.7071
+    assert experiments.drift(base, moved) == pytest.approx(1 - (1 + np.sqrt(0.5)) / 2)
+    assert experiments.drift(base, base) == 0.0
+    assert np.isnan(experiments.drift(base, np.ones((2, 3))))  # another model family: no drift
 
 
-def test_bootstrap_is_deterministic_and_checks_reference():
-    scores, strata = _synthetic(0.01, 0.01)
-    a = hierarchical_bootstrap(scores, "ref", strata, n_boot=200, seed=3)
-    assert a.equals(hierarchical_bootstrap(scores, "ref", strata, n_boot=200, seed=3))
-    with pytest.raises(ExperimentError, match="reference system 'hybrid' not among"):
-        hierarchical_bootstrap(scores, "hybrid", strata)
+def _per_query(tmp_path, system: str, seed: int, shift: float) -> str:
+    """A per-query table of 2 languages x 12 groups in 6 articles: AP rises with the group, shifted per system
+    (on articles a0-a2 only, for the in-domain model)."""
+    rows = [dict(qid=f"{x}:g{g}", query_lang=x, pool_lang=y, setting="cross" if x != y else "mono",
+                 ap=min(1.0, 0.3 + 0.05 * g + (shift if g < 6 or "in-domain" not in system else 0.0)),
+                 group=f"g{g}", article=f"a{g // 2}")
+            for g in range(12) for x in ("en", "de") for y in ("en", "de")]  # fmt: skip
+    path = tmp_path / f"{system.replace('/', '_')}-{seed}.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    return str(path)
 
 
-def test_macro_mean_over_strata():
-    scores = {"a": np.array([[1.0, 1.0, 1.0, 0.0]])}  # stratum x: 1, 1, 1 -> 1.0; stratum y: 0 -> 0.0
-    row = hierarchical_bootstrap(scores, "a", ["x", "x", "x", "y"], n_boot=10).iloc[0]
-    assert row["mean"] == pytest.approx(0.5)  # macro over strata, not the micro mean 0.75
+def test_comparisons_use_the_plan_and_holm_over_every_row(tmp_path):
+    shifts = {"e5": 0.0, "hybrid/general": 0.02, "hybrid/news-in-domain": 0.03, "hybrid/news-size-random": 0.03}
+    results = pd.DataFrame([dict(system=s, seed=k, dataset="xquad-r", per_query=_per_query(tmp_path, s, k, d))
+                            for s, d in shifts.items() for k in ([0] if s == "e5" else [0, 1])])  # fmt: skip
+    plan = experiments.comparison_plan(list(shifts)[1:], base="e5")
+    slices = experiments.slice_plan(plan, {"domain:news": {"a0", "a1", "a2"}, "domain:science": {"a3"},
+                                           "late": {"a3", "a4", "a5"}}, min_articles=3)  # fmt: skip
+    assert [(s, name) for s, _, name, _ in slices] == [("hybrid/news-in-domain", "domain:news"),
+                                                       ("hybrid/news-in-domain", "late")]  # fmt: skip
+    table = experiments.comparisons(results, plan, ["xquad-r"], settings=("mono", "cross"), n_boot=300, slices=slices)
+    whole = table[table.slice == "all"]
+    assert len(whole) == 2 * len(plan) and whole.n_clusters.eq(12).all() and (whole.cluster == "group").all()
+    row = whole[(whole.system == "hybrid/general") & (whole.reference == "e5") & (whole.setting == "cross")].iloc[0]
+    assert row.delta == pytest.approx(0.02) and row.n_seeds == 2 and row.lo == pytest.approx(0.02)
+    same = whole[(whole.system == "hybrid/news-in-domain") & (whole.reference == "hybrid/news-size-random")]
+    assert (same.delta.abs() > 0).all()  # the in-domain model differs on a0-a2 only
+    news, late = (table[table.slice == k].iloc[0] for k in ("domain:news", "late"))
+    assert news.cluster == "article" and news.n_clusters == 3 and news.delta == pytest.approx(0.0)
+    assert late.delta == pytest.approx(-0.03) and late.n_clusters == 3
+    np.testing.assert_allclose(table.p_holm, stats.holm(table.p.to_numpy()))  # one family: every row
+
+
+def test_write_table_rounds_floats_and_replaces_atomically(tmp_path):
+    table = pd.DataFrame({"system": ["a"], "map": [0.123456789], "rank_distance": [61.23456], "seed": [0]})
+    path = experiments.write_table(tmp_path / "results" / "cpu", "levels", table)
+    assert path.read_text() == "system,map,rank_distance,seed\na,0.1235,61.23,0\n"
+    assert [p.name for p in path.parent.iterdir()] == ["levels.csv"]  # no temporary file left behind
 
 
 def test_paper_anchors_parse_all_rows():
@@ -84,49 +117,6 @@ def test_paper_anchors_parse_all_rows():
     ]
 
 
-def _comparisons(cross_ci, mono_ci, p_value=0.001, base_ci=None):
-    """Comparison rows of one domain-focused model against hybrid/general (and, with ``base_ci``, both models
-    against the untrained base)."""
-    rows = []
-    for setting, (lo, hi) in (("cross", cross_ci), ("mono", mono_ci)):
-        rows.append(
-            dict(system="hybrid/science-weighted", setting=setting, dataset="xquad-r", reference="hybrid/general",
-                 diff=(lo + hi) / 2, diff_ci_low=lo, diff_ci_high=hi, p_value=p_value)
-        )  # fmt: skip
-        for system, (blo, bhi) in (base_ci or {}).items():
-            rows.append(
-                dict(system=system, setting=setting, dataset="xquad-r", reference="e5", diff=(blo + bhi) / 2,
-                     diff_ci_low=blo, diff_ci_high=bhi, p_value=p_value)
-            )  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def test_answer_follows_the_confidence_intervals():
-    slices = pd.DataFrame({"dataset": ["xquad-r"], "domain": ["news"], "status": ["too-few-queries"]})
-    yes = report.answer(_comparisons((0.01, 0.03), (-0.005, 0.004)), slices, None, "xquad-r")
-    assert "cross-lingual improves" in yes and ": kept." in yes and "retrieval for `hybrid/science-weighted`;" in yes
-    assert "too few queries for a meaningful CI: news" in yes
-    no = report.answer(_comparisons((-0.01, 0.02), (-0.03, -0.02)), slices, None, "xquad-r")
-    assert "no detectable difference" in no and "not shown to be kept" in no and "no domain-focused variant" in no
-    assert "Against the untrained" not in yes  # no base named: no base paragraph
-
-
-def test_answer_applies_bonferroni_and_places_models_against_the_base():
-    slices = pd.DataFrame({"dataset": [], "domain": [], "status": []})
-    # one variant tested: p 0.03 survives Bonferroni (x1); the CI excludes zero either way
-    one = report.answer(_comparisons((0.01, 0.03), (0.0, 0.01), p_value=0.03), slices, None, "xquad-r")
-    assert "p = 0.0300" in one and "all of them also after a Bonferroni correction for 1 comparisons" in one
-    extra = _comparisons((0.01, 0.03), (0.0, 0.01), p_value=0.03).assign(system="hybrid/news-weighted")
-    two = report.answer(pd.concat([_comparisons((0.01, 0.03), (0.0, 0.01), 0.03), extra]), slices, None, "xquad-r")
-    assert "none of them also after a Bonferroni correction for 2 comparisons" in two  # 0.03 x 2 > 0.05
-    below = {"hybrid/general": (-0.02, -0.01), "hybrid/science-weighted": (-0.015, -0.002)}
-    text = report.answer(_comparisons((0.01, 0.03), (0.0, 0.01), base_ci=below), slices, None, "xquad-r", base="e5")
-    assert "**Against the untrained `e5`**" in text
-    assert "- cross-lingual: `hybrid/general` -0.015, CI -0.020 to -0.010; domain-focused models below the base " \
-           "1 of 1, above it 0 of 1." in text  # fmt: skip
-    assert "means losing less of what the base model had" in text
-
-
 def test_evaluation_set_restricts_by_article(shared_data_dir, monkeypatch):
     monkeypatch.setenv("HYBRIDIR_DATA_DIR", str(shared_data_dir))
     ds = experiments.evaluation_set("xquad-r", ["en", "th"], max_articles=3)
@@ -137,8 +127,8 @@ def test_evaluation_set_restricts_by_article(shared_data_dir, monkeypatch):
 
 def test_ci_table_puts_levels_and_intervals_side_by_side():
     comparisons = pd.DataFrame(
-        [dict(system=sys, setting=st, dataset="xquad-r", reference="hybrid/general", seeds=3, mean=m, diff=d,
-              diff_ci_low=d - 0.01, diff_ci_high=d + 0.01)
+        [dict(system=sys, setting=st, dataset="xquad-r", reference="hybrid/general", n_seeds=3, mean=m, delta=d,
+              lo=d - 0.01, hi=d + 0.01)
          for sys, d in (("hybrid/general", 0.0), ("hybrid/news-weighted", 0.02))
          for st, m in (("mono", 0.8), ("cross", 0.7), ("multi", 0.5))]
     )  # fmt: skip

@@ -13,7 +13,7 @@ import yaml
 from hybridir_utils import config, pipeline
 
 NOTEBOOKS = [config.notebooks_dir() / f"{name}.ipynb" for name in pipeline.NOTEBOOKS]
-PROFILES = ["smoke", "cpu", "full"]
+PROFILES = ["smoke", "cpu", "sampling", "full"]
 
 
 @pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.stem)
@@ -66,13 +66,14 @@ def test_notebooks_write_only_under_run_dir(notebook):
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert "Path(run_dir)" in text
     assert "build/" not in text.replace('run_dir = "build/dev"', "")
+    assert "results/" not in text.replace('results_dir = "results/dev"', "")
 
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_profiles_only_use_declared_parameters(profile):
     params = pipeline.load_profile(profile)
     split = pipeline.split_parameters(params, NOTEBOOKS)
-    declared = {nb.stem: set(papermill.inspect_notebook(str(nb))) - {"run_dir"} for nb in NOTEBOOKS}
+    declared = {nb.stem: set(papermill.inspect_notebook(str(nb))) - set(pipeline.RESERVED) for nb in NOTEBOOKS}
     for stem, given in split.items():
         assert set(given) == declared[stem], f"{profile} leaves {declared[stem] - set(given)} of {stem} at defaults"
 
@@ -80,8 +81,8 @@ def test_profiles_only_use_declared_parameters(profile):
 def test_unknown_parameter_is_an_error():
     with pytest.raises(pipeline.PipelineError, match=r"unknown parameter\(s\) \['max_stpes'\]"):
         pipeline.split_parameters({"max_stpes": 3}, NOTEBOOKS)
-    with pytest.raises(pipeline.PipelineError, match=r"\['run_dir'\] are set by the pipeline"):
-        pipeline.split_parameters({"run_dir": "x"}, NOTEBOOKS)
+    with pytest.raises(pipeline.PipelineError, match=r"\['results_dir', 'run_dir'\] are set by the pipeline"):
+        pipeline.split_parameters({"run_dir": "x", "results_dir": "y"}, NOTEBOOKS)
 
 
 def test_unknown_profile_and_bad_yaml(tmp_path):
@@ -115,4 +116,5 @@ def test_failing_notebook_names_cell_and_keeps_output(tmp_path):
 
 def test_smoke_profile_is_small():
     params = yaml.safe_load((config.params_dir() / "smoke.yaml").read_text())
-    assert params["max_steps"] <= 20 and len(params["xquad_languages"]) <= 3 and params["eval_max_articles"] <= 3
+    assert max(params["sweep_steps"]) <= 20 and len(params["xquad_languages"]) <= 3 and params["eval_max_articles"] <= 3
+    assert len(params["sweep_scales"]) * len(params["sweep_lrs"]) == 1

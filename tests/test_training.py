@@ -17,8 +17,10 @@ from hybridir_utils.training import (
     freeze,
     loss_dataset,
     normalise_title,
+    pairs_fingerprint,
     remove_test_overlap,
     train,
+    without_eval_articles,
 )
 
 
@@ -67,6 +69,8 @@ def test_config_round_trips_through_yaml_and_rejects_unknown_keys(tmp_path):
         ({"max_steps": 0}, "max_steps"),
         ({"freeze_layers": -1}, "freeze_layers"),
         ({"loss": "triplet"}, "loss"),
+        ({"lr_scheduler": "step"}, "lr_scheduler"),
+        ({"warmup_steps": 0}, "warmup_steps"),
         ({"domain_weights": ["news"]}, "domain_weights"),
     ],
 )
@@ -103,6 +107,24 @@ def test_overlap_guard_normalises_titles_and_refuses_drops_or_allows():
         remove_test_overlap(pairs, {normalise_title(f"Article_{i}") for i in range(3)}, "x", allow=False, drop=True)
     with pytest.raises(ArticleOverlapError, match="'article' column"):
         remove_test_overlap(pairs.drop(columns="article"), test, "xquad-r", allow=False, drop=True)
+
+
+def test_without_eval_articles_removes_the_shared_articles_whole(shared_data_dir, monkeypatch):
+    monkeypatch.setenv("HYBRIDIR_DATA_DIR", str(shared_data_dir))
+    from hybridir_utils.data import load_lareqa
+
+    mlqa = load_lareqa("mlqa-r", ["en", "de"], data_dir=shared_data_dir)
+    kept, dropped = without_eval_articles(mlqa, "xquad-r")
+    assert dropped == ["Harvard University", "Prime number"]
+    assert not {normalise_title(a) for a in kept.questions.article} & eval_articles("xquad-r")
+    assert kept.questions.article.nunique() == mlqa.questions.article.nunique() - 2
+
+
+def test_pairs_fingerprint_tracks_the_data_not_the_row_order():
+    pairs = tiny_pairs()
+    assert pairs_fingerprint(pairs) == pairs_fingerprint(pairs.sample(frac=1, random_state=0))
+    assert pairs_fingerprint(pairs) != pairs_fingerprint(pairs.iloc[1:])
+    assert pairs_fingerprint(pairs) != pairs_fingerprint(pairs.assign(passage=pairs.passage + "."))
 
 
 def test_real_mlqa_and_xquad_share_two_articles(shared_data_dir):
