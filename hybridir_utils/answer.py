@@ -258,7 +258,8 @@ def render(results_dir: str | Path, dataset: str = "xquad-r", base: str = "multi
         answer(t, dataset, base),
         "Levels (macro mAP; rank distance in the multilingual pool; drift = 1 − mean cosine to the base):", "",
         md(levels_table(t["levels"], dataset).reset_index()), "",
-        "Planned comparisons (Δ macro mAP [95% CI]; * = Holm-adjusted p < 0.05 over every row):", "",
+        "Planned comparisons (Δ macro mAP [95% CI]; * = claimed: Holm-adjusted p < 0.05 over every row, the CI "
+        "excludes 0 and every seed agrees in sign):", "",
         md(comparison_table(t["comparisons"], dataset)), "",
         "Recipe sweep on MLQA-R dev articles (dev mono / cross mAP; the chosen setting in bold):", "",
         md(recipe_table(t["recipe"])), "",

@@ -81,7 +81,7 @@ def test_comparisons_use_the_plan_and_holm_over_every_row(tmp_path):
     results = pd.DataFrame([dict(system=s, seed=k, dataset="xquad-r", per_query=_per_query(tmp_path, s, k, d))
                             for s, d in shifts.items() for k in ([0] if s == "e5" else [0, 1])])  # fmt: skip
     plan = experiments.comparison_plan(list(shifts)[1:], base="e5")
-    slices = experiments.slice_plan(plan, {"domain:news": {"a0", "a1", "a2"}, "domain:science": {"a3"},
+    slices = experiments.slice_plan(plan, {"domain:news": {"a0", "a1", "a2"}, "domain:science": {"a3", "a4", "a5"},
                                            "late": {"a3", "a4", "a5"}}, min_articles=3)  # fmt: skip
     assert [(s, name) for s, _, name, _ in slices] == [("hybrid/news-in-domain", "domain:news"),
                                                        ("hybrid/news-in-domain", "late")]  # fmt: skip
