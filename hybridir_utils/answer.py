@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from hybridir_utils import config, io, report
+from hybridir_utils.experiments import Run
 
 ALPHA = 0.05
 KEEP_MARGIN = 0.01
@@ -83,7 +84,8 @@ def fmt(row) -> str:
 
 
 def _targets(c: pd.DataFrame) -> list[str]:
-    return sorted({s.split("/", 1)[1].rsplit("-in-domain", 1)[0] for s in c.system if s.endswith("-in-domain")})
+    runs = [Run.from_system(s) for s in c.system.unique()]
+    return sorted({r.domain for r in runs if r.mode == "in-domain"})
 
 
 def _drift(levels: pd.DataFrame, system: str) -> float:

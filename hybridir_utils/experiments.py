@@ -42,6 +42,15 @@ class Run:
     def label(self) -> str:
         return f"{self.system}/s{self.seed}"
 
+    @classmethod
+    def from_system(cls, system: str) -> Run:
+        """The inverse of ``system``: ``"hybrid/news-size-random"`` -> Run("hybrid", "news", "size-random")."""
+        sampling, _, strategy = str(system).partition("/")
+        if strategy in ("", "general"):
+            return cls(sampling)
+        domain, _, mode = strategy.partition("-")
+        return cls(sampling, domain, mode)
+
 
 CONTROL_PREFIX = "size-"  # "news:size-random", "news:size-history": pools as large as the news pool
 
@@ -264,9 +273,9 @@ def comparison_plan(trained, base: str, general: str = "hybrid/general") -> pd.D
     rows = [(s, base, "vs base") for s in trained]
     rows += [(s, general, "vs general") for s in trained if s != general and general in trained]
     for s in trained:
-        domain, _, mode = s.split("/", 1)[1].partition("-")
-        control = f"hybrid/{domain}-{CONTROL_PREFIX}random"
-        if (mode == "in-domain" or (mode.startswith(CONTROL_PREFIX) and s != control)) and control in trained:
+        run = Run.from_system(s)
+        control = Run("hybrid", run.domain, f"{CONTROL_PREFIX}random").system
+        if (run.mode == "in-domain" or (run.mode.startswith(CONTROL_PREFIX) and s != control)) and control in trained:
             rows.append((s, control, "vs size-matched random"))
     return pd.DataFrame(rows, columns=["system", "reference", "question"])
 
@@ -280,7 +289,7 @@ def slice_plan(plan: pd.DataFrame, slices: dict[str, set], min_articles: int) ->
     effect = plan[(plan.question == "vs size-matched random") & plan.system.str.endswith("-in-domain")]
     rows = []
     for r in effect.itertuples():
-        target = r.system.split("/", 1)[1].removesuffix("-in-domain")
+        target = Run.from_system(r.system).domain
         for name, articles in slices.items():
             if len(articles) >= min_articles and (not name.startswith("domain:") or name == f"domain:{target}"):
                 rows.append((r.system, r.reference, name, set(articles)))

@@ -138,3 +138,11 @@ def test_ci_table_puts_levels_and_intervals_side_by_side():
     assert news.cross == 0.7 and news["Δcross [95% CI]"] == "+0.020 [+0.010, +0.030]"
     with pytest.raises(ValueError, match="'mlqa-r' against 'hybrid/general'"):
         report.ci_table(comparisons, "mlqa-r", "hybrid/general")
+
+
+@pytest.mark.parametrize(
+    "run", [Run("hybrid"), Run("x-x-mono"), Run("hybrid", "news", "in-domain"), Run("hybrid", "news", "size-random"),
+            Run("hybrid", "science", "weighted"), Run("hybrid", "news", "size-culture")],
+)  # fmt: skip
+def test_run_from_system_inverts_system(run):
+    assert Run.from_system(run.system) == run
