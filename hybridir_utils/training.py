@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from hybridir_utils import config as paths
-from hybridir_utils import io
-from hybridir_utils.sampling import PRESETS, HybridBatchSampler, resolve_alpha
+from hybridir_utils import environment, io
+from hybridir_utils.environment import PRECISIONS
+from hybridir_utils.sampling import PRESETS, HybridBatchSampler, _distributed_info, resolve_alpha
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class TrainConfig:
     save_steps: int = 500
     save_total_limit: int | None = 2
     num_threads: int | None = None  # torch CPU threads; 1 avoids thrashing on a CPU shared with other jobs
+    precision: str = "fp32"  # "fp32" | "bf16" | "auto" (environment.resolve_precision: bf16 on a GPU)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, recorded in the model card
 
     def __post_init__(self) -> None:
@@ -132,6 +134,8 @@ class TrainConfig:
                 raise TrainConfigError(f"{key} must be a number in [0, {high}], got {value!r}")
         if self.lr_scheduler not in SCHEDULERS:
             raise TrainConfigError(f"lr_scheduler {self.lr_scheduler!r} is not one of {SCHEDULERS}")
+        if self.precision not in PRECISIONS:
+            raise TrainConfigError(f"precision {self.precision!r} is not one of {PRECISIONS}")
         if self.loss not in LOSSES:
             raise TrainConfigError(f"loss {self.loss!r} is not one of {LOSSES}")
         if self.domain_weights is not None and not isinstance(self.domain_weights, dict):
@@ -323,9 +327,14 @@ def freeze(model, embeddings: bool, layers: int) -> dict[str, int]:
 def make_loss(model, cfg: TrainConfig):
     from sentence_transformers.sentence_transformer import losses
 
+    # On N GPUs the sampler draws one clash-free global batch per step and gives each rank a share: gathering the
+    # embeddings makes every other pair of the global batch a negative, as on one device.
+    gather = {"gather_across_devices": True} if _distributed_info()[0] > 1 else {}
     if cfg.loss == "cached-mnrl":
-        return losses.CachedMultipleNegativesRankingLoss(model, scale=cfg.scale, mini_batch_size=cfg.mini_batch_size)
-    return losses.MultipleNegativesRankingLoss(model, scale=cfg.scale)
+        return losses.CachedMultipleNegativesRankingLoss(
+            model, scale=cfg.scale, mini_batch_size=cfg.mini_batch_size, **gather
+        )
+    return losses.MultipleNegativesRankingLoss(model, scale=cfg.scale, **gather)
 
 
 def _loss_log_callback(csv_path: Path):
@@ -473,6 +482,9 @@ def train(
 
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
+    precision = environment.resolve_precision(cfg.precision)
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # TF32 for what stays fp32
     transformers.set_seed(cfg.seed)
     model = load_encoder(cfg.model)
     if cfg.max_seq_length is not None:
@@ -514,6 +526,7 @@ def train(
         activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         dataloader_drop_last=False,
         dataloader_pin_memory=torch.cuda.is_available(),
+        bf16=precision == "bf16",
         disable_tqdm=False,
     )
     trainer = SentenceTransformerTrainer(
@@ -537,6 +550,7 @@ def train(
         "train_loss": result.training_loss,
         "train_seconds": round(time.perf_counter() - start, 2),
         "resumed_from": Path(last).name if last else None,
+        "environment": environment.describe(precision),
         **counts,
     }
     # A callback may end training early (early stopping): that model is final too. A crash leaves no model/,
@@ -546,3 +560,23 @@ def train(
         _save_final(model, cfg, run_dir, info)
     trainer.accelerator.wait_for_everyone()
     return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hybridir_utils.training --config run.yaml``: one run from a ``TrainConfig`` YAML file.
+
+    On N GPUs: ``torchrun --nproc_per_node N -m hybridir_utils.training --config run.yaml``; ``batch_size`` is per
+    GPU (a step trains N x batch_size pairs, drawn as one batch by the sampler and split across the ranks).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="a TrainConfig YAML file (keys: the TrainConfig fields)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    print(f"model: {train(TrainConfig.from_yaml(args.config))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
