@@ -301,7 +301,10 @@ def _ddp_worker(out_dir: str) -> None:
     own = HybridBatchSampler(table, 4, seed=11, alpha=0.5, shard=True)
     own.set_epoch(2)
     infos = [(i.step, i.kind, i.language) for i, _ in own.iter_with_info()]
-    record = {"rank": rank, "world": sampler.world_size, "accelerate": via_accelerate, "own": list(own), "infos": infos}
+    single = HybridBatchSampler(table, 4 * world, seed=11, alpha=0.5, world_size=1, rank=0)  # one process, same step
+    single.set_epoch(2)
+    record = {"rank": rank, "world": sampler.world_size, "accelerate": via_accelerate, "own": list(own), "infos": infos,
+              "single": list(single)}  # fmt: skip
     gathered: list = [None] * world
     dist.all_gather_object(gathered, record)
     if rank == 0:
@@ -324,6 +327,10 @@ def test_two_process_ranks_get_disjoint_well_formed_batches(tmp_path):
     for r in records:
         assert r["accelerate"] == r["own"]  # accelerate's round-robin share == the sampler's own share
         assert all(len(b) == 4 for b in r["own"])
+    # torchrun on N processes trains on exactly the batches one process draws at N x the batch size
+    assert len(records[0]["single"]) == n_steps
+    for step in range(n_steps):
+        assert sorted(records[0]["own"][step] + records[1]["own"][step]) == sorted(records[0]["single"][step])
     for step in range(n_steps):
         kinds = {tuple(r["infos"][step]) for r in records}
         assert len(kinds) == 1  # both ranks run the same batch type and language in a step
