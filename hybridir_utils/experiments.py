@@ -7,6 +7,7 @@ A *system* is a label without the seed: results of one system are averaged over 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,11 +16,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from hybridir_utils import io
+from hybridir_utils import environment, io
 from hybridir_utils.domains import POOL_MODES, check_domain, domain_pool, matched_pool
 from hybridir_utils.sampling import PRESETS
 
 BASELINES = ("multilingual-e5-small", "use-multilingual")
+log = logging.getLogger(__name__)
 
 
 class ExperimentError(ValueError):
@@ -95,6 +97,58 @@ def training_pool(run: Run, pairs: pd.DataFrame, weight: float, batch_size: int)
     return domain_pool(pairs, run.domain, run.mode, weight, batch_size)
 
 
+BATCH_POLICIES = ("strict", "shrink")
+
+
+def infeasible_runs(runs: list[Run], pairs: pd.DataFrame, batch_size: int, weight: float = 3.0) -> dict[str, str]:
+    """{run label: why} for every run whose pool cannot fill a batch of ``batch_size`` (empty: all can).
+
+    Builds each run's pool and the sampler that training would build, so a monolingual batch that one language of
+    a small domain pool cannot fill is found here, before any training, not after the runs before it.
+    """
+    from hybridir_utils.domains import DomainError
+    from hybridir_utils.sampling import HybridBatchSampler, SamplerConfigError
+
+    why = {}
+    for run in runs:
+        try:
+            pool = training_pool(run, pairs, weight, batch_size)
+            options = {"alpha": PRESETS[run.sampling], **(pool.sampler_kwargs if pool else {})}
+            HybridBatchSampler(pool.pairs if pool else pairs, batch_size, seed=run.seed, **options)
+        except (SamplerConfigError, DomainError) as exc:
+            why[run.label] = str(exc)
+    return why
+
+
+def grid_batch_size(runs: list[Run], pairs: pd.DataFrame, batch_size: int, weight: float = 3.0,
+                    policy: str = "strict") -> int:  # fmt: skip
+    """The batch size every run of the grid trains with, checked for every run before any training starts.
+
+    ``strict``: ``batch_size`` itself, or one error listing every run that cannot fill it. ``shrink``: the largest
+    size <= ``batch_size`` that every run can fill, so that all systems of a comparison share one batch size (a
+    smaller batch for all rather than a different one per pool, which would confound the domain effect).
+    """
+    if policy not in BATCH_POLICIES:
+        raise ExperimentError(f"batch_policy {policy!r} is not one of {BATCH_POLICIES}")
+    why = infeasible_runs(runs, pairs, batch_size, weight)
+    if not why:
+        return batch_size
+    if policy == "strict":
+        listed = "; ".join(f"{label}: {reason}" for label, reason in why.items())
+        raise ExperimentError(f"batch_size={batch_size} cannot be filled by {len(why)} run(s) ({listed})")
+    short = [r for r in runs if r.label in why]  # a run that fills a batch also fills any smaller one
+    low, high = 0, batch_size - 1
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if not infeasible_runs(short, pairs, mid, weight) else (low, mid - 1)
+    if low == 0:
+        raise ExperimentError(f"no batch size can be filled by run(s) {sorted(why)}: {next(iter(why.values()))}")
+    log.warning(
+        "batch_size %d cannot be filled by %s: every run trains with batch size %d", batch_size, sorted(why), low
+    )
+    return low
+
+
 def train_grid(runs: list[Run], pairs: pd.DataFrame, base: dict, out_dir: Path, weight: float = 3.0) -> pd.DataFrame:
     """Train every run on ``pairs`` (with a ``domain`` column) and write ``out_dir/runs.csv``.
 
@@ -136,9 +190,21 @@ def loss_log(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["step", "loss", "run"])
 
 
-def systems_to_evaluate(runs: pd.DataFrame | None, baselines=BASELINES) -> pd.DataFrame:
-    """Baselines first (the first rows of every table), then every trained run: label, system, seed, source."""
-    rows = [{"label": b, "system": b, "seed": 0, "source": b} for b in baselines]
+def base_label(base_model: str) -> str:
+    """The table label of the untrained base model: its last path part (``sentence-transformers/LaBSE`` -> LaBSE),
+    so that a hub id's slash never reads as ``sampling/strategy``."""
+    return Path(str(base_model)).name
+
+
+def systems_to_evaluate(runs: pd.DataFrame | None, baselines=BASELINES, base_model: str | None = None) -> pd.DataFrame:
+    """The untrained base model first, then the other baselines, then every trained run: label, system, seed, source.
+
+    ``base_model`` is the model the runs fine-tuned (default: the first baseline); it is added when it is not a
+    baseline already, so the base of every comparison is the model that was trained, never a stand-in.
+    """
+    base_model = baselines[0] if base_model is None else base_model
+    frozen = [base_model, *[b for b in baselines if base_label(b) != base_label(base_model)]]
+    rows = [{"label": base_label(b), "system": base_label(b), "seed": 0, "source": b} for b in frozen]
     if runs is not None:
         rows += [{"label": r.label, "system": r.system, "seed": int(r.seed), "source": r.model_dir}
                  for r in runs.itertuples()]  # fmt: skip
@@ -168,7 +234,14 @@ def _passages(encoder, ds, batch_size: int) -> np.ndarray:
 
 
 def evaluate_systems(
-    systems: pd.DataFrame, datasets: dict, out_dir: Path, domain_of=None, backend: str = "torch", base=None, **kw
+    systems: pd.DataFrame,
+    datasets: dict,
+    out_dir: Path,
+    domain_of=None,
+    backend: str = "torch",
+    base=None,
+    precision: str = "fp32",
+    **kw,
 ) -> pd.DataFrame:
     """Score every system on every dataset with ``evaluation.evaluate_lareqa``; one results row per pair.
 
@@ -176,7 +249,8 @@ def evaluate_systems(
     embeddings are cached (per model and backend), so re-running skips encoding. ``base`` (default: the first
     system) is the base model: every system's ``drift`` is measured against its candidate embeddings. ``backend`` is the
     inference backend of every sentence-transformers model (see :mod:`hybridir_utils.backends`); ``kw`` goes to
-    ``evaluate_lareqa`` (``batch_size``, ...). Writes ``out_dir/results.parquet``.
+    ``evaluate_lareqa`` (``batch_size``, ...). ``precision`` ("fp32" | "bf16" | "auto") is the encoding precision
+    (:func:`environment.resolve_precision`). Writes ``out_dir/results.parquet`` and ``out_dir/environment.json``.
     """
     from hybridir_utils.evaluation import evaluate_lareqa
     from hybridir_utils.models import inference_backend, load_encoder
@@ -184,6 +258,8 @@ def evaluate_systems(
     base = systems.label.iloc[0] if base is None else base
     if base not in set(systems.label):
         raise ExperimentError(f"base model {base!r} is not among the systems to evaluate {list(systems.label)}")
+    resolved = environment.resolve_precision(precision)
+    io.write_json(Path(out_dir) / "environment.json", environment.describe(resolved))
     rows, base_emb = [], {}
     ordered = pd.concat([systems[systems.label == base], systems[systems.label != base]])  # base first: drift needs it
     for s in tqdm(list(ordered.itertuples()), desc="systems", unit="system"):
@@ -191,8 +267,9 @@ def evaluate_systems(
         encoder = load_encoder(s.source, backend=s_backend)
         for name, ds in datasets.items():
             folder = out_dir / s.label / name
-            m = evaluate_lareqa(encoder, ds, folder, domain_of=domain_of, name=s.label, **kw)
-            emb = _passages(encoder, ds, kw.get("batch_size", 64))
+            with environment.autocast(resolved):
+                m = evaluate_lareqa(encoder, ds, folder, domain_of=domain_of, name=s.label, **kw)
+                emb = _passages(encoder, ds, kw.get("batch_size", 64))
             base_emb.setdefault(name, emb)
             files = {k: str(folder / m["files"][k]) for k in ("per_query", "per_pair")}
             rows.append({"label": s.label, "system": s.system, "seed": s.seed, "dataset": name,

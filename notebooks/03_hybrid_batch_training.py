@@ -48,6 +48,8 @@ train_dataset = "mlqa-r"  # training data; the other LAReQA set is the zero-shot
 train_languages = None  # training languages (None: all of the training set)
 train_max_groups = None  # subsample to this many parallel question groups (None: all)
 batch_size = 16  # pairs per batch (in-batch negatives: batch_size - 1)
+batch_policy = "strict"  # a run that cannot fill batch_size: "strict" stops before training, "shrink" lowers all
+precision = "fp32"  # training precision: fp32, bf16, auto (bf16 on a GPU; environment.resolve_precision)
 max_seq_length = 96  # token cut-off (notebook 01 reports the share of longer texts)
 dev_share = 0.15  # share of training articles held out to choose the recipe
 dev_seed = 0  # seed of the dev split
@@ -91,18 +93,32 @@ pd.DataFrame({name: {"articles": d.questions.article.nunique(), "groups": d.ques
               for name, d in (("train", train_ds), ("dev (all languages)", dev_ds), ("dev pools", dev))})  # fmt: skip
 
 # %% [markdown]
+# ## The grid, checked before any training
+# Sampling presets on the general pool and the domain-focused runs with their size-matched controls
+# (`<domain>-size-random`, `<domain>-size-<other>`: as many question groups as the target's in-domain pool,
+# drawn anew for each seed). Every run's pool must fill a batch in every language its batches draw; with
+# `batch_policy = "shrink"` all runs (and the sweep) use the largest batch size that every run can fill, so the
+# systems of a comparison never differ in batch size.
+
+# %%
+runs = experiments.grid(samplings, seeds, domain_runs, domain_seeds=seeds if domain_seeds is None else domain_seeds)
+batch = experiments.grid_batch_size(runs, pairs, batch_size, domain_weight, batch_policy)
+print(f"batch size: {batch} (asked: {batch_size}, policy: {batch_policy})")
+pd.DataFrame([{"label": r.label, "sampling": r.sampling, "domain": r.domain, "mode": r.mode} for r in runs])
+
+# %% [markdown]
 # ## The recipe, chosen on dev
 # General hybrid batches (α = 0.5, seed 0) for every (scale, learning rate); dev mono and cross mAP after each
 # step count, and the untrained model (step 0). Rule, fixed before the sweep: the highest dev cross-lingual mAP
 # among settings that keep dev monolingual mAP within `mono_margin` of the untrained model (`recipe.choose`).
 
 # %%
-sweep_base = dict(model=base_model, train_dataset=train_dataset, languages=train_languages, batch_size=batch_size,
+sweep_base = dict(model=base_model, train_dataset=train_dataset, languages=train_languages, batch_size=batch,
                   max_seq_length=max_seq_length, logging_steps=1, lr_scheduler="constant_with_warmup",
-                  warmup_steps=warmup_steps, preset="hybrid", seed=0)  # fmt: skip
+                  warmup_steps=warmup_steps, preset="hybrid", seed=0, precision=precision)  # fmt: skip
 sweep = recipe.sweep(sweep_base, pairs, dev, sweep_scales, sweep_lrs, sweep_steps, out / "sweep")
 chosen = recipe.choose(sweep, mono_margin)
-io.write_json(out / "recipe.json", chosen)
+io.write_json(out / "recipe.json", {**chosen, "batch_size": batch})
 experiments.write_table(results_dir, "recipe", recipe.table(sweep, chosen))
 sweep.pivot_table(index=["scale", "lr"], columns="step", values=["dev_mono", "dev_cross"]).round(3)
 
@@ -112,13 +128,9 @@ plots.save_figure(fig, "03_recipe_sweep", fig_dir)
 pd.Series(chosen)
 
 # %% [markdown]
-# ## The grid
-# Every run uses the chosen recipe. A size-matched control (`<domain>-size-random`, `<domain>-size-<other>`)
-# has as many question groups as the target's in-domain pool; its pool is drawn anew for each seed.
-
-# %%
-runs = experiments.grid(samplings, seeds, domain_runs, domain_seeds=seeds if domain_seeds is None else domain_seeds)
-pd.DataFrame([{"label": r.label, "sampling": r.sampling, "domain": r.domain, "mode": r.mode} for r in runs])
+# ## Training the grid
+# Every run uses the chosen recipe. A finished run is reused (same config), an interrupted one resumes from its
+# last checkpoint, so a rerun after a crash or a cell timeout trains only what is missing.
 
 # %%
 base = {**sweep_base, "scale": chosen["scale"], "lr": chosen["lr"], "max_steps": chosen["max_steps"],

@@ -42,11 +42,14 @@ run_dir = "build/dev"  # output folder of this run (set by the pipeline)
 results_dir = "results/dev"  # result tables of this profile (set by the pipeline)
 eval_languages = {"xquad-r": None, "mlqa-r": None}  # dataset -> languages (None: all)
 eval_max_articles = None  # evaluate on this many articles per dataset (seeded choice; None: all)
-baselines = ["multilingual-e5-small", "use-multilingual"]  # frozen models; the first is the base model
+base_model = "multilingual-e5-small"  # the model notebook 03 fine-tuned: the base of every comparison
+baselines = ["multilingual-e5-small", "use-multilingual"]  # other frozen models, scored beside it
+precision = "fp32"  # encoding precision: fp32, bf16, auto (bf16 on a GPU; see environment.resolve_precision)
 n_boot = 5000  # bootstrap replicates for confidence intervals
 exploration_articles = 8  # earlier runs scored this seeded article subset: the domain effect is repeated without it
 encode_backend = "torch"  # inference backend of e5 / trained models: torch, onnx (same numbers), onnx-int8
 encode_batch_size = 64  # encode batch size (16 pads less with token-length batching)
+write_runs = True  # TREC run files: True (every setting), False (none: a large pool's runs cost minutes), a list
 miracl_dir = None  # MIRACL: None (skip), "hub", or a folder of local topics/qrels/corpus files
 miracl_languages = None  # MIRACL languages
 
@@ -68,10 +71,10 @@ pd.DataFrame({name: {"languages": len(ds.languages), "questions": len(ds.questio
 # exports each model once first (~45 s on 2 cores), so it pays off only on large pools.
 
 # %%
-systems = experiments.systems_to_evaluate(runs, baselines)
-results = experiments.evaluate_systems(
-    systems, datasets, out, domain_of=domain_of, backend=encode_backend, base=baselines[0], batch_size=encode_batch_size
-)
+base = experiments.base_label(base_model)
+systems = experiments.systems_to_evaluate(runs, baselines, base_model)
+options = dict(backend=encode_backend, precision=precision, batch_size=encode_batch_size, write_runs=write_runs)
+results = experiments.evaluate_systems(systems, datasets, out, domain_of=domain_of, base=base, **options)
 summary = results.groupby(["dataset", "system"], sort=False)[["mono_map", "cross_map", "multi_map", "rank_distance"]]
 summary.mean().round(3)
 
@@ -106,13 +109,13 @@ levels.groupby(["dataset", "setting", "system"], sort=False)[["map", "drift"]].m
 
 # %%
 test_set = next(iter(datasets))
-plan = experiments.comparison_plan(runs.system.unique(), base=baselines[0])
+plan = experiments.comparison_plan(runs.system.unique(), base=base)
 slices = experiments.test_slices(datasets[test_set], domain_of, exploration_articles)
 slice_plan = experiments.slice_plan(plan, slices, report.MIN_SLICE_ARTICLES)
 comparisons = experiments.comparisons(results, plan, list(datasets), n_boot=n_boot, slices=slice_plan)
 io.write_parquet(out / "comparisons.parquet", comparisons)
 experiments.write_table(results_dir, "comparisons", comparisons)
-report.ci_table(comparisons[comparisons.slice == "all"], test_set, baselines[0])
+report.ci_table(comparisons[comparisons.slice == "all"], test_set, base)
 
 # %%
 for reference in comparisons.reference.unique():

@@ -40,7 +40,7 @@ from hybridir_utils import answer, experiments, io, plots, report
 run_dir = "build/dev"  # output folder of this run (set by the pipeline)
 results_dir = "results/dev"  # result tables of this profile (set by the pipeline)
 n_boot = 5000  # bootstrap replicates for confidence intervals
-baselines = ["multilingual-e5-small", "use-multilingual"]  # frozen models (the first is the base model)
+base_model = "multilingual-e5-small"  # the model notebook 03 fine-tuned: the base of every comparison
 
 # %%
 eval_dir = Path(run_dir) / "04_eval"
@@ -58,7 +58,7 @@ test_set = results.dataset.iloc[0]
 
 # %%
 rank_distance = pd.concat(
-    [experiments.compare(results, d, "multi", baselines[0], metric="rank_distance", n_boot=n_boot)
+    [experiments.compare(results, d, "multi", experiments.base_label(base_model), metric="rank_distance", n_boot=n_boot)
      for d in results.dataset.unique()],
     ignore_index=True,
 )  # fmt: skip
@@ -107,6 +107,6 @@ matrices["difference"].round(3)
 # domain effect is the in-domain model against the random pool of the same size.
 
 # %%
-text = answer.answer(tables, test_set, base=baselines[0])
+text = answer.answer(tables, test_set, base=experiments.base_label(base_model))
 io.write_text(out / "answer.md", text)
 Markdown(text)

@@ -146,3 +146,47 @@ def test_ci_table_puts_levels_and_intervals_side_by_side():
 )  # fmt: skip
 def test_run_from_system_inverts_system(run):
     assert Run.from_system(run.system) == run
+
+
+# ------------------------------------------------------------------ batch size checked for the whole grid up front
+def _domain_pairs(per_lang: dict[str, int], n_general: int = 60) -> pd.DataFrame:
+    """Every (X, Y) pair of each group; news groups exist only in the languages listed with their counts."""
+    rows, g = [], 0
+    langs = sorted(per_lang)
+    for _ in range(n_general):
+        rows += [(f"q{g}-{x}", f"p{g}-{y}", x, y, f"g{g}", f"a{g}", "science") for x in langs for y in langs]
+        g += 1
+    for lang, count in per_lang.items():
+        for _ in range(count):
+            rows += [(f"q{g}-{lang}", f"p{g}-{lang}", lang, lang, f"g{g}", f"a{g}", "news")]
+            rows += [(f"q{g}-{lang}", f"p{g}-en", lang, "en", f"g{g}", f"a{g}", "news")] if lang != "en" else []
+            g += 1
+    return pd.DataFrame(rows, columns=["query", "passage", "query_lang", "passage_lang", "group", "article", "domain"])
+
+
+def test_strict_batch_policy_names_every_run_that_cannot_fill_a_batch_before_training():
+    pairs = _domain_pairs({"en": 30, "de": 12})
+    runs = grid(["hybrid"], [0], ["news:in-domain"], domain_seeds=[0, 1])
+    assert experiments.grid_batch_size(runs, pairs, 8) == 8
+    with pytest.raises(ExperimentError, match=r"batch_size=16 .* 2 run\(s\).*news-in-domain/s0.*news-in-domain/s1"):
+        experiments.grid_batch_size(runs, pairs, 16)
+
+
+def test_shrink_batch_policy_gives_every_run_the_largest_size_all_can_fill():
+    pairs = _domain_pairs({"en": 30, "de": 12})
+    runs = grid(["hybrid"], [0], ["news:in-domain", "news:size-random"], domain_seeds=[0])
+    size = experiments.grid_batch_size(runs, pairs, 100, policy="shrink")
+    assert 1 < size <= 12  # German news groups bound a German monolingual batch
+    assert experiments.infeasible_runs(runs, pairs, size) == {}
+    assert "hybrid/news-in-domain/s0" in experiments.infeasible_runs(runs, pairs, size + 1)
+    with pytest.raises(ExperimentError, match="batch_policy 'largest'"):
+        experiments.grid_batch_size(runs, pairs, 100, policy="largest")
+
+
+def test_the_base_of_every_comparison_is_the_model_that_was_trained():
+    runs = pd.DataFrame([{"label": "hybrid/general/s0", "system": "hybrid/general", "seed": 0, "model_dir": "m"}])
+    systems = experiments.systems_to_evaluate(runs, ["multilingual-e5-small"], "sentence-transformers/LaBSE")
+    assert list(systems.label) == ["LaBSE", "multilingual-e5-small", "hybrid/general/s0"]
+    assert systems.source.iloc[0] == "sentence-transformers/LaBSE"
+    same = experiments.systems_to_evaluate(runs, ["multilingual-e5-small", "use-multilingual"])
+    assert list(same.label) == ["multilingual-e5-small", "use-multilingual", "hybrid/general/s0"]
