@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from hybridir_utils import config, io
+from hybridir_utils import config, environment, io
 
 NOTEBOOKS = (
     "01_data_exploration",
@@ -26,6 +26,7 @@ NOTEBOOKS = (
     "05_bias_analysis",
 )
 RESERVED = ("run_dir", "results_dir")
+PIPELINE_KEYS = ("cell_timeout",)  # profile keys read by the pipeline itself, never passed to a notebook
 
 
 class PipelineError(RuntimeError):
@@ -60,6 +61,7 @@ def parse_overrides(pairs: list[list[str]] | None) -> dict:
 
 def split_parameters(params: dict, notebooks: list[Path]) -> dict[str, dict]:
     """Assign each parameter to the notebooks that declare it; reject parameters nobody declares."""
+    params = {k: v for k, v in params.items() if k not in PIPELINE_KEYS}
     declared = {nb.stem: declared_parameters(nb) for nb in notebooks}
     known = set().union(*declared.values()) if declared else set()
     unknown = sorted(set(params) - known)
@@ -112,9 +114,15 @@ def render_html(executed: list[Path], out_dir: Path, title: str) -> Path:
     return io.write_text(out_dir / "index.html", index + "".join(links) + "</ol></body></html>\n")
 
 
-def run(profile: str, overrides: dict | None = None, only: list[str] | None = None, timeout: int = 3600) -> Path:
-    """Run the pipeline for ``profile``; returns ``build/<profile>/index.html``."""
+def run(profile: str, overrides: dict | None = None, only: list[str] | None = None, timeout: int | None = None) -> Path:
+    """Run the pipeline for ``profile``; returns ``build/<profile>/index.html``.
+
+    ``timeout`` is papermill's per-cell limit in seconds: ``--timeout``, else the profile's ``cell_timeout``, else
+    3600. The training grid is one cell, so a profile whose grid takes longer must say so.
+    """
     params = {**load_profile(profile), **(overrides or {})}
+    timeout = int(timeout or params.get("cell_timeout") or 3600)
+    params = {k: v for k, v in params.items() if k not in PIPELINE_KEYS}
     notebooks = [config.notebooks_dir() / f"{name}.ipynb" for name in NOTEBOOKS]
     missing = [str(nb) for nb in notebooks if not nb.is_file()]
     if missing:
@@ -131,7 +139,8 @@ def run(profile: str, overrides: dict | None = None, only: list[str] | None = No
         given = {k: v for k, v in given.items() if k in declared_parameters(nb)}
         executed.append(run_notebook(nb, out_dir, {**per_notebook[nb.stem], **given}, timeout))
         timings[nb.stem] = round(time.perf_counter() - start, 1)
-    io.write_json(out_dir / "pipeline.json", {"profile": profile, "parameters": params, "seconds": timings})
+    facts = {"cell_timeout": timeout, "environment": environment.describe()}
+    io.write_json(out_dir / "pipeline.json", {"profile": profile, "parameters": params, "seconds": timings, **facts})
     return render_html(executed, out_dir, f"hybridir — {profile} profile")
 
 
@@ -140,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="smoke", help="params/<profile>.yaml (smoke, cpu, full)")
     parser.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"), help="override")
     parser.add_argument("--only", nargs="*", help="run only notebooks whose name starts with these prefixes")
-    parser.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds")
+    parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (default: the "
+                        "profile's cell_timeout, else 3600)")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         index = run(args.profile, parse_overrides(args.param), args.only, args.timeout)

@@ -13,7 +13,7 @@ import yaml
 from hybridir_utils import config, pipeline
 
 NOTEBOOKS = [config.notebooks_dir() / f"{name}.ipynb" for name in pipeline.NOTEBOOKS]
-PROFILES = ["smoke", "cpu", "sampling", "full"]
+PROFILES = ["smoke", "cpu", "sampling", "full", "gpu", "gpu-extra"]
 
 
 @pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.stem)
@@ -86,8 +86,8 @@ def test_unknown_parameter_is_an_error():
 
 
 def test_unknown_profile_and_bad_yaml(tmp_path):
-    with pytest.raises(pipeline.PipelineError, match="unknown profile 'gpu'"):
-        pipeline.load_profile("gpu")
+    with pytest.raises(pipeline.PipelineError, match="unknown profile 'nope'"):
+        pipeline.load_profile("nope")
     (tmp_path / "bad.yaml").write_text("a: [1, 2\n")
     with pytest.raises(pipeline.PipelineError, match=r"bad\.yaml: invalid YAML"):
         pipeline.load_profile("bad", tmp_path)
@@ -118,3 +118,15 @@ def test_smoke_profile_is_small():
     params = yaml.safe_load((config.params_dir() / "smoke.yaml").read_text())
     assert max(params["sweep_steps"]) <= 20 and len(params["xquad_languages"]) <= 3 and params["eval_max_articles"] <= 3
     assert len(params["sweep_scales"]) * len(params["sweep_lrs"]) == 1
+
+
+def test_profile_cell_timeout_reaches_papermill_and_no_notebook(monkeypatch, tmp_path):
+    seen = []
+    monkeypatch.setenv("HYBRIDIR_BUILD_DIR", str(tmp_path))
+    monkeypatch.setattr(pipeline, "run_notebook", lambda nb, out, params, timeout: seen.append((params, timeout)))
+    monkeypatch.setattr(pipeline, "render_html", lambda executed, out, title: out / "index.html")
+    pipeline.run("gpu", only=["05"])
+    assert seen[0][1] == pipeline.load_profile("gpu")["cell_timeout"] and "cell_timeout" not in seen[0][0]
+    pipeline.run("gpu", only=["05"], timeout=60)
+    assert seen[1][1] == 60
+    assert json.loads((tmp_path / "gpu" / "pipeline.json").read_text())["environment"]["device"] in ("cpu", "cuda")
