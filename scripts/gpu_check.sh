@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The GPU device check: run a GPU profile and leave its result tables in results/<profile>/.
+#
+#   bash scripts/gpu_check.sh [-p key value ...]     # PROFILE=gpu (default) or gpu-extra
+#
+# Notebooks 01-02 (data, domain labels) need no GPU: they run here first unless build/<profile>/02_domains
+# exists. Then 03-05 train, evaluate and analyse on the GPU (bf16 autocast, TF32) — or on the CPU where there is
+# none, which is how CI tests this script (tiny overrides, same code path, device recorded as cpu).
+#
+# Python: the project's .venv when there is one (`make venv`); else a bare machine with torch (the lent GPU
+# machine has no pip index and no hub): the bundle that `python scripts/gpu_bundle.py` wrote to .device/
+# (wheels, LAReQA files, e5-small's weights) is unpacked into /tmp first. Any -p overrides go to every step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PROFILE=${PROFILE:-gpu}
+export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+
+if [ -x .venv/bin/python ]; then
+  PY=.venv/bin/python
+else
+  [ -d .device/whl ] || { echo "gpu_check: no .venv and no .device/ bundle (run scripts/gpu_bundle.py)" >&2; exit 2; }
+  PY=python3
+  SITE=/tmp/hybridir-site
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .device/whl/*.whl
+  export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+  $PY -m ipykernel install --user --name python3 >/dev/null  # papermill's kernel: this python, this PYTHONPATH
+  mkdir -p /tmp/hybridir-e5 /tmp/hybridir-data
+  for f in .device/e5/*.gz; do gunzip -c "$f" > "/tmp/hybridir-e5/$(basename "$f" .gz)"; done
+  tar -xzf .device/lareqa.tar.gz -C /tmp/hybridir-data
+  export HYBRIDIR_E5_SOURCE_DIR=/tmp/hybridir-e5 HYBRIDIR_DATA_DIR=/tmp/hybridir-data/lareqa
+fi
+if [ -z "${HYBRIDIR_DATA_DIR:-}" ] && [ -f ../shared/data/lareqa/xquad-r/en.json ]; then
+  export HYBRIDIR_DATA_DIR="$(cd ../shared/data/lareqa && pwd)"
+fi
+
+"$PY" -c "from hybridir_utils import environment as e; print('gpu_check:', e.describe('auto'))"
+overrides=()
+while [ $# -gt 0 ]; do overrides+=("$1"); shift; done
+BUILD=${HYBRIDIR_BUILD_DIR:-build}
+if [ ! -f "$BUILD/$PROFILE/02_domains/labels.parquet" ]; then
+  "$PY" -m hybridir_utils.pipeline --profile "$PROFILE" --only 01 02 "${overrides[@]}"
+fi
+start=$(date +%s)
+"$PY" -m hybridir_utils.pipeline --profile "$PROFILE" --only 03 04 05 "${overrides[@]}"
+echo "gpu_check: notebooks 03-05 took $(( $(date +%s) - start )) s; results in results/$PROFILE/"
