@@ -23,7 +23,8 @@
 # **Inputs.** LAReQA files (XQuAD-R, MLQA-R; located by `hybridir_utils.data`), the e5-small tokenizer.
 #
 # **Outputs** (under `run_dir/01_data/`): `summary.parquet` (counts per dataset and language),
-# `token_lengths.parquet`, `article_overlap.csv`, `data.json` (max-length quantiles used by training);
+# `token_lengths.parquet`, `article_overlap.csv`, `data.json` (max-length quantiles used by training, the file
+# each language was loaded from);
 # figures under `run_dir/figures/`.
 
 # %%
@@ -112,6 +113,7 @@ io.write_json(
     {
         "p99_tokens": {f"{d}/{k}": float(v) for (d, k), v in quantiles[0.99].items()},
         "shared_articles": overlap["xquad-r"].tolist(),
+        "sources": {"xquad-r": xquad.files, "mlqa-r": mlqa.files},  # the file each language was loaded from
     },
 )
 overlap
