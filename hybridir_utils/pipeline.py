@@ -93,8 +93,30 @@ def run_notebook(notebook: Path, out_dir: Path, params: dict, timeout: int) -> P
     return running.replace(final)
 
 
+def select_notebooks(notebooks: list[Path], only: list[str] | None) -> list[Path]:
+    """The notebooks whose names start with one of ``only`` (all when empty); a prefix matching none is an error,
+    so a typo never runs nothing and rewrites the report as if it had."""
+    if not only:
+        return notebooks
+    unknown = [o for o in only if not o or not any(nb.stem.startswith(o) for nb in notebooks)]
+    if unknown:
+        raise PipelineError(f"--only {unknown} matches no notebook; notebooks: {[nb.stem for nb in notebooks]}")
+    return [nb for nb in notebooks if any(nb.stem.startswith(o) for o in only)]
+
+
+def record_run(out_dir: Path, profile: str, params: dict, timings: dict[str, float]) -> dict:
+    """Update ``pipeline.json``: a partial rerun replaces its notebooks' timings and keeps the others'."""
+    path = out_dir / "pipeline.json"
+    previous = io.read_json(path) if path.is_file() else {}
+    seconds = {**previous.get("seconds", {}), **timings} if previous.get("profile") == profile else dict(timings)
+    record = {"profile": profile, "parameters": params, "seconds": {k: seconds[k] for k in NOTEBOOKS if k in seconds}}
+    io.write_json(path, record)
+    return record
+
+
 def render_html(executed: list[Path], out_dir: Path, title: str) -> Path:
-    """One HTML page per executed notebook (inputs of cells tagged ``hide-input`` hidden) and an index."""
+    """One HTML page per executed notebook (inputs of cells tagged ``hide-input`` hidden) and an index that
+    lists every notebook executed so far in ``out_dir`` (a partial rerun keeps the earlier ones)."""
     import nbformat
     from nbconvert import HTMLExporter
     from traitlets.config import Config
@@ -103,11 +125,12 @@ def render_html(executed: list[Path], out_dir: Path, title: str) -> Path:
     cfg.TagRemovePreprocessor.remove_input_tags = ("hide-input",)
     cfg.TagRemovePreprocessor.enabled = True
     exporter = HTMLExporter(config=cfg)
-    links = []
     for nb_path in executed:
         body, _ = exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
-        html = io.write_text(nb_path.with_suffix(".html"), body)
-        links.append(f'<li><a href="{html.name}">{nb_path.stem}</a></li>')
+        io.write_text(nb_path.with_suffix(".html"), body)
+    pages = [name for name in NOTEBOOKS if (out_dir / f"{name}.html").is_file()]
+    pages += sorted({nb.stem for nb in executed} - set(pages))
+    links = [f'<li><a href="{name}.html">{name}</a></li>' for name in pages]
     index = f"<html><head><meta charset='utf-8'><title>{title}</title></head><body><h1>{title}</h1><ol>"
     return io.write_text(out_dir / "index.html", index + "".join(links) + "</ol></body></html>\n")
 
@@ -122,7 +145,7 @@ def run(profile: str, overrides: dict | None = None, only: list[str] | None = No
     per_notebook = split_parameters(params, notebooks)
     out_dir = config.build_dir() / profile
     out_dir.mkdir(parents=True, exist_ok=True)
-    selected = [nb for nb in notebooks if not only or any(nb.stem.startswith(o) for o in only)]
+    selected = select_notebooks(notebooks, only)
     executed, timings = [], {}
     for nb in selected:
         start = time.perf_counter()
@@ -131,7 +154,7 @@ def run(profile: str, overrides: dict | None = None, only: list[str] | None = No
         given = {k: v for k, v in given.items() if k in declared_parameters(nb)}
         executed.append(run_notebook(nb, out_dir, {**per_notebook[nb.stem], **given}, timeout))
         timings[nb.stem] = round(time.perf_counter() - start, 1)
-    io.write_json(out_dir / "pipeline.json", {"profile": profile, "parameters": params, "seconds": timings})
+    record_run(out_dir, profile, params, timings)
     return render_html(executed, out_dir, f"hybridir — {profile} profile")
 
 

@@ -118,3 +118,26 @@ def test_smoke_profile_is_small():
     params = yaml.safe_load((config.params_dir() / "smoke.yaml").read_text())
     assert max(params["sweep_steps"]) <= 20 and len(params["xquad_languages"]) <= 3 and params["eval_max_articles"] <= 3
     assert len(params["sweep_scales"]) * len(params["sweep_lrs"]) == 1
+
+
+def test_only_matching_nothing_is_an_error_and_a_partial_rerun_keeps_the_report(tmp_path, monkeypatch):
+    """Issue 12 defect 3: ``--only 4`` exited 0 and wrote an empty index.html and pipeline.json."""
+    monkeypatch.setenv("HYBRIDIR_BUILD_DIR", str(tmp_path))
+    out = tmp_path / "smoke"
+    out.mkdir()
+    (out / "index.html").write_text("earlier report")
+    with pytest.raises(pipeline.PipelineError, match=r"--only \['4'\] matches no notebook"):
+        pipeline.run("smoke", only=["4"])
+    assert pipeline.main(["--profile", "smoke", "--only", "4"]) == 1
+    assert (out / "index.html").read_text() == "earlier report" and not (out / "pipeline.json").exists()
+
+    earlier = {name: float(i) for i, name in enumerate(pipeline.NOTEBOOKS)}
+    pipeline.record_run(out, "smoke", {}, earlier)
+    record = pipeline.record_run(out, "smoke", {"n_boot": 10}, {"04_evaluation": 99.0})
+    assert record["seconds"] == {**earlier, "04_evaluation": 99.0}
+    for name in pipeline.NOTEBOOKS[:3]:
+        (out / f"{name}.html").write_text("<html></html>")
+    nb = nbformat.v4.new_notebook()
+    nbformat.write(nb, out / "04_evaluation.ipynb")
+    index = pipeline.render_html([out / "04_evaluation.ipynb"], out, "t").read_text()
+    assert [f'href="{name}.html"' in index for name in pipeline.NOTEBOOKS] == [True, True, True, True, False]
