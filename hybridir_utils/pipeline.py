@@ -4,7 +4,8 @@
 
 A profile (``params/<name>.yaml``) is one flat mapping of parameters. Each notebook receives the keys that
 its ``parameters`` cell declares; a key that no notebook declares is an error, so a typo never silently runs
-the defaults. ``run_dir`` is set by the pipeline: every notebook reads and writes only under it.
+the defaults, and every value is checked against ``parameters.PARAMS`` before the first notebook starts.
+``run_dir`` is set by the pipeline: every notebook reads and writes only under it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from hybridir_utils import config, io
+from hybridir_utils import config, io, parameters
 
 NOTEBOOKS = (
     "01_data_exploration",
@@ -143,6 +144,10 @@ def run(profile: str, overrides: dict | None = None, only: list[str] | None = No
     if missing:
         raise PipelineError(f"notebook(s) missing: {missing}")
     per_notebook = split_parameters(params, notebooks)
+    try:  # every parameter's type and range, before notebook 01 starts
+        parameters.check(params)
+    except parameters.ParameterError as exc:
+        raise PipelineError(f"profile {profile}: {exc}") from exc
     out_dir = config.build_dir() / profile
     out_dir.mkdir(parents=True, exist_ok=True)
     selected = select_notebooks(notebooks, only)

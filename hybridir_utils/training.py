@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from hybridir_utils import config as paths
-from hybridir_utils import io
+from hybridir_utils import io, parameters
 from hybridir_utils.sampling import PRESETS, HybridBatchSampler, resolve_alpha
 
 log = logging.getLogger(__name__)
@@ -116,11 +116,14 @@ class TrainConfig:
             resolve_alpha(self.alpha, self.preset)
         except ValueError as exc:
             raise TrainConfigError(f"alpha/preset: {exc}") from exc
-        for key in ("batch_size", "logging_steps", "save_steps", "mini_batch_size"):
+        for key in ("batch_size", "max_seq_length", "warmup_steps"):  # declared once, for profiles and configs
+            if getattr(self, key) is not None:
+                _check(key, getattr(self, key), parameters.PARAMS[key])
+        for key in ("logging_steps", "save_steps", "mini_batch_size"):
             _check_int(key, getattr(self, key), minimum=1)
         _check_int("seed", self.seed, minimum=0)
         _check_int("freeze_layers", self.freeze_layers, minimum=0)
-        for key in ("max_steps", "max_seq_length", "max_groups", "save_total_limit", "num_threads", "warmup_steps"):
+        for key in ("max_steps", "max_groups", "save_total_limit", "num_threads"):
             if getattr(self, key) is not None:
                 _check_int(key, getattr(self, key), minimum=1)
         for key, low in (("lr", 0.0), ("epochs", 0.0), ("scale", 0.0)):
@@ -197,8 +200,15 @@ class TrainConfig:
 
 
 def _check_int(key: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise TrainConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    """One integer key, by the checks the pipeline applies to profile parameters (``hybridir_utils.parameters``)."""
+    _check(key, value, parameters.Param("int", key, **parameters.number(int, minimum)))
+
+
+def _check(key: str, value: Any, param: parameters.Param) -> None:
+    try:
+        parameters.check_value(key, value, param)
+    except parameters.ParameterError as exc:
+        raise TrainConfigError(str(exc)) from exc
 
 
 # ---------------------------------------------------------------------- data
