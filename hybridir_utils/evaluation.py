@@ -21,7 +21,8 @@ Encoding. Each question and candidate text is encoded once (queries with the "qu
 ``config.embeddings_dir()/<fingerprint>/<prompt>-<prompt hash>.npz`` (sha1(text) -> row), so a re-evaluation of
 the same model and texts encodes nothing; only missing texts are encoded.
 
-Output files in ``out_dir`` (all written atomically):
+Output files in ``out_dir`` (written into a staging folder that replaces ``out_dir`` whole once ``metrics.json`` is
+written: a crash leaves the previous evaluation intact, never new tables beside an old ``metrics.json``):
 
 - ``metrics.json``: model, fingerprint, dataset, languages, settings; macro metrics ``{mono,cross,multi}_{map,r1,
   r10}``; ``rank_distance`` (macro over query languages) and ``rank_distance_by_lang``; ``multi_map_by_lang``;
@@ -604,9 +605,19 @@ def evaluate_lareqa(
     or the settings to write (e.g. ``("mono", "cross")``: a weak model's multilingual run can reach ~1 GB).
     ``use_cache=False`` encodes everything afresh; ``cache_dir`` overrides ``config.embeddings_dir()``.
     """
+    options = {"name": name, "batch_size": batch_size, "cache_dir": cache_dir, "use_cache": use_cache,
+               "fingerprint": fingerprint, "run_depth": run_depth, "write_runs": write_runs,
+               "preference_k": preference_k, "show_progress_bar": show_progress_bar}  # fmt: skip
+    with io.atomic_dir(out_dir) as staging:  # outputs appear together, or the previous ones stay
+        metrics = _evaluate(encoder, ds, staging, settings, domain_of, **options)
+    return {**metrics, "out_dir": str(out_dir)}
+
+
+def _evaluate(encoder, ds, out_dir: Path, settings, domain_of, *, name, batch_size, cache_dir, use_cache, fingerprint,
+              run_depth, write_runs, preference_k, show_progress_bar) -> dict:  # fmt: skip
+    """The body of :func:`evaluate_lareqa`, writing into ``out_dir`` (a staging folder swapped in afterwards)."""
     t_start = time.perf_counter()
     settings = _check_settings(settings)
-    out_dir = Path(out_dir)
     if run_depth is not None and int(run_depth) < 1:
         raise EvaluationError(f"run_depth must be >= 1 or None, got {run_depth}")
     if preference_k < 1:
@@ -754,7 +765,7 @@ def evaluate_lareqa(
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     io.write_json(out_dir / "metrics.json", metrics)
-    return {**metrics, "out_dir": str(out_dir)}
+    return metrics
 
 
 def _run_settings(write_runs, settings: Sequence[str]) -> tuple[str, ...]:

@@ -405,9 +405,11 @@ def _save_final(model, cfg: TrainConfig, run_dir: Path, info: dict[str, Any]) ->
             shutil.copy2(run_dir / "loss_log.csv", tmp / "loss_log.csv")
         card = tmp / "README.md"
         card.write_text((card.read_text(encoding="utf-8") if card.is_file() else "") + _model_card_section(cfg, info))
+        io.fsync(tmp)  # on disk before the rename: a power cut cannot leave a renamed but empty model
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
+        io.fsync(run_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -374,3 +374,30 @@ def test_run_reader_streams_whole_queries(tmp_path):
     path.write_text("q0 Q0 d1 1\n")
     with pytest.raises(ev.EvaluationError, match="not a TREC run"):
         ev.read_trec_run(path)
+
+
+def test_crash_before_metrics_keeps_the_previous_evaluation_whole(tmp_path, monkeypatch):
+    """Issue 12 defect 7: a crash just before metrics.json left new tables and runs beside the old metrics.json,
+    and killed rankings left orphan .tmp files in runs/."""
+    ds, encoder = _toy()
+    out = tmp_path / "out"
+    ev.evaluate_lareqa(encoder, ds, out, cache_dir=tmp_path / "cache", show_progress_bar=False)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (out / "runs" / ".multi.trec.gz.123.tmp").write_bytes(b"killed")  # an orphan of a killed ranking
+
+    real_write_json = ev.io.write_json
+
+    def crash(path, obj):
+        if path.name == "metrics.json":
+            raise KeyboardInterrupt("killed just before metrics.json")
+        return real_write_json(path, obj)
+
+    monkeypatch.setattr(ev.io, "write_json", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ev.evaluate_lareqa(encoder, ds, out, settings=("mono",), cache_dir=tmp_path / "cache", show_progress_bar=False)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix != ".tmp"}
+    assert after == before  # the previous evaluation, untouched: no new parquet beside the old metrics.json
+    monkeypatch.setattr(ev.io, "write_json", real_write_json)
+    ev.evaluate_lareqa(encoder, ds, out, settings=("mono",), cache_dir=tmp_path / "cache", show_progress_bar=False)
+    assert read_json(out / "metrics.json")["settings"] == ["mono"]
+    assert not list(out.rglob("*.tmp")) and not list(tmp_path.glob(".out.tmp-*"))  # orphans and staging cleaned
