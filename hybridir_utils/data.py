@@ -1,7 +1,9 @@
 """LAReQA retrieval data (XQuAD-R, MLQA-R): locate, verify, download and load into tidy tables.
 
-Files come from (first match wins): an explicit ``data_dir``, ``$HYBRIDIR_DATA_DIR``, the download cache
-``data/raw/``, else the public repository at pinned commits, verified by sha256 and written atomically.
+Files come from an explicit ``data_dir`` only, when one is given (a missing file is an error, never a silent
+fallback); otherwise from ``$HYBRIDIR_DATA_DIR``, the download cache ``data/raw/``, else the public repository at
+pinned commits, verified by sha256 and written atomically. ``LAReQAData.files`` records the file each language
+came from.
 
 Ids are language-qualified so one table can hold every language:
 - question ``qid = "<lang>:<qa id>"``; ``group`` is the bare qa id, shared by the translations of a question;
@@ -107,12 +109,17 @@ def download(name: str, lang: str, dest_dir: Path | None = None, opener=urllib.r
 
 
 def locate(name: str, lang: str, data_dir: str | Path | None = None, allow_download: bool = True) -> Path:
-    """Path of one LAReQA file: explicit dir, $HYBRIDIR_DATA_DIR, the download cache, else download it."""
-    for base in (data_dir, config.data_dir(), config.raw_data_dir()):
+    """Path of one LAReQA file: in ``data_dir`` only when given; else $HYBRIDIR_DATA_DIR, the download cache,
+    else download it. An explicit folder is the user's choice of data: falling back to another copy file by file
+    would mix sources without a word."""
+    if data_dir is not None:
+        path = Path(data_dir).expanduser() / name / f"{lang}.json"
+        if not path.is_file():
+            raise DataError(f"{path} not found (data_dir={data_dir} is the only source when given)")
+        return path
+    for base in (config.data_dir(), config.raw_data_dir()):
         if base is not None and (Path(base) / name / f"{lang}.json").is_file():
             return Path(base) / name / f"{lang}.json"
-    if data_dir is not None:
-        raise DataError(f"{Path(data_dir) / name / f'{lang}.json'} not found (data_dir={data_dir})")
     if not allow_download:
         raise DataError(f"{name}/{lang}.json not found locally and downloading is disabled; set HYBRIDIR_DATA_DIR")
     return download(name, lang)
@@ -151,12 +158,29 @@ def _answer_sentence(sentences: list, breaks: list, start: int, text: str, where
     return fallback, True
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _paragraph_fields(article: dict, para: dict, where: str) -> tuple[list, list]:
-    """The paragraph's sentences and their [start, end] breaks, checked to exist and to pair up."""
+    """The paragraph's sentences and their [start, end] breaks, checked to exist, to have the right types and to
+    pair up (a wrong type would otherwise surface as a bare TypeError far from the file)."""
+    if not isinstance(para, dict):
+        raise DataError(f"{where}: a paragraph must be an object, got {type(para).__name__}")
     missing = [k for k in ("context", "qas", "sentences", "sentence_breaks") if k not in para]
     if missing or "title" not in article:
         raise DataError(f"{where}: missing field(s) {missing or ['title']}")
     sentences, breaks = para["sentences"], para["sentence_breaks"]
+    if not isinstance(para["context"], str) or not isinstance(article["title"], str):
+        raise DataError(f"{where}: context and title must be strings")
+    if not isinstance(sentences, list) or not all(isinstance(t, str) for t in sentences):
+        raise DataError(f"{where}: sentences must be a list of strings")
+    if not isinstance(para["qas"], list):
+        raise DataError(f"{where}: qas must be a list, got {type(para['qas']).__name__}")
+    bad = next((b for b in breaks if not (isinstance(b, list) and len(b) == 2 and all(map(_is_int, b)))), None) \
+        if isinstance(breaks, list) else breaks  # fmt: skip
+    if bad is not None or not isinstance(breaks, list):
+        raise DataError(f"{where}: sentence_breaks must be a list of [start, end] integer pairs, found {bad!r}")
     if len(sentences) != len(breaks):
         raise DataError(f"{where}: {len(sentences)} sentences but {len(breaks)} sentence_breaks")
     return sentences, breaks
@@ -166,9 +190,14 @@ def _question_fields(qa: dict, where: str) -> tuple[str, str, int, str]:
     """(id, question, answer start, answer text) of one qa; the text is needed to find the answer's sentence."""
     try:
         answer = qa["answers"][0]
-        return qa["id"], qa["question"], answer["answer_start"], answer["text"]
+        qa_id, question, start, text = qa["id"], qa["question"], answer["answer_start"], answer["text"]
     except (KeyError, IndexError, TypeError) as exc:
         raise DataError(f"{where}: question without id/question/answers[0].answer_start/text") from exc
+    if not isinstance(qa_id, str) or not isinstance(question, str) or not isinstance(text, str):
+        raise DataError(f"{where} question {qa_id!r}: id, question and answer text must be strings")
+    if not _is_int(start) or start < 0:
+        raise DataError(f"{where} question {qa_id}: answer_start must be an integer >= 0, got {start!r}")
+    return qa_id, question, start, text
 
 
 def _parse_file(path: Path, name: str, lang: str):
@@ -177,7 +206,10 @@ def _parse_file(path: Path, name: str, lang: str):
     doc = _read_json(path)
     questions, candidates, flags = [], [], []
     for a_idx, article in enumerate(doc["data"]):
-        for p_idx, para in enumerate(article.get("paragraphs", [])):
+        paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
+        if not isinstance(paragraphs, list):
+            raise DataError(f"{path}: article {a_idx}: 'paragraphs' must be a list, got {type(paragraphs).__name__}")
+        for p_idx, para in enumerate(paragraphs):
             where = f"{path}: article {a_idx} paragraph {p_idx}"
             sentences, breaks = _paragraph_fields(article, para, where)
             paragraph, base = f"{a_idx}:{p_idx}", f"{lang}:{a_idx}:{p_idx}"
@@ -194,8 +226,14 @@ def _parse_file(path: Path, name: str, lang: str):
 
 def _english_titles(name: str, data_dir, check) -> dict[str, str]:
     """MLQA-R: group id -> English article title, so articles compare across languages."""
-    doc = _read_json(check(locate(name, "en", data_dir), name, "en"))
-    return {qa["id"]: a["title"] for a in doc["data"] for p in a["paragraphs"] for qa in p["qas"]}
+    path = check(locate(name, "en", data_dir), name, "en")
+    doc = _read_json(path)
+    try:
+        return {qa["id"]: a["title"] for a in doc["data"] for p in a["paragraphs"] for qa in p["qas"]}
+    except (KeyError, TypeError) as exc:
+        raise DataError(
+            f"{path}: malformed article/paragraph/question ({exc!r}); it names every group's article"
+        ) from exc
 
 
 def article_key(title: str) -> str:
@@ -212,6 +250,7 @@ class LAReQAData:
     questions: pd.DataFrame
     candidates: pd.DataFrame
     relevant: dict[str, frozenset[str]] = field(repr=False)
+    files: dict[str, str] = field(default_factory=dict)  # language -> the file it was loaded from
 
     def relevant_in(self, qid: str, lang: str) -> frozenset[str]:
         """The answer sentence(s) of ``qid`` in language ``lang`` (empty when the group lacks ``lang``)."""
@@ -237,21 +276,21 @@ class LAReQAData:
             rng = np.random.default_rng(seed)
             keep = set(rng.permutation(groups)[:max_questions_per_lang])
             q = q[q.group.isin(keep)]
-        return _build(self.name, langs, q, c)
+        return _build(self.name, langs, q, c, {lang: f for lang, f in self.files.items() if lang in langs})
 
     def groups(self) -> pd.Series:
         """Group id -> number of loaded languages holding it (MLQA-R: 2-4 in the full data)."""
         return self.questions.groupby("group").lang.nunique()
 
 
-def _build(name: str, languages, questions: pd.DataFrame, candidates: pd.DataFrame) -> LAReQAData:
+def _build(name: str, languages, questions: pd.DataFrame, candidates: pd.DataFrame, files=None) -> LAReQAData:
     questions = questions.reset_index(drop=True)
     candidates = candidates.reset_index(drop=True)
     answers = defaultdict(set)
     for group, cid in zip(questions.group, questions.answer_cid, strict=True):
         answers[group].add(cid)
     relevant = {qid: frozenset(answers[g]) for qid, g in zip(questions.qid, questions.group, strict=True)}
-    return LAReQAData(name, tuple(languages), questions, candidates, relevant)
+    return LAReQAData(name, tuple(languages), questions, candidates, relevant, dict(files or {}))
 
 
 def verify_file(path: Path, name: str, lang: str) -> Path:
@@ -273,15 +312,17 @@ def load_lareqa(name: str, languages=None, data_dir: str | Path | None = None, v
     langs = check_languages(name, languages)
     check = verify_file if verify else (lambda path, _name, _lang: path)
     titles = _english_titles(name, data_dir, check) if name == "mlqa-r" else None
-    q_rows, c_rows = [], []
+    q_rows, c_rows, files = [], [], {}
     for lang in langs:
-        q, c, _ = _parse_file(check(locate(name, lang, data_dir), name, lang), name, lang)
+        files[lang] = check(locate(name, lang, data_dir), name, lang)
+        q, c, _ = _parse_file(files[lang], name, lang)
         q_rows += q
         c_rows += c
     questions = pd.DataFrame(q_rows, columns=["qid", "group", "lang", "text", "article", "paragraph", "answer_cid"])
     candidates = pd.DataFrame(c_rows, columns=["cid", "lang", "text", "context", "article", "paragraph"])
     if titles is not None:
         # MLQA-R: each language's article titles are its own; key every row by the group's English title.
+        _check_english_titles(questions, titles, files, name)
         para_of_answer = questions.answer_cid.str.rsplit(":", n=2).str[0]
         cand_article = dict(zip(para_of_answer, questions.group.map(titles), strict=True))
         questions["article"] = questions.group.map(titles)
@@ -289,7 +330,19 @@ def load_lareqa(name: str, languages=None, data_dir: str | Path | None = None, v
         candidates["article"] = para_key.map(cand_article).fillna(candidates.lang + ":" + candidates.article)
     questions["article"] = questions.article.map(article_key)
     candidates["article"] = candidates.article.map(article_key)
-    return _build(name, langs, questions, candidates)
+    return _build(name, langs, questions, candidates, {lang: str(path.resolve()) for lang, path in files.items()})
+
+
+def _check_english_titles(questions: pd.DataFrame, titles: dict, files: dict, name: str) -> None:
+    """Every MLQA-R question must be in the English file (it names each group's article)."""
+    missing = questions[~questions.group.isin(titles)]
+    if len(missing):
+        row = missing.iloc[0]
+        a_idx, p_idx = row.paragraph.split(":")
+        raise DataError(
+            f"{files[row.lang]}: article {a_idx} paragraph {p_idx} question {row.group}: not in the {name} English "
+            f"file, which names every group's article ({len(missing)} question(s) in all)"
+        )
 
 
 def training_pairs(ds: LAReQAData, query_langs=None, passage_langs=None) -> pd.DataFrame:

@@ -21,7 +21,8 @@ Encoding. Each question and candidate text is encoded once (queries with the "qu
 ``config.embeddings_dir()/<fingerprint>/<prompt>-<prompt hash>.npz`` (sha1(text) -> row), so a re-evaluation of
 the same model and texts encodes nothing; only missing texts are encoded.
 
-Output files in ``out_dir`` (all written atomically):
+Output files in ``out_dir`` (written into a staging folder that replaces ``out_dir`` whole once ``metrics.json`` is
+written: a crash leaves the previous evaluation intact, never new tables beside an old ``metrics.json``):
 
 - ``metrics.json``: model, fingerprint, dataset, languages, settings; macro metrics ``{mono,cross,multi}_{map,r1,
   r10}``; ``rank_distance`` (macro over query languages) and ``rank_distance_by_lang``; ``multi_map_by_lang``;
@@ -55,6 +56,7 @@ import gzip
 import hashlib
 import re
 import time
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -116,31 +118,62 @@ class EmbeddingCache:
     """Embeddings of one (model fingerprint, prompt): ``sha1(text) -> float32 row`` in one ``.npz`` file.
 
     New rows are merged with whatever is on disk at save time, then written atomically; two processes saving
-    at once can only lose rows (re-encoded later), never corrupt the file.
+    at once can only lose rows (re-encoded later), never corrupt the file. A file is read as strictly as a fresh
+    encode is checked (finite, unit norm, ``dim`` columns, one row per key): a bad one is named in a warning and
+    ignored, so its texts are re-encoded and the file rewritten, never scored.
     """
 
-    def __init__(self, fingerprint: str, prompt_name: str, prompt: str, cache_dir: str | Path | None = None):
+    def __init__(
+        self,
+        fingerprint: str,
+        prompt_name: str,
+        prompt: str,
+        cache_dir: str | Path | None = None,
+        dim: int | None = None,
+    ):
         base = Path(cache_dir) if cache_dir is not None else config.embeddings_dir()
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", fingerprint)
         if safe != fingerprint:
             safe = f"{safe[:60]}-{hashlib.sha1(fingerprint.encode()).hexdigest()[:8]}"
         tag = hashlib.sha1(prompt.encode("utf-8")).hexdigest()[:8]
         self.path = base / safe / f"{re.sub(r'[^A-Za-z0-9_-]', '_', prompt_name or 'none')}-{tag}.npz"
+        self.dim = dim
         self.keys, self.emb = self._read()
         self._new_keys: list[np.ndarray] = []
         self._new_emb: list[np.ndarray] = []
 
-    def _read(self) -> tuple[np.ndarray, np.ndarray | None]:
+    def _read(self, warn: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        empty = np.empty(0, dtype="S40"), None
         if not self.path.is_file():
-            return np.empty(0, dtype="S40"), None
+            return empty
         try:
-            with np.load(self.path) as z:
+            with np.load(self.path, allow_pickle=False) as z:
                 keys, emb = z["keys"], z["emb"]
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            raise EvaluationError(f"{self.path}: unreadable embedding cache ({exc}); delete it to re-encode") from exc
-        if emb.ndim != 2 or len(keys) != len(emb):
-            raise EvaluationError(f"{self.path}: {len(keys)} keys but embeddings of shape {emb.shape}; delete it")
-        return keys, emb
+            problem = self._problem(keys, emb)
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            problem = f"unreadable ({type(exc).__name__}: {exc})"
+        if problem is None:
+            return keys, emb
+        if warn:
+            warnings.warn(f"embedding cache {self.path}: {problem}; ignored, its texts are re-encoded", stacklevel=3)
+        return empty
+
+    def _problem(self, keys: np.ndarray, emb: np.ndarray) -> str | None:
+        """What is wrong with cached ``keys`` / ``emb``, or None: the same checks as a fresh encode, and more."""
+        if keys.dtype != np.dtype("S40") or keys.ndim != 1:
+            return f"keys of dtype {keys.dtype} and shape {keys.shape}, expected sha1 hex digests"
+        if emb.ndim != 2 or len(keys) != len(emb) or emb.dtype.kind != "f":
+            return f"{len(keys)} keys but embeddings of shape {emb.shape} and dtype {emb.dtype}"
+        if self.dim is not None and emb.shape[1] != self.dim:
+            return f"embeddings of dimension {emb.shape[1]}, the model gives {self.dim}"
+        bad = ~np.isfinite(emb).all(axis=1)
+        if bad.any():
+            return f"{int(bad.sum())} row(s) with NaN or infinite values"
+        norms = np.linalg.norm(emb.astype(np.float64), axis=1)
+        off = np.abs(norms - 1) > 1e-3
+        if off.any():
+            return f"{int(off.sum())} row(s) not of unit norm (e.g. {norms[off][0]:.4g})"
+        return None
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(found mask, rows of the found keys in order)."""
@@ -158,7 +191,7 @@ class EmbeddingCache:
     def save(self) -> None:
         if not self._new_keys:
             return
-        disk_keys, disk_emb = self._read()
+        disk_keys, disk_emb = self._read(warn=False)
         keys = np.concatenate([disk_keys, *self._new_keys])
         parts = ([disk_emb] if disk_emb is not None else []) + self._new_emb
         if len({p.shape[1] for p in parts}) > 1:
@@ -184,6 +217,18 @@ def _normalise(emb: np.ndarray, what: str) -> np.ndarray:
         raise EvaluationError(f"{what}: encoder returned NaN or infinite values")
     norms = np.linalg.norm(emb, axis=1, keepdims=True)
     return emb / np.maximum(norms, 1e-12)
+
+
+def _dimension(encoder) -> int | None:
+    """The encoder's embedding dimension when it says (sentence-transformers models do), to check cached rows."""
+    method = getattr(encoder, "get_embedding_dimension", None) or getattr(
+        encoder, "get_sentence_embedding_dimension", None
+    )
+    try:
+        dim = method() if callable(method) else None
+    except Exception:  # an encoder whose dimension is unknown (or broken) is simply not checked
+        return None
+    return dim if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 else None
 
 
 def encode_cached(
@@ -214,7 +259,9 @@ def encode_cached(
     keys = _text_keys(texts)
     uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     cache = (
-        EmbeddingCache(model_fingerprint(encoder, fingerprint), prompt_name or "", prompt, cache_dir)
+        EmbeddingCache(
+            model_fingerprint(encoder, fingerprint), prompt_name or "", prompt, cache_dir, _dimension(encoder)
+        )
         if (use_cache)
         else None
     )
@@ -368,7 +415,18 @@ def ap_recall(ranks: np.ndarray) -> dict[str, np.ndarray]:
         r1 = (rk <= 1).sum(axis=1) / n
         r10 = (rk <= 10).sum(axis=1) / n
     first = np.where(n > 0, rk[:, 0] if rk.shape[1] else np.nan, np.nan)
+    _check_unit_interval("AP", ap)
     return {"ap": ap, "r1": r1, "r10": r10, "first_rank": first, "n_relevant": n}
+
+
+def _check_unit_interval(what: str, values) -> None:
+    """AP and mAP lie in [0, 1] by construction; a value outside means broken ranks, never a result."""
+    values = np.asarray(values, dtype=float)
+    bad = values[np.isfinite(values) & ((values < 0) | (values > 1 + 1e-9))]
+    if bad.size:
+        raise EvaluationError(
+            f"{what} {float(bad[0]):g} outside [0, 1]: the ranks are broken (duplicate or invalid ranks)"
+        )
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
@@ -547,9 +605,19 @@ def evaluate_lareqa(
     or the settings to write (e.g. ``("mono", "cross")``: a weak model's multilingual run can reach ~1 GB).
     ``use_cache=False`` encodes everything afresh; ``cache_dir`` overrides ``config.embeddings_dir()``.
     """
+    options = {"name": name, "batch_size": batch_size, "cache_dir": cache_dir, "use_cache": use_cache,
+               "fingerprint": fingerprint, "run_depth": run_depth, "write_runs": write_runs,
+               "preference_k": preference_k, "show_progress_bar": show_progress_bar}  # fmt: skip
+    with io.atomic_dir(out_dir) as staging:  # outputs appear together, or the previous ones stay
+        metrics = _evaluate(encoder, ds, staging, settings, domain_of, **options)
+    return {**metrics, "out_dir": str(out_dir)}
+
+
+def _evaluate(encoder, ds, out_dir: Path, settings, domain_of, *, name, batch_size, cache_dir, use_cache, fingerprint,
+              run_depth, write_runs, preference_k, show_progress_bar) -> dict:  # fmt: skip
+    """The body of :func:`evaluate_lareqa`, writing into ``out_dir`` (a staging folder swapped in afterwards)."""
     t_start = time.perf_counter()
     settings = _check_settings(settings)
-    out_dir = Path(out_dir)
     if run_depth is not None and int(run_depth) < 1:
         raise EvaluationError(f"run_depth must be >= 1 or None, got {run_depth}")
     if preference_k < 1:
@@ -697,7 +765,7 @@ def evaluate_lareqa(
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     io.write_json(out_dir / "metrics.json", metrics)
-    return {**metrics, "out_dir": str(out_dir)}
+    return metrics
 
 
 def _run_settings(write_runs, settings: Sequence[str]) -> tuple[str, ...]:
@@ -750,6 +818,7 @@ def _macro_metrics(per_query: pd.DataFrame, per_pair: pd.DataFrame, settings) ->
         pairs = pairs[pairs.n_queries > 0]
         for metric in ("map", "r1", "r10"):
             out[f"{s}_{metric}"] = float(pairs[metric].mean()) if len(pairs) else float("nan")
+            _check_unit_interval(f"{s}_{metric}", out[f"{s}_{metric}"])
         out["n_pairs"][s] = len(pairs)
         out["n_queries"][s] = int(pairs.n_queries.sum())
         out["n_skipped"][s] = int(per_pair[per_pair.setting == s].n_skipped.sum())

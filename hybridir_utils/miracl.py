@@ -181,6 +181,7 @@ def load_miracl_local(
     seed: int = 0,
 ) -> MiraclData:
     """Load one language from local files: explicit paths, or found under ``root`` (official layout)."""
+    _check_sampling(sample_size, seed)
     if topics is None or qrels is None or corpus is None:
         if root is None:
             raise MiraclError("load_miracl_local: give root= or all of topics=, qrels=, corpus=")
@@ -238,6 +239,16 @@ def _collect_corpus(
     rows = keep + sorted(reservoir)
     docs = pd.DataFrame(rows, columns=["docid", "title", "text"])
     return docs, _corpus_info(sample_size, seed, n_total, len(keep), len(reservoir))
+
+
+def _check_sampling(sample_size, seed) -> None:
+    """``sample_size=-1`` used to mean 0 random passages without a word, ``seed='x'`` a raw ValueError."""
+    if sample_size is not None and (
+        isinstance(sample_size, bool) or not isinstance(sample_size, int) or sample_size < 0
+    ):
+        raise MiraclError(f"sample_size must be an integer >= 0 or None, got {sample_size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise MiraclError(f"seed must be an integer >= 0, got {seed!r}")
 
 
 def _corpus_info(sample_size, seed, n_total, n_judged, n_random) -> dict:

@@ -4,7 +4,8 @@
 
 A profile (``params/<name>.yaml``) is one flat mapping of parameters. Each notebook receives the keys that
 its ``parameters`` cell declares; a key that no notebook declares is an error, so a typo never silently runs
-the defaults. ``run_dir`` is set by the pipeline: every notebook reads and writes only under it.
+the defaults, and every value is checked against ``parameters.PARAMS`` before the first notebook starts.
+``run_dir`` is set by the pipeline: every notebook reads and writes only under it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from hybridir_utils import config, environment, io
+from hybridir_utils import config, environment, io, parameters
 
 NOTEBOOKS = (
     "01_data_exploration",
@@ -95,8 +96,32 @@ def run_notebook(notebook: Path, out_dir: Path, params: dict, timeout: int) -> P
     return running.replace(final)
 
 
+def select_notebooks(notebooks: list[Path], only: list[str] | None) -> list[Path]:
+    """The notebooks whose names start with one of ``only`` (all when empty); a prefix matching none is an error,
+    so a typo never runs nothing and rewrites the report as if it had."""
+    if not only:
+        return notebooks
+    unknown = [o for o in only if not o or not any(nb.stem.startswith(o) for nb in notebooks)]
+    if unknown:
+        raise PipelineError(f"--only {unknown} matches no notebook; notebooks: {[nb.stem for nb in notebooks]}")
+    return [nb for nb in notebooks if any(nb.stem.startswith(o) for o in only)]
+
+
+def record_run(out_dir: Path, profile: str, params: dict, timings: dict[str, float], **facts) -> dict:
+    """Update ``pipeline.json``: a partial rerun replaces its notebooks' timings and keeps the others'; ``facts``
+    (cell timeout, machine) describe the latest run."""
+    path = out_dir / "pipeline.json"
+    previous = io.read_json(path) if path.is_file() else {}
+    seconds = {**previous.get("seconds", {}), **timings} if previous.get("profile") == profile else dict(timings)
+    record = {"profile": profile, "parameters": params, "seconds": {k: seconds[k] for k in NOTEBOOKS if k in seconds}}
+    record.update(facts)
+    io.write_json(path, record)
+    return record
+
+
 def render_html(executed: list[Path], out_dir: Path, title: str) -> Path:
-    """One HTML page per executed notebook (inputs of cells tagged ``hide-input`` hidden) and an index."""
+    """One HTML page per executed notebook (inputs of cells tagged ``hide-input`` hidden) and an index that
+    lists every notebook executed so far in ``out_dir`` (a partial rerun keeps the earlier ones)."""
     import nbformat
     from nbconvert import HTMLExporter
     from traitlets.config import Config
@@ -105,11 +130,12 @@ def render_html(executed: list[Path], out_dir: Path, title: str) -> Path:
     cfg.TagRemovePreprocessor.remove_input_tags = ("hide-input",)
     cfg.TagRemovePreprocessor.enabled = True
     exporter = HTMLExporter(config=cfg)
-    links = []
     for nb_path in executed:
         body, _ = exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
-        html = io.write_text(nb_path.with_suffix(".html"), body)
-        links.append(f'<li><a href="{html.name}">{nb_path.stem}</a></li>')
+        io.write_text(nb_path.with_suffix(".html"), body)
+    pages = [name for name in NOTEBOOKS if (out_dir / f"{name}.html").is_file()]
+    pages += sorted({nb.stem for nb in executed} - set(pages))
+    links = [f'<li><a href="{name}.html">{name}</a></li>' for name in pages]
     index = f"<html><head><meta charset='utf-8'><title>{title}</title></head><body><h1>{title}</h1><ol>"
     return io.write_text(out_dir / "index.html", index + "".join(links) + "</ol></body></html>\n")
 
@@ -121,16 +147,20 @@ def run(profile: str, overrides: dict | None = None, only: list[str] | None = No
     3600. The training grid is one cell, so a profile whose grid takes longer must say so.
     """
     params = {**load_profile(profile), **(overrides or {})}
-    timeout = int(timeout or params.get("cell_timeout") or 3600)
-    params = {k: v for k, v in params.items() if k not in PIPELINE_KEYS}
     notebooks = [config.notebooks_dir() / f"{name}.ipynb" for name in NOTEBOOKS]
     missing = [str(nb) for nb in notebooks if not nb.is_file()]
     if missing:
         raise PipelineError(f"notebook(s) missing: {missing}")
     per_notebook = split_parameters(params, notebooks)
+    try:  # every parameter's type and range, before notebook 01 starts
+        parameters.check(params)
+    except parameters.ParameterError as exc:
+        raise PipelineError(f"profile {profile}: {exc}") from exc
+    timeout = int(timeout or params.get("cell_timeout") or 3600)
+    params = {k: v for k, v in params.items() if k not in PIPELINE_KEYS}
     out_dir = config.build_dir() / profile
     out_dir.mkdir(parents=True, exist_ok=True)
-    selected = [nb for nb in notebooks if not only or any(nb.stem.startswith(o) for o in only)]
+    selected = select_notebooks(notebooks, only)
     executed, timings = [], {}
     for nb in selected:
         start = time.perf_counter()
@@ -139,8 +169,7 @@ def run(profile: str, overrides: dict | None = None, only: list[str] | None = No
         given = {k: v for k, v in given.items() if k in declared_parameters(nb)}
         executed.append(run_notebook(nb, out_dir, {**per_notebook[nb.stem], **given}, timeout))
         timings[nb.stem] = round(time.perf_counter() - start, 1)
-    facts = {"cell_timeout": timeout, "environment": environment.describe()}
-    io.write_json(out_dir / "pipeline.json", {"profile": profile, "parameters": params, "seconds": timings, **facts})
+    record_run(out_dir, profile, params, timings, cell_timeout=timeout, environment=environment.describe())
     return render_html(executed, out_dir, f"hybridir — {profile} profile")
 
 

@@ -72,10 +72,9 @@ def resolve_alpha(alpha: float | None = None, preset: str | None = None) -> floa
         return PRESETS[preset]
     if alpha is None:
         return PRESETS["hybrid"]
-    try:
-        value = float(alpha)
-    except (TypeError, ValueError) as exc:
-        raise SamplerConfigError(f"alpha must be a number in [0, 1], got {alpha!r}") from exc
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float | np.number):  # True is not 1.0, "0.5" no number
+        raise SamplerConfigError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    value = float(alpha)
     if not 0.0 <= value <= 1.0:  # also rejects NaN
         raise SamplerConfigError(f"alpha must be in [0, 1], got {alpha!r}")
     return value

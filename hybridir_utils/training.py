@@ -21,6 +21,7 @@ import difflib
 import hashlib
 import json
 import logging
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from hybridir_utils import config as paths
-from hybridir_utils import environment, io
+from hybridir_utils import environment, io, parameters
 from hybridir_utils.environment import PRECISIONS
 from hybridir_utils.sampling import PRESETS, HybridBatchSampler, _distributed_info, resolve_alpha
 
@@ -117,11 +118,14 @@ class TrainConfig:
             resolve_alpha(self.alpha, self.preset)
         except ValueError as exc:
             raise TrainConfigError(f"alpha/preset: {exc}") from exc
-        for key in ("batch_size", "logging_steps", "save_steps", "mini_batch_size"):
+        for key in ("batch_size", "max_seq_length", "warmup_steps"):  # declared once, for profiles and configs
+            if getattr(self, key) is not None:
+                _check(key, getattr(self, key), parameters.PARAMS[key])
+        for key in ("logging_steps", "save_steps", "mini_batch_size"):
             _check_int(key, getattr(self, key), minimum=1)
         _check_int("seed", self.seed, minimum=0)
         _check_int("freeze_layers", self.freeze_layers, minimum=0)
-        for key in ("max_steps", "max_seq_length", "max_groups", "save_total_limit", "num_threads", "warmup_steps"):
+        for key in ("max_steps", "max_groups", "save_total_limit", "num_threads"):
             if getattr(self, key) is not None:
                 _check_int(key, getattr(self, key), minimum=1)
         for key, low in (("lr", 0.0), ("epochs", 0.0), ("scale", 0.0)):
@@ -200,8 +204,15 @@ class TrainConfig:
 
 
 def _check_int(key: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise TrainConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    """One integer key, by the checks the pipeline applies to profile parameters (``hybridir_utils.parameters``)."""
+    _check(key, value, parameters.Param("int", key, **parameters.number(int, minimum)))
+
+
+def _check(key: str, value: Any, param: parameters.Param) -> None:
+    try:
+        parameters.check_value(key, value, param)
+    except parameters.ParameterError as exc:
+        raise TrainConfigError(str(exc)) from exc
 
 
 # ---------------------------------------------------------------------- data
@@ -352,6 +363,11 @@ def _loss_log_callback(csv_path: Path):
                 old = pd.read_csv(csv_path)
                 self.rows = old[old.step <= state.global_step].to_dict("records")
 
+        def on_step_end(self, args, state, control, **kwargs):
+            # Log at every checkpoint, so a resumed run knows the loss of every step before it (train_loss).
+            if control.should_save:
+                control.should_log = True
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not logs or "loss" not in logs or not state.is_world_process_zero:
                 return
@@ -398,13 +414,60 @@ def _save_final(model, cfg: TrainConfig, run_dir: Path, info: dict[str, Any]) ->
             shutil.copy2(run_dir / "loss_log.csv", tmp / "loss_log.csv")
         card = tmp / "README.md"
         card.write_text((card.read_text(encoding="utf-8") if card.is_file() else "") + _model_card_section(cfg, info))
+        io.fsync(tmp)  # on disk before the rename: a power cut cannot leave a renamed but empty model
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
+        io.fsync(run_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
     return final
+
+
+_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+
+
+def _last_complete_checkpoint(checkpoints: Path, remove: bool = True) -> str | None:
+    """The newest checkpoint that was saved whole; incomplete ones (a kill mid-save) are skipped with a warning and
+    removed (``remove``: the main process only).
+
+    The trainer writes ``trainer_state.json`` after the weights, optimizer and RNG state, so its presence marks a
+    complete checkpoint; ``transformers.get_last_checkpoint`` would pick a folder holding only ``config.json``.
+    """
+    if not checkpoints.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in checkpoints.iterdir() if p.is_dir() and (m := _CHECKPOINT.fullmatch(p.name))]
+    for _, path in sorted(found, reverse=True):
+        if (path / "trainer_state.json").is_file() and (path / "model.safetensors").is_file():
+            return str(path)
+        log.warning("skipping incomplete checkpoint %s (interrupted while saving)", path)
+        if remove:
+            shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
+def _remove_stale_tmp(run_dir: Path) -> None:
+    """Remove ``.model.tmp-*`` folders left by a run killed during its final save (~270 MB each)."""
+    for tmp in run_dir.glob(".model.tmp-*"):
+        log.warning("removing %s, left by a run interrupted while saving its model", tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _whole_run_loss(history: list[dict], resumed_at: int | None, loss_after: float, final_step: int) -> float:
+    """Mean training loss over every step, also for a resumed run (the trainer's covers only steps after resume).
+
+    Steps up to the checkpoint come from the restored log history (a log is forced at every save); checkpoints
+    written before that rule may miss a few steps, which are then left out of the mean.
+    """
+    if not resumed_at:
+        return loss_after
+    before, last = 0.0, 0
+    for entry in history:
+        if "loss" in entry and last < entry["step"] <= resumed_at:
+            before += entry["loss"] * (entry["step"] - last)
+            last = entry["step"]
+    return (before + loss_after * (final_step - resumed_at)) / max(last + final_step - resumed_at, 1)
 
 
 # ---------------------------------------------------------------------- training
@@ -424,7 +487,6 @@ def train(
     import transformers
     from accelerate import PartialState
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from transformers.trainer_utils import get_last_checkpoint
 
     from hybridir_utils.models import load_encoder
 
@@ -499,6 +561,7 @@ def train(
     main_process = PartialState().is_main_process
     if main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_tmp(run_dir)
         io.write_json(config_file, cfg.to_dict())
     args = SentenceTransformerTrainingArguments(
         output_dir=str(run_dir / "checkpoints"),
@@ -536,7 +599,7 @@ def train(
         loss=make_loss(model, cfg),
         callbacks=[_loss_log_callback(run_dir / "loss_log.csv"), *(callbacks or [])],
     )
-    last = get_last_checkpoint(str(run_dir / "checkpoints")) if (run_dir / "checkpoints").is_dir() else None
+    last = _last_complete_checkpoint(run_dir / "checkpoints", remove=main_process)
     if last:
         log.info("resuming from %s", last)
     start = time.perf_counter()
@@ -547,7 +610,12 @@ def train(
         "languages": list(probe.languages),
         "alpha": cfg.resolved_alpha,
         "steps": trainer.state.global_step,
-        "train_loss": result.training_loss,
+        "train_loss": _whole_run_loss(
+            trainer.state.log_history,
+            int(Path(last).name.split("-")[1]) if last else None,
+            result.training_loss,
+            trainer.state.global_step,
+        ),
         "train_seconds": round(time.perf_counter() - start, 2),
         "resumed_from": Path(last).name if last else None,
         "environment": environment.describe(precision),

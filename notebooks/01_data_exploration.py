@@ -23,25 +23,28 @@
 # **Inputs.** LAReQA files (XQuAD-R, MLQA-R; located by `hybridir_utils.data`), the e5-small tokenizer.
 #
 # **Outputs** (under `run_dir/01_data/`): `summary.parquet` (counts per dataset and language),
-# `token_lengths.parquet`, `article_overlap.csv`, `data.json` (max-length quantiles used by training);
+# `token_lengths.parquet`, `article_overlap.csv`, `data.json` (max-length quantiles used by training, the file
+# each language was loaded from);
 # figures under `run_dir/figures/`.
 
 # %%
 from pathlib import Path
+from typing import Optional  # the parameters' annotations (papermill reads no `X | None`)
 
 import pandas as pd
 
-from hybridir_utils import io, plots
+from hybridir_utils import io, parameters, plots
 from hybridir_utils.data import answer_label_report, article_overlap, describe, examples, load_lareqa, token_lengths
 from hybridir_utils.models import load_encoder
 
 # %% tags=["parameters"]
-run_dir = "build/dev"  # output folder of this run (set by the pipeline)
-xquad_languages = None  # XQuAD-R languages to explore (None: all 11)
-mlqa_languages = None  # MLQA-R languages to explore (None: all 7)
-encoder_name = "multilingual-e5-small"  # whose tokenizer measures lengths
+run_dir: str = "build/dev"  # output folder of this run (set by the pipeline)
+xquad_languages: Optional[list[str]] = None  # XQuAD-R languages to explore (None: all 11)
+mlqa_languages: Optional[list[str]] = None  # MLQA-R languages to explore (None: all 7)
+encoder_name: str = "multilingual-e5-small"  # whose tokenizer measures lengths
 
 # %%
+parameters.check_given(globals())  # the pipeline's checks, also for defaults edited here
 out = Path(run_dir) / "01_data"
 fig_dir = Path(run_dir) / "figures"
 plots.theme()
@@ -112,6 +115,7 @@ io.write_json(
     {
         "p99_tokens": {f"{d}/{k}": float(v) for (d, k), v in quantiles[0.99].items()},
         "shared_articles": overlap["xquad-r"].tolist(),
+        "sources": {"xquad-r": xquad.files, "mlqa-r": mlqa.files},  # the file each language was loaded from
     },
 )
 overlap

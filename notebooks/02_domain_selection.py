@@ -29,28 +29,30 @@
 
 # %%
 from pathlib import Path
+from typing import Optional  # the parameters' annotations (papermill reads no `X | None`)
 
 import pandas as pd
 
-from hybridir_utils import domains, experiments, io, plots
+from hybridir_utils import domains, experiments, io, parameters, plots
 from hybridir_utils.data import load_lareqa, split_articles, training_pairs
 from hybridir_utils.models import load_encoder
 from hybridir_utils.training import ZERO_SHOT_EVAL, without_eval_articles
 
 # %% tags=["parameters"]
-run_dir = "build/dev"  # output folder of this run (set by the pipeline)
-xquad_languages = None  # XQuAD-R language versions used for labelling (None: all 11)
-mlqa_languages = None  # MLQA-R language versions used for labelling (None: all 7)
-encoder_name = "multilingual-e5-small"  # the zero-shot classifier's encoder
-target_domains = ["science", "news"]  # domains to focus training on
-domain_weight = 3.0  # oversampling weight of the target domain in "weighted" pools
-batch_size = 32  # training batch size: a pool needs at least this many groups
-train_dataset = "mlqa-r"  # the training set whose pools are built
-dev_share = 0.15  # share of training articles held out for the recipe (notebook 03): pools use the rest
-dev_seed = 0  # seed of the dev split
-domain_runs = ["news:in-domain", "news:size-random"]  # the pools notebook 03 trains (seed 0 shown here)
+run_dir: str = "build/dev"  # output folder of this run (set by the pipeline)
+xquad_languages: Optional[list[str]] = None  # XQuAD-R language versions used for labelling (None: all 11)
+mlqa_languages: Optional[list[str]] = None  # MLQA-R language versions used for labelling (None: all 7)
+encoder_name: str = "multilingual-e5-small"  # the zero-shot classifier's encoder
+target_domains: list[str] = ["science", "news"]  # domains to focus training on
+domain_weight: float = 3.0  # oversampling weight of the target domain in "weighted" pools
+batch_size: int = 32  # training batch size: a pool needs at least this many groups
+train_dataset: str = "mlqa-r"  # the training set whose pools are built
+dev_share: float = 0.15  # share of training articles held out for the recipe (notebook 03): pools use the rest
+dev_seed: int = 0  # seed of the dev split
+domain_runs: list[str] = ["news:in-domain", "news:size-random"]  # the pools notebook 03 trains (seed 0 shown here)
 
 # %%
+parameters.check_given(globals())  # the pipeline's checks, also for defaults edited here
 out = Path(run_dir) / "02_domains"
 fig_dir = Path(run_dir) / "figures"
 plots.theme()

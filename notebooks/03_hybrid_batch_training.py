@@ -33,39 +33,41 @@
 
 # %%
 from pathlib import Path
+from typing import Optional  # the parameters' annotations (papermill reads no `X | None`)
 
 import pandas as pd
 
-from hybridir_utils import domains, experiments, io, plots, recipe
+from hybridir_utils import domains, experiments, io, parameters, plots, recipe
 from hybridir_utils.data import load_lareqa, split_articles, training_pairs
 from hybridir_utils.training import ZERO_SHOT_EVAL, without_eval_articles
 
 # %% tags=["parameters"]
-run_dir = "build/dev"  # output folder of this run (set by the pipeline)
-results_dir = "results/dev"  # result tables of this profile (set by the pipeline)
-base_model = "multilingual-e5-small"  # encoder to fine-tune (any name models.load_encoder accepts)
-train_dataset = "mlqa-r"  # training data; the other LAReQA set is the zero-shot test set
-train_languages = None  # training languages (None: all of the training set)
-train_max_groups = None  # subsample to this many parallel question groups (None: all)
-batch_size = 16  # pairs per batch (in-batch negatives: batch_size - 1)
-batch_policy = "strict"  # a run that cannot fill batch_size: "strict" stops before training, "shrink" lowers all
-precision = "fp32"  # training precision: fp32, bf16, auto (bf16 on a GPU; environment.resolve_precision)
-max_seq_length = 96  # token cut-off (notebook 01 reports the share of longer texts)
-dev_share = 0.15  # share of training articles held out to choose the recipe
-dev_seed = 0  # seed of the dev split
-dev_languages = ["en", "ar", "zh"]  # languages of the dev pools (mono and cross mAP)
-sweep_scales = [20.0, 100.0]  # MNRL logit scales (1 / temperature; e5 was trained with 100)
-sweep_lrs = [1e-5, 3e-5, 1e-4]  # learning rates
-sweep_steps = [10, 20, 40]  # step counts scored on dev (one run per setting, constant learning rate)
-warmup_steps = 3  # linear warm-up, then a constant learning rate
-mono_margin = 0.01  # the recipe must keep dev monolingual mAP within this of the untrained model
-seeds = [0, 1, 2]  # seeds of the main comparison
-samplings = ["hybrid"]  # sampling presets on the general pool (x-x-mono, x-y, hybrid)
-domain_runs = ["news:in-domain", "news:size-random"]  # domain-focused runs and their size-matched controls
-domain_weight = 3.0  # oversampling weight of the target domain in weighted runs
-domain_seeds = None  # seeds of the domain-focused runs (None: the same as `seeds`)
+run_dir: str = "build/dev"  # output folder of this run (set by the pipeline)
+results_dir: str = "results/dev"  # result tables of this profile (set by the pipeline)
+base_model: str = "multilingual-e5-small"  # encoder to fine-tune (any name models.load_encoder accepts)
+train_dataset: str = "mlqa-r"  # training data; the other LAReQA set is the zero-shot test set
+train_languages: Optional[list[str]] = None  # training languages (None: all of the training set)
+train_max_groups: Optional[int] = None  # subsample to this many parallel question groups (None: all)
+batch_size: int = 16  # pairs per batch (in-batch negatives: batch_size - 1)
+batch_policy: str = "strict"  # a run that cannot fill batch_size: "strict" stops before training, "shrink" lowers all
+precision: str = "fp32"  # training precision: fp32, bf16, auto (bf16 on a GPU; environment.resolve_precision)
+max_seq_length: int = 96  # token cut-off (notebook 01 reports the share of longer texts)
+dev_share: float = 0.15  # share of training articles held out to choose the recipe
+dev_seed: int = 0  # seed of the dev split
+dev_languages: list[str] = ["en", "ar", "zh"]  # languages of the dev pools (mono and cross mAP)
+sweep_scales: list[float] = [20.0, 100.0]  # MNRL logit scales (1 / temperature; e5 was trained with 100)
+sweep_lrs: list[float] = [1e-5, 3e-5, 1e-4]  # learning rates
+sweep_steps: list[int] = [10, 20, 40]  # step counts scored on dev (one run per setting, constant learning rate)
+warmup_steps: int = 3  # linear warm-up, then a constant learning rate
+mono_margin: float = 0.01  # the recipe must keep dev monolingual mAP within this of the untrained model
+seeds: list[int] = [0, 1, 2]  # seeds of the main comparison
+samplings: list[str] = ["hybrid"]  # sampling presets on the general pool (x-x-mono, x-y, hybrid)
+domain_runs: list[str] = ["news:in-domain", "news:size-random"]  # domain-focused runs and their size-matched controls
+domain_weight: float = 3.0  # oversampling weight of the target domain in weighted runs
+domain_seeds: Optional[list[int]] = None  # seeds of the domain-focused runs (None: the same as `seeds`)
 
 # %%
+parameters.check_given(globals())  # the pipeline's checks, also for defaults edited here
 out = Path(run_dir) / "03_training"
 fig_dir = Path(run_dir) / "figures"
 plots.theme()

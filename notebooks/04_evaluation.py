@@ -32,28 +32,30 @@
 
 # %%
 from pathlib import Path
+from typing import Optional  # the parameters' annotations (papermill reads no `X | None`)
 
 import pandas as pd
 
-from hybridir_utils import experiments, io, plots, report
+from hybridir_utils import experiments, io, parameters, plots, report
 
 # %% tags=["parameters"]
-run_dir = "build/dev"  # output folder of this run (set by the pipeline)
-results_dir = "results/dev"  # result tables of this profile (set by the pipeline)
-eval_languages = {"xquad-r": None, "mlqa-r": None}  # dataset -> languages (None: all)
-eval_max_articles = None  # evaluate on this many articles per dataset (seeded choice; None: all)
-base_model = "multilingual-e5-small"  # the model notebook 03 fine-tuned: the base of every comparison
-baselines = ["multilingual-e5-small", "use-multilingual"]  # other frozen models, scored beside it
-precision = "fp32"  # encoding precision: fp32, bf16, auto (bf16 on a GPU; see environment.resolve_precision)
-n_boot = 5000  # bootstrap replicates for confidence intervals
-exploration_articles = 8  # earlier runs scored this seeded article subset: the domain effect is repeated without it
-encode_backend = "torch"  # inference backend of e5 / trained models: torch, onnx (same numbers), onnx-int8
-encode_batch_size = 64  # encode batch size (16 pads less with token-length batching)
-write_runs = True  # TREC run files: True (every setting), False (none: a large pool's runs cost minutes), a list
-miracl_dir = None  # MIRACL: None (skip), "hub", or a folder of local topics/qrels/corpus files
-miracl_languages = None  # MIRACL languages
+run_dir: str = "build/dev"  # output folder of this run (set by the pipeline)
+results_dir: str = "results/dev"  # result tables of this profile (set by the pipeline)
+eval_languages: dict[str, Optional[list[str]]] = {"xquad-r": None, "mlqa-r": None}  # dataset -> languages (None: all)
+eval_max_articles: Optional[int] = None  # evaluate on this many articles per dataset (seeded choice; None: all)
+base_model: str = "multilingual-e5-small"  # the model notebook 03 fine-tuned: the base of every comparison
+baselines: list[str] = ["multilingual-e5-small", "use-multilingual"]  # other frozen models, scored beside it
+n_boot: int = 5000  # bootstrap replicates for confidence intervals
+exploration_articles: int = 8  # articles earlier runs scored (seeded): the domain effect is repeated without them
+encode_backend: str = "torch"  # inference backend of e5 / trained models: torch, onnx (same numbers), onnx-int8
+encode_batch_size: int = 64  # encode batch size (16 pads less with token-length batching)
+write_runs: bool = True  # TREC run files (False: none; a large pool's runs cost minutes)
+precision: str = "fp32"  # encoding precision: fp32, bf16, auto (bf16 on a GPU; environment.resolve_precision)
+miracl_dir: Optional[str] = None  # MIRACL: None (skip), "hub", or a folder of local topics/qrels/corpus files
+miracl_languages: Optional[list[str]] = None  # MIRACL languages
 
 # %%
+parameters.check_given(globals())  # the pipeline's checks, also for defaults edited here
 out = Path(run_dir) / "04_eval"
 fig_dir = Path(run_dir) / "figures"
 plots.theme()

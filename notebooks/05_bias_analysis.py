@@ -34,15 +34,16 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown
 
-from hybridir_utils import answer, experiments, io, plots, report
+from hybridir_utils import answer, experiments, io, parameters, plots, report
 
 # %% tags=["parameters"]
-run_dir = "build/dev"  # output folder of this run (set by the pipeline)
-results_dir = "results/dev"  # result tables of this profile (set by the pipeline)
-n_boot = 5000  # bootstrap replicates for confidence intervals
-base_model = "multilingual-e5-small"  # the model notebook 03 fine-tuned: the base of every comparison
+run_dir: str = "build/dev"  # output folder of this run (set by the pipeline)
+results_dir: str = "results/dev"  # result tables of this profile (set by the pipeline)
+n_boot: int = 5000  # bootstrap replicates for confidence intervals
+base_model: str = "multilingual-e5-small"  # the model notebook 03 fine-tuned: the base of every comparison
 
 # %%
+parameters.check_given(globals())  # the pipeline's checks, also for defaults edited here
 eval_dir = Path(run_dir) / "04_eval"
 out = Path(run_dir) / "05_bias"
 fig_dir = Path(run_dir) / "figures"

@@ -263,3 +263,60 @@ def test_split_articles_holds_out_whole_articles(mlqa):
 def test_split_articles_rejects_bad_shares(mlqa, share):
     with pytest.raises(DataError, match="dev_share"):
         data.split_articles(mlqa, share)
+
+
+def test_explicit_data_dir_is_the_only_source_and_is_recorded(tmp_path, shared_data_dir):
+    """Issue 12 defect 2: a data_dir without de.json must not load de from $HYBRIDIR_DATA_DIR, file by file."""
+    (tmp_path / "xquad-r").mkdir()
+    (tmp_path / "xquad-r" / "en.json").write_bytes((shared_data_dir / "xquad-r" / "en.json").read_bytes())
+    with pytest.raises(DataError, match=rf"{tmp_path / 'xquad-r' / 'de.json'} not found"):
+        load_lareqa("xquad-r", ["en", "de"], data_dir=tmp_path)
+    with pytest.raises(DataError, match=r"/nonexistent/dir/xquad-r/en\.json not found"):
+        load_lareqa("xquad-r", ["en"], data_dir="/nonexistent/dir")
+    ds = load_lareqa("xquad-r", ["en"], data_dir=tmp_path)
+    assert ds.files == {"en": str((tmp_path / "xquad-r" / "en.json").resolve())}
+    assert ds.subset(articles=ds.questions.article.iloc[0]).files == ds.files
+
+
+def _set(path_fn, value):
+    def mutate(doc):
+        obj, key = path_fn(doc)
+        obj[key] = value
+        return json.dumps(doc)
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (_set(lambda d: (d["data"][1]["paragraphs"][0]["qas"][2]["answers"][0], "answer_start"), "12"),
+         r"article 1 paragraph 0 question [0-9a-f]+: answer_start must be an integer >= 0, got '12'"),
+        (_set(lambda d: (d["data"][1]["paragraphs"][0]["sentence_breaks"], 0), [5]),
+         r"article 1 paragraph 0: sentence_breaks must be a list of \[start, end\] integer pairs, found \[5\]"),
+        (_set(lambda d: (d["data"][1], "paragraphs"), None), r"article 1: 'paragraphs' must be a list, got NoneType"),
+        (_set(lambda d: (d["data"][1]["paragraphs"][0]["qas"][0], "question"), 7),
+         r"article 1 paragraph 0 question '[0-9a-f]+': id, question and answer text must be strings"),
+    ],
+)  # fmt: skip
+def test_wrong_field_types_name_file_article_paragraph_question(tmp_path, shared_data_dir, mutate, needle):
+    """Issue 12 defect 5: wrong types were raw TypeError / ValueError; now a DataError naming the place."""
+    root, path = _broken_copy(tmp_path, shared_data_dir, mutate)
+    with pytest.raises(DataError, match=rf"{path}: {needle}"):
+        load_lareqa("xquad-r", ["en"], data_dir=root, verify=False)
+
+
+def test_mlqa_question_missing_from_english_names_the_question(tmp_path, shared_data_dir):
+    """Issue 12 defect 5: was AttributeError: 'float' object has no attribute 'replace'."""
+    target = tmp_path / "mlqa-r"
+    target.mkdir()
+    de = json.loads((shared_data_dir / "mlqa-r" / "de.json").read_text())
+    (target / "de.json").write_text(json.dumps(de))
+    lost = de["data"][0]["paragraphs"][0]["qas"][0]["id"]
+    en = json.loads((shared_data_dir / "mlqa-r" / "en.json").read_text())
+    for article in en["data"]:
+        for para in article["paragraphs"]:
+            para["qas"] = [qa for qa in para["qas"] if qa["id"] != lost]
+    (target / "en.json").write_text(json.dumps(en))
+    with pytest.raises(DataError, match=rf"{target / 'de.json'}: article 0 paragraph 0 question {lost}: not in"):
+        load_lareqa("mlqa-r", ["de"], data_dir=tmp_path, verify=False)

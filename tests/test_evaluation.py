@@ -236,13 +236,47 @@ def test_encode_cached_encodes_only_missing_texts(tmp_path):
     np.testing.assert_allclose(b, ev._normalise(fresh.encode(["gamma", "beta", "alpha"]), "x"), rtol=1e-6)
 
 
-def test_corrupt_cache_file_is_reported(tmp_path):
+def _rewrite_cache(path, change) -> None:
+    with np.load(path) as z:
+        keys, emb = z["keys"], z["emb"]
+    keys, emb = change(keys, emb.copy())
+    with open(path, "wb") as fh:
+        np.savez(fh, keys=keys, emb=emb)
+
+
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        (lambda p: p.write_bytes(b"not a zip"), "unreadable"),
+        (lambda p: p.write_bytes(b""), "unreadable"),  # was a bare EOFError without the path
+        (lambda p: _rewrite_cache(p, lambda k, e: (k, np.full_like(e, np.nan))), "NaN or infinite"),
+        (lambda p: _rewrite_cache(p, lambda k, e: (k, e * 7)), "not of unit norm"),
+        (lambda p: _rewrite_cache(p, lambda k, e: (k, e[:, :32] / np.linalg.norm(e[:, :32], axis=1, keepdims=True))),
+         "dimension 32, the model gives 64"),
+        (lambda p: _rewrite_cache(p, lambda k, e: (k[:1], e)), "1 keys but embeddings of shape"),
+    ],
+)  # fmt: skip
+def test_bad_cache_file_is_named_and_re_encoded_never_scored(tmp_path, damage, needle):
+    """Issue 12 defect 4: NaN rows scored mAP 1.0 / 1.5, rows times 7 came back with norm 7, a 0-byte file raised a
+    bare EOFError. Now the file is named, its texts re-encoded and the file rewritten."""
     enc = HashEncoder()
-    ev.encode_cached(enc, ["alpha"], "query", cache_dir=tmp_path)
+    enc.get_sentence_embedding_dimension = lambda: 64
+    texts = ["alpha", "beta", "gamma"]
+    good = ev.encode_cached(enc, texts, "query", cache_dir=tmp_path)
     (path,) = tmp_path.rglob("*.npz")
-    path.write_bytes(b"not a zip")
-    with pytest.raises(ev.EvaluationError, match="unreadable embedding cache"):
-        ev.encode_cached(enc, ["alpha"], "query", cache_dir=tmp_path)
+    damage(path)
+    with pytest.warns(UserWarning, match=rf"embedding cache {path}: .*{needle}.*re-encoded"):
+        again = ev.encode_cached(enc, texts, "query", cache_dir=tmp_path)
+    np.testing.assert_array_equal(again, good)
+    assert enc.n_encoded == 6
+    ev.encode_cached(enc, texts, "query", cache_dir=tmp_path)  # the rewritten file is good: nothing re-encoded
+    assert enc.n_encoded == 6
+
+
+def test_ap_outside_unit_interval_is_refused():
+    """Issue 12 defect 4: AP and mAP lie in [0, 1] by construction; broken (duplicate) ranks must not score 1.5."""
+    with pytest.raises(ev.EvaluationError, match=r"AP 1\.5 outside \[0, 1\]"):
+        ev.ap_recall(np.array([[1, 1]]))
 
 
 def test_second_evaluation_encodes_nothing(tmp_path, xquad_small, tmp_cache):
@@ -340,3 +374,30 @@ def test_run_reader_streams_whole_queries(tmp_path):
     path.write_text("q0 Q0 d1 1\n")
     with pytest.raises(ev.EvaluationError, match="not a TREC run"):
         ev.read_trec_run(path)
+
+
+def test_crash_before_metrics_keeps_the_previous_evaluation_whole(tmp_path, monkeypatch):
+    """Issue 12 defect 7: a crash just before metrics.json left new tables and runs beside the old metrics.json,
+    and killed rankings left orphan .tmp files in runs/."""
+    ds, encoder = _toy()
+    out = tmp_path / "out"
+    ev.evaluate_lareqa(encoder, ds, out, cache_dir=tmp_path / "cache", show_progress_bar=False)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (out / "runs" / ".multi.trec.gz.123.tmp").write_bytes(b"killed")  # an orphan of a killed ranking
+
+    real_write_json = ev.io.write_json
+
+    def crash(path, obj):
+        if path.name == "metrics.json":
+            raise KeyboardInterrupt("killed just before metrics.json")
+        return real_write_json(path, obj)
+
+    monkeypatch.setattr(ev.io, "write_json", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ev.evaluate_lareqa(encoder, ds, out, settings=("mono",), cache_dir=tmp_path / "cache", show_progress_bar=False)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix != ".tmp"}
+    assert after == before  # the previous evaluation, untouched: no new parquet beside the old metrics.json
+    monkeypatch.setattr(ev.io, "write_json", real_write_json)
+    ev.evaluate_lareqa(encoder, ds, out, settings=("mono",), cache_dir=tmp_path / "cache", show_progress_bar=False)
+    assert read_json(out / "metrics.json")["settings"] == ["mono"]
+    assert not list(out.rglob("*.tmp")) and not list(tmp_path.glob(".out.tmp-*"))  # orphans and staging cleaned

@@ -189,3 +189,10 @@ def test_hub_judged_docid_missing_from_corpus(hub_loader):
         miracl.load_miracl_hub("es", hub_loader=loader)
     with pytest.raises(miracl.MiraclError, match="cannot load MIRACL fr"):
         miracl.load_miracl_hub("fr", hub_loader=hub_loader)
+
+
+@pytest.mark.parametrize(("kwargs", "needle"), [({"sample_size": -1}, "sample_size"), ({"seed": "x"}, "seed")])
+def test_bad_sampling_arguments_are_named(kwargs, needle):
+    """Issue 12 defect 8: sample_size=-1 was silently 0, seed='x' a raw ValueError."""
+    with pytest.raises(miracl.MiraclError, match=rf"{needle} must be an integer >= 0"):
+        miracl.load_miracl_local("es", LOCAL, **kwargs)

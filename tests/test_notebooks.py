@@ -10,7 +10,7 @@ import papermill
 import pytest
 import yaml
 
-from hybridir_utils import config, pipeline
+from hybridir_utils import config, parameters, pipeline
 
 NOTEBOOKS = [config.notebooks_dir() / f"{name}.ipynb" for name in pipeline.NOTEBOOKS]
 PROFILES = ["smoke", "cpu", "sampling", "full", "gpu", "gpu-extra"]
@@ -36,10 +36,23 @@ def test_first_code_cell_imports_second_is_parameters(notebook):
     assert all(isinstance(node, ast.Import | ast.ImportFrom) for node in first.body)
     params = code[1]
     assert "parameters" in params.metadata.get("tags", [])
-    for node in ast.parse(params.source).body:  # literals only, each commented
-        assert isinstance(node, ast.Assign)
+    for node in ast.parse(params.source).body:  # literals only, each annotated with its declared type, commented
+        assert isinstance(node, ast.AnnAssign), ast.unparse(node)
         ast.literal_eval(node.value)
+        assert ast.unparse(node.annotation) == parameters.PARAMS[node.target.id].type, node.target.id
     assert all("  # " in line for line in params.source.splitlines() if line.strip())
+
+
+def test_help_notebook_lists_every_parameter_with_its_type_and_comment(notebook):
+    """Issue 13 item 3: ``papermill --help-notebook`` printed "Unknown type" for every parameter."""
+    path, nb = notebook
+    inferred = papermill.inspect_notebook(str(path))
+    declared = [n.target.id for n in ast.parse([c for c in nb.cells if c.cell_type == "code"][1].source).body]
+    assert list(inferred) == declared  # papermill reads every line (it cannot parse `X | None`: Optional[X])
+    for name, info in inferred.items():
+        assert info["inferred_type_name"] == parameters.PARAMS[name].type and info["help"], name
+    defaults = {name: ast.literal_eval(info["default"]) for name, info in inferred.items()}
+    parameters.check(defaults)  # a notebook's own defaults pass the pipeline's checks
 
 
 def test_no_long_functions_and_no_outputs(notebook):
@@ -65,8 +78,8 @@ def test_notebooks_write_only_under_run_dir(notebook):
     _, nb = notebook
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert "Path(run_dir)" in text
-    assert "build/" not in text.replace('run_dir = "build/dev"', "")
-    assert "results/" not in text.replace('results_dir = "results/dev"', "")
+    assert "build/" not in text.replace('run_dir: str = "build/dev"', "")
+    assert "results/" not in text.replace('results_dir: str = "results/dev"', "")
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -130,3 +143,54 @@ def test_profile_cell_timeout_reaches_papermill_and_no_notebook(monkeypatch, tmp
     pipeline.run("gpu", only=["05"], timeout=60)
     assert seen[1][1] == 60
     assert json.loads((tmp_path / "gpu" / "pipeline.json").read_text())["environment"]["device"] in ("cpu", "cuda")
+
+
+def test_only_matching_nothing_is_an_error_and_a_partial_rerun_keeps_the_report(tmp_path, monkeypatch):
+    """Issue 12 defect 3: ``--only 4`` exited 0 and wrote an empty index.html and pipeline.json."""
+    monkeypatch.setenv("HYBRIDIR_BUILD_DIR", str(tmp_path))
+    out = tmp_path / "smoke"
+    out.mkdir()
+    (out / "index.html").write_text("earlier report")
+    with pytest.raises(pipeline.PipelineError, match=r"--only \['4'\] matches no notebook"):
+        pipeline.run("smoke", only=["4"])
+    assert pipeline.main(["--profile", "smoke", "--only", "4"]) == 1
+    assert (out / "index.html").read_text() == "earlier report" and not (out / "pipeline.json").exists()
+
+    earlier = {name: float(i) for i, name in enumerate(pipeline.NOTEBOOKS)}
+    pipeline.record_run(out, "smoke", {}, earlier)
+    record = pipeline.record_run(out, "smoke", {"n_boot": 10}, {"04_evaluation": 99.0})
+    assert record["seconds"] == {**earlier, "04_evaluation": 99.0}
+    for name in pipeline.NOTEBOOKS[:3]:
+        (out / f"{name}.html").write_text("<html></html>")
+    nb = nbformat.v4.new_notebook()
+    nbformat.write(nb, out / "04_evaluation.ipynb")
+    index = pipeline.render_html([out / "04_evaluation.ipynb"], out, "t").read_text()
+    assert [f'href="{name}.html"' in index for name in pipeline.NOTEBOOKS] == [True, True, True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"batch_size": -3}, r"parameter batch_size=-3: expected an integer in \[1, inf\)"),
+        ({"dev_share": "x"}, r"parameter dev_share='x': expected a number in \(0, 1\)"),
+        ({"samplings": ["hybird"]}, r"parameter samplings=\['hybird'\]: expected .* among \['hybrid'"),
+        ({"max_steps": "notanumber"}, r"unknown parameter\(s\) \['max_steps'\]"),
+    ],
+)
+def test_bad_parameters_fail_before_the_first_notebook(tmp_path, monkeypatch, overrides, needle):
+    """Issue 12 defect 6: ``-p batch_size -3`` ran notebooks 01-02 and failed in notebook 03."""
+    monkeypatch.setenv("HYBRIDIR_BUILD_DIR", str(tmp_path))
+    monkeypatch.setattr(pipeline, "run_notebook", lambda *a, **k: pytest.fail("a notebook started"))
+    with pytest.raises(pipeline.PipelineError, match=needle):
+        pipeline.run("smoke", overrides)
+
+
+def test_every_profile_passes_the_parameter_checks_and_train_config_shares_them():
+    for profile in PROFILES:
+        parameters.check(pipeline.load_profile(profile))
+    with pytest.raises(parameters.ParameterError, match=r"unknown parameter\(s\) \['precison'\]"):
+        parameters.check({"precison": "bf16"})
+    from hybridir_utils.training import TrainConfig, TrainConfigError
+
+    with pytest.raises(TrainConfigError, match=r"parameter batch_size=0: expected an integer in \[1, inf\)"):
+        TrainConfig(batch_size=0)

@@ -35,6 +35,8 @@ def test_smoke_pipeline_produces_the_report(smoke_run):
     timings = json.loads((out / "pipeline.json").read_text())["seconds"]
     assert set(timings) == set(pipeline.NOTEBOOKS)
     assert len(list((out / "figures").glob("*.png"))) >= 10
+    sources = json.loads((out / "01_data" / "data.json").read_text())["sources"]  # where the data came from
+    assert set(sources["xquad-r"]) == {"en", "de", "zh"} and sources["mlqa-r"]["en"].endswith("mlqa-r/en.json")
 
 
 @pytest.mark.slow

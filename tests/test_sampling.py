@@ -356,3 +356,12 @@ def test_two_process_ranks_get_disjoint_well_formed_batches(tmp_path):
 
 if __name__ == "__main__":
     _ddp_worker(sys.argv[1])
+
+
+@pytest.mark.parametrize("alpha", [True, "0.5"])
+def test_alpha_must_be_a_real_number(alpha):
+    """Issue 12 defect 8: alpha=True was read as 1.0 (all batches monolingual)."""
+    from hybridir_utils.sampling import SamplerConfigError, resolve_alpha
+
+    with pytest.raises(SamplerConfigError, match="alpha must be a number in"):
+        resolve_alpha(alpha)

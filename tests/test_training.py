@@ -251,3 +251,34 @@ def test_short_real_training_lowers_heldout_loss_resumes_and_reloads(tmp_path, s
     print(f"held-out MNRL loss {before:.4f} -> {after:.4f}")
     assert after < before, (before, after)
     assert train(cfg, pairs=train_pairs) == model_dir  # finished run with the same config: reused, not retrained
+
+
+@pytest.mark.slow
+def test_resume_skips_a_checkpoint_killed_mid_save_and_reports_the_whole_run_loss(tmp_path, shared_data_dir, caplog):
+    """Issue 12 defects 1 and 8: a checkpoint holding only config.json (a kill mid-save) no longer blocks every
+    rerun, a kill during the final save leaves no .model.tmp-* folder behind, and train_loss covers every step."""
+    import shutil
+
+    from hybridir_utils.training import TrainConfig as Cfg
+
+    cfg = dict(batch_size=4, max_steps=4, save_steps=2, logging_steps=3, max_seq_length=32, warmup_ratio=0.0,
+               num_threads=1, seed=1)  # fmt: skip
+    pairs = tiny_pairs()
+    whole = json.loads((train({**cfg, "output_dir": str(tmp_path / "a")}, pairs=pairs, data_dir=shared_data_dir)
+                        / "train_info.json").read_text())  # fmt: skip
+    run = tmp_path / "b"  # the same run, killed while writing checkpoint-4 and then during the final save
+    shutil.copytree(tmp_path / "a", run)
+    shutil.rmtree(run / "model")
+    for f in (run / "checkpoints" / "checkpoint-4").iterdir():
+        if f.name != "config.json":
+            shutil.rmtree(f) if f.is_dir() else f.unlink()
+    (run / ".model.tmp-123" / "0_Transformer").mkdir(parents=True)
+    (run / "train_config.json").write_text(json.dumps(Cfg(**cfg, output_dir=str(run)).to_dict()))
+
+    with caplog.at_level("WARNING", logger="hybridir_utils.training"):
+        model_dir = train({**cfg, "output_dir": str(run)}, pairs=pairs, data_dir=shared_data_dir)
+    info = json.loads((model_dir / "train_info.json").read_text())
+    assert info["resumed_from"] == "checkpoint-2" and info["steps"] == 4
+    assert "incomplete checkpoint" in caplog.text and "checkpoint-4" in caplog.text
+    assert not list(run.glob(".model.tmp-*"))
+    assert info["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-5)

@@ -1,0 +1,235 @@
+"""The profile parameters, declared once: name, type, allowed range or choices, and what each is for.
+
+The pipeline checks a whole profile (and its ``-p`` overrides) against :data:`PARAMS` before notebook 01 starts, so
+``-p batch_size -3`` fails at once, naming the parameter, the value and what is expected, not half an hour later in
+notebook 03. The notebooks' ``parameters`` cells carry the same types as annotations (``papermill --help-notebook``
+shows them; a test keeps the two equal), and ``TrainConfig`` checks the keys it shares through :func:`check_value`.
+
+To add a parameter (e.g. for a new profile), add one :class:`Param` to :data:`PARAMS` and declare it, annotated, in
+the notebooks that read it. A parameter missing here is an error, never silently passed on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+class ParameterError(ValueError):
+    """A parameter is unknown, or its value has the wrong type or range; the message names it and the value."""
+
+
+def _languages(dataset: str | None = None) -> Callable[[], Sequence[str]]:
+    def choices() -> Sequence[str]:
+        from hybridir_utils.data import LANGUAGES
+
+        return LANGUAGES[dataset] if dataset else sorted({x for langs in LANGUAGES.values() for x in langs})
+
+    return choices
+
+
+def _datasets() -> Sequence[str]:
+    from hybridir_utils.data import LANGUAGES
+
+    return sorted(LANGUAGES)
+
+
+def _presets() -> Sequence[str]:
+    from hybridir_utils.sampling import PRESETS
+
+    return sorted(PRESETS)
+
+
+def _backends() -> Sequence[str]:
+    from hybridir_utils.backends import BACKENDS
+
+    return BACKENDS
+
+
+def _domains() -> Sequence[str]:
+    from hybridir_utils.domains import CLASS_NAMES
+
+    return CLASS_NAMES
+
+
+def _domain_run(value: str) -> str | None:
+    from hybridir_utils.experiments import parse_domain_run
+
+    try:
+        parse_domain_run(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter. ``type`` is the annotation the notebooks carry (``Optional[...]``, not ``... | None``: papermill's
+    parser reads only word characters, brackets and commas); ``kind`` the type of a value (of each item
+    when ``many``); ``minimum`` / ``maximum`` bound numbers (``open`` excludes both ends); ``choices`` (a callable,
+    resolved late so this module stays cheap to import) lists allowed strings; ``valid`` returns what is wrong with
+    one item, or None; ``empty`` allows an empty list."""
+
+    type: str
+    doc: str
+    kind: type = str
+    many: bool = False
+    optional: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    open: bool = False
+    choices: Callable[[], Sequence[str]] | None = None
+    valid: Callable[[Any], str | None] | None = None
+    mapping: bool = False  # a dict dataset -> list of languages (or None)
+    empty: bool = False  # a list may be empty
+
+
+def number(kind: type, minimum: float | None = None, maximum: float | None = None, open_: bool = False) -> dict:
+    """The ``Param`` fields of a bounded number: ``Param("int", doc, **number(int, 1))``."""
+    return {"kind": kind, "minimum": minimum, "maximum": maximum, "open": open_}
+
+
+PARAMS: dict[str, Param] = {
+    "run_dir": Param("str", "output folder of this run (set by the pipeline)"),
+    "results_dir": Param("str", "result tables of this profile (set by the pipeline)"),
+    "xquad_languages": Param("Optional[list[str]]", "XQuAD-R languages (None: all 11)", many=True, optional=True,
+                             choices=_languages("xquad-r")),
+    "mlqa_languages": Param("Optional[list[str]]", "MLQA-R languages (None: all 7)", many=True, optional=True,
+                            choices=_languages("mlqa-r")),
+    "encoder_name": Param("str", "encoder of the tokenizer and the domain classifier"),
+    "target_domains": Param("list[str]", "domains to focus training on", many=True, choices=_domains),
+    "domain_weight": Param("float", "oversampling weight of the target domain in weighted pools",
+                           **number(float, 0, open_=True)),
+    "base_model": Param("str", "encoder to fine-tune (any name models.load_encoder accepts)"),
+    "train_dataset": Param("str", "training data; the other LAReQA set is the test set", choices=_datasets),
+    "train_languages": Param("Optional[list[str]]", "training languages (None: all of the training set)", many=True,
+                             optional=True, choices=_languages()),
+    "train_max_groups": Param("Optional[int]", "subsample to this many question groups (None: all)", optional=True,
+                              **number(int, 1)),
+    "batch_size": Param("int", "pairs per training batch (in-batch negatives: batch_size - 1)", **number(int, 1)),
+    "max_seq_length": Param("int", "token cut-off of training", **number(int, 1)),
+    "dev_share": Param("float", "share of training articles held out to choose the recipe",
+                       **number(float, 0, 1, open_=True)),
+    "dev_seed": Param("int", "seed of the dev split", **number(int, 0)),
+    "dev_languages": Param("list[str]", "languages of the dev pools", many=True, choices=_languages()),
+    "sweep_scales": Param("list[float]", "MNRL logit scales (1 / temperature)", many=True,
+                          **number(float, 0, open_=True)),
+    "sweep_lrs": Param("list[float]", "learning rates", many=True, **number(float, 0, 1, open_=True)),
+    "sweep_steps": Param("list[int]", "step counts scored on dev", many=True, **number(int, 1)),
+    "warmup_steps": Param("int", "linear warm-up steps, then a constant learning rate", **number(int, 1)),
+    "mono_margin": Param("float", "allowed loss of dev monolingual mAP against the untrained model",
+                         **number(float, 0, 1)),
+    "seeds": Param("list[int]", "seeds of the main comparison", many=True, **number(int, 0)),
+    "samplings": Param("list[str]", "sampling presets on the general pool", many=True, choices=_presets),
+    "domain_runs": Param("list[str]", "domain-focused runs and their controls ('<domain>:<mode>')", many=True,
+                         valid=_domain_run, empty=True),
+    "domain_seeds": Param("Optional[list[int]]", "seeds of the domain-focused runs (None: seeds)", many=True,
+                          optional=True, **number(int, 0)),
+    "eval_languages": Param("dict[str, Optional[list[str]]]", "dataset -> test languages (None: all)", mapping=True),
+    "eval_max_articles": Param("Optional[int]", "articles per test set (seeded choice; None: all)", optional=True,
+                               **number(int, 1)),
+    "baselines": Param("list[str]", "frozen models scored beside the base model", many=True),
+    "batch_policy": Param("str", "a run that cannot fill batch_size: strict stops, shrink lowers every run's batch",
+                          choices=lambda: ("strict", "shrink")),
+    "precision": Param("str", "training and encoding precision (auto: bf16 on a GPU)",
+                       choices=lambda: ("fp32", "bf16", "auto")),
+    "write_runs": Param("bool", "write TREC run files (a large pool's runs cost minutes)", kind=bool),
+    "cell_timeout": Param("int", "papermill's per-cell limit in seconds (read by the pipeline)", **number(int, 1)),
+    "n_boot": Param("int", "bootstrap replicates for confidence intervals", **number(int, 1)),
+    "exploration_articles": Param("int", "size of the seeded article subset earlier runs scored", **number(int, 0)),
+    "encode_backend": Param("str", "inference backend of e5 and trained models", choices=_backends),
+    "encode_batch_size": Param("int", "encode batch size", **number(int, 1)),
+    "miracl_dir": Param("Optional[str]", "MIRACL: None (skip), 'hub', or a folder of local files", optional=True),
+    "miracl_languages": Param("Optional[list[str]]", "MIRACL languages", many=True, optional=True),
+}  # fmt: skip
+
+
+def _expected(p: Param) -> str:
+    """What a value of ``p`` must be, in words."""
+    what = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[p.kind]
+    if p.minimum is not None or p.maximum is not None:
+        low = "-inf" if p.minimum is None else f"{p.minimum:g}"
+        high = "inf" if p.maximum is None else f"{p.maximum:g}"
+        left = "[" if p.minimum is not None and not p.open else "("
+        right = "]" if p.maximum is not None and not p.open else ")"
+        what += f" in {left}{low}, {high}{right}"
+    if p.choices is not None:
+        what += f" among {list(p.choices())}"
+    if p.many:
+        what = f"a {'' if p.empty else 'non-empty '}list, each item {what}"
+    return what + (", or null" if p.optional else "")
+
+
+def _item_problem(p: Param, item: Any) -> str | None:
+    if p.kind is float:
+        ok = isinstance(item, int | float) and not isinstance(item, bool) and math.isfinite(item)
+    elif p.kind is bool:
+        ok = isinstance(item, bool)
+    else:
+        ok = isinstance(item, p.kind) and not isinstance(item, bool)
+    if not ok:
+        return "wrong type"
+    if p.minimum is not None and (item <= p.minimum if p.open else item < p.minimum):
+        return "too small"
+    if p.maximum is not None and (item >= p.maximum if p.open else item > p.maximum):
+        return "too large"
+    if p.choices is not None and item not in p.choices():
+        return "not allowed"
+    return p.valid(item) if p.valid is not None else None
+
+
+def _mapping_problem(value: Any) -> str | None:
+    if not isinstance(value, dict) or not value:
+        return "a non-empty mapping dataset -> list of languages or null"
+    for dataset, langs in value.items():
+        if dataset not in _datasets():
+            return f"dataset keys among {list(_datasets())}, not {dataset!r}"
+        choices = _languages(dataset)()
+        if langs is not None and (not isinstance(langs, list) or not langs or not set(langs) <= set(choices)):
+            return f"{dataset}: a non-empty list of languages among {list(choices)} or null, not {langs!r}"
+    return None
+
+
+def check_value(name: str, value: Any, param: Param | None = None, raise_: bool = True) -> str | None:
+    """Check one value against its declaration (``PARAMS[name]`` unless given); raise (or return) the message."""
+    p = param or PARAMS.get(name)
+    if p is None:
+        raise ParameterError(f"unknown parameter {name!r}; declared: {sorted(PARAMS)}")
+    problem = None
+    if p.mapping:
+        problem = _mapping_problem(value) if value is not None or not p.optional else None
+    elif value is None:
+        problem = None if p.optional else "missing"
+    elif p.many:
+        items = value if isinstance(value, list) else None
+        empty = not items and not (p.empty and items == [])
+        bad = ["not a list"] if items is None or empty else [m for i in items if (m := _item_problem(p, i))]
+        problem = bad[0] if bad else None
+    else:
+        problem = _item_problem(p, value)
+    if problem is None:
+        return None
+    message = f"parameter {name}={value!r}: expected {_expected(p) if not p.mapping else problem}"
+    if p.valid is not None and problem not in ("wrong type", "not a list", "missing"):
+        message += f" ({problem})"
+    if raise_:
+        raise ParameterError(message)
+    return message
+
+
+def check(params: dict[str, Any], required: Sequence[str] = ()) -> dict[str, Any]:
+    """Check every parameter of a profile (with its overrides); one error lists each unknown or bad one."""
+    unknown = sorted(set(params) - set(PARAMS))
+    problems = [f"unknown parameter(s) {unknown}: not declared in hybridir_utils.parameters.PARAMS"] if unknown else []
+    problems += [f"parameter {k} is missing" for k in required if k not in params]
+    problems += [m for k, v in params.items() if k in PARAMS and (m := check_value(k, v, raise_=False))]
+    if problems:
+        raise ParameterError("; ".join(problems))
+    return params
+
+
+def check_given(namespace: dict[str, Any]) -> None:
+    """Check the declared parameters found in a notebook's namespace (``globals()``): edited defaults too."""
+    check({k: v for k, v in namespace.items() if k in PARAMS})
