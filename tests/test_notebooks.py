@@ -118,3 +118,26 @@ def test_smoke_profile_is_small():
     params = yaml.safe_load((config.params_dir() / "smoke.yaml").read_text())
     assert max(params["sweep_steps"]) <= 20 and len(params["xquad_languages"]) <= 3 and params["eval_max_articles"] <= 3
     assert len(params["sweep_scales"]) * len(params["sweep_lrs"]) == 1
+
+
+def test_make_lab_notebooks_carry_the_profile_and_write_under_build(tmp_path, monkeypatch):
+    from hybridir_utils import lab
+
+    monkeypatch.setenv("HYBRIDIR_BUILD_DIR", str(tmp_path / "build"))
+    folder = lab.prepare("cpu")
+    assert folder == tmp_path / "build" / "cpu" / "lab"
+    profile = pipeline.load_profile("cpu")
+    for path in NOTEBOOKS:
+        nb = nbformat.read(folder / path.name, as_version=4)
+        (injected,) = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        values = {}
+        for node in ast.parse(injected.source).body:
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+        assert values.pop("run_dir") == str(tmp_path / "build" / "cpu")
+        expected = {**profile, "results_dir": str(config.results_dir("cpu"))}
+        assert values == {k: v for k, v in expected.items() if k in papermill.inspect_notebook(str(path))}
+        assert "jupytext" not in nb.metadata
+    nb_file = folder / NOTEBOOKS[0].name
+    nb_file.write_text(nb_file.read_text().replace("# 01", "# 01 (edited in the lab)"))
+    lab.prepare("cpu")
+    assert "edited in the lab" in nb_file.read_text()  # a second `make lab` keeps the user's edits
