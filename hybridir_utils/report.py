@@ -139,12 +139,18 @@ QUESTION = (
 # Figures shown on the index, in this order (glob patterns under <run>/figures/, PNG); missing ones are skipped.
 KEY_FIGURES = ("03_recipe_sweep", "04_cross_vs_*", "05_rank_distance", "05_heatmap_difference")
 # nbconvert's lab template without the scripts it fetches from CDNs (require.js, MathJax, mermaid, widgets): the
-# report must open offline, from a mail attachment, with nothing to load and no console errors.
+# report must open offline, from a mail attachment, with nothing to load and no console errors. Raw HTML cells are
+# the report's own summary, so they are not passed through clean_html (which drops its embedded figures).
 _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js -%}{%- endblock html_head_js -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{% block rawcell scoped %}
+{%- if cell.metadata.get('raw_mimetype', '').lower() in resources.get('raw_mimetypes', ['']) -%}
+{{ cell.source }}
+{%- endif -%}
+{%- endblock rawcell %}
 """
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
