@@ -1,20 +1,28 @@
 # hybridir — two commands: `make reproduce` (the cpu-profile pipeline) and `make test` (lint + tests).
+# `make reproduce PROFILE=smoke|cpu|sampling|full`; `make lab [LAB_PROFILE=cpu]`.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= cpu
+LAB_PROFILE ?= cpu
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # Use the shared read-only LAReQA copy when it sits beside the project (CI and developer machines).
 SHARED_LAREQA := $(abspath ../shared/data/lareqa)
 ifneq ($(wildcard $(SHARED_LAREQA)/xquad-r/en.json),)
 export HYBRIDIR_DATA_DIR ?= $(SHARED_LAREQA)
 endif
+# Offline by default (the bundled e5 copy); `full` needs the hub (LaBSE / XLM-R, MIRACL), so it may reach it.
+ifeq ($(PROFILE),full)
+export HF_HUB_OFFLINE ?= 0
+else
 export HF_HUB_OFFLINE ?= 1
+endif
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv test lint pytest reproduce readme smoke lab data bench clean
+.PHONY: venv browser test lint pytest reproduce readme smoke lab data bench clean
 
 # The venv is rebuilt only when pyproject.toml changes: the stamp makes repeated calls quick.
 $(STAMP): pyproject.toml
@@ -26,11 +34,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The report's browser test drives Debian's chromium through playwright (playwright cannot download browsers here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "installing chromium (Debian package) for the report's browser test"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hybridir_utils tests notebooks
 	$(VENV)/bin/ruff format --check hybridir_utils tests notebooks
 
-pytest: $(STAMP)
+pytest: $(STAMP) browser
 	$(VENV)/bin/pytest
 
 test: lint pytest
@@ -45,8 +59,9 @@ readme: $(STAMP)
 smoke: $(STAMP)
 	$(PY) -m hybridir_utils.pipeline --profile smoke
 
+# The notebooks with the LAB_PROFILE parameters injected (copies in build/<profile>/lab/), writing under build/.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(PY) -m hybridir_utils.lab --profile $(LAB_PROFILE)
 
 data: $(STAMP)
 	$(PY) -c "from hybridir_utils.data import ensure_data; ensure_data()"

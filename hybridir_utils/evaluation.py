@@ -12,8 +12,9 @@ Protocol (Roy et al. 2020, see data/reference/anchors.md):
 Scoring and ranking. Embeddings are L2-normalised, the score is their inner product (cosine; the same number
 FAISS ``IndexFlatIP`` computes), and every query ranks the *whole* pool (no top-k cut), so AP is exact.
 Ties (equal float32 scores, e.g. duplicate sentences) are broken by candidate id, descending byte order —
-trec_eval's own rule — so trec_eval / pytrec_eval re-scoring the run files agrees even on ties (ranx orders ties
-by reverse insertion order: build its run dicts in ascending id order to get the same). Ranks are 1-based.
+trec_eval's own rule — so trec_eval / pytrec_eval re-scoring the run files agrees even on ties (a test checks
+it). Do not re-score with ranx: its tie order is not trec_eval's, and under ties its AP differed from trec_eval's
+by up to 0.51 in a check; the project does not depend on it. Ranks are 1-based.
 AP = mean over the relevant candidates of precision at their ranks; Recall@k = share of relevant in the top k.
 
 Encoding. Each question and candidate text is encoded once (queries with the "query" prompt, candidates with

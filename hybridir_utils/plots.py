@@ -1,18 +1,27 @@
-"""Figures: one saving helper (PNG + PDF, deterministic metadata) and the few plot types the notebooks use."""
+"""Figures: one saving helper (PNG + PDF, deterministic metadata) and the few plot types the notebooks use.
+
+Notebooks call :func:`show`: it saves through :func:`save_figure` and displays the saved PNG inline, so the
+executed notebook and its HTML carry exactly the picture that was written to ``figures/``.
+"""
 
 from __future__ import annotations
 
+import struct
+import sys
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # headless: papermill and CI have no display
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")  # scripts and CI have no display; a kernel keeps its inline backend so figures show
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
 from hybridir_utils import config, io
 
+SAVE_DPI = 150
+DISPLAY_DPI = 100  # inline size: the saved PNG shown at 100 dpi, like matplotlib's inline backend
 # Fixed metadata so re-running a profile produces byte-identical PDFs/PNGs (no timestamps, no version churn).
 _META = {"pdf": {"CreationDate": None, "Producer": "hybridir", "Creator": "hybridir"}, "png": {"Software": "hybridir"}}
 
@@ -31,34 +40,96 @@ def save_figure(fig, name: str, out_dir: str | Path | None = None, formats=("png
     for fmt in formats:
         target = out / f"{name}.{fmt}"
         io.atomic_write(
-            target, lambda p, f=fmt: fig.savefig(p, format=f, dpi=150, bbox_inches="tight", metadata=_META[f])
+            target, lambda p, f=fmt: fig.savefig(p, format=f, dpi=SAVE_DPI, bbox_inches="tight", metadata=_META[f])
         )
         paths.append(target)
     return paths
 
 
-def bar(df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: str = "", ax=None, **kw):
-    """A labelled bar chart (counts per language, mAP per model...)."""
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def png_size(path: str | Path) -> tuple[int, int]:
+    """Width and height in pixels, read from the PNG header (IHDR)."""
+    head = Path(path).read_bytes()[:24]
+    if head[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError(f"{path} is not a PNG file")
+    return struct.unpack(">II", head[16:24])
+
+
+def show(fig, name: str, out_dir: str | Path | None = None) -> None:
+    """Save ``fig`` with :func:`save_figure`, display the saved PNG inline (inside a kernel), then close it.
+
+    Returns None so a cell that ends with it shows the figure, not a list of paths; closing stops the inline
+    backend from showing the same figure a second time.
+    """
+    paths = save_figure(fig, name, out_dir)
+    close(fig)
+    if _in_kernel():
+        from IPython.display import Image, display
+
+        png = next(p for p in paths if p.suffix == ".png")
+        width = round(png_size(png)[0] * DISPLAY_DPI / SAVE_DPI)
+        display(Image(data=png.read_bytes(), format="png", width=width, metadata={"filename": png.name}))
+
+
+def bar(
+    df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: str = "", ax=None, xlabel=None, ylabel=None, **kw
+):
+    """A bar chart (counts per language, mAP per model...); axis labels default to the column names."""
     ax = ax or plt.subplots(figsize=(8, 4))[1]
     sns.barplot(data=df, x=x, y=y, hue=hue, ax=ax, **kw)
-    ax.set_title(title)
+    ax.set(title=title, xlabel=xlabel or x, ylabel=ylabel or y)
     return ax.figure
 
 
-def histogram(df: pd.DataFrame, x: str, hue: str | None = None, title: str = "", bins: int = 40, ax=None):
+def interval_bars(table: pd.DataFrame, value="mean", low="ci_low", high="ci_high", label="system", hue=None,
+                  title="", xlabel=None, ax=None):  # fmt: skip
+    """Horizontal bars of ``value`` per ``label`` (grouped by ``hue``) with their computed 95% CIs as error bars.
+
+    For estimates that come with an interval (e.g. rank distance): a bar without its CI hides how sure it is.
+    """
+    groups = list(dict.fromkeys(table[hue])) if hue else [None]
+    labels = list(dict.fromkeys(table[label]))
+    height = 0.8 / len(groups)
+    ax = ax or plt.subplots(figsize=(8, 0.6 + 0.35 * len(labels) * len(groups)))[1]
+    for i, group in enumerate(groups):
+        rows = table if group is None else table[table[hue] == group]
+        rows = rows.set_index(label).reindex(labels)
+        y = [k + (i - (len(groups) - 1) / 2) * height for k in range(len(labels))]
+        err = [(rows[value] - rows[low]).clip(lower=0), (rows[high] - rows[value]).clip(lower=0)]
+        ax.barh(y, rows[value], height=height, xerr=err, capsize=3, color=f"C{i}", label=group)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set(title=title, xlabel=xlabel or f"{value} (error bars: 95% CI)", ylabel=label)
+    if hue:
+        ax.legend(title=hue, fontsize=8)
+    return ax.figure
+
+
+def histogram(df: pd.DataFrame, x: str, hue: str | None = None, title: str = "", bins: int = 40, ax=None, xlabel=None):
     ax = ax or plt.subplots(figsize=(8, 4))[1]
     sns.histplot(data=df, x=x, hue=hue, bins=bins, element="step", stat="density", common_norm=False, ax=ax)
-    ax.set_title(title)
+    ax.set(title=title, xlabel=xlabel or x, ylabel="density (each group sums to 1)")
     return ax.figure
 
 
-def heatmap(matrix: pd.DataFrame, title="", fmt=".2f", vmin=None, vmax=None, ax=None, cmap="viridis", center=None):
+def heatmap(matrix: pd.DataFrame, title="", fmt=".2f", vmin=None, vmax=None, ax=None, cmap="viridis", center=None,
+            cbar_label="macro mAP"):  # fmt: skip
     """An X (query language) x Y (pool language) matrix, e.g. mAP or its difference between two models.
 
-    Pass ``center=0`` for differences so that the diverging colour map is white at zero, not at the data's middle.
+    Pass ``center=0`` for differences so that the diverging colour map is white at zero, not at the data's middle;
+    ``cbar_label`` names what the colours measure.
     """
-    ax = ax or plt.subplots(figsize=(1 + 0.6 * matrix.shape[1], 0.8 + 0.5 * matrix.shape[0]))[1]
-    sns.heatmap(matrix, annot=True, fmt=fmt, vmin=vmin, vmax=vmax, cmap=cmap, center=center, ax=ax, square=True)
+    ax = ax or plt.subplots(figsize=(1.8 + 0.6 * matrix.shape[1], 0.8 + 0.5 * matrix.shape[0]))[1]
+    sns.heatmap(matrix, annot=True, fmt=fmt, vmin=vmin, vmax=vmax, cmap=cmap, center=center, ax=ax, square=True,
+                cbar_kws={"label": cbar_label})  # fmt: skip
     ax.set_xlabel(matrix.columns.name or "passage language")
     ax.set_ylabel(matrix.index.name or "query language")
     ax.set_title(title)
@@ -66,14 +137,21 @@ def heatmap(matrix: pd.DataFrame, title="", fmt=".2f", vmin=None, vmax=None, ax=
 
 
 def loss_curves(log: pd.DataFrame, hue: str = "run", title: str = "training loss", ax=None):
-    """Loss against step, one line per run (``log`` columns: step, loss, <hue>)."""
+    """Loss against step, one line per ``hue`` (``log`` columns: step, loss, <hue>, optionally run).
+
+    When a ``hue`` value holds several runs (seeds), the line is their mean and the band its 95% CI (seaborn's
+    bootstrap over runs at each step); the title says so, since an unexplained band reads as noise.
+    """
     ax = ax or plt.subplots(figsize=(8, 4))[1]
-    sns.lineplot(data=log, x="step", y="loss", hue=hue, ax=ax)
-    ax.set_title(title)
+    sns.lineplot(data=log, x="step", y="loss", hue=hue, errorbar=("ci", 95), ax=ax)
+    several = "run" in log and hue != "run" and len(log) and log.groupby(hue).run.nunique().max() > 1
+    note = "\nline: mean over seeds, band: 95% CI over seeds" if several else ""
+    ax.set(title=title + note, xlabel="training step", ylabel="InfoNCE loss (MNRL)")
     return ax.figure
 
 
-def ci_plot(table: pd.DataFrame, x="delta", low="lo", high="hi", label="system", title="", ax=None):
+def ci_plot(table: pd.DataFrame, x="delta", low="lo", high="hi", label="system", title="", ax=None,
+            xlabel="difference in macro mAP (95% CI)"):  # fmt: skip
     """Differences with 95% CIs (columns ``x``, ``low``, ``high``) as a forest plot; 0 marked."""
     ax = ax or plt.subplots(figsize=(7, 0.5 + 0.4 * len(table)))[1]
     y = range(len(table))
@@ -83,7 +161,7 @@ def ci_plot(table: pd.DataFrame, x="delta", low="lo", high="hi", label="system",
     ax.axvline(0, color="grey", lw=1, ls="--")
     ax.set_yticks(list(y), table[label])
     ax.invert_yaxis()
-    ax.set(title=title, xlabel="difference in macro mAP (95% CI)")
+    ax.set(title=title, xlabel=xlabel, ylabel=label)
     return ax.figure
 
 

@@ -53,6 +53,9 @@ def dev_callback(dev, steps, csv_path: Path, setting: dict, batch_size: int = 16
                 self.rows.append({**setting, "step": state.global_step, **scores,
                                   "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
                 io.write_text(csv_path, pd.DataFrame(self.rows, columns=DEV_COLUMNS).to_csv(index=False))
+                print(f"sweep scale {setting['scale']:g}, lr {setting['lr']:g}: step {state.global_step}/"
+                      f"{state.max_steps}, dev mono {scores['dev_mono']:.3f}, cross {scores['dev_cross']:.3f}",
+                      flush=True)  # fmt: skip
 
     return DevScores()
 

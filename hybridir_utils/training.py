@@ -9,8 +9,9 @@ occurs in the evaluation set are dropped (``drop_test_overlap``, default; the tw
 and "Prime number") or refused; ``allow_test_overlap=True`` keeps them on purpose.
 
 Layout of ``output_dir``: ``train_config.json`` (written first; a rerun with the same config resumes from the last
-checkpoint, a different config is refused), ``checkpoints/``, ``loss_log.csv`` and ``model/`` (the final model,
-written atomically, with ``train_config.{json,yaml}``, ``loss_log.csv`` and a model card naming the config).
+checkpoint, a different config is refused), ``checkpoints/`` (deleted once the run has finished), ``loss_log.csv``
+and ``model/`` (the final model, written atomically, with ``train_config.{json,yaml}``, ``loss_log.csv`` and a
+model card naming the config; with frozen tensors saved as its difference from the base, see ``delta``).
 ``models.load_encoder(model_dir)`` loads it with its E5 prompts.
 """
 
@@ -32,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from hybridir_utils import config as paths
-from hybridir_utils import environment, io, parameters
+from hybridir_utils import delta, environment, io, parameters
 from hybridir_utils.environment import PRECISIONS
 from hybridir_utils.sampling import PRESETS, HybridBatchSampler, _distributed_info, resolve_alpha
 
@@ -414,6 +415,8 @@ def _save_final(model, cfg: TrainConfig, run_dir: Path, info: dict[str, Any]) ->
             shutil.copy2(run_dir / "loss_log.csv", tmp / "loss_log.csv")
         card = tmp / "README.md"
         card.write_text((card.read_text(encoding="utf-8") if card.is_file() else "") + _model_card_section(cfg, info))
+        if cfg.freeze_embeddings or cfg.freeze_layers:
+            delta.slim(tmp, cfg.model)  # frozen tensors are the base model's: keep only what training changed
         io.fsync(tmp)  # on disk before the rename: a power cut cannot leave a renamed but empty model
         if final.exists():
             shutil.rmtree(final)
@@ -626,6 +629,7 @@ def train(
     trainer.accelerator.wait_for_everyone()
     if main_process:
         _save_final(model, cfg, run_dir, info)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # needed only to resume an unfinished run
     trainer.accelerator.wait_for_everyone()
     return final
 

@@ -62,8 +62,13 @@ io.write_parquet(out / "summary.parquet", summary)
 summary
 
 # %%
-fig = plots.bar(summary, x="lang", y="candidates", hue="dataset", title="candidate sentences per language")
-plots.save_figure(fig, "01_candidates_per_language", fig_dir)
+fig = plots.bar(summary, x="lang", y="candidates", hue="dataset", title="candidate sentences per language",
+                xlabel="language", ylabel="candidate sentences in the pool")  # fmt: skip
+plots.show(fig, "01_candidates_per_language", fig_dir)
+
+# %% [markdown]
+# *What to look at:* the pool size each query is ranked against. MLQA-R pools are several times larger than
+# XQuAD-R's, so its mAP is not comparable with XQuAD-R's in level; languages missing from a dataset have no bar.
 
 # %% [markdown]
 # ## Answer sentences
@@ -99,8 +104,13 @@ quantiles = lengths.groupby(["dataset", "kind"]).tokens.quantile([0.5, 0.9, 0.99
 quantiles
 
 # %%
-fig = plots.histogram(lengths[lengths.tokens < 160], x="tokens", hue="kind", title="tokens per text (e5 tokenizer)")
-plots.save_figure(fig, "01_token_lengths", fig_dir)
+fig = plots.histogram(lengths[lengths.tokens < 160], x="tokens", hue="kind", title="tokens per text (e5 tokenizer)",
+                      xlabel="tokens per text, prompt included (texts under 160 tokens)")  # fmt: skip
+plots.show(fig, "01_token_lengths", fig_dir)
+
+# %% [markdown]
+# *What to look at:* the right tail of the passage curve. Texts longer than the training `max_seq_length` are
+# cut; the table above gives the share beyond each quantile, the plot shows whether the cut falls in the tail.
 
 # %% [markdown]
 # ## Article overlap between the datasets

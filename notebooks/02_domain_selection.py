@@ -86,9 +86,14 @@ print(f"agreement with the gold set: {audit['accuracy']:.1%} of {audit['n']} art
 audit["confusion"]
 
 # %%
-fig = plots.heatmap(audit["confusion"], title="gold (rows) vs predicted (columns)", fmt="d", cmap="Blues")
-plots.save_figure(fig, "02_domain_confusion", fig_dir)
+fig = plots.heatmap(audit["confusion"], title="gold (rows) vs predicted (columns)", fmt="d", cmap="Blues",
+                    cbar_label="articles")  # fmt: skip
+plots.show(fig, "02_domain_confusion", fig_dir)
 audit["errors"]
+
+# %% [markdown]
+# *What to look at:* the diagonal holds the articles labelled as the gold set says; an off-diagonal cell in a
+# target domain's row or column is an article its pool wrongly misses or holds (listed in the table above).
 
 # %% [markdown]
 # ## Domain distribution of training and test data
@@ -103,8 +108,13 @@ io.atomic_write(out / "distribution.csv", lambda p: distribution.to_csv(p, index
 distribution.pivot(index="domain", columns="dataset", values="groups")
 
 # %%
-fig = plots.bar(distribution, x="domain", y="group_share", hue="dataset", title="share of question groups per domain")
-plots.save_figure(fig, "02_domain_distribution", fig_dir)
+fig = plots.bar(distribution, x="domain", y="group_share", hue="dataset", title="share of question groups per domain",
+                xlabel="domain (zero-shot label of the article)", ylabel="share of question groups")  # fmt: skip
+plots.show(fig, "02_domain_distribution", fig_dir)
+
+# %% [markdown]
+# *What to look at:* whether each target domain is present in both the training set (MLQA-R) and the test set
+# (XQuAD-R); a domain that is rare in training cannot fill a pool, one rare in testing cannot carry a slice.
 
 # %% [markdown]
 # ## Can each domain carry a pool and a per-domain evaluation?

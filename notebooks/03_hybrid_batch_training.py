@@ -126,8 +126,12 @@ sweep.pivot_table(index=["scale", "lr"], columns="step", values=["dev_mono", "de
 
 # %%
 fig = plots.sweep(sweep, chosen)
-plots.save_figure(fig, "03_recipe_sweep", fig_dir)
+plots.show(fig, "03_recipe_sweep", fig_dir)
 pd.Series(chosen)
+
+# %% [markdown]
+# *What to look at:* the star (the chosen setting) should sit high in the right panel (cross-lingual gained)
+# while staying near or above the dashed line in the left one (monolingual kept within `mono_margin`).
 
 # %% [markdown]
 # ## Training the grid
@@ -149,4 +153,9 @@ table
 log = experiments.loss_log(table)
 io.write_parquet(out / "loss.parquet", log)
 fig = plots.loss_curves(log.assign(system=log.run.str.rsplit("/", n=1).str[0]), hue="system", title="training loss")
-plots.save_figure(fig, "03_loss_curves", fig_dir)
+plots.show(fig, "03_loss_curves", fig_dir)
+
+# %% [markdown]
+# *What to look at:* every curve should fall; the band (several seeds) shows seed-to-seed spread. Small pools
+# (in-domain, size-matched controls) repeat their groups sooner, so their loss can fall faster without meaning
+# a better model: compare them on the test set (notebook 04), not here.

@@ -67,8 +67,14 @@ io.write_parquet(out / "rank_distance.parquet", rank_distance)
 rank_distance.pivot_table(index="system", columns="dataset", values=["mean", "ci_low", "ci_high"], sort=False).round(1)
 
 # %%
-fig = plots.bar(rank_distance, x="mean", y="system", hue="dataset", title="rank distance (lower = less bias)")
-plots.save_figure(fig, "05_rank_distance", fig_dir)
+fig = plots.interval_bars(rank_distance, value="mean", low="ci_low", high="ci_high", label="system", hue="dataset",
+                          title="rank distance (lower = less bias)",
+                          xlabel="rank distance, mean over queries (error bars: 95% CI)")  # fmt: skip
+plots.show(fig, "05_rank_distance", fig_dir)
+
+# %% [markdown]
+# *What to look at:* trained models against the untrained base (first bar): shorter bars rank the translations
+# of an answer closer together. Overlapping error bars between two systems mean no detectable difference.
 
 # %% [markdown]
 # ## Beside the paper
@@ -97,9 +103,14 @@ matrices = report.map_matrices(results, "xquad-r", ["multilingual-e5-small", "hy
 for name, matrix in matrices.items():
     diff = name == "difference"
     title = "XQuAD-R mAP: hybrid/general minus base" if diff else f"XQuAD-R mAP: {name}"
-    fig = plots.heatmap(matrix, title=title, cmap="RdBu_r" if diff else "viridis", center=0 if diff else None)
-    plots.save_figure(fig, f"05_heatmap_{name.replace('/', '_')}", fig_dir)
+    fig = plots.heatmap(matrix, title=title, cmap="RdBu_r" if diff else "viridis", center=0 if diff else None,
+                        cbar_label="difference in mAP" if diff else "mAP")  # fmt: skip
+    plots.show(fig, f"05_heatmap_{name.replace('/', '_')}", fig_dir)
 matrices["difference"].round(3)
+
+# %% [markdown]
+# *What to look at:* in the difference map, red cells are (query, pool) language pairs that training improved,
+# blue ones it hurt. The diagonal is monolingual retrieval: its colour shows whether monolingual accuracy is kept.
 
 # %% [markdown]
 # ## The answer

@@ -51,3 +51,19 @@ def tmp_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HYBRIDIR_MODELS_DIR", str(config.models_dir()))
     monkeypatch.setenv("HYBRIDIR_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The whole smoke pipeline, once per session: its build folder and report index (several test files)."""
+    from hybridir_utils import pipeline
+
+    build = tmp_path_factory.mktemp("build")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HYBRIDIR_BUILD_DIR", str(build))
+    mp.setenv("HYBRIDIR_RESULTS_DIR", str(build / "results"))
+    try:
+        index = pipeline.run("smoke", timeout=900)
+    finally:
+        mp.undo()
+    return build / "smoke", index

@@ -137,12 +137,13 @@ def test_profile_cell_timeout_reaches_papermill_and_no_notebook(monkeypatch, tmp
     seen = []
     monkeypatch.setenv("HYBRIDIR_BUILD_DIR", str(tmp_path))
     monkeypatch.setattr(pipeline, "run_notebook", lambda nb, out, params, timeout: seen.append((params, timeout)))
-    monkeypatch.setattr(pipeline, "render_html", lambda executed, out, title: out / "index.html")
+    monkeypatch.setattr(pipeline, "render_html", lambda executed, out, record, results: out / "index.html")
     pipeline.run("gpu", only=["05"])
     assert seen[0][1] == pipeline.load_profile("gpu")["cell_timeout"] and "cell_timeout" not in seen[0][0]
     pipeline.run("gpu", only=["05"], timeout=60)
     assert seen[1][1] == 60
-    assert json.loads((tmp_path / "gpu" / "pipeline.json").read_text())["environment"]["device"] in ("cpu", "cuda")
+    record = json.loads((tmp_path / "gpu" / "pipeline.json").read_text())
+    assert record["machine"]["device"] in ("cpu", "cuda") and record["cell_timeout"] == 60
 
 
 def test_only_matching_nothing_is_an_error_and_a_partial_rerun_keeps_the_report(tmp_path, monkeypatch):
@@ -156,16 +157,12 @@ def test_only_matching_nothing_is_an_error_and_a_partial_rerun_keeps_the_report(
     assert pipeline.main(["--profile", "smoke", "--only", "4"]) == 1
     assert (out / "index.html").read_text() == "earlier report" and not (out / "pipeline.json").exists()
 
-    earlier = {name: float(i) for i, name in enumerate(pipeline.NOTEBOOKS)}
-    pipeline.record_run(out, "smoke", {}, earlier)
-    record = pipeline.record_run(out, "smoke", {"n_boot": 10}, {"04_evaluation": 99.0})
-    assert record["seconds"] == {**earlier, "04_evaluation": 99.0}
-    for name in pipeline.NOTEBOOKS[:3]:
-        (out / f"{name}.html").write_text("<html></html>")
-    nb = nbformat.v4.new_notebook()
-    nbformat.write(nb, out / "04_evaluation.ipynb")
-    index = pipeline.render_html([out / "04_evaluation.ipynb"], out, "t").read_text()
-    assert [f'href="{name}.html"' in index for name in pipeline.NOTEBOOKS] == [True, True, True, True, False]
+    from hybridir_utils import report
+
+    earlier = {name: {"seconds": float(i), "parameters": {}} for i, name in enumerate(pipeline.NOTEBOOKS)}
+    report.record_run(out, "smoke", {}, earlier)
+    record = report.record_run(out, "smoke", {"n_boot": 10}, {"04_evaluation": {"seconds": 99.0, "parameters": {}}})
+    assert record["seconds"] == {**{k: v["seconds"] for k, v in earlier.items()}, "04_evaluation": 99.0}
 
 
 @pytest.mark.parametrize(
@@ -194,3 +191,26 @@ def test_every_profile_passes_the_parameter_checks_and_train_config_shares_them(
 
     with pytest.raises(TrainConfigError, match=r"parameter batch_size=0: expected an integer in \[1, inf\)"):
         TrainConfig(batch_size=0)
+
+
+def test_make_lab_notebooks_carry_the_profile_and_write_under_build(tmp_path, monkeypatch):
+    from hybridir_utils import lab
+
+    monkeypatch.setenv("HYBRIDIR_BUILD_DIR", str(tmp_path / "build"))
+    folder = lab.prepare("cpu")
+    assert folder == tmp_path / "build" / "cpu" / "lab"
+    profile = pipeline.load_profile("cpu")
+    for path in NOTEBOOKS:
+        nb = nbformat.read(folder / path.name, as_version=4)
+        (injected,) = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        values = {}
+        for node in ast.parse(injected.source).body:
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+        assert values.pop("run_dir") == str(tmp_path / "build" / "cpu")
+        expected = {**profile, "results_dir": str(config.results_dir("cpu"))}
+        assert values == {k: v for k, v in expected.items() if k in papermill.inspect_notebook(str(path))}
+        assert "jupytext" not in nb.metadata
+    nb_file = folder / NOTEBOOKS[0].name
+    nb_file.write_text(nb_file.read_text().replace("# 01", "# 01 (edited in the lab)"))
+    lab.prepare("cpu")
+    assert "edited in the lab" in nb_file.read_text()  # a second `make lab` keeps the user's edits

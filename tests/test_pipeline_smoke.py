@@ -11,19 +11,6 @@ import pytest
 from hybridir_utils import answer, pipeline
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    build = tmp_path_factory.mktemp("build")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("HYBRIDIR_BUILD_DIR", str(build))
-    mp.setenv("HYBRIDIR_RESULTS_DIR", str(build / "results"))
-    try:
-        index = pipeline.run("smoke", timeout=900)
-    finally:
-        mp.undo()
-    return build / "smoke", index
-
-
 @pytest.mark.slow
 def test_smoke_pipeline_produces_the_report(smoke_run):
     out, index = smoke_run
@@ -80,3 +67,55 @@ def test_every_run_trains_with_the_chosen_recipe_and_no_test_article(smoke_run):
         assert (cfg["scale"], cfg["lr"], cfg["max_steps"]) == (chosen["scale"], chosen["lr"], chosen["max_steps"])
         info = json.loads((Path(model_dir) / "train_info.json").read_text())
         assert info["dropped_test_articles"] == []  # removed before the pools were built, not by train()
+
+
+# Figures each rendered notebook shows inline (04: one CI plot per reference: the base, hybrid/general and the
+# science-size random pool; 05: rank distance and three heatmaps).
+INLINE_FIGURES = {"01_data_exploration": 2, "02_domain_selection": 2, "03_hybrid_batch_training": 2,
+                  "04_evaluation": 3, "05_bias_analysis": 4}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_every_figure_is_inline_in_the_rendered_notebooks_and_the_report(smoke_run):
+    out, index = smoke_run
+    saved = {p.stem for p in (out / "figures").glob("*.png")}
+    assert saved == {p.stem for p in (out / "figures").glob("*.pdf")}  # the one helper writes both
+    assert len(saved) == sum(INLINE_FIGURES.values())
+    for name, expected in INLINE_FIGURES.items():
+        html = (out / f"{name}.html").read_text()
+        assert html.count("<img ") == expected, name
+        assert html.count('src="data:image/png;base64,') == expected, name  # embedded: the page stands alone
+        assert "[PosixPath(" not in html
+    report = (out / "report.html").read_text()
+    key = index.read_text().count("<img ")
+    assert key >= 4 and report.count("<img ") == sum(INLINE_FIGURES.values()) + key
+    assert "http://" not in report.replace("http://www.w3.org", "") and "https://cdn" not in report
+
+
+@pytest.mark.slow
+def test_the_index_holds_the_answer_parameters_and_timings(smoke_run):
+    out, index = smoke_run
+    html = index.read_text()
+    record = json.loads((out / "pipeline.json").read_text())
+    assert "<blockquote>Does domain adaptation" in html and "<strong>Answer.</strong>" in html
+    assert "Δcross [95% CI]" in html and f"<code>{record['commit']}</code>" in html and record["machine"]["cpu"] in html
+    for name in pipeline.NOTEBOOKS:
+        assert record["notebooks"][name]["seconds"] > 0 and f'href="{name}.html"' in html
+    assert "<code>batch_size = 8</code>" in html and "<code>n_boot = 1000</code>" in html
+
+
+@pytest.mark.slow
+def test_a_partial_rerun_keeps_the_earlier_entries(smoke_run, monkeypatch):
+    out, _ = smoke_run
+    before = json.loads((out / "pipeline.json").read_text())["notebooks"]
+    monkeypatch.setenv("HYBRIDIR_BUILD_DIR", str(out.parent))
+    monkeypatch.setenv("HYBRIDIR_RESULTS_DIR", str(out.parent / "results"))
+    index = pipeline.run("smoke", only=["05"], timeout=900)
+    after = json.loads((out / "pipeline.json").read_text())
+    assert set(after["notebooks"]) == set(pipeline.NOTEBOOKS) == set(after["seconds"])
+    for name in pipeline.NOTEBOOKS[:4]:
+        assert after["notebooks"][name] == before[name]  # not rerun: timing, parameters and commit kept
+    assert after["notebooks"]["05_bias_analysis"]["finished"] >= before["05_bias_analysis"]["finished"]
+    html = index.read_text()
+    assert all(f'href="{name}.html"' in html for name in pipeline.NOTEBOOKS)
+    assert (out / "report.html").read_text().count('<a id="') == len(pipeline.NOTEBOOKS)
