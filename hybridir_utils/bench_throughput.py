@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hybridir_utils import config, io
+from hybridir_utils import config, environment, io
 
 # (label, backend, token batching, "large" | "small" batch): the plain-ST row is added apart.
 _ENCODE_SETTINGS = (
@@ -39,6 +38,9 @@ _ENCODE_SETTINGS = (
     ("all int8: onnx-int8 + token + small batch", "onnx-int8", True, "small"),
 )
 _PLAIN = "plain SentenceTransformer.encode"
+# bf16 autocast on the project path, added where the CPU has bf16 units (AMX / AVX512-BF16); its mAP change decides
+# whether precision "auto" uses bf16 on this CPU model (environment.bf16_verified_on_cpu).
+_BF16 = "bf16 autocast + token-length batching"
 # (label, TrainConfig overrides): every row at the same batch size.
 _TRAIN_SETTINGS = (
     ("full fine-tuning (seq 128)", {"freeze_embeddings": False}),
@@ -107,7 +109,8 @@ def bench_encode(args: argparse.Namespace, texts: list[str], map_ds) -> list[dic
         _set_token_batching(model, row["token_batching"])
         if plain_row:  # sentence-transformers' defaults, nothing of the project's path
             model.encode(batch_texts, prompt_name="passage", normalize_embeddings=True)
-        else:
+            return
+        with environment.autocast(row.get("precision", "fp32"), "cpu"):
             encode_cached(
                 model, batch_texts, "passage", batch_size=row["batch_size"], use_cache=False, show_progress_bar=False
             )
@@ -117,6 +120,9 @@ def bench_encode(args: argparse.Namespace, texts: list[str], map_ds) -> list[dic
         {"setting": label, "backend": backend, "token_batching": token, "batch_size": sizes[size]}
         for label, backend, token, size in settings
     ]
+    if environment.cpu_has_bf16() and "torch" in models:
+        rows.append({"setting": _BF16, "backend": "torch", "token_batching": True, "batch_size": sizes["large"],
+                     "precision": "bf16"})  # fmt: skip
     for row in rows:
         encode(row, texts[: args.small_batch])  # warm-up: lazy initialisation, first-call costs
         row["best_s"] = float("inf")
@@ -135,10 +141,11 @@ def bench_encode(args: argparse.Namespace, texts: list[str], map_ds) -> list[dic
             for i, row in enumerate(rows):
                 model = plain if row["setting"] == _PLAIN else models[row["backend"]]
                 _set_token_batching(model, row["token_batching"])
-                metrics = evaluate_lareqa(
-                    model, map_ds, Path(tmp) / str(i), settings=("mono", "multi"), batch_size=row["batch_size"],
-                    use_cache=False, write_runs=False, show_progress_bar=False,
-                )  # fmt: skip
+                with environment.autocast(row.get("precision", "fp32"), "cpu"):
+                    metrics = evaluate_lareqa(
+                        model, map_ds, Path(tmp) / str(i), settings=("mono", "multi"), batch_size=row["batch_size"],
+                        use_cache=False, write_runs=False, show_progress_bar=False,
+                    )  # fmt: skip
                 row["mono_map"], row["multi_map"] = metrics["mono_map"], metrics["multi_map"]
         for row in rows:
             for key in ("mono_map", "multi_map"):
@@ -237,6 +244,18 @@ def _map_change(row: dict[str, Any]) -> float:
     return max(abs(row["mono_map_change"]), abs(row["multi_map_change"]))
 
 
+def write_bf16_verdict(result: dict[str, Any]) -> Path | None:
+    """Record bf16's mAP change and speed on this CPU model for ``precision: auto`` (None: no bf16 row with mAP)."""
+    row = next((r for r in result["encode"] if r["setting"] == _BF16 and "mono_map_change" in r), None)
+    if row is None:
+        return None
+    fp32 = next(r for r in result["encode"] if r["setting"] == "+ token-length batching")
+    verdict = {"map_change": _map_change(row), "limit": environment.BF16_MAX_MAP_CHANGE,
+               "speedup_vs_fp32": fp32["best_s"] / row["best_s"], "map_subset": result.get("map_subset"),
+               **environment.cpu_info()}  # fmt: skip
+    return io.write_json(environment.precision_verdict_file(), verdict)
+
+
 def _goals(result: dict[str, Any]) -> list[str]:
     out = []
     enc = [r for r in result["encode"] if r["setting"] != _PLAIN]
@@ -283,7 +302,7 @@ def bench_throughput(args: argparse.Namespace | None = None) -> dict[str, Any]:
         "languages": list(ds.languages),
         "texts": len(texts),
         "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
+        **environment.cpu_info(),
         "cpu_count": os.cpu_count(),
     }
     if args.map_articles > 0 and texts:
@@ -303,6 +322,9 @@ def bench_throughput(args: argparse.Namespace | None = None) -> dict[str, Any]:
         )
         result["train"] = bench_training_options(args)
     result["goals"] = _goals(result)
+    verdict = write_bf16_verdict(result)
+    if verdict is not None:
+        result["bf16_verdict"] = str(verdict)
     _print_tables(result)
     out = Path(args.out) if args.out else config.build_dir() / "bench" / "throughput.json"
     io.write_json(out, result)

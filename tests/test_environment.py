@@ -67,3 +67,22 @@ def test_autocast_is_bf16_only_when_asked():
         assert (x @ x).dtype == torch.float32
     with environment.autocast("bf16", "cpu"):
         assert (x @ x).dtype == torch.bfloat16
+
+
+def test_bench_verdict_turns_auto_into_bf16_only_within_the_map_limit(cpu):
+    from hybridir_utils.bench_throughput import _BF16, write_bf16_verdict
+
+    cpu("amx_bf16")
+
+    def result(change: float) -> dict:
+        fp32 = {"setting": "+ token-length batching", "best_s": 2.0}
+        bf16 = {"setting": _BF16, "best_s": 1.0, "mono_map_change": change, "multi_map_change": -change / 2}
+        return {"encode": [fp32, bf16], "map_subset": "xquad-r en/de/zh, 2 articles"}
+
+    path = write_bf16_verdict(result(0.004))
+    verdict = json.loads(path.read_text())
+    assert verdict["map_change"] == 0.004 and verdict["speedup_vs_fp32"] == 2.0 and verdict["cpu_flags"] == ["amx_bf16"]
+    assert resolve_precision("auto", "cpu") == "bf16"
+    write_bf16_verdict(result(-0.02))
+    assert resolve_precision("auto", "cpu") == "fp32"
+    assert write_bf16_verdict({"encode": [{"setting": "+ token-length batching", "best_s": 1.0}]}) is None
