@@ -124,3 +124,13 @@ def test_readme_results_are_generated_from_the_committed_cpu_tables():
     readme = (config.root() / "README.md").read_text(encoding="utf-8")
     section = answer.render(config.root() / "results" / "cpu")
     assert answer.replace_section(readme, section) == readme, "README results are stale: run `make readme`"
+
+
+def test_gpu_section_is_generated_from_the_gpu_tables_and_claims_nothing():
+    readme = (config.root() / "README.md").read_text(encoding="utf-8")
+    folder = config.root() / "results" / "gpu"
+    section = answer.render_levels_only(folder)
+    assert answer.replace_section(readme, section, "gpu") == readme, "README gpu results are stale"
+    assert "No comparison of this profile is claimed" in section and "[+" not in section and "[-" not in section
+    table = answer.seed_range_table(pd.read_csv(folder / "levels.csv"), "xquad-r").set_index("system")
+    assert table.loc["hybrid/general", "seeds"] == 5 and table.loc["hybrid/general", "cross"].startswith("0.682 (")
