@@ -22,7 +22,7 @@ export HF_HUB_OFFLINE ?= 1
 endif
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv browser test lint pytest reproduce readme smoke lab data bench clean
+.PHONY: venv browser test lint pytest reproduce readme smoke lab data bench gpu-check clean
 
 # The venv is rebuilt only when pyproject.toml changes: the stamp makes repeated calls quick.
 $(STAMP): pyproject.toml
@@ -55,6 +55,11 @@ reproduce: $(STAMP)
 # Rewrite the README's results section from results/cpu/*.csv (a test fails when it is stale).
 readme: $(STAMP)
 	$(PY) -m hybridir_utils.answer --profile cpu --write
+	$(PY) -m hybridir_utils.answer --profile gpu --write
+
+# The GPU device check: the `gpu` profile (PROFILE=gpu-extra for the second one) -> results/<profile>/*.csv.
+gpu-check: $(STAMP)
+	PROFILE=$(if $(filter gpu%,$(PROFILE)),$(PROFILE),gpu) bash scripts/gpu_check.sh
 
 smoke: $(STAMP)
 	$(PY) -m hybridir_utils.pipeline --profile smoke

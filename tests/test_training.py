@@ -282,3 +282,21 @@ def test_resume_skips_a_checkpoint_killed_mid_save_and_reports_the_whole_run_los
     assert "incomplete checkpoint" in caplog.text and "checkpoint-4" in caplog.text
     assert not list(run.glob(".model.tmp-*"))
     assert info["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_training_cli_trains_one_config_file_and_records_the_machine(tmp_path, shared_data_dir, monkeypatch, capsys):
+    """The single-run entry point that `torchrun -m hybridir_utils.training --config` starts on every GPU."""
+    import yaml
+
+    from hybridir_utils.training import main
+
+    monkeypatch.setenv("HYBRIDIR_DATA_DIR", str(shared_data_dir))
+    cfg = {"languages": ["en", "de"], "max_groups": 30, "batch_size": 4, "max_steps": 2, "save_steps": 2,
+           "max_seq_length": 32, "output_dir": str(tmp_path / "run"), "precision": "fp32"}  # fmt: skip
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["--config", str(tmp_path / "run.yaml")]) == 0
+    assert f"model: {tmp_path / 'run' / 'model'}" in capsys.readouterr().out
+    info = json.loads((tmp_path / "run" / "model" / "train_info.json").read_text())
+    assert info["steps"] == 2 and info["environment"]["precision"] == "fp32"
+    assert info["environment"]["device"] == "cpu" and "cpu_flags" in info["environment"]
