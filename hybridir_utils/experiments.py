@@ -350,15 +350,18 @@ def per_query_matrix(results: pd.DataFrame, dataset: str, setting: str, metric: 
     return {k: np.vstack(v) for k, v in systems.items()}, attrs
 
 
-def compare(results, dataset, setting, reference, metric="ap", n_boot=5000, seed=0, articles=None, cluster="group"):
+def compare(results, dataset, setting, reference, metric="ap", n_boot=5000, seed=0, articles=None, cluster="group",
+            matrix=None):  # fmt: skip
     """``stats.cluster_bootstrap`` of every system against ``reference`` on one dataset and setting.
 
     ``articles`` restricts the comparison to queries of those articles (a slice); ``cluster`` is the resampled
-    unit (``group``, or ``article`` for slices, where questions of one article are not independent).
+    unit (``group``, or ``article`` for slices, where questions of one article are not independent). ``matrix``:
+    the ``per_query_matrix`` of (dataset, setting, metric) when the caller already has it (reading every system's
+    per-query table again for each reference cost minutes on 11-language pools).
     """
     from hybridir_utils.stats import cluster_bootstrap
 
-    scores, attrs = per_query_matrix(results, dataset, setting, metric)
+    scores, attrs = matrix if matrix is not None else per_query_matrix(results, dataset, setting, metric)
     keep = attrs.article.isin(articles).to_numpy() if articles is not None else np.ones(len(attrs), bool)
     scores = {name: mat[:, keep] for name, mat in scores.items()}
     table = cluster_bootstrap(scores, attrs.stratum[keep].to_numpy(), attrs[cluster][keep].to_numpy(), reference,
@@ -417,14 +420,17 @@ def comparisons(results, plan, datasets, settings=("mono", "cross", "multi"), n_
     over every row together."""
     from hybridir_utils.stats import holm
 
-    frames = []
+    frames, matrices = [], {}
     for dataset in datasets:
         for setting in settings:
+            matrices[dataset, setting] = matrix = per_query_matrix(results, dataset, setting)
             for reference, wanted in plan.groupby("reference", sort=False):
-                table = compare(results, dataset, setting, reference, n_boot=n_boot)
+                table = compare(results, dataset, setting, reference, n_boot=n_boot, matrix=matrix)
                 frames.append(table.merge(wanted, on=["system", "reference"]).assign(slice="all", cluster="group"))
     for system, reference, name, articles in slices or []:
-        table = compare(results, datasets[0], "cross", reference, n_boot=n_boot, articles=articles, cluster="article")
+        matrix = matrices.get((datasets[0], "cross"))
+        table = compare(results, datasets[0], "cross", reference, n_boot=n_boot, articles=articles, cluster="article",
+                        matrix=matrix)  # fmt: skip
         frames.append(table[table.system == system].assign(question="vs size-matched random", slice=name,
                                                            cluster="article"))  # fmt: skip
     out = pd.concat(frames, ignore_index=True)
