@@ -38,6 +38,7 @@ import gzip
 import json
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,10 @@ _CJK_THAI = r"\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 
 class MiraclError(ValueError):
     """Malformed or inconsistent MIRACL input; the message names the file and line (or hub row)."""
+
+
+class MiraclWarning(UserWarning):
+    """Input that was repaired (repeated lines dropped) or a language skipped; the message says what and where."""
 
 
 @dataclass
@@ -79,7 +84,10 @@ class MiraclData:
 
 
 def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+    """utf-8-sig: a BOM (editors on Windows add one) is not glued to the first query id or docid."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    return open(path, encoding="utf-8-sig")
 
 
 def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
@@ -114,9 +122,15 @@ def read_topics(path: str | Path) -> pd.DataFrame:
 
 
 def read_qrels(path: str | Path) -> tuple[dict[str, dict[str, int]], dict[tuple[str, str], int]]:
-    """TREC qrels ``qid Q0 docid rel`` -> ({qid: {docid: rel}}, {(qid, docid): line number})."""
+    """TREC qrels ``qid Q0 docid rel`` -> ({qid: {docid: rel}}, {(qid, docid): line number}).
+
+    Real MIRACL qrels repeat some judgements (Korean dev, reported upstream in pyserini): exact repeats are
+    dropped with one warning that counts them; a pair judged twice with different grades is an error naming both
+    lines, since no grade can be chosen for it.
+    """
     qrels: dict[str, dict[str, int]] = {}
     where: dict[tuple[str, str], int] = {}
+    repeats = 0
     for lineno, line in _lines(path):
         parts = line.split()
         if len(parts) != 4:
@@ -126,17 +140,26 @@ def read_qrels(path: str | Path) -> tuple[dict[str, dict[str, int]], dict[tuple[
             grade = int(rel)
         except ValueError as exc:
             raise MiraclError(f"{path}:{lineno}: relevance {rel!r} is not an integer") from exc
-        if docid in qrels.get(qid, {}):
-            raise MiraclError(f"{path}:{lineno}: duplicate judgement for ({qid}, {docid})")
+        if (qid, docid) in where:
+            if qrels[qid][docid] != grade:
+                raise MiraclError(
+                    f"{path}:{lineno}: ({qid!r}, {docid!r}) judged {grade} here but {qrels[qid][docid]} "
+                    f"at line {where[(qid, docid)]}"
+                )
+            repeats += 1
+            continue
         qrels.setdefault(qid, {})[docid] = grade
         where[(qid, docid)] = lineno
     if not qrels:
         raise MiraclError(f"{path}: no judgements")
+    if repeats:
+        message = f"{path}: {repeats} repeated judgement line(s) dropped (same qid, docid, grade)"
+        warnings.warn(message, MiraclWarning, stacklevel=2)
     return qrels, where
 
 
-def iter_corpus(paths: Sequence[str | Path]) -> Iterator[tuple[str, str, str]]:
-    """(docid, title, text) from JSONL corpus files (each possibly .gz); errors name file and line."""
+def iter_corpus(paths: Sequence[str | Path]) -> Iterator[tuple[str, str, str, tuple[str | Path, int]]]:
+    """(docid, title, text, (file, line)) from JSONL corpus files (each possibly .gz); errors name file and line."""
     for path in paths:
         for lineno, line in _lines(path):
             try:
@@ -146,7 +169,7 @@ def iter_corpus(paths: Sequence[str | Path]) -> Iterator[tuple[str, str, str]]:
                 raise MiraclError(f"{path}:{lineno}: expected a JSON object with docid, title, text ({exc})") from exc
             if not isinstance(text, str) or not isinstance(title, str):
                 raise MiraclError(f"{path}:{lineno}: title and text must be strings")
-            yield docid, title, text
+            yield docid, title, text, (path, lineno)
 
 
 def find_local_files(root: str | Path, lang: str, split: str = "dev") -> tuple[Path, Path, list[Path]]:
@@ -195,7 +218,7 @@ def load_miracl_local(
     for (qid, _), lineno in where.items():
         if qid not in known:
             raise MiraclError(f"{qrels}:{lineno}: query id {qid!r} is not in the topics file {topics}")
-    docs, info = _collect_corpus(iter_corpus(corpus_paths), judged, sample_size, seed)
+    docs, info = _collect_corpus(iter_corpus(corpus_paths), judged, sample_size, seed, corpus_paths)
     if gap := _first_missing(judged, where, docs):
         (qid, docid), lineno, n = gap
         raise MiraclError(
@@ -215,16 +238,34 @@ def _first_missing(qrels: Mapping[str, Mapping[str, int]], where: Mapping[tuple[
 
 
 def _collect_corpus(
-    records: Iterable[tuple[str, str, str]], qrels: Mapping[str, Mapping[str, int]], sample_size: int | None, seed: int
+    records: Iterable[tuple[str, str, str, tuple]],
+    qrels: Mapping[str, Mapping[str, int]],
+    sample_size: int | None,
+    seed: int,
+    paths: Sequence[str | Path] = (),
 ) -> tuple[pd.DataFrame, dict]:
-    """The whole corpus, or the judged passages plus ``sample_size`` others by seeded reservoir sampling."""
+    """The whole corpus, or the judged passages plus ``sample_size`` others by seeded reservoir sampling.
+
+    A passage repeated with the same title and text is kept once (one warning counts the repeats); a docid repeated
+    with another title or text is an error naming both lines. Only a hash per docid is kept, so the first line of a
+    conflicting docid is found again by rescanning ``paths`` (on the error path only).
+    """
     judged = {d for rel in qrels.values() for d in rel}
-    keep, reservoir, seen_ids, n_total, n_other = [], [], set(), 0, 0
+    keep, reservoir, n_total, n_other = [], [], 0, 0
+    seen: dict[str, int] = {}
+    repeats: list[tuple] = []
     rng = np.random.default_rng(seed)
-    for docid, title, text in records:
-        if docid in seen_ids:
-            raise MiraclError(f"corpus: duplicate docid {docid!r}")
-        seen_ids.add(docid)
+    for docid, title, text, (path, lineno) in records:
+        digest = hash((title, text))
+        if docid in seen:
+            if seen[docid] != digest:
+                raise MiraclError(
+                    f"{path}:{lineno}: docid {docid!r} repeated with a different title/text "
+                    f"(first at {_first_line(docid, paths)})"
+                )
+            repeats.append((path, lineno))
+            continue
+        seen[docid] = digest
         n_total += 1
         if sample_size is None or docid in judged:
             keep.append((docid, title, text))
@@ -236,9 +277,25 @@ def _collect_corpus(
             j = int(rng.integers(0, n_other))
             if j < sample_size:
                 reservoir[j] = (docid, title, text)
+    if repeats:
+        files = sorted({str(p) for p, _ in repeats})
+        warnings.warn(
+            f"{', '.join(files)}: {len(repeats)} repeated passage line(s) dropped (same docid, title, text; "
+            f"first at {repeats[0][0]}:{repeats[0][1]})",
+            MiraclWarning,
+            stacklevel=3,
+        )
     rows = keep + sorted(reservoir)
     docs = pd.DataFrame(rows, columns=["docid", "title", "text"])
     return docs, _corpus_info(sample_size, seed, n_total, len(keep), len(reservoir))
+
+
+def _first_line(docid: str, paths: Sequence[str | Path]) -> str:
+    """The ``file:line`` of the first corpus line holding ``docid`` ("an earlier line" when no files are given)."""
+    for found, _, _, (path, lineno) in iter_corpus(paths):
+        if found == docid:
+            return f"{path}:{lineno}"
+    return "an earlier line"
 
 
 def _check_sampling(sample_size, seed) -> None:
@@ -313,8 +370,10 @@ def load_miracl_hub(
                 qrels[qid][str(passage["docid"])] = grade
                 where[(qid, str(passage["docid"]))] = i
     records = (
-        (str(r["docid"]), r.get("title") or "", r["text"])
-        for r in corpus_ds.select_columns([c for c in ("docid", "title", "text") if c in corpus_ds.column_names])
+        (str(r["docid"]), r.get("title") or "", r["text"], (f"{corpus_name}[{lang}] row", i))
+        for i, r in enumerate(
+            corpus_ds.select_columns([c for c in ("docid", "title", "text") if c in corpus_ds.column_names])
+        )
     )
     docs, info = _collect_corpus(records, qrels, sample_size, seed)
     if gap := _first_missing(qrels, where, docs):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -196,3 +197,62 @@ def test_bad_sampling_arguments_are_named(kwargs, needle):
     """Issue 12 defect 8: sample_size=-1 was silently 0, seed='x' a raw ValueError."""
     with pytest.raises(miracl.MiraclError, match=rf"{needle} must be an integer >= 0"):
         miracl.load_miracl_local("es", LOCAL, **kwargs)
+
+
+# ------------------------------------------------------------------ issue 12: MIRACL leftovers (one test per defect)
+
+
+def test_bom_on_topics_is_read_not_blamed_on_qrels(tmp_path):
+    """A UTF-8 BOM glued to the first query id made it unknown, and the error blamed the qrels file."""
+    root = _copy_local(tmp_path)
+    topics = root / "miracl-v1.0-zh" / "topics" / "topics.miracl-v1.0-zh-dev.tsv"
+    topics.write_bytes(b"\xef\xbb\xbf" + topics.read_bytes())
+    data = miracl.load_miracl_local("zh", root)
+    assert data.topics.qid[0] == "3" and data.qrels == miracl.load_miracl_local("zh", LOCAL).qrels
+
+
+def _append_to_shard(shard: Path, line: str) -> int:
+    """Append ``line`` to a gzip'd JSONL shard; returns its line number."""
+    with gzip.open(shard, "rt", encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    with gzip.open(shard, "wt", encoding="utf-8") as fh:
+        fh.write("\n".join([*lines, line]) + "\n")
+    return len(lines) + 1
+
+
+def test_conflicting_corpus_duplicate_names_file_and_line(tmp_path):
+    """A duplicate docid used to raise 'corpus: duplicate docid' with no file or line."""
+    root = _copy_local(tmp_path)
+    shard = root / "miracl-corpus-v1.0-es" / "docs-1.jsonl.gz"
+    lineno = _append_to_shard(shard, '{"docid": "1000#0", "title": "Canberra", "text": "otro texto"}')
+    pattern = rf"docs-1\.jsonl\.gz:{lineno}: docid '1000#0' .*different title/text.*docs-0\.jsonl\.gz:1\b"
+    with pytest.raises(miracl.MiraclError, match=pattern):
+        miracl.load_miracl_local("es", root)
+
+
+def test_repeated_passages_are_dropped_with_a_counting_warning(tmp_path):
+    """Real MIRACL repeats some lines; an exact repeat of a passage used to abort the language."""
+    root = _copy_local(tmp_path)
+    original = miracl.load_miracl_local("es", LOCAL)
+    shard = root / "miracl-corpus-v1.0-es" / "docs-1.jsonl.gz"
+    first = original.corpus.iloc[0]
+    for _ in range(2):
+        _append_to_shard(shard, json.dumps(dict(first[["docid", "title", "text"]]), ensure_ascii=False))
+    with pytest.warns(miracl.MiraclWarning, match=r"docs-1\.jsonl\.gz.*2 repeated passage"):
+        data = miracl.load_miracl_local("es", root)
+    pd.testing.assert_frame_equal(data.corpus, original.corpus)
+
+
+def test_repeated_judgements_are_dropped_conflicting_ones_name_both_lines(tmp_path):
+    """Korean MIRACL dev qrels repeat judgements (reported upstream in pyserini): that aborted the language."""
+    root = _copy_local(tmp_path)
+    qrels = root / "miracl-v1.0-es" / "qrels" / "qrels.miracl-v1.0-es-dev.tsv"
+    original = qrels.read_text(encoding="utf-8")
+    first = original.splitlines()[0]  # "3<TAB>Q0<TAB>1000#0<TAB>1"
+    qrels.write_text(original + first + "\n" + first + "\n" + first + "\n", encoding="utf-8")
+    with pytest.warns(miracl.MiraclWarning, match=r"qrels\.miracl-v1\.0-es-dev\.tsv: 3 repeated judgement"):
+        data = miracl.load_miracl_local("es", root)
+    assert data.qrels == miracl.load_miracl_local("es", LOCAL).qrels
+    qrels.write_text(original + first[:-1] + "0\n", encoding="utf-8")
+    with pytest.raises(miracl.MiraclError, match=r"dev\.tsv:31: \('3', '1000#0'\) judged 0 here but 1 at line 1"):
+        miracl.load_miracl_local("es", root)
