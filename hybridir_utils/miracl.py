@@ -24,11 +24,13 @@ NOT comparable with full-corpus MIRACL results (fewer distractors), and the outp
 
 ``metrics.json`` (in ``out_dir``): model, fingerprint, split, languages, index; ``<retriever>_ndcg@10`` and
 ``<retriever>_recall@100`` macro over languages (retriever "dense", or "bm25"); ``comparable_to_full_corpus``;
-``per_language``: one row per (lang, retriever) with ndcg@10, recall@100, n_queries, n_judged_queries, corpus
-("full" | "sample"), corpus_size, comparable_to_full_corpus; ``language_info`` {lang: {source, corpus (sample
-details), ann ({index, recall@k_vs_exact, queries}, HNSW only)}}; ``files`` (per-query parquet, TREC runs and
-qrels per language); ``timings``. ``per_query.parquet``: lang, qid, retriever, ndcg@10, recall@100. The returned
-dict also holds that table under ``per_query``.
+``per_language``: one row per (lang, retriever) with ndcg@10, recall@100, status ("ok" | "error": the language's
+input could not be loaded; metrics NaN), error (the message), n_queries, n_judged_queries, corpus ("full" |
+"sample"), corpus_size, comparable_to_full_corpus; ``failed`` {lang: message}; ``language_info`` {lang: {status,
+source, corpus (sample details), ann ({index, recall@k_vs_exact, queries}, HNSW only)}}; ``files`` (per-query
+parquet, TREC runs and qrels per language); ``timings``. Macro scores average the languages scored.
+``per_query.parquet``: lang, qid, retriever, ndcg@10, recall@100. The returned dict also holds that table under
+``per_query``.
 """
 
 from __future__ import annotations
@@ -462,6 +464,8 @@ def write_trec_qrels(path: Path, qrels: Mapping[str, Mapping[str, int]]) -> Path
 
 # ------------------------------------------------------------------------------------------------ evaluation
 
+_METRIC_NAMES = ("ndcg@10", "recall@100")
+
 
 def evaluate_miracl(
     encoder,
@@ -487,109 +491,159 @@ def evaluate_miracl(
     """Evaluate ``encoder`` (and BM25) on MIRACL ``languages``; see the module docstring for sources and outputs.
 
     ``source`` is "hub" or a local root folder (official layout). ``max_queries`` keeps the first N topics
-    (file order). Returns the metrics dict (also written to ``out_dir/metrics.json``).
+    (file order). A language whose input cannot be loaded is skipped with a :class:`MiraclWarning` and kept as rows
+    with ``status`` "error" and the message (a long multi-language run is not lost to one bad file); macro scores
+    cover the languages scored. Returns the metrics dict (also written to ``out_dir/metrics.json``).
     """
-    if isinstance(languages, str):
-        languages = [languages]
+    languages = [languages] if isinstance(languages, str) else list(languages)
+    _check_evaluation(languages, k, max_queries)
+    run = _LanguageRun(encoder, name or model_name(encoder), model_fingerprint(encoder), out_dir, k, index, bm25)
+    run.encode_options = {"batch_size": batch_size, "cache_dir": cache_dir, "use_cache": use_cache,
+                          "show_progress_bar": show_progress_bar}  # fmt: skip
+    run.ann_check_queries = ann_check_queries
+    load = {"split": split, "sample_size": sample_size, "seed": seed, "hub_loader": hub_loader}
+    for lang in languages:
+        t = time.perf_counter()
+        try:
+            data = _load_language(lang, source, max_queries, **load)
+        except (MiraclError, OSError) as exc:
+            run.timings["load"] += time.perf_counter() - t
+            run.fail(lang, exc)
+            continue
+        run.timings["load"] += time.perf_counter() - t
+        run.score(data)
+    if not run.per_query:
+        raise MiraclError(f"MIRACL: every language failed: {'; '.join(f'{k}: {v}' for k, v in run.failed.items())}")
+    return run.finish(languages, split, index)
+
+
+def _check_evaluation(languages: Sequence[str], k: int, max_queries: int | None) -> None:
     if not languages:
         raise MiraclError("evaluate_miracl: no languages given")
     if k < 100:
         raise MiraclError(f"k={k}: Recall@100 needs at least 100 results per query")
     if max_queries is not None and max_queries < 1:
         raise MiraclError(f"max_queries must be >= 1, got {max_queries}")
-    fp = model_fingerprint(encoder)
-    label = name or model_name(encoder)
-    timings = {"load": 0.0, "encode": 0.0, "search": 0.0, "bm25": 0.0, "metric": 0.0}
-    rows, per_lang, per_query, files = [], {}, [], {"runs": {}, "qrels": {}}
-    for lang in languages:
-        t = time.perf_counter()
-        kwargs = {"split": split, "sample_size": sample_size, "seed": seed}
-        if str(source) == "hub":
-            data = load_miracl_hub(lang, hub_loader=hub_loader, **kwargs)
-        else:
-            data = load_miracl_local(lang, source, **kwargs)
-        if max_queries is not None:
-            data.topics = data.topics.iloc[:max_queries].reset_index(drop=True)
-            data.qrels = {q: data.qrels[q] for q in data.topics.qid if q in data.qrels}
-        timings["load"] += time.perf_counter() - t
 
-        t = time.perf_counter()
-        enc = {
-            "batch_size": batch_size,
-            "cache_dir": cache_dir,
-            "use_cache": use_cache,
-            "fingerprint": fp,
-            "show_progress_bar": show_progress_bar,
-        }
-        q_emb = encode_cached(encoder, data.topics["query"].tolist(), "query", **enc)
-        p_emb = encode_cached(encoder, data.passages(), "passage", **enc)
-        timings["encode"] += time.perf_counter() - t
 
+def _load_language(lang: str, source, max_queries: int | None, *, hub_loader, **kwargs) -> MiraclData:
+    """One language from the hub or a local root, cut to its first ``max_queries`` topics."""
+    if str(source) == "hub":
+        data = load_miracl_hub(lang, hub_loader=hub_loader, **kwargs)
+    else:
+        data = load_miracl_local(lang, source, **kwargs)
+    if max_queries is not None:
+        data.topics = data.topics.iloc[:max_queries].reset_index(drop=True)
+        data.qrels = {q: data.qrels[q] for q in data.topics.qid if q in data.qrels}
+    return data
+
+
+@dataclass
+class _LanguageRun:
+    """One :func:`evaluate_miracl` call's state, filled language by language: rows, per-query tables, files, timings."""
+
+    encoder: object
+    label: str
+    fingerprint: str
+    out_dir: str | Path | None
+    k: int
+    index: str
+    bm25: bool
+    encode_options: dict = field(default_factory=dict)
+    ann_check_queries: int = 200
+    rows: list = field(default_factory=list)
+    per_lang: dict = field(default_factory=dict)
+    per_query: list = field(default_factory=list)
+    failed: dict = field(default_factory=dict)
+    files: dict = field(default_factory=lambda: {"runs": {}, "qrels": {}})
+    timings: dict = field(default_factory=lambda: dict.fromkeys(("load", "encode", "search", "bm25", "metric"), 0.0))
+
+    @property
+    def retrievers(self) -> list[str]:
+        return ["dense", "bm25"] if self.bm25 else ["dense"]
+
+    def fail(self, lang: str, exc: Exception) -> None:
+        """Keep a language that could not be loaded as rows with status "error" and its message; warn."""
+        message = str(exc) if isinstance(exc, MiraclError) else f"{type(exc).__name__}: {exc}"
+        warnings.warn(f"MIRACL {lang}: skipped ({message})", MiraclWarning, stacklevel=3)
+        self.failed[lang] = message
+        self.per_lang[lang] = {"status": "error", "error": message}
+        nan = dict.fromkeys(_METRIC_NAMES, float("nan"))
+        self.rows += [
+            {"lang": lang, "retriever": r, **nan, "status": "error", "error": message} for r in self.retrievers
+        ]
+
+    def score(self, data: MiraclData) -> None:
+        """Encode, search (dense, BM25), score and write the runs of one loaded language."""
         t = time.perf_counter()
-        runs = {"dense": dense_run(q_emb, p_emb, data, k, index=index)}
-        entry: dict = {"source": data.source, "corpus": data.corpus_info}
-        if index == "hnsw":
-            n_check = min(ann_check_queries, len(q_emb))
-            _, exact = faiss_search(q_emb[:n_check], p_emb, k, index="flat")
-            _, approx = faiss_search(q_emb[:n_check], p_emb, k, index="hnsw")
-            entry["ann"] = {"index": "hnsw", f"recall@{k}_vs_exact": ann_recall(exact, approx), "queries": n_check}
-        timings["search"] += time.perf_counter() - t
-        if bm25:
+        enc = {**self.encode_options, "fingerprint": self.fingerprint}
+        q_emb = encode_cached(self.encoder, data.topics["query"].tolist(), "query", **enc)
+        p_emb = encode_cached(self.encoder, data.passages(), "passage", **enc)
+        self.timings["encode"] += time.perf_counter() - t
+        t = time.perf_counter()
+        runs = {"dense": dense_run(q_emb, p_emb, data, self.k, index=self.index)}
+        entry: dict = {"status": "ok", "source": data.source, "corpus": data.corpus_info}
+        if self.index == "hnsw":
+            n_check = min(self.ann_check_queries, len(q_emb))
+            _, exact = faiss_search(q_emb[:n_check], p_emb, self.k, index="flat")
+            _, approx = faiss_search(q_emb[:n_check], p_emb, self.k, index="hnsw")
+            entry["ann"] = {"index": "hnsw", f"recall@{self.k}_vs_exact": ann_recall(exact, approx), "queries": n_check}
+        self.timings["search"] += time.perf_counter() - t
+        if self.bm25:
             t = time.perf_counter()
-            runs["bm25"] = bm25_run(data, k)
-            timings["bm25"] += time.perf_counter() - t
-
+            runs["bm25"] = bm25_run(data, self.k)
+            self.timings["bm25"] += time.perf_counter() - t
         t = time.perf_counter()
         for system, run in runs.items():
-            scores = score_run(data.qrels, run).assign(lang=lang, retriever=system)
-            per_query.append(scores)
-            rows.append(
-                {
-                    "lang": lang,
-                    "retriever": system,
-                    "ndcg@10": float(scores["ndcg@10"].mean()),
-                    "recall@100": float(scores["recall@100"].mean()),
-                    "n_queries": len(data.topics),
-                    "n_judged_queries": len(data.qrels),
-                    "corpus": data.corpus_info["kind"],
-                    "corpus_size": data.corpus_info["size"],
-                    "comparable_to_full_corpus": data.corpus_info["comparable_to_full_corpus"],
-                }
-            )
-            if out_dir is not None:
-                rel = f"runs/{lang}.{system}.trec"
-                write_trec_run(Path(out_dir) / rel, run, label if system == "dense" else "bm25")
-                files["runs"].setdefault(lang, {})[system] = rel
-        if out_dir is not None:
-            files["qrels"][lang] = f"runs/{lang}.qrels"
-            write_trec_qrels(Path(out_dir) / files["qrels"][lang], data.qrels)
-        per_lang[lang] = entry
-        timings["metric"] += time.perf_counter() - t
+            self._record(data, system, run)
+        if self.out_dir is not None:
+            self.files["qrels"][data.lang] = f"runs/{data.lang}.qrels"
+            write_trec_qrels(Path(self.out_dir) / self.files["qrels"][data.lang], data.qrels)
+        self.per_lang[data.lang] = entry
+        self.timings["metric"] += time.perf_counter() - t
 
-    systems = ["dense", "bm25"] if bm25 else ["dense"]
-    comparable = all(e["corpus"].get("comparable_to_full_corpus", False) for e in per_lang.values())
-    metrics = {
-        "model": label,
-        "fingerprint": fp,
-        "dataset": "miracl",
-        "split": split,
-        "languages": list(languages),
-        "index": index,
-        **{
-            f"{s}_{m}": float(np.mean([r[m] for r in rows if r["retriever"] == s]))
-            for s in systems
-            for m in ("ndcg@10", "recall@100")
-        },
-        "comparable_to_full_corpus": comparable,
-        "per_language": rows,
-        "language_info": per_lang,
-        "timings": {key: round(v, 4) for key, v in timings.items()},
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-    }
-    table = pd.concat(per_query, ignore_index=True)[["lang", "qid", "retriever", "ndcg@10", "recall@100"]]
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        io.write_parquet(out_dir / "per_query.parquet", table)
-        metrics["files"] = {"per_query": "per_query.parquet", **files}
-        io.write_json(out_dir / "metrics.json", metrics)
-    return {**metrics, "per_query": table}
+    def _record(self, data: MiraclData, system: str, run: Mapping[str, Mapping[str, float]]) -> None:
+        scores = score_run(data.qrels, run).assign(lang=data.lang, retriever=system)
+        self.per_query.append(scores)
+        info = data.corpus_info
+        self.rows.append(
+            {"lang": data.lang, "retriever": system, **{m: float(scores[m].mean()) for m in _METRIC_NAMES},
+             "status": "ok", "error": "", "n_queries": len(data.topics), "n_judged_queries": len(data.qrels),
+             "corpus": info["kind"], "corpus_size": info["size"],
+             "comparable_to_full_corpus": info["comparable_to_full_corpus"]}
+        )  # fmt: skip
+        if self.out_dir is not None:
+            rel = f"runs/{data.lang}.{system}.trec"
+            write_trec_run(Path(self.out_dir) / rel, run, self.label if system == "dense" else "bm25")
+            self.files["runs"].setdefault(data.lang, {})[system] = rel
+
+    def finish(self, languages: list[str], split: str, index: str) -> dict:
+        """The metrics dict (macro over the languages scored), written to ``out_dir`` with the per-query table."""
+        ok = [r for r in self.rows if r["status"] == "ok"]
+        scored = [e for e in self.per_lang.values() if e["status"] == "ok"]
+        metrics = {
+            "model": self.label,
+            "fingerprint": self.fingerprint,
+            "dataset": "miracl",
+            "split": split,
+            "languages": languages,
+            "index": index,
+            **{
+                f"{s}_{m}": float(np.mean([r[m] for r in ok if r["retriever"] == s]))
+                for s in self.retrievers
+                for m in _METRIC_NAMES
+            },
+            "comparable_to_full_corpus": all(e["corpus"].get("comparable_to_full_corpus", False) for e in scored),
+            "per_language": self.rows,
+            "language_info": self.per_lang,
+            "failed": self.failed,
+            "timings": {key: round(v, 4) for key, v in self.timings.items()},
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        }
+        table = pd.concat(self.per_query, ignore_index=True)[["lang", "qid", "retriever", *_METRIC_NAMES]]
+        if self.out_dir is not None:
+            out_dir = Path(self.out_dir)
+            io.write_parquet(out_dir / "per_query.parquet", table)
+            metrics["files"] = {"per_query": "per_query.parquet", **self.files}
+            io.write_json(out_dir / "metrics.json", metrics)
+        return {**metrics, "per_query": table}

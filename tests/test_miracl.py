@@ -256,3 +256,26 @@ def test_repeated_judgements_are_dropped_conflicting_ones_name_both_lines(tmp_pa
     qrels.write_text(original + first[:-1] + "0\n", encoding="utf-8")
     with pytest.raises(miracl.MiraclError, match=r"dev\.tsv:31: \('3', '1000#0'\) judged 0 here but 1 at line 1"):
         miracl.load_miracl_local("es", root)
+
+
+def test_one_language_failing_does_not_stop_the_others(tmp_path):
+    """A bad file in one language used to abort every language; now it is a row with its error, and a warning."""
+    root = _copy_local(tmp_path)
+    topics = root / "miracl-v1.0-es" / "topics" / "topics.miracl-v1.0-es-dev.tsv"
+    topics.write_text("3 no tab here\n", encoding="utf-8")
+    kw = {"cache_dir": tmp_path / "cache", "show_progress_bar": False}
+    with pytest.warns(miracl.MiraclWarning, match=r"MIRACL es: skipped .*topics\.miracl-v1\.0-es-dev\.tsv:1"):
+        m = miracl.evaluate_miracl(HashEncoder(), ["es", "zh"], tmp_path / "out", source=root, **kw)
+    rows = pd.DataFrame(m["per_language"]).set_index(["lang", "retriever"])
+    assert set(rows.status) == {"ok", "error"} and rows.loc[("zh", "dense"), "status"] == "ok"
+    assert "topics.miracl-v1.0-es-dev.tsv:1" in rows.loc[("es", "dense"), "error"]
+    assert np.isnan(rows.loc[("es", "dense"), "ndcg@10"])
+    assert m["dense_ndcg@10"] == pytest.approx(rows.loc[("zh", "dense"), "ndcg@10"])  # macro over the languages scored
+    assert set(m["failed"]) == {"es"} and set(m["per_query"].lang) == {"zh"}
+    topics.write_text("", encoding="utf-8")
+    (root / "miracl-v1.0-zh" / "topics" / "topics.miracl-v1.0-zh-dev.tsv").unlink()
+    with (
+        pytest.warns(miracl.MiraclWarning),
+        pytest.raises(miracl.MiraclError, match=r"every language failed.*es:.*zh:"),
+    ):
+        miracl.evaluate_miracl(HashEncoder(), ["es", "zh"], None, source=root, **kw)
