@@ -1,18 +1,19 @@
 """MIRACL (Zhang et al. 2023) retrieval: nDCG@10 and Recall@100 of a dense encoder and of a BM25 baseline.
 
-Data comes from the 🤗 hub or from local files in the official formats:
+Data comes from the 🤗 hub's files or from local files, in the official formats, read by one reader:
 
-- hub: ``miracl/miracl`` (config = language; rows ``query_id, query, positive_passages, negative_passages`` with
-  passages ``{docid, title, text}``; positives are qrels 1, negatives 0) and ``miracl/miracl-corpus``
-  (``docid, title, text``, split "train"). ``hub_loader(name, config, split) -> datasets.Dataset`` does the
-  loading (default: ``datasets.load_dataset``), so a test can feed saved datasets through the same conversion;
+- hub: the raw files of the dataset repos ``miracl/miracl`` (``miracl-v1.0-<lang>/topics/topics.miracl-v1.0-<lang>-
+  <split>.tsv``, ``miracl-v1.0-<lang>/qrels/qrels.miracl-v1.0-<lang>-<split>.tsv``; a gated repo: accept its terms
+  and log in) and ``miracl/miracl-corpus`` (``miracl-corpus-v1.0-<lang>/docs-*.jsonl.gz``), fetched with
+  ``huggingface_hub.snapshot_download(allow_patterns=...)`` into the 🤗 cache (offline: read from it). The repos'
+  loading scripts, which ``datasets.load_dataset`` used, no longer run under the pinned ``datasets`` major version;
 - local: topics TSV ``qid<TAB>query``, qrels TREC ``qid Q0 docid rel``, corpus JSONL ``{"docid", "title", "text"}``
   (each possibly .gz), either as explicit paths or found under a root in the official layout
   ``miracl-v1.0-<lang>/topics/topics.miracl-v1.0-<lang>-<split>.tsv``,
   ``miracl-v1.0-<lang>/qrels/qrels.miracl-v1.0-<lang>-<split>.tsv``, ``miracl-corpus-v1.0-<lang>/docs-*.jsonl[.gz]``.
 
 Every judged docid must exist in the corpus and every qrels qid among the topics; otherwise a :class:`MiraclError`
-names the file and line (or the hub row). Passages are encoded as ``title + " " + text`` (the MIRACL/E5 convention)
+names the file and line. Passages are encoded as ``title + " " + text`` (the MIRACL/E5 convention)
 with the "passage" prompt, queries with the "query" prompt. Dense search is FAISS exact inner product (``index=
 "flat"``) or HNSW (``index="hnsw"``, whose Recall@k against exact search is measured on up to ``ann_check_queries``
 queries and reported). BM25 is ``bm25s`` with Pyserini's MIRACL parameters (k1 0.9, b 0.4) over lower-cased word
@@ -41,7 +42,7 @@ import json
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,10 +182,15 @@ def find_local_files(root: str | Path, lang: str, split: str = "dev") -> tuple[P
     topics = _one(base / "topics", f"topics.miracl-v1.0-{lang}-{split}.tsv", root)
     qrels = _one(base / "qrels", f"qrels.miracl-v1.0-{lang}-{split}.tsv", root)
     corpus_dir = root / f"miracl-corpus-v1.0-{lang}"
-    corpus = sorted(p for p in corpus_dir.glob("*.jsonl*") if p.suffix in (".jsonl", ".gz"))
+    corpus = _corpus_files(corpus_dir)
     if not corpus:
         raise FileNotFoundError(f"no corpus files (*.jsonl, *.jsonl.gz) in {corpus_dir}")
     return topics, qrels, corpus
+
+
+def _corpus_files(folder: Path) -> list[Path]:
+    """The corpus shards of one language folder, in name order (the same order for local and hub files)."""
+    return sorted(p for p in folder.glob("*.jsonl*") if p.suffix in (".jsonl", ".gz"))
 
 
 def _one(folder: Path, name: str, root: Path) -> Path:
@@ -329,63 +335,64 @@ def _corpus_info(sample_size, seed, n_total, n_judged, n_random) -> dict:
 # ------------------------------------------------------------------------------------------------ hub
 
 
-def _default_hub_loader(name: str, config: str, split: str):
-    from datasets import load_dataset
+def hub_paths(lang: str, split: str = "dev") -> dict[str, list[str]]:
+    """The files of one language in each hub repo: {repo: [topics, qrels] or [corpus shard pattern]}."""
+    base = f"miracl-v1.0-{lang}"
+    return {
+        HUB_TOPICS: [f"{base}/topics/topics.{base}-{split}.tsv", f"{base}/qrels/qrels.{base}-{split}.tsv"],
+        HUB_CORPUS: [f"miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz"],
+    }
 
-    return load_dataset(name, config, split=split)
 
+def _hub_snapshot(repo_id: str, patterns: Sequence[str]) -> Path:
+    """Download only ``patterns`` of the hub dataset ``repo_id`` (into the 🤗 cache) and return its snapshot folder.
 
-def load_miracl_hub(
-    lang: str,
-    split: str = "dev",
-    *,
-    hub_loader: Callable[[str, str, str], object] | None = None,
-    topics_name: str = HUB_TOPICS,
-    corpus_name: str = HUB_CORPUS,
-    corpus_split: str = "train",
-    sample_size: int | None = None,
-    seed: int = 0,
-) -> MiraclData:
-    """Load one language from 🤗 datasets (hub names by default; ``hub_loader`` may read saved copies)."""
-    loader = hub_loader or _default_hub_loader
-    where_topics = f"{topics_name}[{lang}] split {split}"
+    Any failure (no network, offline mode with nothing cached, a gated or missing repo) becomes one MiraclError
+    that names the repo and the files asked for, and says what to do.
+    """
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError
+
     try:
-        topics_ds = loader(topics_name, lang, split)
-        corpus_ds = loader(corpus_name, lang, corpus_split)
-    except (FileNotFoundError, ValueError, ConnectionError, OSError) as exc:
-        raise MiraclError(f"cannot load MIRACL {lang} from the hub ({exc}); offline? use local files") from exc
-    need = {"query_id", "query", "positive_passages", "negative_passages"}
-    missing_cols = need - set(topics_ds.column_names)
-    if missing_cols:
-        raise MiraclError(f"{where_topics}: missing column(s) {sorted(missing_cols)}")
-    if {"docid", "text"} - set(corpus_ds.column_names):
-        raise MiraclError(f"{corpus_name}[{lang}] split {corpus_split}: needs columns docid, title, text")
-    rows, qrels, where = [], {}, {}
-    for i, row in enumerate(topics_ds):
-        qid = str(row["query_id"])
-        if qid in qrels:
-            raise MiraclError(f"{where_topics} row {i}: duplicate query_id {qid!r}")
-        rows.append((qid, row["query"]))
-        qrels[qid] = {}
-        for key, grade in (("positive_passages", 1), ("negative_passages", 0)):
-            for passage in row[key] or []:
-                qrels[qid][str(passage["docid"])] = grade
-                where[(qid, str(passage["docid"]))] = i
-    records = (
-        (str(r["docid"]), r.get("title") or "", r["text"], (f"{corpus_name}[{lang}] row", i))
-        for i, r in enumerate(
-            corpus_ds.select_columns([c for c in ("docid", "title", "text") if c in corpus_ds.column_names])
+        folder = huggingface_hub.snapshot_download(repo_id, repo_type="dataset", allow_patterns=list(patterns))
+    except Exception as exc:  # the hub's errors vary by version and transport; all mean "not downloaded"
+        hint = (
+            f"accept its terms on https://huggingface.co/datasets/{repo_id} and log in (hf auth login, or HF_TOKEN)"
+            if isinstance(exc, GatedRepoError)
+            else "no network, or HF_HUB_OFFLINE=1 with nothing cached? Download once online, or use local files"
         )
-    )
-    docs, info = _collect_corpus(records, qrels, sample_size, seed)
-    if gap := _first_missing(qrels, where, docs):
-        (qid, docid), i, n = gap
         raise MiraclError(
-            f"{where_topics} row {i} (query {qid}): judged docid {docid!r} is not in {corpus_name}[{lang}]; "
-            f"{n} judged docid(s) missing in all"
-        )
-    topics = pd.DataFrame(rows, columns=["qid", "query"])
-    return MiraclData(lang, topics, {q: r for q, r in qrels.items() if r}, docs, f"hub:{topics_name}", info)
+            f"cannot download {', '.join(patterns)} from the hub dataset {repo_id} ({type(exc).__name__}: {exc}); "
+            f"{hint}"
+        ) from exc
+    return Path(folder)
+
+
+def load_miracl_hub(lang: str, split: str = "dev", *, sample_size: int | None = None, seed: int = 0) -> MiraclData:
+    """Load one language from the hub's files, read by :func:`load_miracl_local` (topics first: a language or
+    split the hub lacks fails before the corpus, gigabytes for large languages, is downloaded)."""
+    _check_sampling(sample_size, seed)
+    paths = hub_paths(lang, split)
+    root = _hub_snapshot(HUB_TOPICS, paths[HUB_TOPICS])
+    topics, qrels = (_hub_file(root, HUB_TOPICS, rel) for rel in paths[HUB_TOPICS])
+    corpus_root = _hub_snapshot(HUB_CORPUS, paths[HUB_CORPUS])
+    corpus = _corpus_files(corpus_root / f"miracl-corpus-v1.0-{lang}")
+    if not corpus:
+        raise MiraclError(f"the hub dataset {HUB_CORPUS} has no files {paths[HUB_CORPUS][0]}{_NOT_ON_HUB}")
+    data = load_miracl_local(
+        lang, split=split, topics=topics, qrels=qrels, corpus=corpus, sample_size=sample_size, seed=seed
+    )
+    data.source = f"hub:{HUB_TOPICS}/{paths[HUB_TOPICS][0]} + {HUB_CORPUS}/{paths[HUB_CORPUS][0]}"
+    return data
+
+
+_NOT_ON_HUB = " (no such language or split in MIRACL v1.0; or, offline, not in the local 🤗 cache)"
+
+
+def _hub_file(root: Path, repo_id: str, rel: str) -> Path:
+    if not (root / rel).is_file():
+        raise MiraclError(f"the hub dataset {repo_id} has no file {rel}{_NOT_ON_HUB}")
+    return root / rel
 
 
 # ------------------------------------------------------------------------------------------------ retrieval
@@ -481,7 +488,6 @@ def evaluate_miracl(
     ann_check_queries: int = 200,
     bm25: bool = True,
     max_queries: int | None = None,
-    hub_loader: Callable[[str, str, str], object] | None = None,
     name: str | None = None,
     batch_size: int = 64,
     cache_dir: str | Path | None = None,
@@ -490,10 +496,10 @@ def evaluate_miracl(
 ) -> dict:
     """Evaluate ``encoder`` (and BM25) on MIRACL ``languages``; see the module docstring for sources and outputs.
 
-    ``source`` is "hub" or a local root folder (official layout). ``max_queries`` keeps the first N topics
-    (file order). A language whose input cannot be loaded is skipped with a :class:`MiraclWarning` and kept as rows
-    with ``status`` "error" and the message (a long multi-language run is not lost to one bad file); macro scores
-    cover the languages scored. Returns the metrics dict (also written to ``out_dir/metrics.json``).
+    ``source`` is "hub" (the hub's files) or a local root folder (official layout). ``max_queries`` keeps the first
+    N topics (file order). A language whose input cannot be loaded is skipped with a :class:`MiraclWarning` and
+    kept as rows with ``status`` "error" and the message (a long multi-language run is not lost to one bad file);
+    macro scores cover the languages scored. Returns the metrics dict (also written to ``out_dir/metrics.json``).
     """
     languages = [languages] if isinstance(languages, str) else list(languages)
     _check_evaluation(languages, k, max_queries)
@@ -501,7 +507,7 @@ def evaluate_miracl(
     run.encode_options = {"batch_size": batch_size, "cache_dir": cache_dir, "use_cache": use_cache,
                           "show_progress_bar": show_progress_bar}  # fmt: skip
     run.ann_check_queries = ann_check_queries
-    load = {"split": split, "sample_size": sample_size, "seed": seed, "hub_loader": hub_loader}
+    load = {"split": split, "sample_size": sample_size, "seed": seed}
     for lang in languages:
         t = time.perf_counter()
         try:
@@ -526,10 +532,10 @@ def _check_evaluation(languages: Sequence[str], k: int, max_queries: int | None)
         raise MiraclError(f"max_queries must be >= 1, got {max_queries}")
 
 
-def _load_language(lang: str, source, max_queries: int | None, *, hub_loader, **kwargs) -> MiraclData:
+def _load_language(lang: str, source, max_queries: int | None, **kwargs) -> MiraclData:
     """One language from the hub or a local root, cut to its first ``max_queries`` topics."""
     if str(source) == "hub":
-        data = load_miracl_hub(lang, hub_loader=hub_loader, **kwargs)
+        data = load_miracl_hub(lang, **kwargs)
     else:
         data = load_miracl_local(lang, source, **kwargs)
     if max_queries is not None:

@@ -1,11 +1,13 @@
-"""MIRACL loading (local official files and 🤗-format datasets), BM25, dense search, metrics, error messages."""
+"""MIRACL loading (local official files and the hub's files), BM25, dense search, metrics, error messages."""
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import hashlib
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from hybridir_utils.evaluation import read_trec_run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "miracl"
 LOCAL = FIXTURES / "local"
+HUB = FIXTURES / "hub"  # a fake of the hub repos miracl/miracl and miracl/miracl-corpus, file for file
 
 
 class HashEncoder:
@@ -34,17 +37,30 @@ class HashEncoder:
 
 
 @pytest.fixture
-def hub_loader(tmp_path):
-    """Reads the saved hub-format parquet files through datasets.load_dataset, like the hub would be read."""
-    import datasets
+def fake_hub(tmp_path, monkeypatch):
+    """``huggingface_hub.snapshot_download`` copying the files its ``allow_patterns`` match from the fixture tree.
 
-    def load(name: str, config: str, split: str):
-        path = FIXTURES / "hf" / name.split("/")[-1] / config / f"{split}.parquet"
-        if not path.is_file():
-            raise FileNotFoundError(f"no such dataset {name}/{config}/{split}")
-        return datasets.load_dataset("parquet", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf"))
+    Checks what the loader asks for (a dataset repo, only the files it needs), never touches the network, and
+    returns the list of calls for the tests to inspect.
+    """
+    import huggingface_hub
 
-    return load
+    calls = []
+
+    def snapshot_download(repo_id, *, repo_type=None, allow_patterns=None, **kwargs):
+        calls.append((repo_id, repo_type, list(allow_patterns)))
+        assert repo_type == "dataset" and allow_patterns and not kwargs
+        dest = tmp_path / "hf-cache" / repo_id.replace("/", "--")
+        dest.mkdir(parents=True, exist_ok=True)
+        for path in (HUB / repo_id).rglob("*"):
+            rel = path.relative_to(HUB / repo_id).as_posix()
+            if path.is_file() and any(fnmatch.fnmatch(rel, pattern) for pattern in allow_patterns):
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, dest / rel)
+        return str(dest)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    return calls
 
 
 def _copy_local(tmp_path: Path) -> Path:
@@ -54,9 +70,15 @@ def _copy_local(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("lang", ["es", "zh"])
-def test_local_and_hub_formats_load_the_same_data(lang, hub_loader):
+def test_local_and_hub_files_load_the_same_data(lang, fake_hub):
     local = miracl.load_miracl_local(lang, LOCAL)
-    hub = miracl.load_miracl_hub(lang, hub_loader=hub_loader)
+    hub = miracl.load_miracl_hub(lang)
+    assert fake_hub == [  # only the files of this language, topics first (a missing language fails before the corpus)
+        ("miracl/miracl", "dataset", [f"miracl-v1.0-{lang}/topics/topics.miracl-v1.0-{lang}-dev.tsv",
+                                      f"miracl-v1.0-{lang}/qrels/qrels.miracl-v1.0-{lang}-dev.tsv"]),
+        ("miracl/miracl-corpus", "dataset", [f"miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz"]),
+    ]  # fmt: skip
+    assert hub.source.startswith("hub:miracl/miracl/") and local.source.startswith("local:")
     assert len(local.topics) == 10 and len(local.corpus) == 60
     pd.testing.assert_frame_equal(local.topics, hub.topics)
     assert local.qrels == hub.qrels
@@ -74,11 +96,11 @@ def test_tokenize_splits_cjk_into_bigrams():
     assert miracl.tokenize("亚马孙 river", "es") == ["亚马孙", "river"]  # bigrams only for zh/ja/th
 
 
-def test_evaluate_local_and_hub_agree_and_bm25_is_strong(tmp_path, hub_loader):
+def test_evaluate_local_and_hub_agree_and_bm25_is_strong(tmp_path, fake_hub):
     enc = HashEncoder()
     kw = {"cache_dir": tmp_path / "cache", "show_progress_bar": False}
     local = miracl.evaluate_miracl(enc, ["es", "zh"], tmp_path / "local", source=LOCAL, **kw)
-    hub = miracl.evaluate_miracl(enc, ["es", "zh"], tmp_path / "hub", source="hub", hub_loader=hub_loader, **kw)
+    hub = miracl.evaluate_miracl(enc, ["es", "zh"], tmp_path / "hub", source="hub", **kw)
     for key in ("dense_ndcg@10", "dense_recall@100", "bm25_ndcg@10", "bm25_recall@100"):
         assert local[key] == pytest.approx(hub[key])
     # hand-written queries share words with their answers: lexical BM25 should rank them high
@@ -181,15 +203,29 @@ def test_bad_corpus_and_topics(tmp_path):
         miracl.load_miracl_local("fr", root)
 
 
-def test_hub_judged_docid_missing_from_corpus(hub_loader):
-    def loader(name, config, split):
-        ds = hub_loader(name, config, split)
-        return ds.filter(lambda row: row["docid"] != "1000#1") if "corpus" in name else ds
+def test_hub_file_missing_names_the_repo_and_file(fake_hub, tmp_path):
+    with pytest.raises(miracl.MiraclError, match=r"hub dataset miracl/miracl has no file miracl-v1\.0-fr/topics/"):
+        miracl.load_miracl_hub("fr")
+    assert [repo for repo, _, _ in fake_hub] == ["miracl/miracl"]  # the corpus is not downloaded for nothing
+    shutil.copytree(HUB, tmp_path / "hub")
+    for shard in (tmp_path / "hub" / "miracl" / "miracl-corpus" / "miracl-corpus-v1.0-es").iterdir():
+        shard.unlink()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys.modules[__name__], "HUB", tmp_path / "hub")
+        with pytest.raises(miracl.MiraclError, match=r"miracl/miracl-corpus has no files miracl-corpus-v1\.0-es/docs-"):
+            miracl.load_miracl_hub("es")
 
-    with pytest.raises(miracl.MiraclError, match=r"row 0 \(query 3\): judged docid '1000#1' is not in"):
-        miracl.load_miracl_hub("es", hub_loader=loader)
-    with pytest.raises(miracl.MiraclError, match="cannot load MIRACL fr"):
-        miracl.load_miracl_hub("fr", hub_loader=hub_loader)
+
+def test_hub_unreachable_names_the_repo_and_files(tmp_path, monkeypatch):
+    """No network here: the real snapshot_download in offline mode, with an empty cache, fails; the error says so."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    pattern = r"cannot download miracl-v1\.0-es/topics/topics\.miracl-v1\.0-es-dev\.tsv, .* hub dataset miracl/miracl"
+    with pytest.raises(miracl.MiraclError, match=pattern) as info:
+        miracl.load_miracl_hub("es")
+    assert "HF_HUB_OFFLINE=1 with nothing cached" in str(info.value)
 
 
 @pytest.mark.parametrize(("kwargs", "needle"), [({"sample_size": -1}, "sample_size"), ({"seed": "x"}, "seed")])
