@@ -1,18 +1,19 @@
 """MIRACL (Zhang et al. 2023) retrieval: nDCG@10 and Recall@100 of a dense encoder and of a BM25 baseline.
 
-Data comes from the 🤗 hub or from local files in the official formats:
+Data comes from the 🤗 hub's files or from local files, in the official formats, read by one reader:
 
-- hub: ``miracl/miracl`` (config = language; rows ``query_id, query, positive_passages, negative_passages`` with
-  passages ``{docid, title, text}``; positives are qrels 1, negatives 0) and ``miracl/miracl-corpus``
-  (``docid, title, text``, split "train"). ``hub_loader(name, config, split) -> datasets.Dataset`` does the
-  loading (default: ``datasets.load_dataset``), so a test can feed saved datasets through the same conversion;
+- hub: the raw files of the dataset repos ``miracl/miracl`` (``miracl-v1.0-<lang>/topics/topics.miracl-v1.0-<lang>-
+  <split>.tsv``, ``miracl-v1.0-<lang>/qrels/qrels.miracl-v1.0-<lang>-<split>.tsv``; a gated repo: accept its terms
+  and log in) and ``miracl/miracl-corpus`` (``miracl-corpus-v1.0-<lang>/docs-*.jsonl.gz``), fetched with
+  ``huggingface_hub.snapshot_download(allow_patterns=...)`` into the 🤗 cache (offline: read from it). The repos'
+  loading scripts, which ``datasets.load_dataset`` used, no longer run under the pinned ``datasets`` major version;
 - local: topics TSV ``qid<TAB>query``, qrels TREC ``qid Q0 docid rel``, corpus JSONL ``{"docid", "title", "text"}``
   (each possibly .gz), either as explicit paths or found under a root in the official layout
   ``miracl-v1.0-<lang>/topics/topics.miracl-v1.0-<lang>-<split>.tsv``,
   ``miracl-v1.0-<lang>/qrels/qrels.miracl-v1.0-<lang>-<split>.tsv``, ``miracl-corpus-v1.0-<lang>/docs-*.jsonl[.gz]``.
 
 Every judged docid must exist in the corpus and every qrels qid among the topics; otherwise a :class:`MiraclError`
-names the file and line (or the hub row). Passages are encoded as ``title + " " + text`` (the MIRACL/E5 convention)
+names the file and line. Passages are encoded as ``title + " " + text`` (the MIRACL/E5 convention)
 with the "passage" prompt, queries with the "query" prompt. Dense search is FAISS exact inner product (``index=
 "flat"``) or HNSW (``index="hnsw"``, whose Recall@k against exact search is measured on up to ``ann_check_queries``
 queries and reported). BM25 is ``bm25s`` with Pyserini's MIRACL parameters (k1 0.9, b 0.4) over lower-cased word
@@ -24,11 +25,13 @@ NOT comparable with full-corpus MIRACL results (fewer distractors), and the outp
 
 ``metrics.json`` (in ``out_dir``): model, fingerprint, split, languages, index; ``<retriever>_ndcg@10`` and
 ``<retriever>_recall@100`` macro over languages (retriever "dense", or "bm25"); ``comparable_to_full_corpus``;
-``per_language``: one row per (lang, retriever) with ndcg@10, recall@100, n_queries, n_judged_queries, corpus
-("full" | "sample"), corpus_size, comparable_to_full_corpus; ``language_info`` {lang: {source, corpus (sample
-details), ann ({index, recall@k_vs_exact, queries}, HNSW only)}}; ``files`` (per-query parquet, TREC runs and
-qrels per language); ``timings``. ``per_query.parquet``: lang, qid, retriever, ndcg@10, recall@100. The returned
-dict also holds that table under ``per_query``.
+``per_language``: one row per (lang, retriever) with ndcg@10, recall@100, status ("ok" | "error": the language's
+input could not be loaded; metrics NaN), error (the message), n_queries, n_judged_queries, corpus ("full" |
+"sample"), corpus_size, comparable_to_full_corpus; ``failed`` {lang: message}; ``language_info`` {lang: {status,
+source, corpus (sample details), ann ({index, recall@k_vs_exact, queries}, HNSW only)}}; ``files`` (per-query
+parquet, TREC runs and qrels per language); ``timings``. Macro scores average the languages scored.
+``per_query.parquet``: lang, qid, retriever, ndcg@10, recall@100. The returned dict also holds that table under
+``per_query``.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ import gzip
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +61,10 @@ _CJK_THAI = r"\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 
 class MiraclError(ValueError):
     """Malformed or inconsistent MIRACL input; the message names the file and line (or hub row)."""
+
+
+class MiraclWarning(UserWarning):
+    """Input that was repaired (repeated lines dropped) or a language skipped; the message says what and where."""
 
 
 @dataclass
@@ -79,7 +87,10 @@ class MiraclData:
 
 
 def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+    """utf-8-sig: a BOM (editors on Windows add one) is not glued to the first query id or docid."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    return open(path, encoding="utf-8-sig")
 
 
 def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
@@ -114,9 +125,15 @@ def read_topics(path: str | Path) -> pd.DataFrame:
 
 
 def read_qrels(path: str | Path) -> tuple[dict[str, dict[str, int]], dict[tuple[str, str], int]]:
-    """TREC qrels ``qid Q0 docid rel`` -> ({qid: {docid: rel}}, {(qid, docid): line number})."""
+    """TREC qrels ``qid Q0 docid rel`` -> ({qid: {docid: rel}}, {(qid, docid): line number}).
+
+    Real MIRACL qrels repeat some judgements (Korean dev, reported upstream in pyserini): exact repeats are
+    dropped with one warning that counts them; a pair judged twice with different grades is an error naming both
+    lines, since no grade can be chosen for it.
+    """
     qrels: dict[str, dict[str, int]] = {}
     where: dict[tuple[str, str], int] = {}
+    repeats = 0
     for lineno, line in _lines(path):
         parts = line.split()
         if len(parts) != 4:
@@ -126,17 +143,26 @@ def read_qrels(path: str | Path) -> tuple[dict[str, dict[str, int]], dict[tuple[
             grade = int(rel)
         except ValueError as exc:
             raise MiraclError(f"{path}:{lineno}: relevance {rel!r} is not an integer") from exc
-        if docid in qrels.get(qid, {}):
-            raise MiraclError(f"{path}:{lineno}: duplicate judgement for ({qid}, {docid})")
+        if (qid, docid) in where:
+            if qrels[qid][docid] != grade:
+                raise MiraclError(
+                    f"{path}:{lineno}: ({qid!r}, {docid!r}) judged {grade} here but {qrels[qid][docid]} "
+                    f"at line {where[(qid, docid)]}"
+                )
+            repeats += 1
+            continue
         qrels.setdefault(qid, {})[docid] = grade
         where[(qid, docid)] = lineno
     if not qrels:
         raise MiraclError(f"{path}: no judgements")
+    if repeats:
+        message = f"{path}: {repeats} repeated judgement line(s) dropped (same qid, docid, grade)"
+        warnings.warn(message, MiraclWarning, stacklevel=2)
     return qrels, where
 
 
-def iter_corpus(paths: Sequence[str | Path]) -> Iterator[tuple[str, str, str]]:
-    """(docid, title, text) from JSONL corpus files (each possibly .gz); errors name file and line."""
+def iter_corpus(paths: Sequence[str | Path]) -> Iterator[tuple[str, str, str, tuple[str | Path, int]]]:
+    """(docid, title, text, (file, line)) from JSONL corpus files (each possibly .gz); errors name file and line."""
     for path in paths:
         for lineno, line in _lines(path):
             try:
@@ -146,7 +172,7 @@ def iter_corpus(paths: Sequence[str | Path]) -> Iterator[tuple[str, str, str]]:
                 raise MiraclError(f"{path}:{lineno}: expected a JSON object with docid, title, text ({exc})") from exc
             if not isinstance(text, str) or not isinstance(title, str):
                 raise MiraclError(f"{path}:{lineno}: title and text must be strings")
-            yield docid, title, text
+            yield docid, title, text, (path, lineno)
 
 
 def find_local_files(root: str | Path, lang: str, split: str = "dev") -> tuple[Path, Path, list[Path]]:
@@ -156,10 +182,15 @@ def find_local_files(root: str | Path, lang: str, split: str = "dev") -> tuple[P
     topics = _one(base / "topics", f"topics.miracl-v1.0-{lang}-{split}.tsv", root)
     qrels = _one(base / "qrels", f"qrels.miracl-v1.0-{lang}-{split}.tsv", root)
     corpus_dir = root / f"miracl-corpus-v1.0-{lang}"
-    corpus = sorted(p for p in corpus_dir.glob("*.jsonl*") if p.suffix in (".jsonl", ".gz"))
+    corpus = _corpus_files(corpus_dir)
     if not corpus:
         raise FileNotFoundError(f"no corpus files (*.jsonl, *.jsonl.gz) in {corpus_dir}")
     return topics, qrels, corpus
+
+
+def _corpus_files(folder: Path) -> list[Path]:
+    """The corpus shards of one language folder, in name order (the same order for local and hub files)."""
+    return sorted(p for p in folder.glob("*.jsonl*") if p.suffix in (".jsonl", ".gz"))
 
 
 def _one(folder: Path, name: str, root: Path) -> Path:
@@ -195,7 +226,7 @@ def load_miracl_local(
     for (qid, _), lineno in where.items():
         if qid not in known:
             raise MiraclError(f"{qrels}:{lineno}: query id {qid!r} is not in the topics file {topics}")
-    docs, info = _collect_corpus(iter_corpus(corpus_paths), judged, sample_size, seed)
+    docs, info = _collect_corpus(iter_corpus(corpus_paths), judged, sample_size, seed, corpus_paths)
     if gap := _first_missing(judged, where, docs):
         (qid, docid), lineno, n = gap
         raise MiraclError(
@@ -215,16 +246,34 @@ def _first_missing(qrels: Mapping[str, Mapping[str, int]], where: Mapping[tuple[
 
 
 def _collect_corpus(
-    records: Iterable[tuple[str, str, str]], qrels: Mapping[str, Mapping[str, int]], sample_size: int | None, seed: int
+    records: Iterable[tuple[str, str, str, tuple]],
+    qrels: Mapping[str, Mapping[str, int]],
+    sample_size: int | None,
+    seed: int,
+    paths: Sequence[str | Path] = (),
 ) -> tuple[pd.DataFrame, dict]:
-    """The whole corpus, or the judged passages plus ``sample_size`` others by seeded reservoir sampling."""
+    """The whole corpus, or the judged passages plus ``sample_size`` others by seeded reservoir sampling.
+
+    A passage repeated with the same title and text is kept once (one warning counts the repeats); a docid repeated
+    with another title or text is an error naming both lines. Only a hash per docid is kept, so the first line of a
+    conflicting docid is found again by rescanning ``paths`` (on the error path only).
+    """
     judged = {d for rel in qrels.values() for d in rel}
-    keep, reservoir, seen_ids, n_total, n_other = [], [], set(), 0, 0
+    keep, reservoir, n_total, n_other = [], [], 0, 0
+    seen: dict[str, int] = {}
+    repeats: list[tuple] = []
     rng = np.random.default_rng(seed)
-    for docid, title, text in records:
-        if docid in seen_ids:
-            raise MiraclError(f"corpus: duplicate docid {docid!r}")
-        seen_ids.add(docid)
+    for docid, title, text, (path, lineno) in records:
+        digest = hash((title, text))
+        if docid in seen:
+            if seen[docid] != digest:
+                raise MiraclError(
+                    f"{path}:{lineno}: docid {docid!r} repeated with a different title/text "
+                    f"(first at {_first_line(docid, paths)})"
+                )
+            repeats.append((path, lineno))
+            continue
+        seen[docid] = digest
         n_total += 1
         if sample_size is None or docid in judged:
             keep.append((docid, title, text))
@@ -236,9 +285,25 @@ def _collect_corpus(
             j = int(rng.integers(0, n_other))
             if j < sample_size:
                 reservoir[j] = (docid, title, text)
+    if repeats:
+        files = sorted({str(p) for p, _ in repeats})
+        warnings.warn(
+            f"{', '.join(files)}: {len(repeats)} repeated passage line(s) dropped (same docid, title, text; "
+            f"first at {repeats[0][0]}:{repeats[0][1]})",
+            MiraclWarning,
+            stacklevel=3,
+        )
     rows = keep + sorted(reservoir)
     docs = pd.DataFrame(rows, columns=["docid", "title", "text"])
     return docs, _corpus_info(sample_size, seed, n_total, len(keep), len(reservoir))
+
+
+def _first_line(docid: str, paths: Sequence[str | Path]) -> str:
+    """The ``file:line`` of the first corpus line holding ``docid`` ("an earlier line" when no files are given)."""
+    for found, _, _, (path, lineno) in iter_corpus(paths):
+        if found == docid:
+            return f"{path}:{lineno}"
+    return "an earlier line"
 
 
 def _check_sampling(sample_size, seed) -> None:
@@ -270,61 +335,64 @@ def _corpus_info(sample_size, seed, n_total, n_judged, n_random) -> dict:
 # ------------------------------------------------------------------------------------------------ hub
 
 
-def _default_hub_loader(name: str, config: str, split: str):
-    from datasets import load_dataset
+def hub_paths(lang: str, split: str = "dev") -> dict[str, list[str]]:
+    """The files of one language in each hub repo: {repo: [topics, qrels] or [corpus shard pattern]}."""
+    base = f"miracl-v1.0-{lang}"
+    return {
+        HUB_TOPICS: [f"{base}/topics/topics.{base}-{split}.tsv", f"{base}/qrels/qrels.{base}-{split}.tsv"],
+        HUB_CORPUS: [f"miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz"],
+    }
 
-    return load_dataset(name, config, split=split)
 
+def _hub_snapshot(repo_id: str, patterns: Sequence[str]) -> Path:
+    """Download only ``patterns`` of the hub dataset ``repo_id`` (into the 🤗 cache) and return its snapshot folder.
 
-def load_miracl_hub(
-    lang: str,
-    split: str = "dev",
-    *,
-    hub_loader: Callable[[str, str, str], object] | None = None,
-    topics_name: str = HUB_TOPICS,
-    corpus_name: str = HUB_CORPUS,
-    corpus_split: str = "train",
-    sample_size: int | None = None,
-    seed: int = 0,
-) -> MiraclData:
-    """Load one language from 🤗 datasets (hub names by default; ``hub_loader`` may read saved copies)."""
-    loader = hub_loader or _default_hub_loader
-    where_topics = f"{topics_name}[{lang}] split {split}"
+    Any failure (no network, offline mode with nothing cached, a gated or missing repo) becomes one MiraclError
+    that names the repo and the files asked for, and says what to do.
+    """
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError
+
     try:
-        topics_ds = loader(topics_name, lang, split)
-        corpus_ds = loader(corpus_name, lang, corpus_split)
-    except (FileNotFoundError, ValueError, ConnectionError, OSError) as exc:
-        raise MiraclError(f"cannot load MIRACL {lang} from the hub ({exc}); offline? use local files") from exc
-    need = {"query_id", "query", "positive_passages", "negative_passages"}
-    missing_cols = need - set(topics_ds.column_names)
-    if missing_cols:
-        raise MiraclError(f"{where_topics}: missing column(s) {sorted(missing_cols)}")
-    if {"docid", "text"} - set(corpus_ds.column_names):
-        raise MiraclError(f"{corpus_name}[{lang}] split {corpus_split}: needs columns docid, title, text")
-    rows, qrels, where = [], {}, {}
-    for i, row in enumerate(topics_ds):
-        qid = str(row["query_id"])
-        if qid in qrels:
-            raise MiraclError(f"{where_topics} row {i}: duplicate query_id {qid!r}")
-        rows.append((qid, row["query"]))
-        qrels[qid] = {}
-        for key, grade in (("positive_passages", 1), ("negative_passages", 0)):
-            for passage in row[key] or []:
-                qrels[qid][str(passage["docid"])] = grade
-                where[(qid, str(passage["docid"]))] = i
-    records = (
-        (str(r["docid"]), r.get("title") or "", r["text"])
-        for r in corpus_ds.select_columns([c for c in ("docid", "title", "text") if c in corpus_ds.column_names])
-    )
-    docs, info = _collect_corpus(records, qrels, sample_size, seed)
-    if gap := _first_missing(qrels, where, docs):
-        (qid, docid), i, n = gap
-        raise MiraclError(
-            f"{where_topics} row {i} (query {qid}): judged docid {docid!r} is not in {corpus_name}[{lang}]; "
-            f"{n} judged docid(s) missing in all"
+        folder = huggingface_hub.snapshot_download(repo_id, repo_type="dataset", allow_patterns=list(patterns))
+    except Exception as exc:  # the hub's errors vary by version and transport; all mean "not downloaded"
+        hint = (
+            f"accept its terms on https://huggingface.co/datasets/{repo_id} and log in (hf auth login, or HF_TOKEN)"
+            if isinstance(exc, GatedRepoError)
+            else "no network, or HF_HUB_OFFLINE=1 with nothing cached? Download once online, or use local files"
         )
-    topics = pd.DataFrame(rows, columns=["qid", "query"])
-    return MiraclData(lang, topics, {q: r for q, r in qrels.items() if r}, docs, f"hub:{topics_name}", info)
+        raise MiraclError(
+            f"cannot download {', '.join(patterns)} from the hub dataset {repo_id} ({type(exc).__name__}: {exc}); "
+            f"{hint}"
+        ) from exc
+    return Path(folder)
+
+
+def load_miracl_hub(lang: str, split: str = "dev", *, sample_size: int | None = None, seed: int = 0) -> MiraclData:
+    """Load one language from the hub's files, read by :func:`load_miracl_local` (topics first: a language or
+    split the hub lacks fails before the corpus, gigabytes for large languages, is downloaded)."""
+    _check_sampling(sample_size, seed)
+    paths = hub_paths(lang, split)
+    root = _hub_snapshot(HUB_TOPICS, paths[HUB_TOPICS])
+    topics, qrels = (_hub_file(root, HUB_TOPICS, rel) for rel in paths[HUB_TOPICS])
+    corpus_root = _hub_snapshot(HUB_CORPUS, paths[HUB_CORPUS])
+    corpus = _corpus_files(corpus_root / f"miracl-corpus-v1.0-{lang}")
+    if not corpus:
+        raise MiraclError(f"the hub dataset {HUB_CORPUS} has no files {paths[HUB_CORPUS][0]}{_NOT_ON_HUB}")
+    data = load_miracl_local(
+        lang, split=split, topics=topics, qrels=qrels, corpus=corpus, sample_size=sample_size, seed=seed
+    )
+    data.source = f"hub:{HUB_TOPICS}/{paths[HUB_TOPICS][0]} + {HUB_CORPUS}/{paths[HUB_CORPUS][0]}"
+    return data
+
+
+_NOT_ON_HUB = " (no such language or split in MIRACL v1.0; or, offline, not in the local 🤗 cache)"
+
+
+def _hub_file(root: Path, repo_id: str, rel: str) -> Path:
+    if not (root / rel).is_file():
+        raise MiraclError(f"the hub dataset {repo_id} has no file {rel}{_NOT_ON_HUB}")
+    return root / rel
 
 
 # ------------------------------------------------------------------------------------------------ retrieval
@@ -403,6 +471,8 @@ def write_trec_qrels(path: Path, qrels: Mapping[str, Mapping[str, int]]) -> Path
 
 # ------------------------------------------------------------------------------------------------ evaluation
 
+_METRIC_NAMES = ("ndcg@10", "recall@100")
+
 
 def evaluate_miracl(
     encoder,
@@ -418,7 +488,6 @@ def evaluate_miracl(
     ann_check_queries: int = 200,
     bm25: bool = True,
     max_queries: int | None = None,
-    hub_loader: Callable[[str, str, str], object] | None = None,
     name: str | None = None,
     batch_size: int = 64,
     cache_dir: str | Path | None = None,
@@ -427,110 +496,160 @@ def evaluate_miracl(
 ) -> dict:
     """Evaluate ``encoder`` (and BM25) on MIRACL ``languages``; see the module docstring for sources and outputs.
 
-    ``source`` is "hub" or a local root folder (official layout). ``max_queries`` keeps the first N topics
-    (file order). Returns the metrics dict (also written to ``out_dir/metrics.json``).
+    ``source`` is "hub" (the hub's files) or a local root folder (official layout). ``max_queries`` keeps the first
+    N topics (file order). A language whose input cannot be loaded is skipped with a :class:`MiraclWarning` and
+    kept as rows with ``status`` "error" and the message (a long multi-language run is not lost to one bad file);
+    macro scores cover the languages scored. Returns the metrics dict (also written to ``out_dir/metrics.json``).
     """
-    if isinstance(languages, str):
-        languages = [languages]
+    languages = [languages] if isinstance(languages, str) else list(languages)
+    _check_evaluation(languages, k, max_queries)
+    run = _LanguageRun(encoder, name or model_name(encoder), model_fingerprint(encoder), out_dir, k, index, bm25)
+    run.encode_options = {"batch_size": batch_size, "cache_dir": cache_dir, "use_cache": use_cache,
+                          "show_progress_bar": show_progress_bar}  # fmt: skip
+    run.ann_check_queries = ann_check_queries
+    load = {"split": split, "sample_size": sample_size, "seed": seed}
+    for lang in languages:
+        t = time.perf_counter()
+        try:
+            data = _load_language(lang, source, max_queries, **load)
+        except (MiraclError, OSError) as exc:
+            run.timings["load"] += time.perf_counter() - t
+            run.fail(lang, exc)
+            continue
+        run.timings["load"] += time.perf_counter() - t
+        run.score(data)
+    if not run.per_query:
+        raise MiraclError(f"MIRACL: every language failed: {'; '.join(f'{k}: {v}' for k, v in run.failed.items())}")
+    return run.finish(languages, split, index)
+
+
+def _check_evaluation(languages: Sequence[str], k: int, max_queries: int | None) -> None:
     if not languages:
         raise MiraclError("evaluate_miracl: no languages given")
     if k < 100:
         raise MiraclError(f"k={k}: Recall@100 needs at least 100 results per query")
     if max_queries is not None and max_queries < 1:
         raise MiraclError(f"max_queries must be >= 1, got {max_queries}")
-    fp = model_fingerprint(encoder)
-    label = name or model_name(encoder)
-    timings = {"load": 0.0, "encode": 0.0, "search": 0.0, "bm25": 0.0, "metric": 0.0}
-    rows, per_lang, per_query, files = [], {}, [], {"runs": {}, "qrels": {}}
-    for lang in languages:
-        t = time.perf_counter()
-        kwargs = {"split": split, "sample_size": sample_size, "seed": seed}
-        if str(source) == "hub":
-            data = load_miracl_hub(lang, hub_loader=hub_loader, **kwargs)
-        else:
-            data = load_miracl_local(lang, source, **kwargs)
-        if max_queries is not None:
-            data.topics = data.topics.iloc[:max_queries].reset_index(drop=True)
-            data.qrels = {q: data.qrels[q] for q in data.topics.qid if q in data.qrels}
-        timings["load"] += time.perf_counter() - t
 
-        t = time.perf_counter()
-        enc = {
-            "batch_size": batch_size,
-            "cache_dir": cache_dir,
-            "use_cache": use_cache,
-            "fingerprint": fp,
-            "show_progress_bar": show_progress_bar,
-        }
-        q_emb = encode_cached(encoder, data.topics["query"].tolist(), "query", **enc)
-        p_emb = encode_cached(encoder, data.passages(), "passage", **enc)
-        timings["encode"] += time.perf_counter() - t
 
+def _load_language(lang: str, source, max_queries: int | None, **kwargs) -> MiraclData:
+    """One language from the hub or a local root, cut to its first ``max_queries`` topics."""
+    if str(source) == "hub":
+        data = load_miracl_hub(lang, **kwargs)
+    else:
+        data = load_miracl_local(lang, source, **kwargs)
+    if max_queries is not None:
+        data.topics = data.topics.iloc[:max_queries].reset_index(drop=True)
+        data.qrels = {q: data.qrels[q] for q in data.topics.qid if q in data.qrels}
+    return data
+
+
+@dataclass
+class _LanguageRun:
+    """One :func:`evaluate_miracl` call's state, filled language by language: rows, per-query tables, files, timings."""
+
+    encoder: object
+    label: str
+    fingerprint: str
+    out_dir: str | Path | None
+    k: int
+    index: str
+    bm25: bool
+    encode_options: dict = field(default_factory=dict)
+    ann_check_queries: int = 200
+    rows: list = field(default_factory=list)
+    per_lang: dict = field(default_factory=dict)
+    per_query: list = field(default_factory=list)
+    failed: dict = field(default_factory=dict)
+    files: dict = field(default_factory=lambda: {"runs": {}, "qrels": {}})
+    timings: dict = field(default_factory=lambda: dict.fromkeys(("load", "encode", "search", "bm25", "metric"), 0.0))
+
+    @property
+    def retrievers(self) -> list[str]:
+        return ["dense", "bm25"] if self.bm25 else ["dense"]
+
+    def fail(self, lang: str, exc: Exception) -> None:
+        """Keep a language that could not be loaded as rows with status "error" and its message; warn."""
+        message = str(exc) if isinstance(exc, MiraclError) else f"{type(exc).__name__}: {exc}"
+        warnings.warn(f"MIRACL {lang}: skipped ({message})", MiraclWarning, stacklevel=3)
+        self.failed[lang] = message
+        self.per_lang[lang] = {"status": "error", "error": message}
+        nan = dict.fromkeys(_METRIC_NAMES, float("nan"))
+        self.rows += [
+            {"lang": lang, "retriever": r, **nan, "status": "error", "error": message} for r in self.retrievers
+        ]
+
+    def score(self, data: MiraclData) -> None:
+        """Encode, search (dense, BM25), score and write the runs of one loaded language."""
         t = time.perf_counter()
-        runs = {"dense": dense_run(q_emb, p_emb, data, k, index=index)}
-        entry: dict = {"source": data.source, "corpus": data.corpus_info}
-        if index == "hnsw":
-            n_check = min(ann_check_queries, len(q_emb))
-            _, exact = faiss_search(q_emb[:n_check], p_emb, k, index="flat")
-            _, approx = faiss_search(q_emb[:n_check], p_emb, k, index="hnsw")
-            entry["ann"] = {"index": "hnsw", f"recall@{k}_vs_exact": ann_recall(exact, approx), "queries": n_check}
-        timings["search"] += time.perf_counter() - t
-        if bm25:
+        enc = {**self.encode_options, "fingerprint": self.fingerprint}
+        q_emb = encode_cached(self.encoder, data.topics["query"].tolist(), "query", **enc)
+        p_emb = encode_cached(self.encoder, data.passages(), "passage", **enc)
+        self.timings["encode"] += time.perf_counter() - t
+        t = time.perf_counter()
+        runs = {"dense": dense_run(q_emb, p_emb, data, self.k, index=self.index)}
+        entry: dict = {"status": "ok", "source": data.source, "corpus": data.corpus_info}
+        if self.index == "hnsw":
+            n_check = min(self.ann_check_queries, len(q_emb))
+            _, exact = faiss_search(q_emb[:n_check], p_emb, self.k, index="flat")
+            _, approx = faiss_search(q_emb[:n_check], p_emb, self.k, index="hnsw")
+            entry["ann"] = {"index": "hnsw", f"recall@{self.k}_vs_exact": ann_recall(exact, approx), "queries": n_check}
+        self.timings["search"] += time.perf_counter() - t
+        if self.bm25:
             t = time.perf_counter()
-            runs["bm25"] = bm25_run(data, k)
-            timings["bm25"] += time.perf_counter() - t
-
+            runs["bm25"] = bm25_run(data, self.k)
+            self.timings["bm25"] += time.perf_counter() - t
         t = time.perf_counter()
         for system, run in runs.items():
-            scores = score_run(data.qrels, run).assign(lang=lang, retriever=system)
-            per_query.append(scores)
-            rows.append(
-                {
-                    "lang": lang,
-                    "retriever": system,
-                    "ndcg@10": float(scores["ndcg@10"].mean()),
-                    "recall@100": float(scores["recall@100"].mean()),
-                    "n_queries": len(data.topics),
-                    "n_judged_queries": len(data.qrels),
-                    "corpus": data.corpus_info["kind"],
-                    "corpus_size": data.corpus_info["size"],
-                    "comparable_to_full_corpus": data.corpus_info["comparable_to_full_corpus"],
-                }
-            )
-            if out_dir is not None:
-                rel = f"runs/{lang}.{system}.trec"
-                write_trec_run(Path(out_dir) / rel, run, label if system == "dense" else "bm25")
-                files["runs"].setdefault(lang, {})[system] = rel
-        if out_dir is not None:
-            files["qrels"][lang] = f"runs/{lang}.qrels"
-            write_trec_qrels(Path(out_dir) / files["qrels"][lang], data.qrels)
-        per_lang[lang] = entry
-        timings["metric"] += time.perf_counter() - t
+            self._record(data, system, run)
+        if self.out_dir is not None:
+            self.files["qrels"][data.lang] = f"runs/{data.lang}.qrels"
+            write_trec_qrels(Path(self.out_dir) / self.files["qrels"][data.lang], data.qrels)
+        self.per_lang[data.lang] = entry
+        self.timings["metric"] += time.perf_counter() - t
 
-    systems = ["dense", "bm25"] if bm25 else ["dense"]
-    comparable = all(e["corpus"].get("comparable_to_full_corpus", False) for e in per_lang.values())
-    metrics = {
-        "model": label,
-        "fingerprint": fp,
-        "dataset": "miracl",
-        "split": split,
-        "languages": list(languages),
-        "index": index,
-        **{
-            f"{s}_{m}": float(np.mean([r[m] for r in rows if r["retriever"] == s]))
-            for s in systems
-            for m in ("ndcg@10", "recall@100")
-        },
-        "comparable_to_full_corpus": comparable,
-        "per_language": rows,
-        "language_info": per_lang,
-        "timings": {key: round(v, 4) for key, v in timings.items()},
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-    }
-    table = pd.concat(per_query, ignore_index=True)[["lang", "qid", "retriever", "ndcg@10", "recall@100"]]
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        io.write_parquet(out_dir / "per_query.parquet", table)
-        metrics["files"] = {"per_query": "per_query.parquet", **files}
-        io.write_json(out_dir / "metrics.json", metrics)
-    return {**metrics, "per_query": table}
+    def _record(self, data: MiraclData, system: str, run: Mapping[str, Mapping[str, float]]) -> None:
+        scores = score_run(data.qrels, run).assign(lang=data.lang, retriever=system)
+        self.per_query.append(scores)
+        info = data.corpus_info
+        self.rows.append(
+            {"lang": data.lang, "retriever": system, **{m: float(scores[m].mean()) for m in _METRIC_NAMES},
+             "status": "ok", "error": "", "n_queries": len(data.topics), "n_judged_queries": len(data.qrels),
+             "corpus": info["kind"], "corpus_size": info["size"],
+             "comparable_to_full_corpus": info["comparable_to_full_corpus"]}
+        )  # fmt: skip
+        if self.out_dir is not None:
+            rel = f"runs/{data.lang}.{system}.trec"
+            write_trec_run(Path(self.out_dir) / rel, run, self.label if system == "dense" else "bm25")
+            self.files["runs"].setdefault(data.lang, {})[system] = rel
+
+    def finish(self, languages: list[str], split: str, index: str) -> dict:
+        """The metrics dict (macro over the languages scored), written to ``out_dir`` with the per-query table."""
+        ok = [r for r in self.rows if r["status"] == "ok"]
+        scored = [e for e in self.per_lang.values() if e["status"] == "ok"]
+        metrics = {
+            "model": self.label,
+            "fingerprint": self.fingerprint,
+            "dataset": "miracl",
+            "split": split,
+            "languages": languages,
+            "index": index,
+            **{
+                f"{s}_{m}": float(np.mean([r[m] for r in ok if r["retriever"] == s]))
+                for s in self.retrievers
+                for m in _METRIC_NAMES
+            },
+            "comparable_to_full_corpus": all(e["corpus"].get("comparable_to_full_corpus", False) for e in scored),
+            "per_language": self.rows,
+            "language_info": self.per_lang,
+            "failed": self.failed,
+            "timings": {key: round(v, 4) for key, v in self.timings.items()},
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        }
+        table = pd.concat(self.per_query, ignore_index=True)[["lang", "qid", "retriever", *_METRIC_NAMES]]
+        if self.out_dir is not None:
+            out_dir = Path(self.out_dir)
+            io.write_parquet(out_dir / "per_query.parquet", table)
+            metrics["files"] = {"per_query": "per_query.parquet", **self.files}
+            io.write_json(out_dir / "metrics.json", metrics)
+        return {**metrics, "per_query": table}

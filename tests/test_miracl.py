@@ -1,10 +1,13 @@
-"""MIRACL loading (local official files and 🤗-format datasets), BM25, dense search, metrics, error messages."""
+"""MIRACL loading (local official files and the hub's files), BM25, dense search, metrics, error messages."""
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import hashlib
+import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ from hybridir_utils.evaluation import read_trec_run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "miracl"
 LOCAL = FIXTURES / "local"
+HUB = FIXTURES / "hub"  # a fake of the hub repos miracl/miracl and miracl/miracl-corpus, file for file
 
 
 class HashEncoder:
@@ -33,17 +37,30 @@ class HashEncoder:
 
 
 @pytest.fixture
-def hub_loader(tmp_path):
-    """Reads the saved hub-format parquet files through datasets.load_dataset, like the hub would be read."""
-    import datasets
+def fake_hub(tmp_path, monkeypatch):
+    """``huggingface_hub.snapshot_download`` copying the files its ``allow_patterns`` match from the fixture tree.
 
-    def load(name: str, config: str, split: str):
-        path = FIXTURES / "hf" / name.split("/")[-1] / config / f"{split}.parquet"
-        if not path.is_file():
-            raise FileNotFoundError(f"no such dataset {name}/{config}/{split}")
-        return datasets.load_dataset("parquet", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf"))
+    Checks what the loader asks for (a dataset repo, only the files it needs), never touches the network, and
+    returns the list of calls for the tests to inspect.
+    """
+    import huggingface_hub
 
-    return load
+    calls = []
+
+    def snapshot_download(repo_id, *, repo_type=None, allow_patterns=None, **kwargs):
+        calls.append((repo_id, repo_type, list(allow_patterns)))
+        assert repo_type == "dataset" and allow_patterns and not kwargs
+        dest = tmp_path / "hf-cache" / repo_id.replace("/", "--")
+        dest.mkdir(parents=True, exist_ok=True)
+        for path in (HUB / repo_id).rglob("*"):
+            rel = path.relative_to(HUB / repo_id).as_posix()
+            if path.is_file() and any(fnmatch.fnmatch(rel, pattern) for pattern in allow_patterns):
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, dest / rel)
+        return str(dest)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    return calls
 
 
 def _copy_local(tmp_path: Path) -> Path:
@@ -53,9 +70,15 @@ def _copy_local(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("lang", ["es", "zh"])
-def test_local_and_hub_formats_load_the_same_data(lang, hub_loader):
+def test_local_and_hub_files_load_the_same_data(lang, fake_hub):
     local = miracl.load_miracl_local(lang, LOCAL)
-    hub = miracl.load_miracl_hub(lang, hub_loader=hub_loader)
+    hub = miracl.load_miracl_hub(lang)
+    assert fake_hub == [  # only the files of this language, topics first (a missing language fails before the corpus)
+        ("miracl/miracl", "dataset", [f"miracl-v1.0-{lang}/topics/topics.miracl-v1.0-{lang}-dev.tsv",
+                                      f"miracl-v1.0-{lang}/qrels/qrels.miracl-v1.0-{lang}-dev.tsv"]),
+        ("miracl/miracl-corpus", "dataset", [f"miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz"]),
+    ]  # fmt: skip
+    assert hub.source.startswith("hub:miracl/miracl/") and local.source.startswith("local:")
     assert len(local.topics) == 10 and len(local.corpus) == 60
     pd.testing.assert_frame_equal(local.topics, hub.topics)
     assert local.qrels == hub.qrels
@@ -73,11 +96,11 @@ def test_tokenize_splits_cjk_into_bigrams():
     assert miracl.tokenize("亚马孙 river", "es") == ["亚马孙", "river"]  # bigrams only for zh/ja/th
 
 
-def test_evaluate_local_and_hub_agree_and_bm25_is_strong(tmp_path, hub_loader):
+def test_evaluate_local_and_hub_agree_and_bm25_is_strong(tmp_path, fake_hub):
     enc = HashEncoder()
     kw = {"cache_dir": tmp_path / "cache", "show_progress_bar": False}
     local = miracl.evaluate_miracl(enc, ["es", "zh"], tmp_path / "local", source=LOCAL, **kw)
-    hub = miracl.evaluate_miracl(enc, ["es", "zh"], tmp_path / "hub", source="hub", hub_loader=hub_loader, **kw)
+    hub = miracl.evaluate_miracl(enc, ["es", "zh"], tmp_path / "hub", source="hub", **kw)
     for key in ("dense_ndcg@10", "dense_recall@100", "bm25_ndcg@10", "bm25_recall@100"):
         assert local[key] == pytest.approx(hub[key])
     # hand-written queries share words with their answers: lexical BM25 should rank them high
@@ -180,15 +203,29 @@ def test_bad_corpus_and_topics(tmp_path):
         miracl.load_miracl_local("fr", root)
 
 
-def test_hub_judged_docid_missing_from_corpus(hub_loader):
-    def loader(name, config, split):
-        ds = hub_loader(name, config, split)
-        return ds.filter(lambda row: row["docid"] != "1000#1") if "corpus" in name else ds
+def test_hub_file_missing_names_the_repo_and_file(fake_hub, tmp_path):
+    with pytest.raises(miracl.MiraclError, match=r"hub dataset miracl/miracl has no file miracl-v1\.0-fr/topics/"):
+        miracl.load_miracl_hub("fr")
+    assert [repo for repo, _, _ in fake_hub] == ["miracl/miracl"]  # the corpus is not downloaded for nothing
+    shutil.copytree(HUB, tmp_path / "hub")
+    for shard in (tmp_path / "hub" / "miracl" / "miracl-corpus" / "miracl-corpus-v1.0-es").iterdir():
+        shard.unlink()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys.modules[__name__], "HUB", tmp_path / "hub")
+        with pytest.raises(miracl.MiraclError, match=r"miracl/miracl-corpus has no files miracl-corpus-v1\.0-es/docs-"):
+            miracl.load_miracl_hub("es")
 
-    with pytest.raises(miracl.MiraclError, match=r"row 0 \(query 3\): judged docid '1000#1' is not in"):
-        miracl.load_miracl_hub("es", hub_loader=loader)
-    with pytest.raises(miracl.MiraclError, match="cannot load MIRACL fr"):
-        miracl.load_miracl_hub("fr", hub_loader=hub_loader)
+
+def test_hub_unreachable_names_the_repo_and_files(tmp_path, monkeypatch):
+    """No network here: the real snapshot_download in offline mode, with an empty cache, fails; the error says so."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    pattern = r"cannot download miracl-v1\.0-es/topics/topics\.miracl-v1\.0-es-dev\.tsv, .* hub dataset miracl/miracl"
+    with pytest.raises(miracl.MiraclError, match=pattern) as info:
+        miracl.load_miracl_hub("es")
+    assert "HF_HUB_OFFLINE=1 with nothing cached" in str(info.value)
 
 
 @pytest.mark.parametrize(("kwargs", "needle"), [({"sample_size": -1}, "sample_size"), ({"seed": "x"}, "seed")])
@@ -196,3 +233,138 @@ def test_bad_sampling_arguments_are_named(kwargs, needle):
     """Issue 12 defect 8: sample_size=-1 was silently 0, seed='x' a raw ValueError."""
     with pytest.raises(miracl.MiraclError, match=rf"{needle} must be an integer >= 0"):
         miracl.load_miracl_local("es", LOCAL, **kwargs)
+
+
+# ------------------------------------------------------------------ issue 12: MIRACL leftovers (one test per defect)
+
+
+def test_bom_on_topics_is_read_not_blamed_on_qrels(tmp_path):
+    """A UTF-8 BOM glued to the first query id made it unknown, and the error blamed the qrels file."""
+    root = _copy_local(tmp_path)
+    topics = root / "miracl-v1.0-zh" / "topics" / "topics.miracl-v1.0-zh-dev.tsv"
+    topics.write_bytes(b"\xef\xbb\xbf" + topics.read_bytes())
+    data = miracl.load_miracl_local("zh", root)
+    assert data.topics.qid[0] == "3" and data.qrels == miracl.load_miracl_local("zh", LOCAL).qrels
+
+
+def _append_to_shard(shard: Path, line: str) -> int:
+    """Append ``line`` to a gzip'd JSONL shard; returns its line number."""
+    with gzip.open(shard, "rt", encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    with gzip.open(shard, "wt", encoding="utf-8") as fh:
+        fh.write("\n".join([*lines, line]) + "\n")
+    return len(lines) + 1
+
+
+def test_conflicting_corpus_duplicate_names_file_and_line(tmp_path):
+    """A duplicate docid used to raise 'corpus: duplicate docid' with no file or line."""
+    root = _copy_local(tmp_path)
+    shard = root / "miracl-corpus-v1.0-es" / "docs-1.jsonl.gz"
+    lineno = _append_to_shard(shard, '{"docid": "1000#0", "title": "Canberra", "text": "otro texto"}')
+    pattern = rf"docs-1\.jsonl\.gz:{lineno}: docid '1000#0' .*different title/text.*docs-0\.jsonl\.gz:1\b"
+    with pytest.raises(miracl.MiraclError, match=pattern):
+        miracl.load_miracl_local("es", root)
+
+
+def test_repeated_passages_are_dropped_with_a_counting_warning(tmp_path):
+    """Real MIRACL repeats some lines; an exact repeat of a passage used to abort the language."""
+    root = _copy_local(tmp_path)
+    original = miracl.load_miracl_local("es", LOCAL)
+    shard = root / "miracl-corpus-v1.0-es" / "docs-1.jsonl.gz"
+    first = original.corpus.iloc[0]
+    for _ in range(2):
+        _append_to_shard(shard, json.dumps(dict(first[["docid", "title", "text"]]), ensure_ascii=False))
+    with pytest.warns(miracl.MiraclWarning, match=r"docs-1\.jsonl\.gz.*2 repeated passage"):
+        data = miracl.load_miracl_local("es", root)
+    pd.testing.assert_frame_equal(data.corpus, original.corpus)
+
+
+def test_repeated_judgements_are_dropped_conflicting_ones_name_both_lines(tmp_path):
+    """Korean MIRACL dev qrels repeat judgements (reported upstream in pyserini): that aborted the language."""
+    root = _copy_local(tmp_path)
+    qrels = root / "miracl-v1.0-es" / "qrels" / "qrels.miracl-v1.0-es-dev.tsv"
+    original = qrels.read_text(encoding="utf-8")
+    first = original.splitlines()[0]  # "3<TAB>Q0<TAB>1000#0<TAB>1"
+    qrels.write_text(original + first + "\n" + first + "\n" + first + "\n", encoding="utf-8")
+    with pytest.warns(miracl.MiraclWarning, match=r"qrels\.miracl-v1\.0-es-dev\.tsv: 3 repeated judgement"):
+        data = miracl.load_miracl_local("es", root)
+    assert data.qrels == miracl.load_miracl_local("es", LOCAL).qrels
+    qrels.write_text(original + first[:-1] + "0\n", encoding="utf-8")
+    with pytest.raises(miracl.MiraclError, match=r"dev\.tsv:31: \('3', '1000#0'\) judged 0 here but 1 at line 1"):
+        miracl.load_miracl_local("es", root)
+
+
+def test_one_language_failing_does_not_stop_the_others(tmp_path):
+    """A bad file in one language used to abort every language; now it is a row with its error, and a warning."""
+    root = _copy_local(tmp_path)
+    topics = root / "miracl-v1.0-es" / "topics" / "topics.miracl-v1.0-es-dev.tsv"
+    topics.write_text("3 no tab here\n", encoding="utf-8")
+    kw = {"cache_dir": tmp_path / "cache", "show_progress_bar": False}
+    with pytest.warns(miracl.MiraclWarning, match=r"MIRACL es: skipped .*topics\.miracl-v1\.0-es-dev\.tsv:1"):
+        m = miracl.evaluate_miracl(HashEncoder(), ["es", "zh"], tmp_path / "out", source=root, **kw)
+    rows = pd.DataFrame(m["per_language"]).set_index(["lang", "retriever"])
+    assert set(rows.status) == {"ok", "error"} and rows.loc[("zh", "dense"), "status"] == "ok"
+    assert "topics.miracl-v1.0-es-dev.tsv:1" in rows.loc[("es", "dense"), "error"]
+    assert np.isnan(rows.loc[("es", "dense"), "ndcg@10"])
+    assert m["dense_ndcg@10"] == pytest.approx(rows.loc[("zh", "dense"), "ndcg@10"])  # macro over the languages scored
+    assert set(m["failed"]) == {"es"} and set(m["per_query"].lang) == {"zh"}
+    topics.write_text("", encoding="utf-8")
+    (root / "miracl-v1.0-zh" / "topics" / "topics.miracl-v1.0-zh-dev.tsv").unlink()
+    with (
+        pytest.warns(miracl.MiraclWarning),
+        pytest.raises(miracl.MiraclError, match=r"every language failed.*es:.*zh:"),
+    ):
+        miracl.evaluate_miracl(HashEncoder(), ["es", "zh"], None, source=root, **kw)
+
+
+# ------------------------------------------------------------------ issue 14 item 5: every system on MIRACL
+
+
+class SaltedEncoder(HashEncoder):
+    """A HashEncoder per model folder, so that systems and seeds get different (but deterministic) scores."""
+
+    def __init__(self, name: str):
+        self.name = str(name)
+
+    def fingerprint(self) -> str:
+        return f"hash-bigram-64-{self.name}"
+
+    def encode(self, texts, prompt_name=None, **kwargs):
+        return super().encode([f"{self.name[-1]}{t}" for t in texts], prompt_name, **kwargs)
+
+
+def test_run_miracl_scores_every_system_and_seed_with_bm25_once(tmp_path, monkeypatch):
+    """Only the baselines and hybrid/general (first seed) were scored: MIRACL could not speak to the domain question."""
+    from hybridir_utils import models, report
+
+    monkeypatch.setattr(models, "load_encoder", lambda name, backend="torch": SaltedEncoder(name))
+    monkeypatch.setattr(models, "inference_backend", lambda name, backend: backend)
+    monkeypatch.setenv("HYBRIDIR_CACHE_DIR", str(tmp_path / "cache"))
+    trained = [(system, seed) for system in ("hybrid/general", "hybrid/science-in-domain",
+               "hybrid/science-size-random") for seed in (0, 1)]  # fmt: skip
+    systems = pd.DataFrame(
+        [{"label": b, "system": b, "seed": 0, "source": b} for b in ("multilingual-e5-small", "use-multilingual")]
+        + [{"label": f"{s}/seed{k}", "system": s, "seed": k, "source": f"runs/{s}-{k}"} for s, k in trained]
+    )
+    table = report.run_miracl(systems, LOCAL, ["es", "zh"], tmp_path / "miracl")
+    dense = table[table.retriever == "dense"]
+    assert set(zip(dense.system, dense.seed, strict=True)) == set(zip(systems.system, systems.seed, strict=True))
+    assert len(dense) == len(systems) * 2 and (table.status == "ok").all()
+    assert len(table[table.retriever == "bm25"]) == 2 and set(table[table.retriever == "bm25"].system) == {"bm25"}
+    summary = report.miracl_summary(table)
+    assert list(summary.index) == [*dict.fromkeys(systems.system), "bm25"]
+    assert summary.loc["hybrid/science-in-domain", "seeds"] == 2 and summary.loc["use-multilingual", "seeds"] == 1
+    seeds = dense[(dense.system == "hybrid/general")].groupby("lang")["ndcg@10"].mean()
+    assert summary.loc["hybrid/general", "es"] == pytest.approx(seeds["es"])
+    assert summary.loc["hybrid/general", "macro"] == pytest.approx(seeds.mean())
+
+
+def test_notebook_04_prints_the_miracl_caveat_beside_the_table():
+    """The caveat (e5 saw MIRACL's training split; what the table does and does not show) sits in the MIRACL section."""
+    from hybridir_utils import report
+
+    text = (Path(__file__).parents[1] / "notebooks" / "04_evaluation.py").read_text(encoding="utf-8")
+    section = text[text.index("# ## MIRACL") :]
+    markdown = " ".join(line[2:].strip() for line in section.splitlines() if line.startswith("# "))
+    assert report.MIRACL_CAVEAT in " ".join(markdown.replace("**", "").split())
+    assert "report.miracl_summary(" in section

@@ -41,6 +41,7 @@ def test_smoke_metrics_are_in_range(smoke_run):
     assert (comparisons.lo <= comparisons.hi).all() and (comparisons.p_holm >= comparisons.p).all()
     miracl = pd.read_parquet(out / "04_eval" / "miracl.parquet")
     assert set(miracl.retriever) == {"dense", "bm25"} and miracl["ndcg@10"].between(0, 1).all()
+    assert set(miracl.label) == {*results.label, "bm25"}  # every system and seed, BM25 once
     answer = (out / "05_bias" / "answer.md").read_text()
     assert "**Answer.**" in answer and "hybrid/science-size-random" in answer and "**Recipe" in answer
 
