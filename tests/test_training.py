@@ -253,6 +253,20 @@ def test_short_real_training_lowers_heldout_loss_resumes_and_reloads(tmp_path, s
     assert train(cfg, pairs=train_pairs) == model_dir  # finished run with the same config: reused, not retrained
 
 
+class _KillAt:
+    """A trainer callback that ends the process's training abruptly once checkpoint ``step`` is saved."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def __getattr__(self, name):  # every other callback event: nothing to do
+        return lambda *args, **kwargs: None
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise RuntimeError("killed")
+
+
 @pytest.mark.slow
 def test_resume_skips_a_checkpoint_killed_mid_save_and_reports_the_whole_run_loss(tmp_path, shared_data_dir, caplog):
     """Issue 12 defects 1 and 8: a checkpoint holding only config.json (a kill mid-save) no longer blocks every
@@ -267,8 +281,9 @@ def test_resume_skips_a_checkpoint_killed_mid_save_and_reports_the_whole_run_los
     whole = json.loads((train({**cfg, "output_dir": str(tmp_path / "a")}, pairs=pairs, data_dir=shared_data_dir)
                         / "train_info.json").read_text())  # fmt: skip
     run = tmp_path / "b"  # the same run, killed while writing checkpoint-4 and then during the final save
-    shutil.copytree(tmp_path / "a", run)
-    shutil.rmtree(run / "model")
+    with pytest.raises(RuntimeError, match="killed"):  # a finished run deletes its checkpoints: kill this one first
+        train({**cfg, "output_dir": str(run)}, pairs=pairs, data_dir=shared_data_dir, callbacks=[_KillAt(4)])
+    assert not (run / "model").exists()
     for f in (run / "checkpoints" / "checkpoint-4").iterdir():
         if f.name != "config.json":
             shutil.rmtree(f) if f.is_dir() else f.unlink()
