@@ -20,14 +20,7 @@ import time
 from pathlib import Path
 
 from hybridir_utils import config, io
-
-
-def _data_dir(explicit: str | None) -> Path | None:
-    """An explicit folder, else $HYBRIDIR_DATA_DIR, else the shared read-only copy when present (else download)."""
-    if explicit:
-        return Path(explicit)
-    shared = config.shared_dir() / "data" / "lareqa"
-    return config.data_dir() or (shared if (shared / "xquad-r").is_dir() else None)
+from hybridir_utils.lareqa import evaluate_lareqa
 
 
 def _eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -49,14 +42,13 @@ def bench_eval(args: argparse.Namespace) -> dict:
     """Cold (fresh cache) then warm (cached) evaluation of one model; print and save the timings."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from hybridir_utils.data import load_lareqa
-    from hybridir_utils.evaluation import evaluate_lareqa
     from hybridir_utils.models import load_encoder
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    ds = load_lareqa(args.dataset, languages=args.languages, data_dir=_data_dir(args.data_dir))
+    ds = load_lareqa(args.dataset, languages=args.languages, data_dir=config.lareqa_dir(args.data_dir))
     if args.articles is not None or args.max_questions is not None:
         articles = sorted(set(ds.questions.article))[: args.articles] if args.articles is not None else None
         ds = ds.subset(articles=articles, max_questions_per_lang=args.max_questions)

@@ -43,6 +43,8 @@ import pandas as pd
 
 from hybridir_utils import config, io
 from hybridir_utils.data import article_key as _data_article_key
+from hybridir_utils.embeddings import encode_cached
+from hybridir_utils.fingerprints import encoder_name
 
 DOMAINS: dict[str, str] = {
     "science": "natural and formal sciences, technology and engineering, medicine and health",
@@ -261,35 +263,11 @@ def article_texts(data, n_sentences: int = 2, max_chars: int = 320) -> pd.DataFr
 # ---------------------------------------------------------------------------------------------------- scoring
 
 
-def _encoder_name(encoder) -> str:
-    try:
-        from hybridir_utils.models import encoder_name
-    except ImportError:
-        return type(encoder).__name__
-    return encoder_name(encoder)
-
-
 def _encode(encoder, texts: list[str], prompt_name: str, show_progress_bar: bool = False) -> np.ndarray:
-    """Normalised embeddings, through the shared embedding cache when the evaluation module provides it."""
+    """Normalised embeddings, through the shared embedding cache."""
     if not texts:
         return np.zeros((0, 1), dtype=np.float32)
-    try:
-        from hybridir_utils.evaluation import encode_cached
-    except ImportError:  # the cache is an optimisation only
-        encode_cached = None
-    if encode_cached is not None:
-        emb = encode_cached(encoder, texts, prompt_name, batch_size=32, show_progress_bar=show_progress_bar)
-    else:
-        prompts = getattr(encoder, "prompts", None) or {}
-        kwargs = {"prompt_name": prompt_name} if prompt_name in prompts else {}
-        emb = encoder.encode(
-            texts,
-            batch_size=32,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=show_progress_bar,
-            **kwargs,
-        )
+    emb = encode_cached(encoder, texts, prompt_name, batch_size=32, show_progress_bar=show_progress_bar)
     emb = np.asarray(emb, dtype=np.float32)
     return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
@@ -320,7 +298,7 @@ class DomainClassifier:
         parts = ["desc"] if use_descriptions else []
         if use_seeds:
             parts.append(f"seeds-knn{seed_k}" if seed_k > 0 else "seeds")
-        self.method = f"{_encoder_name(encoder)}-zeroshot[{'+'.join(parts)}]"
+        self.method = f"{encoder_name(encoder)}-zeroshot[{'+'.join(parts)}]"
         self.desc_centroids = None
         if use_descriptions:
             rows = [(d, t) for d in CLASS_NAMES for t in DESCRIPTIONS[d]]
@@ -872,3 +850,23 @@ def label_lareqa(
         summary["datasets"][name] = entry
     io.write_json(out_dir / "summary.json", summary)
     return summary
+
+
+CONTROL_PREFIX = "size-"  # "news:size-random", "news:size-history": pools as large as the news pool
+
+
+def parse_domain_run(spec: str) -> tuple[str, str]:
+    """``"science:in-domain"`` -> ("science", "in-domain"); also ``weighted`` and the size-matched controls
+    ``size-random`` (random groups) and ``size-<other domain>``, each as large as the target's in-domain pool."""
+    domain, sep, mode = str(spec).partition(":")
+    control = mode[len(CONTROL_PREFIX) :] if mode.startswith(CONTROL_PREFIX) else None
+    valid = mode in POOL_MODES and mode != "general"
+    if not sep or not (valid or control):
+        raise DomainError(
+            f"domain run {spec!r}: expected '<domain>:in-domain', '<domain>:weighted', '<domain>:size-random' or "
+            "'<domain>:size-<other domain>'"
+        )
+    domain = check_domain(domain, allow_other=False)
+    if control and control != "random" and check_domain(control, allow_other=False) == domain:
+        raise DomainError(f"domain run {spec!r}: a size-matched control needs another domain than {domain!r}")
+    return domain, mode

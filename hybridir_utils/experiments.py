@@ -17,7 +17,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hybridir_utils import environment, io
-from hybridir_utils.domains import POOL_MODES, check_domain, domain_pool, matched_pool
+from hybridir_utils.domains import CONTROL_PREFIX, DomainError, domain_pool, matched_pool, parse_domain_run
+from hybridir_utils.embeddings import encode_cached
+from hybridir_utils.lareqa import evaluate_lareqa
 from hybridir_utils.sampling import PRESETS
 
 BASELINES = ("multilingual-e5-small", "use-multilingual")
@@ -54,26 +56,6 @@ class Run:
         return cls(sampling, domain, mode)
 
 
-CONTROL_PREFIX = "size-"  # "news:size-random", "news:size-history": pools as large as the news pool
-
-
-def parse_domain_run(spec: str) -> tuple[str, str]:
-    """``"science:in-domain"`` -> ("science", "in-domain"); also ``weighted`` and the size-matched controls
-    ``size-random`` (random groups) and ``size-<other domain>``, each as large as the target's in-domain pool."""
-    domain, sep, mode = str(spec).partition(":")
-    control = mode[len(CONTROL_PREFIX) :] if mode.startswith(CONTROL_PREFIX) else None
-    valid = mode in POOL_MODES and mode != "general"
-    if not sep or not (valid or control):
-        raise ExperimentError(
-            f"domain run {spec!r}: expected '<domain>:in-domain', '<domain>:weighted', '<domain>:size-random' or "
-            "'<domain>:size-<other domain>'"
-        )
-    domain = check_domain(domain, allow_other=False)
-    if control and control != "random" and check_domain(control, allow_other=False) == domain:
-        raise ExperimentError(f"domain run {spec!r}: a size-matched control needs another domain than {domain!r}")
-    return domain, mode
-
-
 def grid(samplings, seeds, domain_runs=(), domain_seeds=(0,), domain_sampling: str = "hybrid") -> list[Run]:
     """The main comparison (every sampling x seed, general pool) plus domain-focused runs of one sampling."""
     unknown = [s for s in [*samplings, domain_sampling] if s not in PRESETS]
@@ -83,7 +65,10 @@ def grid(samplings, seeds, domain_runs=(), domain_seeds=(0,), domain_sampling: s
         raise ExperimentError("the grid needs at least one sampling and one seed")
     runs = [Run(s, seed=int(seed)) for s in samplings for seed in seeds]
     for spec in domain_runs or ():
-        domain, mode = parse_domain_run(spec)
+        try:
+            domain, mode = parse_domain_run(spec)
+        except DomainError as exc:
+            raise ExperimentError(str(exc)) from exc
         runs += [Run(domain_sampling, domain, mode, int(seed)) for seed in domain_seeds]
     return runs
 
@@ -106,7 +91,6 @@ def infeasible_runs(runs: list[Run], pairs: pd.DataFrame, batch_size: int, weigh
     Builds each run's pool and the sampler that training would build, so a monolingual batch that one language of
     a small domain pool cannot fill is found here, before any training, not after the runs before it.
     """
-    from hybridir_utils.domains import DomainError
     from hybridir_utils.sampling import HybridBatchSampler, SamplerConfigError
 
     why = {}
@@ -253,8 +237,6 @@ def drift(base_emb: np.ndarray, emb: np.ndarray) -> float:
 
 def _passages(encoder, ds, batch_size: int) -> np.ndarray:
     """The test pool's candidate embeddings (from the cache the evaluation just filled)."""
-    from hybridir_utils.evaluation import encode_cached
-
     texts = ds.candidates.text.tolist()
     return encode_cached(encoder, texts, "passage", batch_size=batch_size, show_progress_bar=False)
 
@@ -269,7 +251,7 @@ def evaluate_systems(
     precision: str = "fp32",
     **kw,
 ) -> pd.DataFrame:
-    """Score every system on every dataset with ``evaluation.evaluate_lareqa``; one results row per pair.
+    """Score every system on every dataset with ``lareqa.evaluate_lareqa``; one results row per pair.
 
     Each (system, dataset) writes ``out_dir/<label>/<dataset>/`` (metrics.json, per-query table, TREC files);
     embeddings are cached (per model and backend), so re-running skips encoding. ``base`` (default: the first
@@ -278,7 +260,6 @@ def evaluate_systems(
     ``evaluate_lareqa`` (``batch_size``, ...). ``precision`` ("fp32" | "bf16" | "auto") is the encoding precision
     (:func:`environment.resolve_precision`). Writes ``out_dir/results.parquet`` and ``out_dir/environment.json``.
     """
-    from hybridir_utils.evaluation import evaluate_lareqa
     from hybridir_utils.models import inference_backend, load_encoder
 
     base = systems.label.iloc[0] if base is None else base

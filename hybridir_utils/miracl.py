@@ -45,8 +45,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hybridir_utils import io
-from hybridir_utils.evaluation import ann_recall, encode_cached, faiss_search, model_fingerprint, model_name
+from hybridir_utils import io, trec
+from hybridir_utils.embeddings import encode_cached, model_fingerprint, model_name
+from hybridir_utils.search import ann_recall, faiss_search
 
 HUB_TOPICS = "miracl/miracl"
 HUB_CORPUS = "miracl/miracl-corpus"
@@ -386,21 +387,6 @@ def score_run(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[
     )
 
 
-def write_trec_run(path: Path, run: Mapping[str, Mapping[str, float]], tag: str) -> Path:
-    """TREC run file, each query's documents by score desc then docid desc (trec_eval's order)."""
-    lines = []
-    for qid, docs in run.items():
-        # two stable sorts: docid descending, then score descending (Python's str order is UTF-8 byte order)
-        ranked = sorted(sorted(docs.items(), reverse=True), key=lambda kv: -kv[1])
-        lines += [f"{qid} Q0 {d} {r} {s:.9g} {tag}" for r, (d, s) in enumerate(ranked, start=1)]
-    return io.write_text(path, "\n".join(lines) + ("\n" if lines else ""))
-
-
-def write_trec_qrels(path: Path, qrels: Mapping[str, Mapping[str, int]]) -> Path:
-    lines = [f"{q} 0 {d} {r}" for q, docs in qrels.items() for d, r in docs.items()]
-    return io.write_text(path, "\n".join(lines) + "\n")
-
-
 # ------------------------------------------------------------------------------------------------ evaluation
 
 
@@ -499,11 +485,11 @@ def evaluate_miracl(
             )
             if out_dir is not None:
                 rel = f"runs/{lang}.{system}.trec"
-                write_trec_run(Path(out_dir) / rel, run, label if system == "dense" else "bm25")
+                trec.write_run(Path(out_dir) / rel, run, label if system == "dense" else "bm25")
                 files["runs"].setdefault(lang, {})[system] = rel
         if out_dir is not None:
             files["qrels"][lang] = f"runs/{lang}.qrels"
-            write_trec_qrels(Path(out_dir) / files["qrels"][lang], data.qrels)
+            trec.write_qrels(Path(out_dir) / files["qrels"][lang], data.qrels)
         per_lang[lang] = entry
         timings["metric"] += time.perf_counter() - t
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from hybridir_utils import io
+from hybridir_utils.lareqa import evaluate_lareqa
 
 DEV_COLUMNS = ["scale", "lr", "step", "dev_mono", "dev_cross", "seconds"]
 
@@ -31,8 +32,6 @@ class RecipeError(ValueError):
 
 def dev_scores(encoder, dev, out_dir: Path, batch_size: int = 16) -> dict[str, float]:
     """Macro mono and cross mAP of ``encoder`` on the dev pools (no cache: the weights change every step)."""
-    from hybridir_utils.evaluation import evaluate_lareqa
-
     m = evaluate_lareqa(encoder, dev, out_dir, settings=("mono", "cross"), use_cache=False, write_runs=False,
                         fingerprint="dev", batch_size=batch_size, show_progress_bar=False)  # fmt: skip
     return {"dev_mono": float(m["mono_map"]), "dev_cross": float(m["cross_map"])}

@@ -34,7 +34,9 @@ import pandas as pd
 
 from hybridir_utils import config as paths
 from hybridir_utils import delta, environment, io, parameters
+from hybridir_utils.delta import transformer_backbone
 from hybridir_utils.environment import PRECISIONS
+from hybridir_utils.models import load_base, load_encoder
 from hybridir_utils.sampling import PRESETS, HybridBatchSampler, _distributed_info, resolve_alpha
 
 log = logging.getLogger(__name__)
@@ -303,15 +305,6 @@ def loss_dataset(pairs: pd.DataFrame):
 
 
 # ---------------------------------------------------------------------- model
-def transformer_backbone(model):
-    """The Hugging Face model inside a SentenceTransformer (its first module)."""
-    first = model[0]
-    backbone = getattr(first, "auto_model", None) or getattr(first, "model", None)
-    if backbone is None:
-        raise TypeError(f"cannot find a transformer in the first module {type(first).__name__} of the model")
-    return backbone
-
-
 def freeze(model, embeddings: bool, layers: int) -> dict[str, int]:
     """Freeze the word-embedding matrix and/or the lowest ``layers`` transformer layers; returns parameter counts.
 
@@ -416,7 +409,9 @@ def _save_final(model, cfg: TrainConfig, run_dir: Path, info: dict[str, Any]) ->
         card = tmp / "README.md"
         card.write_text((card.read_text(encoding="utf-8") if card.is_file() else "") + _model_card_section(cfg, info))
         if cfg.freeze_embeddings or cfg.freeze_layers:
-            delta.slim(tmp, cfg.model)  # frozen tensors are the base model's: keep only what training changed
+            delta.slim(
+                tmp, cfg.model, load_base
+            )  # frozen tensors are the base model's: keep only what training changed
         io.fsync(tmp)  # on disk before the rename: a power cut cannot leave a renamed but empty model
         if final.exists():
             shutil.rmtree(final)
@@ -490,8 +485,6 @@ def train(
     import transformers
     from accelerate import PartialState
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-
-    from hybridir_utils.models import load_encoder
 
     cfg = TrainConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
     run_dir = cfg.resolved_output_dir()

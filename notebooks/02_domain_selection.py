@@ -140,7 +140,7 @@ support.pivot(index="domain", columns="dataset", values="status")
 train_ds, _ = split_articles(datasets[train_dataset], dev_share, dev_seed)
 train_ds, _ = without_eval_articles(train_ds, ZERO_SHOT_EVAL[train_dataset])
 train_pairs = domains.attach_domains(training_pairs(train_ds), labels[labels.dataset == train_dataset])
-runs = [experiments.Run("hybrid", *experiments.parse_domain_run(spec)) for spec in domain_runs]
+runs = [experiments.Run("hybrid", *domains.parse_domain_run(spec)) for spec in domain_runs]
 pools = {r.system: experiments.training_pool(r, train_pairs, domain_weight, batch_size) for r in runs}
 summary = {name: domains.matched_pool_summary(p, train_pairs) for name, p in pools.items()}
 io.write_json(out / "pools.json", {"target_domains": target_domains, "weight": domain_weight, "pools": summary})
