@@ -500,46 +500,6 @@ def audit(labels: pd.DataFrame, gold: pd.DataFrame | None = None) -> dict:
     }
 
 
-# ---------------------------------------------------------------------------------------------------- MIRACL
-
-
-def label_queries_from_passages(
-    qrels,
-    corpus_titles: Mapping[str, str] | pd.Series,
-    encoder=None,
-    classifier: DomainClassifier | None = None,
-    min_margin: float = 0.0,
-) -> pd.DataFrame:
-    """A query's domain from the titles of its judged-relevant passages (mean probability over the titles).
-
-    ``qrels``: {qid: {docid: relevance}} or a table with columns qid, docid, relevance; only relevance > 0
-    counts. ``corpus_titles``: docid -> title. Queries without a relevant titled passage get "other".
-    """
-    if isinstance(qrels, pd.DataFrame):
-        _require_columns(qrels, ("qid", "docid", "relevance"), "qrels table")
-        pairs = [(str(q), str(d)) for q, d, r in qrels[["qid", "docid", "relevance"]].itertuples(index=False) if r > 0]
-        qids = sorted(set(qrels.qid.astype(str)))
-    else:
-        pairs = [(str(q), str(d)) for q, docs in qrels.items() for d, r in docs.items() if r > 0]
-        qids = sorted(str(q) for q in qrels)
-    titles = dict(corpus_titles)
-    pairs = [(q, titles[d]) for q, d in pairs if titles.get(d)]
-    if classifier is None:
-        if encoder is None:
-            raise DomainError("label_queries_from_passages needs an encoder or a DomainClassifier")
-        classifier = DomainClassifier(encoder)
-    unique = sorted({t for _, t in pairs})
-    probs = to_probabilities(classifier.scores(unique)) if unique else np.zeros((0, len(CLASS_NAMES)))
-    row = {t: i for i, t in enumerate(unique)}
-    labels = combine_languages([q for q, _ in pairs], probs[[row[t] for _, t in pairs]], min_margin=min_margin)
-    labels = labels.rename(columns={"article": "qid", "n_rows": "n_titles"})
-    missing = [q for q in qids if q not in set(labels.qid)]
-    filler = pd.DataFrame({"qid": missing, "domain": "other", "top_domain": "other", "n_titles": 0})
-    labels = pd.concat([labels, filler], ignore_index=True) if missing else labels
-    labels["method"] = f"{classifier.method}/passage-titles"
-    return labels.sort_values("qid", kind="stable").reset_index(drop=True)
-
-
 # ---------------------------------------------------------------------------------------------------- tables
 
 
@@ -805,51 +765,6 @@ def matched_pool_summary(pool: DomainPool, reference_pairs: pd.DataFrame) -> dic
         "target_group_share": float((_group_domains(pool.pairs) == pool.target).mean()),
         "language_set_tvd": language_set_tvd(pool.pairs, target_pairs),
     }
-
-
-# ---------------------------------------------------------------------------------------------------- driver
-
-
-def label_lareqa(
-    encoder,
-    out_dir: str | Path,
-    datasets: Sequence[str] = ("xquad-r", "mlqa-r"),
-    data_dir: str | Path | None = None,
-    combine: str = "mean",
-) -> dict:
-    """Label every article of the given LAReQA datasets (all languages) and write, atomically, to ``out_dir``:
-    ``<name>_labels.parquet``, ``<name>_distribution.csv`` (groups per domain), ``<name>_support.csv`` and
-    ``summary.json`` (method, timings, distributions, and the audit against the XQuAD-R gold set)."""
-    from hybridir_utils.data import load_lareqa
-
-    out_dir = Path(out_dir)
-    classifier = DomainClassifier(encoder)
-    summary: dict = {"method": None, "datasets": {}}
-    for name in datasets:
-        ds = load_lareqa(name, data_dir=data_dir)
-        labels = label_articles(ds, classifier=classifier, combine=combine, out_path=out_dir / f"{name}_labels.parquet")
-        questions = attach_domains(ds.questions, labels)
-        dist = domain_distribution(questions)
-        support = check_domain_support(questions)
-        io.write_text(out_dir / f"{name}_distribution.csv", dist.to_csv(index=False))
-        io.write_text(out_dir / f"{name}_support.csv", support.to_csv(index=False))
-        entry = {
-            "articles": len(labels),
-            "seconds": round(labels.attrs["seconds"], 1),
-            "uncertain": int(labels.uncertain.sum()),
-            "overridden": int((labels.source == "override").sum()),
-            "groups_per_domain": dict(zip(dist.domain, dist.groups.astype(int).tolist(), strict=True)),
-            "articles_per_domain": dict(zip(dist.domain, dist.articles.astype(int).tolist(), strict=True)),
-        }
-        if name == "xquad-r":
-            result = audit(labels)
-            entry["gold_accuracy"] = result["accuracy"]
-            entry["gold_confusion"] = result["confusion"].to_dict(orient="index")
-            entry["gold_errors"] = result["errors"][["article", "domain", "predicted"]].to_dict(orient="records")
-        summary["method"] = labels.method.iloc[0]
-        summary["datasets"][name] = entry
-    io.write_json(out_dir / "summary.json", summary)
-    return summary
 
 
 CONTROL_PREFIX = "size-"  # "news:size-random", "news:size-history": pools as large as the news pool

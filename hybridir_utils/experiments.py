@@ -17,10 +17,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hybridir_utils import environment, io
+from hybridir_utils.data import load_lareqa
 from hybridir_utils.domains import CONTROL_PREFIX, DomainError, domain_pool, matched_pool, parse_domain_run
 from hybridir_utils.embeddings import encode_cached
 from hybridir_utils.lareqa import evaluate_lareqa
-from hybridir_utils.sampling import PRESETS
+from hybridir_utils.models import inference_backend, load_encoder
+from hybridir_utils.sampling import PRESETS, HybridBatchSampler, SamplerConfigError
+from hybridir_utils.stats import cluster_bootstrap, holm
+from hybridir_utils.training import pairs_fingerprint, train
 
 BASELINES = ("multilingual-e5-small", "use-multilingual")
 log = logging.getLogger(__name__)
@@ -91,8 +95,6 @@ def infeasible_runs(runs: list[Run], pairs: pd.DataFrame, batch_size: int, weigh
     Builds each run's pool and the sampler that training would build, so a monolingual batch that one language of
     a small domain pool cannot fill is found here, before any training, not after the runs before it.
     """
-    from hybridir_utils.sampling import HybridBatchSampler, SamplerConfigError
-
     why = {}
     for run in runs:
         try:
@@ -139,8 +141,6 @@ def train_grid(runs: list[Run], pairs: pd.DataFrame, base: dict, out_dir: Path, 
     ``base`` holds the shared ``TrainConfig`` fields (the recipe); each run adds its preset, seed and pool. A run
     whose model already exists with the same config is reused (``training.train`` checks the config).
     """
-    from hybridir_utils.training import pairs_fingerprint, train
-
     rows, t0 = [], time.perf_counter()
     for k, run in enumerate(tqdm(runs, desc="training runs", unit="run"), 1):
         done = time.perf_counter() - t0
@@ -167,7 +167,7 @@ def run_progress(prefix: str, reports: int = 4):
     Plain prints reach the notebook and, through the pipeline's ``log_output``, the terminal: a grid of many runs
     in one cell otherwise shows no sign of life for half an hour.
     """
-    from transformers import TrainerCallback
+    from transformers import TrainerCallback  # heavy optional stack: only when a grid is trained
 
     class Progress(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
@@ -260,8 +260,6 @@ def evaluate_systems(
     ``evaluate_lareqa`` (``batch_size``, ...). ``precision`` ("fp32" | "bf16" | "auto") is the encoding precision
     (:func:`environment.resolve_precision`). Writes ``out_dir/results.parquet`` and ``out_dir/environment.json``.
     """
-    from hybridir_utils.models import inference_backend, load_encoder
-
     base = systems.label.iloc[0] if base is None else base
     if base not in set(systems.label):
         raise ExperimentError(f"base model {base!r} is not among the systems to evaluate {list(systems.label)}")
@@ -337,8 +335,6 @@ def compare(results, dataset, setting, reference, metric="ap", n_boot=5000, seed
     ``articles`` restricts the comparison to queries of those articles (a slice); ``cluster`` is the resampled
     unit (``group``, or ``article`` for slices, where questions of one article are not independent).
     """
-    from hybridir_utils.stats import cluster_bootstrap
-
     scores, attrs = per_query_matrix(results, dataset, setting, metric)
     keep = attrs.article.isin(articles).to_numpy() if articles is not None else np.ones(len(attrs), bool)
     scores = {name: mat[:, keep] for name, mat in scores.items()}
@@ -396,8 +392,6 @@ def comparisons(results, plan, datasets, settings=("mono", "cross", "multi"), n_
     """``results/<profile>/comparisons.csv``: each planned pair per dataset and setting (cluster: question group),
     plus the domain effect on ``slices`` of the first dataset (cross setting, cluster: article); Holm-adjusted p
     over every row together."""
-    from hybridir_utils.stats import holm
-
     frames = []
     for dataset in datasets:
         for setting in settings:
@@ -435,8 +429,6 @@ def evaluation_set(name: str, languages=None, max_articles: int | None = None, s
     Restricting by article keeps whole candidate pools per article, so the protocol is unchanged; only the pool
     is smaller (mAP is higher on a smaller pool, so compare systems on the same restriction only).
     """
-    from hybridir_utils.data import load_lareqa
-
     ds = load_lareqa(name, languages)
     if not max_articles:
         return ds

