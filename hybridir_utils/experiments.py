@@ -18,10 +18,11 @@ from tqdm.auto import tqdm
 
 from hybridir_utils import environment, io
 from hybridir_utils.data import load_lareqa
-from hybridir_utils.domains import CONTROL_PREFIX, DomainError, domain_pool, matched_pool, parse_domain_run
+from hybridir_utils.domains import DomainError
 from hybridir_utils.embeddings import encode_cached
 from hybridir_utils.lareqa import evaluate_lareqa
 from hybridir_utils.models import inference_backend, load_encoder
+from hybridir_utils.pools import CONTROL_PREFIX, domain_pool, matched_pool, parse_domain_run
 from hybridir_utils.sampling import PRESETS, HybridBatchSampler, SamplerConfigError
 from hybridir_utils.stats import cluster_bootstrap, holm
 from hybridir_utils.training import pairs_fingerprint, train

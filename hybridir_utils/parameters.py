@@ -55,7 +55,7 @@ def _domains() -> Sequence[str]:
 
 
 def _domain_run(value: str) -> str | None:
-    from hybridir_utils.domains import parse_domain_run
+    from hybridir_utils.pools import parse_domain_run
 
     try:
         parse_domain_run(value)

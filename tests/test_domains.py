@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hybridir_utils import config, domains
+from hybridir_utils import config, domains, pools
 from hybridir_utils.data import load_lareqa, training_pairs
 from hybridir_utils.domains import (
     CLASS_NAMES,
@@ -26,14 +26,16 @@ from hybridir_utils.domains import (
     check_domain_support,
     combine_languages,
     domain_distribution,
-    domain_pool,
     label_articles,
-    language_set_tvd,
-    language_sets,
-    language_support,
     load_gold,
     load_overrides,
     load_seeds,
+)
+from hybridir_utils.pools import (
+    domain_pool,
+    language_set_tvd,
+    language_sets,
+    language_support,
     matched_pool,
     matched_pool_summary,
 )
@@ -381,7 +383,7 @@ def test_agreement_with_the_gold_set_on_english_xquad(classifier, shared_data_di
 
 def test_pool_summary_reports_size_and_sampler_options():
     pairs = pd.DataFrame({"group": ["a", "b", "c", "c"], "domain": ["science", "news", "news", "news"]})
-    summary = domains.domain_pool(pairs, "science", "weighted", weight=3.0).summary()
+    summary = pools.domain_pool(pairs, "science", "weighted", weight=3.0).summary()
     assert summary["pairs"] == 4 and summary["groups"] == 3
     assert summary["target_share"] == pytest.approx(3 / 6)
     assert summary["sampler_kwargs"] == {"domain_weights": {"news": 1.0, "science": 3.0}}
