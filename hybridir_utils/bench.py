@@ -19,7 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from hybridir_utils import config, io
+from hybridir_utils import bench_throughput as throughput
+from hybridir_utils import bench_training, config, io
+from hybridir_utils.data import load_lareqa
 from hybridir_utils.lareqa import evaluate_lareqa
 
 
@@ -41,8 +43,7 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def bench_eval(args: argparse.Namespace) -> dict:
     """Cold (fresh cache) then warm (cached) evaluation of one model; print and save the timings."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from hybridir_utils.data import load_lareqa
-    from hybridir_utils.models import load_encoder
+    from hybridir_utils.models import load_encoder  # imports torch (through backends) when a model loads
 
     if args.threads:
         import torch
@@ -104,26 +105,19 @@ def bench_eval(args: argparse.Namespace) -> dict:
 
 
 def bench_throughput(args: argparse.Namespace) -> dict:
-    from hybridir_utils.bench_throughput import bench_throughput as run
-
-    return run(args)
+    return throughput.bench_throughput(args)
 
 
 def bench_sampler(args: argparse.Namespace) -> dict:
-    from hybridir_utils.bench_training import bench_sampler as run
-
-    return run(args)
+    return bench_training.bench_sampler(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hybridir_utils.bench_throughput import add_arguments as throughput_arguments
-    from hybridir_utils.bench_training import add_arguments as sampler_arguments
-
     parser = argparse.ArgumentParser(prog="python -m hybridir_utils.bench", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _eval_arguments(sub.add_parser("eval", help="evaluation timings, cold vs cached")).set_defaults(func=bench_eval)
-    sampler_arguments(sub.add_parser("sampler", help="batch sampler speed")).set_defaults(func=bench_sampler)
-    throughput_arguments(sub.add_parser("throughput", help="encode / training speed options")).set_defaults(
+    bench_training.add_arguments(sub.add_parser("sampler", help="batch sampler speed")).set_defaults(func=bench_sampler)
+    throughput.add_arguments(sub.add_parser("throughput", help="encode / training speed options")).set_defaults(
         func=bench_throughput
     )
     return parser

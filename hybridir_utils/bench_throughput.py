@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from hybridir_utils import config, environment, io
+from hybridir_utils.data import load_lareqa, training_pairs
 from hybridir_utils.embeddings import encode_cached
 from hybridir_utils.lareqa import evaluate_lareqa
 
@@ -79,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def _set_token_batching(model, on: bool) -> None:
-    from hybridir_utils.backends import token_length_batching
+    from hybridir_utils.backends import token_length_batching  # torch: loaded per benchmark
 
     if on:
         token_length_batching(model)
@@ -89,7 +90,7 @@ def _set_token_batching(model, on: bool) -> None:
 
 def bench_encode(args: argparse.Namespace, texts: list[str], map_ds) -> list[dict[str, Any]]:
     """One row per encode setting: best sentences/s over the repeats, and mAP on ``map_ds`` (None: skipped)."""
-    from hybridir_utils.models import load_encoder
+    from hybridir_utils.models import load_encoder  # torch: loaded per benchmark
 
     sizes = {"large": args.batch_size, "small": args.small_batch}
     settings = [s for s in _ENCODE_SETTINGS if args.backends is None or s[1] in args.backends]
@@ -155,10 +156,15 @@ def bench_training_options(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Seconds per training step for each cost option, on the same real hybrid batches (1 warm-up step)."""
     import torch
 
-    from hybridir_utils.data import load_lareqa, training_pairs
-    from hybridir_utils.models import load_encoder
-    from hybridir_utils.sampling import HybridBatchSampler
-    from hybridir_utils.training import PROMPTS, TrainConfig, freeze, make_loss, transformer_backbone
+    from hybridir_utils.models import load_encoder  # torch: loaded per benchmark
+    from hybridir_utils.sampling import HybridBatchSampler  # torch: loaded per benchmark
+    from hybridir_utils.training import (  # torch: loaded per benchmark
+        PROMPTS,
+        TrainConfig,
+        freeze,
+        make_loss,
+        transformer_backbone,
+    )
 
     pairs = training_pairs(load_lareqa(args.train_dataset, data_dir=config.lareqa_dir(args.data_dir)))
     sampler = HybridBatchSampler(pairs, args.train_batch_size, seed=args.seed, alpha=0.5, world_size=1, rank=0)
@@ -275,8 +281,7 @@ def bench_throughput(args: argparse.Namespace | None = None) -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from hybridir_utils.backends import check_backend
-    from hybridir_utils.data import load_lareqa
+    from hybridir_utils.backends import check_backend  # torch: loaded per benchmark
 
     args = args if args is not None else add_arguments(argparse.ArgumentParser()).parse_args([])
     for backend in args.backends or ():

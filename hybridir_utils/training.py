@@ -34,6 +34,7 @@ import pandas as pd
 
 from hybridir_utils import config as paths
 from hybridir_utils import delta, environment, io, parameters
+from hybridir_utils.data import LANGUAGES, article_key, load_lareqa, training_pairs
 from hybridir_utils.delta import transformer_backbone
 from hybridir_utils.e5convert import E5_PROMPTS
 from hybridir_utils.environment import PRECISIONS
@@ -102,8 +103,6 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, recorded in the model card
 
     def __post_init__(self) -> None:
-        from hybridir_utils.data import LANGUAGES
-
         if self.train_dataset not in LANGUAGES:
             raise TrainConfigError(f"train_dataset {self.train_dataset!r} is not one of {sorted(LANGUAGES)}")
         if self.eval_dataset is not None and self.eval_dataset not in LANGUAGES:
@@ -222,15 +221,11 @@ def _check(key: str, value: Any, param: parameters.Param) -> None:
 # ---------------------------------------------------------------------- data
 def normalise_title(title: str) -> str:
     """``data.article_key`` made robust for matching across datasets: collapsed whitespace, case-folded."""
-    from hybridir_utils.data import article_key
-
     return " ".join(article_key(str(title)).split()).casefold()
 
 
 def eval_articles(name: str, data_dir: str | Path | None = None) -> set[str]:
     """Normalised article titles of an evaluation set (its English file names every article)."""
-    from hybridir_utils.data import load_lareqa
-
     return {normalise_title(a) for a in load_lareqa(name, languages=["en"], data_dir=data_dir).questions.article}
 
 
@@ -279,8 +274,6 @@ def remove_test_overlap(
 
 def load_training_pairs(cfg: TrainConfig, data_dir: str | Path | None = None) -> pd.DataFrame:
     """``data.training_pairs`` of the configured dataset, languages and group subsample."""
-    from hybridir_utils.data import load_lareqa, training_pairs
-
     ds = load_lareqa(cfg.train_dataset, languages=cfg.languages, data_dir=data_dir)
     if cfg.max_groups is not None:
         ds = ds.subset(max_questions_per_lang=cfg.max_groups, seed=cfg.seed)
