@@ -188,7 +188,7 @@ def encode_cached(
 ) -> np.ndarray:
     """L2-normalised float32 embeddings of ``texts`` [n, d], encoding only texts missing from the cache.
 
-    The cache key is (``models.fingerprint(encoder)`` or ``fingerprint``, prompt text, sha1(text)); duplicates are
+    The cache key is (``fingerprints.fingerprint(encoder)`` or ``fingerprint``, prompt text, sha1(text)); duplicates are
     encoded once. Encoding goes in chunks of ``chunk_size`` texts with a progress bar, and the cache is saved at
     least every ``save_every_s`` seconds, so an interrupted long encode resumes. ``stats`` (a dict, optional)
     receives ``n_texts``, ``n_encoded`` and ``n_cached`` (added to existing counts).
@@ -200,46 +200,15 @@ def encode_cached(
     kwargs, prompt = _prompt_args(encoder, prompt_name)
     keys = _text_keys(texts)
     uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    cache = (
-        EmbeddingCache(
-            model_fingerprint(encoder, fingerprint), prompt_name or "", prompt, cache_dir, _dimension(encoder)
-        )
-        if (use_cache)
-        else None
-    )
+    cache = None
+    if use_cache:
+        fp = model_fingerprint(encoder, fingerprint)
+        cache = EmbeddingCache(fp, prompt_name or "", prompt, cache_dir, _dimension(encoder))
     found, rows = cache.lookup(uniq) if cache is not None else (np.zeros(len(uniq), dtype=bool), None)
     missing = np.flatnonzero(~found)
-    parts: dict[int, np.ndarray] = {}
-    if rows is not None:
-        parts[-1] = rows
-    last_save = time.monotonic()
-    with tqdm(
-        total=len(missing),
-        desc=f"encode {prompt_name or 'texts'}",
-        unit="text",
-        disable=not show_progress_bar or not len(missing),
-    ) as bar:
-        for lo in range(0, len(missing), chunk_size):
-            idx = missing[lo : lo + chunk_size]
-            batch = [texts[first[i]] for i in idx]
-            emb = encoder.encode(
-                batch,
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-                **kwargs,
-            )
-            emb = _normalise(emb, f"encoding {len(batch)} texts ({prompt_name})")
-            if len(emb) != len(batch):
-                raise EvaluationError(f"encoder returned {len(emb)} embeddings for {len(batch)} texts")
-            parts[lo] = emb
-            if cache is not None:
-                cache.add(uniq[idx], emb)
-                if time.monotonic() - last_save > save_every_s:
-                    cache.save()
-                    last_save = time.monotonic()
-            bar.update(len(idx))
+    encode = {"batch_size": batch_size, "chunk_size": chunk_size, "save_every_s": save_every_s}
+    fresh = _encode_missing(encoder, [texts[first[i]] for i in missing], uniq[missing], cache, prompt_name, kwargs,
+                            show_progress_bar, **encode)  # fmt: skip
     if cache is not None:
         cache.save()
     if stats is not None:
@@ -247,11 +216,35 @@ def encode_cached(
             stats[key] = stats.get(key, 0) + value
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
-    dim = next(iter(parts.values())).shape[1]
+    dim = (rows if rows is not None else fresh[0]).shape[1]
     out = np.empty((len(uniq), dim), dtype=np.float32)
     if rows is not None:
         out[found] = rows
-    for lo, emb in parts.items():
-        if lo >= 0:
-            out[missing[lo : lo + chunk_size]] = emb
+    for lo, emb in zip(range(0, len(missing), chunk_size), fresh, strict=True):
+        out[missing[lo : lo + chunk_size]] = emb
     return out[inverse]
+
+
+def _encode_missing(encoder, texts: list[str], keys: np.ndarray, cache: EmbeddingCache | None, prompt_name, kwargs,
+                    show_progress_bar: bool, *, batch_size: int, chunk_size: int, save_every_s: float):  # fmt: skip
+    """Encode ``texts`` in chunks of ``chunk_size`` (checked, normalised), adding them to ``cache`` and saving it at
+    least every ``save_every_s`` seconds; returns the chunks' embeddings in order."""
+    chunks: list[np.ndarray] = []
+    last_save = time.monotonic()
+    desc = f"encode {prompt_name or 'texts'}"
+    with tqdm(total=len(texts), desc=desc, unit="text", disable=not show_progress_bar or not texts) as bar:
+        for lo in range(0, len(texts), chunk_size):
+            batch = texts[lo : lo + chunk_size]
+            emb = encoder.encode(batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                                 show_progress_bar=False, **kwargs)  # fmt: skip
+            emb = _normalise(emb, f"encoding {len(batch)} texts ({prompt_name})")
+            if len(emb) != len(batch):
+                raise EvaluationError(f"encoder returned {len(emb)} embeddings for {len(batch)} texts")
+            chunks.append(emb)
+            if cache is not None:
+                cache.add(keys[lo : lo + chunk_size], emb)
+                if time.monotonic() - last_save > save_every_s:
+                    cache.save()
+                    last_save = time.monotonic()
+            bar.update(len(batch))
+    return chunks
