@@ -32,7 +32,7 @@ stay sentence-transformers' own. Exported graphs are built once per source model
 ``config.models_dir()/onnx/``; a self-check against the torch model refuses a graph that does not reproduce it.
 
 A converted encoder carries ``hybridir_backend`` and ``hybridir_backend_id`` (the source model's fingerprint, the
-backend, its settings and library versions); :func:`hybridir_utils.models.fingerprint` hashes the latter, so every
+backend, its settings and library versions); :func:`hybridir_utils.fingerprints.fingerprint` hashes the latter, so every
 backend has its own embedding cache. Backends are for inference only: train the torch model.
 """
 
@@ -49,6 +49,7 @@ import numpy as np
 import torch
 
 from hybridir_utils import config, io
+from hybridir_utils.fingerprints import fingerprint
 
 __all__ = [
     "BACKENDS",
@@ -130,8 +131,6 @@ def apply_backend(model, backend: str, *, threads: int | None = None, source_fin
         raise BackendError(f"model is already converted to {model.hybridir_backend!r}; load it afresh")
     if model.device.type != "cpu":
         raise BackendError(f"backend {backend!r} runs on the CPU; the model is on {model.device} (use 'torch' there)")
-    from hybridir_utils.models import fingerprint
-
     source = source_fingerprint or fingerprint(model)
     if backend == "torch-int8":
         backend_id = _quantize_torch(model)
@@ -234,8 +233,6 @@ def onnx_model_path(model, backend: str, *, source_fingerprint: str | None = Non
     """
     if backend not in ("onnx", "onnx-int8"):
         raise BackendError(f"{backend!r} is not an ONNX backend (onnx, onnx-int8)")
-    from hybridir_utils.models import fingerprint
-
     source = source_fingerprint or fingerprint(model)
     target = config.models_dir() / "onnx" / f"{source}-{backend}-ort{_ort_version()}"
     if (target / _ONNX_FILE).is_file():

@@ -19,15 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from hybridir_utils import config, io
-
-
-def _data_dir(explicit: str | None) -> Path | None:
-    """An explicit folder, else $HYBRIDIR_DATA_DIR, else the shared read-only copy when present (else download)."""
-    if explicit:
-        return Path(explicit)
-    shared = config.shared_dir() / "data" / "lareqa"
-    return config.data_dir() or (shared if (shared / "xquad-r").is_dir() else None)
+from hybridir_utils import bench_throughput as throughput
+from hybridir_utils import bench_training, config, io
+from hybridir_utils.data import load_lareqa
+from hybridir_utils.lareqa import evaluate_lareqa
 
 
 def _eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -48,15 +43,13 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def bench_eval(args: argparse.Namespace) -> dict:
     """Cold (fresh cache) then warm (cached) evaluation of one model; print and save the timings."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from hybridir_utils.data import load_lareqa
-    from hybridir_utils.evaluation import evaluate_lareqa
-    from hybridir_utils.models import load_encoder
+    from hybridir_utils.models import load_encoder  # imports torch (through backends) when a model loads
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    ds = load_lareqa(args.dataset, languages=args.languages, data_dir=_data_dir(args.data_dir))
+    ds = load_lareqa(args.dataset, languages=args.languages, data_dir=config.lareqa_dir(args.data_dir))
     if args.articles is not None or args.max_questions is not None:
         articles = sorted(set(ds.questions.article))[: args.articles] if args.articles is not None else None
         ds = ds.subset(articles=articles, max_questions_per_lang=args.max_questions)
@@ -112,26 +105,19 @@ def bench_eval(args: argparse.Namespace) -> dict:
 
 
 def bench_throughput(args: argparse.Namespace) -> dict:
-    from hybridir_utils.bench_throughput import bench_throughput as run
-
-    return run(args)
+    return throughput.bench_throughput(args)
 
 
 def bench_sampler(args: argparse.Namespace) -> dict:
-    from hybridir_utils.bench_training import bench_sampler as run
-
-    return run(args)
+    return bench_training.bench_sampler(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hybridir_utils.bench_throughput import add_arguments as throughput_arguments
-    from hybridir_utils.bench_training import add_arguments as sampler_arguments
-
     parser = argparse.ArgumentParser(prog="python -m hybridir_utils.bench", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _eval_arguments(sub.add_parser("eval", help="evaluation timings, cold vs cached")).set_defaults(func=bench_eval)
-    sampler_arguments(sub.add_parser("sampler", help="batch sampler speed")).set_defaults(func=bench_sampler)
-    throughput_arguments(sub.add_parser("throughput", help="encode / training speed options")).set_defaults(
+    bench_training.add_arguments(sub.add_parser("sampler", help="batch sampler speed")).set_defaults(func=bench_sampler)
+    throughput.add_arguments(sub.add_parser("throughput", help="encode / training speed options")).set_defaults(
         func=bench_throughput
     )
     return parser

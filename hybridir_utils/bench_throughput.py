@@ -3,7 +3,7 @@
 ``python -m hybridir_utils.bench throughput`` (wired by bench.py), in one run on the same data:
 
 * **encode**: sentences/s of plain ``SentenceTransformer.encode`` (its defaults: batch 32, texts sorted by
-  character count) vs the project's encode path (:func:`hybridir_utils.evaluation.encode_cached`, no cache) with
+  character count) vs the project's encode path (:func:`hybridir_utils.embeddings.encode_cached`, no cache) with
   each option of :mod:`hybridir_utils.backends` alone and together, on the same mixed-language candidate
   sentences; plus each option's LAReQA mAP on a small subset (``evaluate_lareqa``) and its change vs plain
   (goal: >= 2x plain with |mAP change| <= 0.005);
@@ -25,6 +25,9 @@ from typing import Any
 import numpy as np
 
 from hybridir_utils import config, environment, io
+from hybridir_utils.data import load_lareqa, training_pairs
+from hybridir_utils.embeddings import encode_cached
+from hybridir_utils.lareqa import evaluate_lareqa
 
 # (label, backend, token batching, "large" | "small" batch): the plain-ST row is added apart.
 _ENCODE_SETTINGS = (
@@ -73,17 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def _data_dir(explicit: str | None) -> Path | None:
-    from hybridir_utils.bench import _data_dir as resolve
-
-    return resolve(explicit)
-
-
 # ---------------------------------------------------------------------------------------------- encode
 
 
 def _set_token_batching(model, on: bool) -> None:
-    from hybridir_utils.backends import token_length_batching
+    from hybridir_utils.backends import token_length_batching  # torch: loaded per benchmark
 
     if on:
         token_length_batching(model)
@@ -93,8 +90,7 @@ def _set_token_batching(model, on: bool) -> None:
 
 def bench_encode(args: argparse.Namespace, texts: list[str], map_ds) -> list[dict[str, Any]]:
     """One row per encode setting: best sentences/s over the repeats, and mAP on ``map_ds`` (None: skipped)."""
-    from hybridir_utils.evaluation import encode_cached, evaluate_lareqa
-    from hybridir_utils.models import load_encoder
+    from hybridir_utils.models import load_encoder  # torch: loaded per benchmark
 
     sizes = {"large": args.batch_size, "small": args.small_batch}
     settings = [s for s in _ENCODE_SETTINGS if args.backends is None or s[1] in args.backends]
@@ -160,12 +156,17 @@ def bench_training_options(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Seconds per training step for each cost option, on the same real hybrid batches (1 warm-up step)."""
     import torch
 
-    from hybridir_utils.data import load_lareqa, training_pairs
-    from hybridir_utils.models import load_encoder
-    from hybridir_utils.sampling import HybridBatchSampler
-    from hybridir_utils.training import PROMPTS, TrainConfig, freeze, make_loss, transformer_backbone
+    from hybridir_utils.models import load_encoder  # torch: loaded per benchmark
+    from hybridir_utils.sampling import HybridBatchSampler  # torch: loaded per benchmark
+    from hybridir_utils.training import (  # torch: loaded per benchmark
+        PROMPTS,
+        TrainConfig,
+        freeze,
+        make_loss,
+        transformer_backbone,
+    )
 
-    pairs = training_pairs(load_lareqa(args.train_dataset, data_dir=_data_dir(args.data_dir)))
+    pairs = training_pairs(load_lareqa(args.train_dataset, data_dir=config.lareqa_dir(args.data_dir)))
     sampler = HybridBatchSampler(pairs, args.train_batch_size, seed=args.seed, alpha=0.5, world_size=1, rank=0)
     batches = [b for b, _ in zip(sampler, range(args.train_steps + 1), strict=False)]
     queries, passages = pairs["query"].tolist(), pairs["passage"].tolist()
@@ -280,8 +281,7 @@ def bench_throughput(args: argparse.Namespace | None = None) -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from hybridir_utils.backends import check_backend
-    from hybridir_utils.data import load_lareqa
+    from hybridir_utils.backends import check_backend  # torch: loaded per benchmark
 
     args = args if args is not None else add_arguments(argparse.ArgumentParser()).parse_args([])
     for backend in args.backends or ():
@@ -291,7 +291,7 @@ def bench_throughput(args: argparse.Namespace | None = None) -> dict[str, Any]:
             raise ValueError(f"--{key.replace('_', '-')} must be >= {low}, got {getattr(args, key)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    ds = load_lareqa(args.dataset, languages=args.languages, data_dir=_data_dir(args.data_dir))
+    ds = load_lareqa(args.dataset, languages=args.languages, data_dir=config.lareqa_dir(args.data_dir))
     pool = ds.candidates.text.tolist()
     rng = np.random.default_rng(args.seed)
     texts = [pool[i] for i in rng.choice(len(pool), min(args.n, len(pool)), replace=False)]

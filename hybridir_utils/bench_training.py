@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from hybridir_utils import config, io
+from hybridir_utils.data import load_lareqa, training_pairs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -53,8 +54,8 @@ def bench_samplers(pairs, batch_size: int, alpha: float, n_batches: int, seed: i
     """batches/s of the hybrid sampler and of NoDuplicatesBatchSampler (plain, hashed) on the same pairs."""
     from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
 
-    from hybridir_utils.sampling import HybridBatchSampler
-    from hybridir_utils.training import loss_dataset
+    from hybridir_utils.sampling import HybridBatchSampler  # torch: loaded per benchmark
+    from hybridir_utils.training import loss_dataset  # torch: loaded per benchmark
 
     dataset = loss_dataset(pairs)
     out: dict[str, Any] = {}
@@ -81,8 +82,8 @@ def bench_train_steps(pairs, args, hybrid_batches: list[list[int]]) -> dict[str,
     import torch
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from hybridir_utils.models import load_encoder
-    from hybridir_utils.training import PROMPTS, freeze
+    from hybridir_utils.models import load_encoder  # torch: loaded per benchmark
+    from hybridir_utils.training import PROMPTS, freeze  # torch: loaded per benchmark
 
     out: dict[str, Any] = {}
     queries, passages = pairs["query"].tolist(), pairs["passage"].tolist()
@@ -123,8 +124,7 @@ def bench_sampler(args: argparse.Namespace | None = None) -> dict[str, Any]:
     """Run the sampler benchmark, print a summary, write it as JSON and return it."""
     import torch
 
-    from hybridir_utils.data import load_lareqa, training_pairs
-    from hybridir_utils.sampling import HybridBatchSampler
+    from hybridir_utils.sampling import HybridBatchSampler  # torch: loaded per benchmark
 
     args = args if args is not None else add_arguments(argparse.ArgumentParser()).parse_args([])
     if args.threads:

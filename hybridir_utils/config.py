@@ -42,6 +42,14 @@ def data_dir() -> Path | None:
     return Path(value).expanduser().resolve() if value else None
 
 
+def lareqa_dir(explicit: str | os.PathLike | None = None) -> Path | None:
+    """An explicit folder, else $HYBRIDIR_DATA_DIR, else the shared read-only copy when present; None: download."""
+    if explicit:
+        return Path(explicit)
+    shared = shared_dir() / "data" / "lareqa"
+    return data_dir() or (shared if (shared / "xquad-r").is_dir() else None)
+
+
 def raw_data_dir() -> Path:
     """Download cache for the LAReQA files (never committed)."""
     return root() / "data" / "raw"

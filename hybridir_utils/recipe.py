@@ -21,6 +21,9 @@ from pathlib import Path
 import pandas as pd
 
 from hybridir_utils import io
+from hybridir_utils.lareqa import evaluate_lareqa
+from hybridir_utils.models import load_encoder
+from hybridir_utils.training import TrainConfig, pairs_fingerprint, train
 
 DEV_COLUMNS = ["scale", "lr", "step", "dev_mono", "dev_cross", "seconds"]
 
@@ -31,8 +34,6 @@ class RecipeError(ValueError):
 
 def dev_scores(encoder, dev, out_dir: Path, batch_size: int = 16) -> dict[str, float]:
     """Macro mono and cross mAP of ``encoder`` on the dev pools (no cache: the weights change every step)."""
-    from hybridir_utils.evaluation import evaluate_lareqa
-
     m = evaluate_lareqa(encoder, dev, out_dir, settings=("mono", "cross"), use_cache=False, write_runs=False,
                         fingerprint="dev", batch_size=batch_size, show_progress_bar=False)  # fmt: skip
     return {"dev_mono": float(m["mono_map"]), "dev_cross": float(m["cross_map"])}
@@ -78,8 +79,6 @@ def _dev_table(dev) -> pd.DataFrame:
 
 def _run_one(base: dict, setting: dict, pairs, dev, steps, out_dir: Path, batch_size: int) -> pd.DataFrame:
     """Train one setting (reusing a finished dev log) and drop its weights: only the dev scores are kept."""
-    from hybridir_utils.training import TrainConfig, pairs_fingerprint, train
-
     run_dir = out_dir / f"scale{setting['scale']:g}-lr{setting['lr']:g}"
     csv, config_file = run_dir / "dev_scores.csv", run_dir / "train_config.json"
     data = {"pairs_sha1": pairs_fingerprint(pairs), "dev_questions_sha1": pairs_fingerprint(_dev_table(dev))}
@@ -98,8 +97,6 @@ def _run_one(base: dict, setting: dict, pairs, dev, steps, out_dir: Path, batch_
 
 def sweep(base: dict, pairs, dev, scales, lrs, steps, out_dir: Path, batch_size: int = 16) -> pd.DataFrame:
     """Dev mono/cross mAP of every (scale, lr) after each of ``steps``, plus the untrained model as step 0."""
-    from hybridir_utils.models import load_encoder
-
     steps = sorted({int(s) for s in steps})
     if not steps or steps[0] < 1:
         raise RecipeError(f"sweep steps must be positive integers, got {steps!r}")

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hybridir_utils import config, io
+from hybridir_utils import config, environment, io
+from hybridir_utils.bias import map_matrix
 
 PAPER = "Elmahdy, Lin, Ahmad (2024), Hybrid batch training, arXiv 2408.10536"
 
@@ -94,8 +95,6 @@ def language_preference(results: pd.DataFrame) -> pd.DataFrame:
 
 def map_matrices(results: pd.DataFrame, dataset: str, systems: list[str]) -> dict[str, pd.DataFrame]:
     """X x Y mAP matrices (seed-averaged) of two systems and their difference (second minus first)."""
-    from hybridir_utils.bias import map_matrix
-
     if len(systems) != 2:
         raise ValueError(f"map_matrices compares exactly two systems, got {systems}")
     out = {}
@@ -206,8 +205,6 @@ def machine() -> dict:
     """What the timings were measured on: :func:`environment.describe` (device, GPU, versions, CPU model and
     flags) plus cores and memory."""
     import os
-
-    from hybridir_utils import environment
 
     try:
         memory = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"

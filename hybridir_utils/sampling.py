@@ -131,6 +131,90 @@ class _Stream:
         return found
 
 
+class _Clash:
+    """The no-false-negative rule for one batch: each row has integer keys (answer unit, query and passage text,
+    unique columns) and a batch holds every key value at most once."""
+
+    __slots__ = ("keys", "used")
+
+    def __init__(self, keys: list[list[int]]) -> None:
+        self.keys, self.used = keys, [set() for _ in keys]
+
+    def fits(self, row: int) -> bool:
+        return all(k[row] not in u for k, u in zip(self.keys, self.used, strict=True))
+
+    def add(self, row: int) -> None:
+        for k, u in zip(self.keys, self.used, strict=True):
+            u.add(k[row])
+
+
+def greedy_fill(keys: list[list[int]], rows: np.ndarray, need: int) -> int:
+    """How many of ``rows``, taken in order, fit one batch together (at most ``need``): the feasibility probe."""
+    clash, count = _Clash(keys), 0
+    for row in rows.tolist():
+        if clash.fits(row):
+            clash.add(row)
+            count += 1
+            if count == need:
+                break
+    return count
+
+
+class PoolFiller:
+    """Fills batches from one pool's streams (one per domain when domains steer the draw): each slot picks a
+    stream by weight, and a stream that cannot extend the batch drops out for the rest of it."""
+
+    def __init__(self, streams: list[_Stream], weights: np.ndarray) -> None:
+        self.streams, self.weights = streams, np.asarray(weights, dtype=float)
+
+    def fill(self, rng: np.random.Generator, need: int, clash: _Clash) -> list[int]:
+        """Up to ``need`` clash-free rows (fewer only when every stream is blocked)."""
+        streams = self.streams
+        weights = np.where(self.weights > 0, self.weights, 0.0)
+        slots = rng.choice(len(streams), size=need, p=weights / weights.sum()) if len(streams) > 1 else [0] * need
+        rows: list[int] = []
+        for slot in slots:
+            index = int(slot)
+            while True:
+                row = streams[index].take(rng, clash.fits)
+                if row is not None:
+                    break
+                weights[index] = 0.0  # this stream cannot extend this batch: redraw among the others
+                if not weights.any():
+                    return rows
+                index = int(rng.choice(len(streams), p=weights / weights.sum()))
+            rows.append(row)
+            clash.add(row)
+        return rows
+
+
+Option = tuple[str, str, str | None]  # (kind, language ("" for cross), domain or None): what one step draws from
+
+
+class HybridPolicy:
+    """What each global step draws: monolingual with probability ``alpha`` (its language uniform among
+    ``languages``), cross-lingual otherwise; with ``weights`` (domain-homogeneous batches) one domain option of
+    that kind and language, with probability proportional to its weight."""
+
+    def __init__(self, alpha: float, languages: Sequence[str], options: Sequence[Option], weights=None) -> None:
+        self.alpha, self.languages, self.weights = alpha, list(languages), weights
+        self.options: dict[tuple[str, str], list[Option]] = {}
+        for option in options:
+            self.options.setdefault(option[:2], []).append(option)
+
+    def choose(self, rng: np.random.Generator) -> Option:
+        # One uniform draw per step whatever alpha is, so the rest of the sequence does not depend on it.
+        if rng.random() < self.alpha:
+            kind, lang = MONO, self.languages[int(rng.integers(len(self.languages)))]
+        else:
+            kind, lang = CROSS, ""
+        if self.weights is None:
+            return kind, lang, None
+        options = self.options[(kind, lang)]
+        weights = np.array([self.weights[o] for o in options])
+        return options[int(rng.choice(len(options), p=weights / weights.sum()))]
+
+
 class HybridBatchSampler(DefaultBatchSampler):
     """Batches that are monolingual with probability ``alpha``, cross-lingual otherwise; see the module docstring.
 
@@ -390,7 +474,7 @@ class HybridBatchSampler(DefaultBatchSampler):
             if not self._option_prob_positive(option):
                 continue
             rows = self._pool_rows[option]
-            best = max(self._greedy_fill(rng.permutation(rows), need) for _ in range(_FEASIBILITY_TRIES))
+            best = max(greedy_fill(self._keys, rng.permutation(rows), need) for _ in range(_FEASIBILITY_TRIES))
             if best < need:
                 kind, lang, dom = option
                 label = f"{kind}{' ' + lang if lang else ''}{f' domain {dom!r}' if dom is not None else ''}"
@@ -401,19 +485,6 @@ class HybridBatchSampler(DefaultBatchSampler):
                 f"(one pair per answer unit, no repeated text) by: {'; '.join(short)}. Lower the batch size, "
                 "drop those languages/domains, or turn off domain_homogeneous"
             )
-
-    def _greedy_fill(self, rows: np.ndarray, need: int) -> int:
-        used: list[set[int]] = [set() for _ in self._keys]
-        count = 0
-        for row in rows.tolist():
-            values = [k[row] for k in self._keys]
-            if all(v not in u for v, u in zip(values, used, strict=True)):
-                for v, u in zip(values, used, strict=True):
-                    u.add(v)
-                count += 1
-                if count == need:
-                    break
-        return count
 
     # ---------------------------------------------------------------- sampling
     def __len__(self) -> int:
@@ -433,24 +504,14 @@ class HybridBatchSampler(DefaultBatchSampler):
 
     def _global_steps(self) -> Iterator[tuple[BatchInfo, list[list[int]]]]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        streams = {key: _Stream(rows) for key, rows in self._streams_rows.items()}
-        mono_langs = list(self.languages)
-        cross_options = [o for o in self._options if o[0] == CROSS and self._option_prob_positive(o)]
+        fillers = self._fillers()
+        positive = [o for o in self._options if self._option_prob_positive(o)]
+        weights = {o: self._weight(o) for o in positive} if self.domain_homogeneous else None
+        policy = HybridPolicy(self.alpha, self.languages, positive, weights)
         need = self.batch_size * self.world_size
         for step in range(self.steps_per_epoch):
-            # One uniform draw per step whatever alpha is, so the rest of the sequence does not depend on it.
-            if rng.random() < self.alpha:
-                kind, lang = MONO, mono_langs[int(rng.integers(len(mono_langs)))]
-                options = [o for o in self._options if o[:2] == (MONO, lang) and self._option_prob_positive(o)]
-            else:
-                kind, lang, options = CROSS, "", cross_options
-            if self.domain_homogeneous:
-                weights = np.array([self._weight(o) for o in options])
-                option = options[int(rng.choice(len(options), p=weights / weights.sum()))]
-                keys, domain = [option], option[2]
-            else:
-                keys, domain = [k for k in streams if k[:2] == (kind, lang)], None
-            rows = self._fill([streams[k] for k in keys], np.array([self._weight(k) for k in keys]), rng, need)
+            kind, lang, domain = option = policy.choose(rng)
+            rows = fillers[option].fill(rng, need, _Clash(self._keys))
             if len(rows) < need:
                 raise RuntimeError(
                     f"step {step}: could fill only {len(rows)} of {need} rows for a {kind} {lang} batch (domain "
@@ -459,30 +520,15 @@ class HybridBatchSampler(DefaultBatchSampler):
             batches = [rows[r * self.batch_size : (r + 1) * self.batch_size] for r in range(self.world_size)]
             yield BatchInfo(step, kind, lang or None, domain, -1), batches
 
-    def _fill(self, streams: list[_Stream], weights: np.ndarray, rng: np.random.Generator, need: int) -> list[int]:
-        """``need`` clash-free rows; each slot picks a stream by weight, blocked streams drop out."""
-        keys, used = self._keys, [set() for _ in self._keys]
-
-        def fits(row: int) -> bool:
-            return all(k[row] not in u for k, u in zip(keys, used, strict=True))
-
-        weights = np.where(weights > 0, weights, 0.0)
-        slots = rng.choice(len(streams), size=need, p=weights / weights.sum()) if len(streams) > 1 else [0] * need
-        rows: list[int] = []
-        for slot in slots:
-            index = int(slot)
-            while True:
-                row = streams[index].take(rng, fits)
-                if row is not None:
-                    break
-                weights[index] = 0.0  # this stream cannot extend this batch: redraw among the others
-                if not weights.any():
-                    return rows
-                index = int(rng.choice(len(streams), p=weights / weights.sum()))
-            rows.append(row)
-            for k, u in zip(keys, used, strict=True):
-                u.add(k[row])
-        return rows
+    def _fillers(self) -> dict[Option, PoolFiller]:
+        """A filler per option over fresh streams (a new epoch reshuffles from scratch): the option's own stream
+        (domain-homogeneous), else every domain stream of its kind and language."""
+        streams = {key: _Stream(rows) for key, rows in self._streams_rows.items()}
+        fillers = {}
+        for option in self._options:
+            keys = [option] if self.domain_homogeneous else [k for k in streams if k[:2] == option[:2]]
+            fillers[option] = PoolFiller([streams[k] for k in keys], np.array([self._weight(k) for k in keys]))
+        return fillers
 
     # ---------------------------------------------------------------- trainer glue
     @classmethod

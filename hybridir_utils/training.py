@@ -34,12 +34,16 @@ import pandas as pd
 
 from hybridir_utils import config as paths
 from hybridir_utils import delta, environment, io, parameters
+from hybridir_utils.data import LANGUAGES, article_key, load_lareqa, training_pairs
+from hybridir_utils.delta import transformer_backbone
+from hybridir_utils.e5convert import E5_PROMPTS
 from hybridir_utils.environment import PRECISIONS
+from hybridir_utils.models import load_base, load_encoder
 from hybridir_utils.sampling import PRESETS, HybridBatchSampler, _distributed_info, resolve_alpha
 
 log = logging.getLogger(__name__)
 
-PROMPTS = {"query": "query: ", "passage": "passage: "}
+PROMPTS = {key: E5_PROMPTS[key] for key in ("query", "passage")}  # the training columns' prompts
 LOSSES = ("mnrl", "cached-mnrl")
 # constant_with_warmup makes step k of a long run equal to a run of k steps: one sweep run scores several lengths.
 SCHEDULERS = ("linear", "constant_with_warmup", "cosine")
@@ -99,8 +103,6 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, recorded in the model card
 
     def __post_init__(self) -> None:
-        from hybridir_utils.data import LANGUAGES
-
         if self.train_dataset not in LANGUAGES:
             raise TrainConfigError(f"train_dataset {self.train_dataset!r} is not one of {sorted(LANGUAGES)}")
         if self.eval_dataset is not None and self.eval_dataset not in LANGUAGES:
@@ -219,15 +221,11 @@ def _check(key: str, value: Any, param: parameters.Param) -> None:
 # ---------------------------------------------------------------------- data
 def normalise_title(title: str) -> str:
     """``data.article_key`` made robust for matching across datasets: collapsed whitespace, case-folded."""
-    from hybridir_utils.data import article_key
-
     return " ".join(article_key(str(title)).split()).casefold()
 
 
 def eval_articles(name: str, data_dir: str | Path | None = None) -> set[str]:
     """Normalised article titles of an evaluation set (its English file names every article)."""
-    from hybridir_utils.data import load_lareqa
-
     return {normalise_title(a) for a in load_lareqa(name, languages=["en"], data_dir=data_dir).questions.article}
 
 
@@ -276,8 +274,6 @@ def remove_test_overlap(
 
 def load_training_pairs(cfg: TrainConfig, data_dir: str | Path | None = None) -> pd.DataFrame:
     """``data.training_pairs`` of the configured dataset, languages and group subsample."""
-    from hybridir_utils.data import load_lareqa, training_pairs
-
     ds = load_lareqa(cfg.train_dataset, languages=cfg.languages, data_dir=data_dir)
     if cfg.max_groups is not None:
         ds = ds.subset(max_questions_per_lang=cfg.max_groups, seed=cfg.seed)
@@ -303,15 +299,6 @@ def loss_dataset(pairs: pd.DataFrame):
 
 
 # ---------------------------------------------------------------------- model
-def transformer_backbone(model):
-    """The Hugging Face model inside a SentenceTransformer (its first module)."""
-    first = model[0]
-    backbone = getattr(first, "auto_model", None) or getattr(first, "model", None)
-    if backbone is None:
-        raise TypeError(f"cannot find a transformer in the first module {type(first).__name__} of the model")
-    return backbone
-
-
 def freeze(model, embeddings: bool, layers: int) -> dict[str, int]:
     """Freeze the word-embedding matrix and/or the lowest ``layers`` transformer layers; returns parameter counts.
 
@@ -416,7 +403,9 @@ def _save_final(model, cfg: TrainConfig, run_dir: Path, info: dict[str, Any]) ->
         card = tmp / "README.md"
         card.write_text((card.read_text(encoding="utf-8") if card.is_file() else "") + _model_card_section(cfg, info))
         if cfg.freeze_embeddings or cfg.freeze_layers:
-            delta.slim(tmp, cfg.model)  # frozen tensors are the base model's: keep only what training changed
+            delta.slim(
+                tmp, cfg.model, load_base
+            )  # frozen tensors are the base model's: keep only what training changed
         io.fsync(tmp)  # on disk before the rename: a power cut cannot leave a renamed but empty model
         if final.exists():
             shutil.rmtree(final)
@@ -490,8 +479,6 @@ def train(
     import transformers
     from accelerate import PartialState
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-
-    from hybridir_utils.models import load_encoder
 
     cfg = TrainConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
     run_dir = cfg.resolved_output_dir()

@@ -36,6 +36,7 @@ import pandas as pd
 from hybridir_utils import domains, experiments, io, parameters, plots
 from hybridir_utils.data import load_lareqa, split_articles, training_pairs
 from hybridir_utils.models import load_encoder
+from hybridir_utils.pools import language_support, matched_pool_summary, parse_domain_run
 from hybridir_utils.training import ZERO_SHOT_EVAL, without_eval_articles
 
 # %% tags=["parameters"]
@@ -140,9 +141,9 @@ support.pivot(index="domain", columns="dataset", values="status")
 train_ds, _ = split_articles(datasets[train_dataset], dev_share, dev_seed)
 train_ds, _ = without_eval_articles(train_ds, ZERO_SHOT_EVAL[train_dataset])
 train_pairs = domains.attach_domains(training_pairs(train_ds), labels[labels.dataset == train_dataset])
-runs = [experiments.Run("hybrid", *experiments.parse_domain_run(spec)) for spec in domain_runs]
+runs = [experiments.Run("hybrid", *parse_domain_run(spec)) for spec in domain_runs]
 pools = {r.system: experiments.training_pool(r, train_pairs, domain_weight, batch_size) for r in runs}
-summary = {name: domains.matched_pool_summary(p, train_pairs) for name, p in pools.items()}
+summary = {name: matched_pool_summary(p, train_pairs) for name, p in pools.items()}
 io.write_json(out / "pools.json", {"target_domains": target_domains, "weight": domain_weight, "pools": summary})
 pd.DataFrame.from_dict(summary, orient="index").reindex(columns=["groups", "articles", "pairs", "target_group_share",
                                                                  "language_set_tvd"])  # fmt: skip
@@ -153,5 +154,5 @@ pd.DataFrame.from_dict(summary, orient="index").reindex(columns=["groups", "arti
 
 # %%
 tables = {"general": train_pairs, **{name: p.pairs for name, p in pools.items()}}
-support = pd.concat({name: domains.language_support(t, batch_size) for name, t in tables.items()})
+support = pd.concat({name: language_support(t, batch_size) for name, t in tables.items()})
 support.reset_index(level=0, names="pool").pivot(index="pool", columns="lang", values="groups")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hybridir_utils import delta
-from hybridir_utils.models import E5_NAME, fingerprint, load_encoder
+from hybridir_utils.models import E5_NAME, fingerprint, load_base, load_encoder
 from hybridir_utils.training import TrainConfig, train, transformer_backbone
 
 MB = 1024 * 1024
@@ -39,7 +39,7 @@ def full_and_slim(tmp_path_factory):
         state["embeddings.position_embeddings.weight"].mul_(1.5)
     model.save_pretrained(str(folder / "full"))
     shutil.copytree(folder / "full", folder / "slim")
-    sizes = delta.slim(folder / "slim", E5_NAME)
+    sizes = delta.slim(folder / "slim", E5_NAME, load_base)
     return folder / "full", folder / "slim", sizes
 
 

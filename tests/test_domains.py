@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hybridir_utils import config, domains
+from hybridir_utils import config, domains, pools
 from hybridir_utils.data import load_lareqa, training_pairs
 from hybridir_utils.domains import (
     CLASS_NAMES,
@@ -26,15 +26,16 @@ from hybridir_utils.domains import (
     check_domain_support,
     combine_languages,
     domain_distribution,
-    domain_pool,
     label_articles,
-    label_queries_from_passages,
-    language_set_tvd,
-    language_sets,
-    language_support,
     load_gold,
     load_overrides,
     load_seeds,
+)
+from hybridir_utils.pools import (
+    domain_pool,
+    language_set_tvd,
+    language_sets,
+    language_support,
     matched_pool,
     matched_pool_summary,
 )
@@ -336,21 +337,6 @@ def test_audit_accuracy_and_confusion_hand_case():
         audit(labels.iloc[:3], gold)
 
 
-def test_queries_take_the_domain_of_their_relevant_passage_titles():
-    qrels = {"q1": {"d1": 1, "d2": 1, "d3": 0}, "q2": {"d3": 1}, "q3": {"d9": 1}, "q4": {"d1": 0}}
-    titles = {"d1": "Atom bomb", "d2": "Atomic nucleus", "d3": "Rhine river", "d9": ""}
-    labels = label_queries_from_passages(qrels, titles, classifier=KeywordClassifier()).set_index("qid")
-    assert labels.loc["q1", "domain"] == "science" and labels.loc["q1", "n_titles"] == 2
-    assert labels.loc["q2", "domain"] == "geography"  # d3 counts only where judged relevant
-    assert labels.loc["q3", "domain"] == "other" and labels.loc["q4", "n_titles"] == 0
-    table = pd.DataFrame({"qid": ["q1", "q1"], "docid": ["d1", "d3"], "relevance": [1, 1]})
-    tied = label_queries_from_passages(table, titles, classifier=KeywordClassifier())
-    assert tied.domain.item() == "science" and tied.margin.item() == 0.0
-
-
-# -------------------------------------------------------------------------------------------------- real data
-
-
 def test_article_texts_from_lareqa_use_the_first_paragraph(xquad_small):
     texts = article_texts(xquad_small)
     assert len(texts) == 2 * 3 and set(texts.lang) == {"en", "de", "zh"}
@@ -397,7 +383,7 @@ def test_agreement_with_the_gold_set_on_english_xquad(classifier, shared_data_di
 
 def test_pool_summary_reports_size_and_sampler_options():
     pairs = pd.DataFrame({"group": ["a", "b", "c", "c"], "domain": ["science", "news", "news", "news"]})
-    summary = domains.domain_pool(pairs, "science", "weighted", weight=3.0).summary()
+    summary = pools.domain_pool(pairs, "science", "weighted", weight=3.0).summary()
     assert summary["pairs"] == 4 and summary["groups"] == 3
     assert summary["target_share"] == pytest.approx(3 / 6)
     assert summary["sampler_kwargs"] == {"domain_weights": {"news": 1.0, "science": 3.0}}

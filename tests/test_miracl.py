@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from hybridir_utils import miracl
-from hybridir_utils.evaluation import read_trec_run
+from hybridir_utils.trec import read_trec_qrels, read_trec_run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "miracl"
 LOCAL = FIXTURES / "local"
@@ -112,8 +112,6 @@ def test_evaluate_local_and_hub_agree_and_bm25_is_strong(tmp_path, fake_hub):
     assert rows.loc[("zh", "dense"), "corpus_size"] == 60 and rows.loc[("zh", "dense"), "n_judged_queries"] == 10
     # the written files re-score to the same numbers with pytrec_eval
     import pytrec_eval
-
-    from hybridir_utils.evaluation import read_trec_qrels
 
     out = tmp_path / "local"
     qrels = read_trec_qrels(out / "runs" / "es.qrels")

@@ -198,7 +198,7 @@ def test_converted_model_cannot_be_converted_again(tiny_model_dir):
 
 
 def _maps(encoder, ds, out_dir, batch_size, use_cache=True):
-    from hybridir_utils.evaluation import evaluate_lareqa
+    from hybridir_utils.lareqa import evaluate_lareqa
 
     m = evaluate_lareqa(
         encoder, ds, out_dir, settings=("mono", "multi"), batch_size=batch_size, write_runs=False,

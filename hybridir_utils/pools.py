@@ -1,0 +1,226 @@
+"""Training pools of the domain-focused runs, beside the sampler that draws from them.
+
+``domain_pool`` realises a pool mode for one target domain: ``general`` (every pair), ``in-domain`` (only the
+target's groups) or ``weighted`` (every pair, the target's drawn ``weight`` times as often; the options go to
+``HybridBatchSampler``). ``matched_pool`` draws the size-matched controls: as many question groups as the in-domain
+pool, from the general pool (``random``) or from another domain, with exactly the same language sets per group.
+``parse_domain_run`` reads the grid's ``"<domain>:<mode>"`` specs. Article labels: :mod:`hybridir_utils.domains`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from hybridir_utils.domains import POOL_MODES, DomainError, check_domain, require_columns
+
+
+@dataclass(frozen=True)
+class DomainPool:
+    """A domain-focused training pool: the pairs to train on and the ``HybridBatchSampler`` / ``TrainConfig``
+    domain options that realise the mode (``sampler_kwargs`` is ``{}`` for the general pool)."""
+
+    pairs: pd.DataFrame
+    sampler_kwargs: dict
+    target: str
+    mode: str
+    weight: float
+
+    def expected_target_share(self) -> float:
+        """Expected share of drawn pairs from ``target`` (ignoring the sampler's mono/cross split)."""
+        counts = self.pairs.domain.value_counts()
+        weights = self.sampler_kwargs.get("domain_weights") or {}
+        mass = {d: n * weights.get(d, 1.0) for d, n in counts.items()}
+        return float(mass.get(self.target, 0.0) / sum(mass.values())) if mass else 0.0
+
+    def summary(self) -> dict:
+        """Size of the pool and what the sampler is asked to do (for ``pools.json``)."""
+        return {
+            "pairs": len(self.pairs),
+            "groups": int(self.pairs.group.nunique()),
+            "target_share": self.expected_target_share(),
+            "sampler_kwargs": self.sampler_kwargs,
+        }
+
+
+def domain_pool(
+    pairs: pd.DataFrame,
+    target: str,
+    mode: str = "general",
+    weight: float = 2.0,
+    batch_size: int | None = None,
+    homogeneous: bool = False,
+) -> DomainPool:
+    """Training pool for domain focus on ``target`` (pairs need ``domain`` and ``group`` columns):
+
+    - ``general``: every pair, no domain options (the baseline);
+    - ``in-domain``: only pairs of ``target`` (table filtered and ``domains=[target]``);
+    - ``weighted``: every pair; a ``target`` pair is drawn ``weight`` times as often as any other
+      (``domain_weights``). ``homogeneous`` adds ``domain_homogeneous=True`` (each batch from one domain).
+    Raises ``DomainError`` for an unknown domain or mode, a target absent from the pairs, or, given
+    ``batch_size``, a target with fewer distinct groups than one batch needs.
+    """
+    require_columns(pairs, ("domain", "group"), "pairs table")
+    check_domain(target)
+    if mode not in POOL_MODES:
+        raise DomainError(f"unknown pool mode {mode!r}; valid modes: {', '.join(POOL_MODES)}")
+    if mode == "weighted" and not (np.isfinite(weight) and weight > 0):
+        raise DomainError(f"weight must be a finite number > 0 for the weighted pool, got {weight!r}")
+    n_target = pairs.loc[pairs.domain == target, "group"].nunique()
+    if mode != "general" and n_target == 0:
+        raise DomainError(f"domain {target!r} has no pairs; present: {sorted(pairs.domain.unique())}")
+    if mode != "general" and batch_size is not None and n_target < batch_size:
+        raise DomainError(
+            f"domain {target!r} has {n_target} distinct group(s), fewer than batch size {batch_size}: "
+            f"an in-domain batch needs distinct groups (see check_domain_support)"
+        )
+    kwargs: dict = {}
+    table = pairs
+    if mode == "in-domain":
+        table = pairs[pairs.domain == target]
+        kwargs["domains"] = [target]
+    elif mode == "weighted":
+        kwargs["domain_weights"] = {d: (float(weight) if d == target else 1.0) for d in sorted(pairs.domain.unique())}
+    if homogeneous and mode != "general":
+        kwargs["domain_homogeneous"] = True
+    return DomainPool(table.reset_index(drop=True), kwargs, target, mode, float(weight) if mode == "weighted" else 1.0)
+
+
+# ------------------------------------------------------------------------------------------ size controls
+
+RANDOM_CONTROL = "random"
+
+
+def language_sets(pairs: pd.DataFrame) -> pd.Series:
+    """Per group, the languages it has in ``pairs`` as a sorted string ("ar,de,en"). A size control is stratified
+    by it because a group's language coverage (not its domain) sets how many mono and cross pairs it adds."""
+    require_columns(pairs, ("group", "query_lang", "passage_lang"), "pairs table")
+    langs = pd.concat([pairs[["group", c]].set_axis(["group", "lang"], axis=1) for c in ("query_lang", "passage_lang")])
+    langs = langs.drop_duplicates().sort_values(["group", "lang"], kind="stable")
+    return langs.groupby("group", sort=True).lang.agg(",".join).rename("language_set")
+
+
+def _group_domains(pairs: pd.DataFrame) -> pd.Series:
+    """Per group, its domain (a group is one question on one article, so it has one domain)."""
+    return pairs.drop_duplicates("group").set_index("group").domain.sort_index()
+
+
+def _control_groups(sets: pd.Series, domain_of: pd.Series, target: str, control: str, n: int) -> pd.Series:
+    """The groups (group -> language set) a size control may draw from; raises if the control is invalid or
+    smaller than the target pool, because a control of another size would reintroduce the size confound."""
+    if n == 0:
+        raise DomainError(f"domain {target!r} has no groups to match; present: {sorted(domain_of.unique())}")
+    if control == RANDOM_CONTROL:
+        return sets
+    check_domain(control)
+    if control == target:
+        raise DomainError(f"control {control!r} is the target domain itself; name another domain or 'random'")
+    candidates = sets[domain_of.reindex(sets.index).to_numpy() == control]
+    if len(candidates) < n:
+        raise DomainError(
+            f"control domain {control!r} has {len(candidates)} group(s), fewer than the {n} of target {target!r}"
+        )
+    return candidates
+
+
+def _draw_stratified(candidates: pd.Series, quota: pd.Series, rng: np.random.Generator) -> list:
+    """Up to ``quota[s]`` groups of each language set ``s`` from ``candidates`` (group -> set), in a fixed order
+    (sorted sets, sorted group ids) so that the draw depends on the seed only."""
+    drawn: list = []
+    for lang_set in sorted(quota.index):
+        pool = np.sort(candidates.index[candidates.to_numpy() == lang_set].to_numpy())
+        k = min(int(quota[lang_set]), len(pool))
+        drawn.extend(rng.choice(pool, size=k, replace=False).tolist())
+    return drawn
+
+
+def matched_pool(
+    pairs: pd.DataFrame, target: str, control: str, seed: int, batch_size: int | None = None
+) -> DomainPool:
+    """A control for the ``in-domain`` pool of ``target`` that differs from it only in domain: as many whole groups
+    (every row kept) and, per language set, as many groups as the target pool. Without it a domain effect is
+    confounded with pool size (less data, less drift from the pre-trained model).
+
+    - ``control="random"``: groups of any domain (target included); the language-set distribution is identical.
+    - ``control=<domain>``: groups of that domain, stratified as far as the domain allows; a language set with too
+      few groups there is filled from the domain's other groups at random (see ``language_set_tvd`` in
+      ``matched_pool_summary`` for the resulting mismatch).
+    Deterministic for a given ``seed``. Raises ``DomainError`` for an unknown or target control, a control domain
+    with fewer groups than the target, or, given ``batch_size``, a pool with fewer groups than one batch.
+    Mono batches per language may still be infeasible, as for the in-domain pool: see ``language_support``.
+    """
+    require_columns(pairs, ("domain", "group", "query_lang", "passage_lang"), "pairs table")
+    check_domain(target)
+    sets, domain_of = language_sets(pairs), _group_domains(pairs)
+    quota = sets[domain_of.reindex(sets.index).to_numpy() == target].value_counts()
+    n = int(quota.sum())
+    candidates = _control_groups(sets, domain_of, target, control, n)
+    if batch_size is not None and n < batch_size:
+        raise DomainError(f"domain {target!r} has {n} distinct group(s), fewer than batch size {batch_size}")
+    rng = np.random.default_rng(seed)
+    drawn = _draw_stratified(candidates, quota, rng)
+    rest = np.sort(candidates.index.difference(pd.Index(drawn)).to_numpy())
+    drawn += rng.choice(rest, size=n - len(drawn), replace=False).tolist() if n > len(drawn) else []
+    table = pairs[pairs.group.isin(drawn)].reset_index(drop=True)
+    return DomainPool(table, {}, target, f"size-{control}", 1.0)
+
+
+def language_support(pairs: pd.DataFrame, batch_size: int | None = None) -> pd.DataFrame:
+    """Per language: distinct groups with a monolingual (X-X) pair, an upper bound on the distinct questions an
+    X-X-mono batch can draw (groups sharing an answer sentence count once in the sampler). Small pools (in-domain
+    and their size controls alike) may not fill a mono batch in every language: shown, not raised.
+    ``fills_mono_batch`` (given ``batch_size``): groups >= batch_size."""
+    require_columns(pairs, ("group", "query_lang", "passage_lang"), "pairs table")
+    mono = pairs[pairs.query_lang == pairs.passage_lang]
+    out = mono.groupby("query_lang").group.nunique().rename_axis("lang").rename("groups").reset_index()
+    if batch_size is not None:
+        out["fills_mono_batch"] = out.groups >= batch_size
+    return out
+
+
+def language_set_tvd(pairs: pd.DataFrame, reference: pd.DataFrame) -> float:
+    """Total variation distance between the language-set distributions (share of groups) of two pair tables:
+    0 when a control reproduces the reference's language coverage exactly, 1 when they share no set."""
+    p = language_sets(pairs).value_counts(normalize=True)
+    q = language_sets(reference).value_counts(normalize=True)
+    return float(0.5 * p.sub(q, fill_value=0.0).abs().sum())
+
+
+def matched_pool_summary(pool: DomainPool, reference_pairs: pd.DataFrame) -> dict:
+    """``pool.summary()`` plus what shows that a size control differs from the in-domain pool only in domain
+    (for ``pools.json``): groups per language, the share of groups from the target domain, and the language-set
+    TVD against the target's groups in ``reference_pairs`` (the full training pairs). Works for any pool."""
+    target_pairs = reference_pairs[reference_pairs.domain == pool.target]
+    support = language_support(pool.pairs)
+    return {
+        **pool.summary(),
+        "mode": pool.mode,
+        "target": pool.target,
+        "target_groups": int(target_pairs.group.nunique()),
+        "articles": int(pool.pairs.article.nunique()),
+        "groups_per_language": dict(zip(support.lang, support.groups.astype(int).tolist(), strict=True)),
+        "target_group_share": float((_group_domains(pool.pairs) == pool.target).mean()),
+        "language_set_tvd": language_set_tvd(pool.pairs, target_pairs),
+    }
+
+
+CONTROL_PREFIX = "size-"  # "news:size-random", "news:size-history": pools as large as the news pool
+
+
+def parse_domain_run(spec: str) -> tuple[str, str]:
+    """``"science:in-domain"`` -> ("science", "in-domain"); also ``weighted`` and the size-matched controls
+    ``size-random`` (random groups) and ``size-<other domain>``, each as large as the target's in-domain pool."""
+    domain, sep, mode = str(spec).partition(":")
+    control = mode[len(CONTROL_PREFIX) :] if mode.startswith(CONTROL_PREFIX) else None
+    valid = mode in POOL_MODES and mode != "general"
+    if not sep or not (valid or control):
+        raise DomainError(
+            f"domain run {spec!r}: expected '<domain>:in-domain', '<domain>:weighted', '<domain>:size-random' or "
+            "'<domain>:size-<other domain>'"
+        )
+    domain = check_domain(domain, allow_other=False)
+    if control and control != "random" and check_domain(control, allow_other=False) == domain:
+        raise DomainError(f"domain run {spec!r}: a size-matched control needs another domain than {domain!r}")
+    return domain, mode
