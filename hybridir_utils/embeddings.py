@@ -20,16 +20,18 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hybridir_utils import config, io
+from hybridir_utils.environment import autocast_tag
 from hybridir_utils.errors import EvaluationError
 from hybridir_utils.fingerprints import encoder_name
 from hybridir_utils.fingerprints import fingerprint as _fingerprint
 
 
 def model_fingerprint(encoder, fingerprint: str | None = None) -> str:
-    """``fingerprint`` if given, else :func:`hybridir_utils.fingerprints.fingerprint` (weights + pipeline hash)."""
-    if fingerprint:
-        return str(fingerprint)
-    return _fingerprint(encoder)
+    """``fingerprint`` if given, else :func:`hybridir_utils.fingerprints.fingerprint` (weights + pipeline hash);
+    under autocast with the precision appended (:func:`environment.autocast_tag`), so the cache keeps bf16 and fp32
+    embeddings apart."""
+    fp, tag = (str(fingerprint) if fingerprint else _fingerprint(encoder)), autocast_tag()
+    return fp if fp.endswith(tag) else fp + tag  # a fingerprint taken under the same autocast already has it
 
 
 def model_name(encoder) -> str:

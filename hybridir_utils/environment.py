@@ -57,15 +57,23 @@ def describe(precision: str | None = None) -> dict[str, Any]:
 
     dev = device()
     return {"device": dev, "gpu": torch.cuda.get_device_name(0) if dev == "cuda" else None,
-            "precision": precision, "torch": torch.__version__, "cuda": torch.version.cuda if dev == "cuda" else None,
+            "precision": precision, "tf32": dev == "cuda" and torch.backends.cuda.matmul.allow_tf32,
+            "torch": torch.__version__, "cuda": torch.version.cuda if dev == "cuda" else None,
             "transformers": transformers.__version__, "sentence_transformers": sentence_transformers.__version__,
             "python": platform.python_version(), **cpu_info()}  # fmt: skip
 
 
 def precision_verdict_file() -> Path:
-    """Where ``bench throughput`` records whether bf16 kept mAP on this CPU model (one file per CPU model)."""
-    name = "".join(c if c.isalnum() else "-" for c in cpu_info()["cpu_model"]).strip("-")[:80] or "unknown"
-    return config.cache_dir() / "bench" / f"bf16-verdict-{name}.json"
+    """Where ``bench throughput`` records whether bf16 kept mAP on this kind of CPU: one file per CPU model, flags
+    and torch version (model names like "Intel(R) Xeon(R) Processor" alone cover very different machines)."""
+    import hashlib
+
+    import torch
+
+    info = cpu_info()
+    name = "".join(c if c.isalnum() else "-" for c in info["cpu_model"]).strip("-")[:60] or "unknown"
+    digest = hashlib.sha1(json.dumps([info, torch.__version__], sort_keys=True).encode()).hexdigest()[:10]
+    return config.cache_dir() / "bench" / f"bf16-verdict-{name}-{digest}.json"
 
 
 def bf16_verified_on_cpu() -> bool:
@@ -77,20 +85,41 @@ def bf16_verified_on_cpu() -> bool:
     return abs(float(verdict.get("map_change", 1.0))) <= BF16_MAX_MAP_CHANGE
 
 
-def resolve_precision(precision: str, dev: str | None = None) -> str:
+def gpu_has_bf16() -> bool:
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def resolve_precision(precision: str, dev: str | None = None, training: bool = False) -> str:
     """``fp32`` or ``bf16``: what runs for a requested precision on ``dev`` (default: this machine's device).
 
-    ``auto`` is bf16 on a GPU, and on a CPU only with bf16 instructions and a passing benchmark verdict
-    (:func:`bf16_verified_on_cpu`); fp32 elsewhere. An explicit ``bf16`` on a CPU without bf16 is an error.
+    ``auto`` is bf16 on a GPU with bf16 (Ampere or later), and on a CPU for encoding only, with bf16 instructions
+    and a passing benchmark verdict (:func:`bf16_verified_on_cpu`, which measured encoding, not training); fp32
+    elsewhere. An explicit ``bf16`` on a device without bf16 is an error.
     """
     if precision not in PRECISIONS:
         raise PrecisionError(f"precision {precision!r} is not one of {PRECISIONS}")
     dev = dev or device()
     if precision == "auto":
-        return "bf16" if dev == "cuda" or bf16_verified_on_cpu() else "fp32"
+        if dev == "cuda":
+            return "bf16" if gpu_has_bf16() else "fp32"
+        return "bf16" if not training and bf16_verified_on_cpu() else "fp32"
     if precision == "bf16" and dev == "cpu" and not cpu_has_bf16():
         raise PrecisionError(f"precision 'bf16' asked for, but this CPU ({cpu_info()['cpu_model']}) has no bf16 units")
+    if precision == "bf16" and dev == "cuda" and not gpu_has_bf16():
+        raise PrecisionError("precision 'bf16' asked for, but this GPU has no bf16 support (before Ampere)")
     return precision
+
+
+def autocast_tag() -> str:
+    """``""`` outside autocast, else e.g. ``"+autocast-cuda-bfloat16"``: part of every embedding-cache key, so bf16
+    and fp32 embeddings of the same model and text are never mixed up (the weights' fingerprint is the same)."""
+    import torch
+
+    active = [f"{d}-{str(torch.get_autocast_dtype(d)).removeprefix('torch.')}" for d in ("cpu", "cuda")
+              if torch.is_autocast_enabled(d)]  # fmt: skip
+    return "+autocast-" + "-".join(active) if active else ""
 
 
 def autocast(precision: str, dev: str | None = None):

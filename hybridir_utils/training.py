@@ -486,6 +486,7 @@ def train(
     config_file = run_dir / "train_config.json"
     if config_file.is_file():
         previous = {k: v for k, v in io.read_json(config_file).items() if k not in RUNTIME_KEYS}
+        previous.setdefault("precision", "fp32")  # runs from before the precision key trained in fp32
         current = cfg.identity()
         if previous != current:
             changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
@@ -534,9 +535,9 @@ def train(
 
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
-    precision = environment.resolve_precision(cfg.precision)
-    if torch.cuda.is_available():
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # TF32 for what stays fp32
+    precision = environment.resolve_precision(cfg.precision, training=True)
+    if torch.cuda.is_available() and cfg.precision != "fp32":  # TF32 for what stays fp32, unless fp32 was asked for
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     transformers.set_seed(cfg.seed)
     model = load_encoder(cfg.model)
     if cfg.max_seq_length is not None:

@@ -28,9 +28,14 @@ def _verdict(change: float) -> None:
     path.write_text(json.dumps({"map_change": change}))
 
 
-def test_auto_is_bf16_on_a_gpu_and_fp32_on_a_cpu_without_bf16(cpu):
+def test_auto_is_bf16_on_a_gpu_and_fp32_on_a_cpu_without_bf16(cpu, monkeypatch):
     cpu("avx2", "fma")
+    monkeypatch.setattr(environment, "gpu_has_bf16", lambda: True)
     assert resolve_precision("auto", "cuda") == "bf16"
+    monkeypatch.setattr(environment, "gpu_has_bf16", lambda: False)  # a V100 or T4
+    assert resolve_precision("auto", "cuda") == "fp32"
+    with pytest.raises(PrecisionError, match="no bf16 support"):
+        resolve_precision("bf16", "cuda")
     assert resolve_precision("auto", "cpu") == "fp32"
     assert resolve_precision("fp32", "cuda") == "fp32"
 
@@ -42,6 +47,7 @@ def test_auto_uses_bf16_on_a_cpu_only_after_a_passing_benchmark(cpu):
     assert resolve_precision("auto", "cpu") == "fp32"  # measured: mAP moved more than 0.005
     _verdict(-0.003)
     assert resolve_precision("auto", "cpu") == "bf16"
+    assert resolve_precision("auto", "cpu", training=True) == "fp32"  # the verdict measured encoding only
     cpu("avx2")  # same verdict file name would not matter: no bf16 units, no bf16
     assert resolve_precision("auto", "cpu") == "fp32"
 
@@ -86,3 +92,20 @@ def test_bench_verdict_turns_auto_into_bf16_only_within_the_map_limit(cpu):
     write_bf16_verdict(result(-0.02))
     assert resolve_precision("auto", "cpu") == "fp32"
     assert write_bf16_verdict({"encode": [{"setting": "+ token-length batching", "best_s": 1.0}]}) is None
+
+
+def test_bf16_and_fp32_embeddings_never_share_a_cache_entry(tmp_path):
+    """Autocast leaves the weights' fingerprint as it is: the cache key must still tell bf16 from fp32."""
+    from hybridir_utils.embeddings import encode_cached, model_fingerprint
+
+    class Toy:  # an encoder whose output shows whether it ran under bf16 autocast
+        def encode(self, texts, **kwargs):
+            x = torch.ones(len(texts), 4) @ torch.eye(4)
+            return (x * (2.0 if x.dtype == torch.bfloat16 else 1.0) + torch.arange(4.0)).float().numpy()
+
+    fp32 = encode_cached(Toy(), ["a", "b"], None, cache_dir=tmp_path, fingerprint="toy", show_progress_bar=False)
+    with environment.autocast("bf16", "cpu"):
+        assert model_fingerprint(Toy(), "toy") == "toy+autocast-cpu-bfloat16"
+        bf16 = encode_cached(Toy(), ["a", "b"], None, cache_dir=tmp_path, fingerprint="toy", show_progress_bar=False)
+    assert model_fingerprint(Toy(), "toy") == "toy"
+    assert not (fp32 == bf16).all()  # bf16 was encoded, not read back from the fp32 entry
