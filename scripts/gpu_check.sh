@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The GPU device check: run a GPU profile and leave its result tables in results/<profile>/.
 #
-#   bash scripts/gpu_check.sh [-p key value ...]     # PROFILE=gpu (default) or gpu-extra
+#   bash scripts/gpu_check.sh [-p key value ...]     # PROFILE=gpu (default) or gpu-extra; REQUIRE_CUDA=1 to
+#                                                     # stop at once where torch sees no GPU
 #
-# Notebooks 01-02 (data, domain labels) need no GPU: they run here first unless build/<profile>/02_domains
-# exists. Then 03-05 train, evaluate and analyse on the GPU (bf16 autocast, TF32) — or on the CPU where there is
-# none, which is how CI tests this script (tiny overrides, same code path, device recorded as cpu).
+# With the project's .venv (`make venv`): notebooks 01-02 (data, domain labels; no GPU needed) run first, then
+# 03-05 train, evaluate and analyse on the GPU (bf16 autocast, TF32) — or on the CPU where there is none, which
+# is how CI tests this script (tiny overrides, same code path, device recorded as cpu).
 #
-# Python: the project's .venv when there is one (`make venv`); else a bare machine with torch (the lent GPU
-# machine has no pip index and no hub): the bundle that `python scripts/gpu_bundle.py` wrote to .device/
-# (wheels, LAReQA files, e5-small's weights) is unpacked into /tmp first. Any -p overrides go to every step.
+# On a bare machine with torch but no pip index and no hub (the lent GPU machine): the bundle that
+# `python scripts/gpu_bundle.py` wrote to .device/ (wheels, LAReQA files, e5-small's weights with the vocabulary
+# rows no LAReQA text uses zeroed) is unpacked into /tmp first, and build/<profile>/01_data and 02_domains must
+# come with it, made where the full weights are: the domain classifier of notebook 02 reads texts (titles,
+# domain descriptions) whose tokens the bundle may have zeroed, so the bundle never runs 01-02.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE=${PROFILE:-gpu}
@@ -34,11 +37,17 @@ if [ -z "${HYBRIDIR_DATA_DIR:-}" ] && [ -f ../shared/data/lareqa/xquad-r/en.json
 fi
 
 "$PY" -c "from hybridir_utils import environment as e; print('gpu_check:', e.describe('auto'))"
+if [ "${REQUIRE_CUDA:-0}" = 1 ]; then
+  "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'gpu_check: REQUIRE_CUDA=1 but torch sees no GPU')"
+fi
 overrides=()
 while [ $# -gt 0 ]; do overrides+=("$1"); shift; done
 BUILD=${HYBRIDIR_BUILD_DIR:-build}
-if [ ! -f "$BUILD/$PROFILE/02_domains/labels.parquet" ]; then
-  "$PY" -m hybridir_utils.pipeline --profile "$PROFILE" --only 01 02 "${overrides[@]}"
+if [ -n "${HYBRIDIR_E5_SOURCE_DIR:-}" ]; then
+  [ -f "$BUILD/$PROFILE/02_domains/labels.parquet" ] || {
+    echo "gpu_check: the bundle needs $BUILD/$PROFILE/01_data and 02_domains made with the full weights" >&2; exit 2; }
+else
+  "$PY" -m hybridir_utils.pipeline --profile "$PROFILE" --only 01 02 "${overrides[@]}"  # labels match the profile
 fi
 start=$(date +%s)
 "$PY" -m hybridir_utils.pipeline --profile "$PROFILE" --only 03 04 05 "${overrides[@]}"

