@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from hybridir_utils import config, io, report
 from hybridir_utils.experiments import Run
@@ -282,27 +283,29 @@ def seed_range_table(levels: pd.DataFrame, dataset: str) -> pd.DataFrame:
 
 
 def render_levels_only(results_dir: str | Path, dataset: str = "xquad-r") -> str:
-    """The section of a profile whose comparisons were not computed: levels with seed ranges, recipe, training
-    facts and the machine, and in words that no difference is claimed (no intervals over question groups)."""
+    """The section of a profile without ``comparisons.csv``: levels with seed ranges, recipe, training facts and
+    the machine, and in words that no difference is claimed (no intervals over question groups)."""
     folder = Path(results_dir)
     levels, recipe = pd.read_csv(folder / "levels.csv"), pd.read_csv(folder / "recipe.csv")
     training = pd.read_csv(folder / "training.csv")
     env = io.read_json(folder / "environment.json")
     md = lambda df: df.to_markdown(index=False)  # noqa: E731
     per_run = training.groupby("system", sort=False).agg(runs=("seed", "size"), batch=("batch_size", "first"),
-                                                         steps=("steps", "first"), train_s=("train_s", "mean"),
-                                                         pairs=("pairs", "first"))  # fmt: skip
+                                                         steps=("steps", "first"), pairs=("pairs", "first"),
+                                                         train_loss=("train_loss", "mean"))  # fmt: skip
+    machine = f"{env['gpu'] or env['device']}, {env['precision']}, torch {env['torch']}, commit {env.get('commit')}"
     return "\n".join([
         f"Generated from `results/{folder.name}/*.csv` ({dataset}, all {levels.pool_size.max():.0f} candidates of the "
-        f"multilingual pool; {env['gpu'] or env['device']}, {env['precision']}, torch {env['torch']}).", "",
-        "**No comparison of this profile is claimed**: the paired bootstrap over question groups (notebook 04) did "
-        "not finish within the GPU time, so there are no intervals; the ranges below are over seeds only and "
-        "ignore query sampling.", "",
+        f"multilingual pool; {machine}).", "",
+        f"**No comparison of this profile is claimed**: `results/{folder.name}/comparisons.csv` does not exist (the "
+        "paired bootstrap over question groups of notebook 04 was not computed), so there are no intervals; the "
+        "ranges below are over seeds only and ignore query sampling.", "",
         "Macro mAP, mean over seeds (lowest–highest seed):", "", md(seed_range_table(levels, dataset)), "",
         "Recipe sweep on MLQA-R dev articles (dev mono / cross mAP; the chosen setting in bold):", "",
         md(recipe_table(recipe)), "",
-        "Training (per system; seconds per run on the GPU, bf16):", "", md(per_run.round(1).reset_index()), "",
-        "The paper's models beside ours (pools of the same 11 languages; the paper's models are larger and trained "
+        f"Training (per system; {', '.join(sorted(set(training.precision.astype(str))))} on "
+        f"{', '.join(sorted(set(training.device.astype(str))))}):", "", md(per_run.round(4).reset_index()), "",
+        "The paper's models beside ours (pools of the same languages; the paper's models are larger and trained "
         "far longer, on other data: compare orderings, not levels):", "", md(paper_table(levels, dataset)),
     ]) + "\n"  # fmt: skip
 
@@ -333,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--check", action="store_true", help="exit 1 when the README section is stale")
     args = parser.parse_args(argv)
     folder = config.results_dir(args.profile)
-    section = render(folder) if (folder / "comparisons.csv").is_file() else render_levels_only(folder)
+    base = Path(str(yaml.safe_load((config.params_dir() / f"{args.profile}.yaml").read_text())["base_model"])).name
+    section = render(folder, base=base) if (folder / "comparisons.csv").is_file() else render_levels_only(folder)
     if not (args.write or args.check):
         print(section)
         return 0

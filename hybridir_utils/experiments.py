@@ -162,6 +162,21 @@ def train_grid(runs: list[Run], pairs: pd.DataFrame, base: dict, out_dir: Path, 
     return table
 
 
+def training_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """``results/<profile>/training.csv``: per run its pool, steps, batch size, final loss and where it ran (from each
+    model's ``train_info.json``); no wall times, so the table is the same on every rerun of the same machine kind."""
+    rows = []
+    for r in runs.itertuples():
+        info = io.read_json(Path(r.model_dir) / "train_info.json")
+        cfg = io.read_json(Path(r.model_dir) / "train_config.json")
+        env = info.get("environment", {})
+        rows.append({"system": r.system, "label": r.label, "seed": int(r.seed), "groups": int(r.groups),
+                     "pairs": int(r.pairs), "batch_size": cfg["batch_size"], "steps": info["steps"],
+                     "train_loss": info["train_loss"], "precision": env.get("precision"),
+                     "device": env.get("gpu") or env.get("device")})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def run_progress(prefix: str, reports: int = 4):
     """A TrainerCallback printing ``<prefix>: step s/m, loss, eta`` about ``reports`` times per run.
 

@@ -287,7 +287,7 @@ def _summary_html(out_dir: Path, results_dir: Path, record: dict, links: bool) -
     parts.append(markdown2html_mistune(answer_md.read_text(encoding="utf-8")) if answer_md.is_file()
                  else "<p>No answer yet: notebook 05 has not run.</p>")  # fmt: skip
     comparisons = Path(results_dir) / "comparisons.csv"
-    base = (record["parameters"].get("baselines") or ["multilingual-e5-small"])[0]
+    base = Path(str(record["parameters"].get("base_model") or "multilingual-e5-small")).name  # experiments.base_label
     if comparisons.is_file():
         table = pd.read_csv(comparisons)
         table = table[table["slice"] == "all"] if "slice" in table else table

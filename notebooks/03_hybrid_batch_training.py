@@ -142,6 +142,7 @@ pd.Series(chosen)
 base = {**sweep_base, "scale": chosen["scale"], "lr": chosen["lr"], "max_steps": chosen["max_steps"],
         "save_steps": chosen["max_steps"]}  # fmt: skip
 table = experiments.train_grid(runs, pairs, base, out, weight=domain_weight)
+experiments.write_table(results_dir, "training", experiments.training_table(table))
 table
 
 # %% [markdown]

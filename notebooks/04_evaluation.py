@@ -77,6 +77,8 @@ base = experiments.base_label(base_model)
 systems = experiments.systems_to_evaluate(runs, baselines, base_model)
 options = dict(backend=encode_backend, precision=precision, batch_size=encode_batch_size, write_runs=write_runs)
 results = experiments.evaluate_systems(systems, datasets, out, domain_of=domain_of, base=base, **options)
+io.write_json(Path(results_dir) / "environment.json", {**io.read_json(out / "environment.json"),
+                                                       "commit": report.git_commit()})  # fmt: skip
 summary = results.groupby(["dataset", "system"], sort=False)[["mono_map", "cross_map", "multi_map", "rank_distance"]]
 summary.mean().round(3)
 
