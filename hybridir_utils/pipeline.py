@@ -77,6 +77,7 @@ def split_parameters(params: dict, notebooks: list[Path]) -> dict[str, dict]:
 def run_notebook(notebook: Path, out_dir: Path, params: dict, timeout: int) -> Path:
     """Execute one notebook; on failure keep ``<name>.failed.ipynb`` and raise naming notebook and cell."""
     import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -93,6 +94,11 @@ def run_notebook(notebook: Path, out_dir: Path, params: dict, timeout: int) -> P
             f"{notebook.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}); executed notebook kept "
             f"at {failed}"
         ) from exc
+    except (CellTimeoutError, DeadKernelError) as exc:  # not cell errors: the kernel ran out of time or died
+        failed = running.replace(out_dir / f"{notebook.stem}.failed.ipynb") if running.exists() else running
+        why = f"a cell ran past the {timeout} s cell timeout (cell_timeout / --timeout)" if isinstance(
+            exc, CellTimeoutError) else "its kernel died (out of memory?)"  # fmt: skip
+        raise PipelineError(f"{notebook.name} stopped: {why}; executed part kept at {failed}") from exc
     return running.replace(final)
 
 
@@ -160,7 +166,7 @@ def run(profile: str, overrides: dict | None = None, only: list[str] | None = No
         executed.append(run_notebook(nb, out_dir, {**per_notebook[nb.stem], **given}, timeout))
         timings[nb.stem] = {"seconds": round(time.perf_counter() - start, 1), "parameters": per_notebook[nb.stem]}
         print(f"[pipeline] {nb.stem} done in {_clock(timings[nb.stem]['seconds'])}", file=sys.stderr, flush=True)
-    record = report.record_run(out_dir, profile, params, timings, cell_timeout=timeout)
+        record = report.record_run(out_dir, profile, params, timings, cell_timeout=timeout)  # kept if a later fails
     return render_html(executed, out_dir, record, config.results_dir(profile))
 
 
@@ -172,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="smoke", help="params/<profile>.yaml (smoke, cpu, full)")
     parser.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"), help="override")
-    parser.add_argument("--only", nargs="*", help="run only notebooks whose name starts with these prefixes")
+    parser.add_argument("--only", nargs="+", help="run only notebooks whose name starts with these prefixes")
     parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (default: the "
                         "profile's cell_timeout, else 3600)")  # fmt: skip
     args = parser.parse_args(argv)

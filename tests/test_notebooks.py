@@ -127,6 +127,18 @@ def test_failing_notebook_names_cell_and_keeps_output(tmp_path):
     assert not (tmp_path / "out" / "bad.ipynb").exists()
 
 
+def test_a_cell_past_the_timeout_is_named_not_a_traceback(tmp_path):
+    """The expected failure of a too-small cell_timeout: one PipelineError naming the notebook and the limit."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(30)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "slow.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(pipeline.PipelineError, match=r"slow.ipynb stopped: a cell ran past the 2 s cell timeout"):
+        pipeline.run_notebook(path, tmp_path / "out", {}, timeout=2)
+    assert (tmp_path / "out" / "slow.failed.ipynb").exists() and not (tmp_path / "out" / "slow.ipynb").exists()
+
+
 def test_smoke_profile_is_small():
     params = yaml.safe_load((config.params_dir() / "smoke.yaml").read_text())
     assert max(params["sweep_steps"]) <= 20 and len(params["xquad_languages"]) <= 3 and params["eval_max_articles"] <= 3
