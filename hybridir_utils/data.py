@@ -109,17 +109,17 @@ def download(name: str, lang: str, dest_dir: Path | None = None, opener=urllib.r
 
 
 def locate(name: str, lang: str, data_dir: str | Path | None = None, allow_download: bool = True) -> Path:
-    """Path of one LAReQA file: in ``data_dir`` only when given; else $HYBRIDIR_DATA_DIR, the download cache,
-    else download it. An explicit folder is the user's choice of data: falling back to another copy file by file
-    would mix sources without a word."""
-    if data_dir is not None:
-        path = Path(data_dir).expanduser() / name / f"{lang}.json"
+    """Path of one LAReQA file: in ``data_dir`` only when given, else in $HYBRIDIR_DATA_DIR only when set; else
+    the download cache, else download it. An explicit folder (argument or variable) is the user's choice of data:
+    falling back to another copy file by file would mix sources without a word."""
+    explicit = ("data_dir", data_dir) if data_dir is not None else ("HYBRIDIR_DATA_DIR", config.data_dir())
+    if explicit[1] is not None:
+        path = Path(explicit[1]).expanduser() / name / f"{lang}.json"
         if not path.is_file():
-            raise DataError(f"{path} not found (data_dir={data_dir} is the only source when given)")
+            raise DataError(f"{path} not found ({explicit[0]}={explicit[1]} is the only source when given)")
         return path
-    for base in (config.data_dir(), config.raw_data_dir()):
-        if base is not None and (Path(base) / name / f"{lang}.json").is_file():
-            return Path(base) / name / f"{lang}.json"
+    if (config.raw_data_dir() / name / f"{lang}.json").is_file():
+        return config.raw_data_dir() / name / f"{lang}.json"
     if not allow_download:
         raise DataError(f"{name}/{lang}.json not found locally and downloading is disabled; set HYBRIDIR_DATA_DIR")
     return download(name, lang)

@@ -57,6 +57,8 @@ HUB_TOPICS = "miracl/miracl"
 HUB_CORPUS = "miracl/miracl-corpus"
 BM25_PARAMS = {"k1": 0.9, "b": 0.4}  # Pyserini's MIRACL BM25 baseline
 _NO_SPACE_LANGS = {"zh", "ja", "th"}
+# MIRACL's 18 languages (Zhang et al. 2023): the 16 with train/dev splits plus the surprise languages de and yo.
+LANGUAGES = ("ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te", "th", "yo", "zh")
 _CJK_THAI = r"\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 
 

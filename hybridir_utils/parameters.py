@@ -52,6 +52,12 @@ def _domains() -> Sequence[str]:
     return CLASS_NAMES
 
 
+def _miracl_languages() -> Sequence[str]:
+    from hybridir_utils.miracl import LANGUAGES
+
+    return LANGUAGES
+
+
 def _domain_run(value: str) -> str | None:
     try:
         parse_domain_run(value)
@@ -138,7 +144,8 @@ PARAMS: dict[str, Param] = {
     "encode_backend": Param("str", "inference backend of e5 and trained models", choices=_backends),
     "encode_batch_size": Param("int", "encode batch size", **number(int, 1)),
     "miracl_dir": Param("Optional[str]", "MIRACL: None (skip), 'hub', or a folder of local files", optional=True),
-    "miracl_languages": Param("Optional[list[str]]", "MIRACL languages", many=True, optional=True),
+    "miracl_languages": Param("Optional[list[str]]", "MIRACL languages", many=True, optional=True,
+                              choices=_miracl_languages),
 }  # fmt: skip
 
 

@@ -278,6 +278,16 @@ def test_explicit_data_dir_is_the_only_source_and_is_recorded(tmp_path, shared_d
     assert ds.subset(articles=ds.questions.article.iloc[0]).files == ds.files
 
 
+def test_hybridir_data_dir_is_the_only_source_when_set(tmp_path, shared_data_dir, monkeypatch):
+    """The variable is an explicit choice too: a language missing there is an error, not a download or a cache."""
+    (tmp_path / "xquad-r").mkdir()
+    (tmp_path / "xquad-r" / "en.json").write_bytes((shared_data_dir / "xquad-r" / "en.json").read_bytes())
+    monkeypatch.setenv("HYBRIDIR_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataError, match=r"de\.json not found \(HYBRIDIR_DATA_DIR=.* is the only source"):
+        load_lareqa("xquad-r", ["en", "de"])
+    assert load_lareqa("xquad-r", ["en"]).files == {"en": str((tmp_path / "xquad-r" / "en.json").resolve())}
+
+
 def _set(path_fn, value):
     def mutate(doc):
         obj, key = path_fn(doc)

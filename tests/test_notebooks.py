@@ -184,6 +184,7 @@ def test_only_matching_nothing_is_an_error_and_a_partial_rerun_keeps_the_report(
         ({"dev_share": "x"}, r"parameter dev_share='x': expected a number in \(0, 1\)"),
         ({"samplings": ["hybird"]}, r"parameter samplings=\['hybird'\]: expected .* among \['hybrid'"),
         ({"max_steps": "notanumber"}, r"unknown parameter\(s\) \['max_steps'\]"),
+        ({"miracl_languages": ["sv"]}, r"parameter miracl_languages=\['sv'\]: expected .* among \['ar', 'bn'"),
     ],
 )
 def test_bad_parameters_fail_before_the_first_notebook(tmp_path, monkeypatch, overrides, needle):
