@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--check", action="store_true", help="exit 1 when the README section is stale")
     args = parser.parse_args(argv)
     folder = config.results_dir(args.profile)
-    base = Path(str(yaml.safe_load((config.params_dir() / f"{args.profile}.yaml").read_text())["base_model"])).name
+    base = report.base_label(yaml.safe_load((config.params_dir() / f"{args.profile}.yaml").read_text())["base_model"])
     section = render(folder, base=base) if (folder / "comparisons.csv").is_file() else render_levels_only(folder)
     if not (args.write or args.check):
         print(section)

@@ -23,6 +23,7 @@ from hybridir_utils.embeddings import encode_cached
 from hybridir_utils.lareqa import evaluate_lareqa
 from hybridir_utils.models import inference_backend, load_encoder
 from hybridir_utils.pools import CONTROL_PREFIX, domain_pool, matched_pool, parse_domain_run
+from hybridir_utils.report import base_label
 from hybridir_utils.sampling import PRESETS, HybridBatchSampler, SamplerConfigError
 from hybridir_utils.stats import cluster_bootstrap, holm
 from hybridir_utils.training import pairs_fingerprint, train
@@ -214,12 +215,6 @@ def loss_log(runs: pd.DataFrame) -> pd.DataFrame:
         if csv.is_file():
             frames.append(pd.read_csv(csv).assign(run=label))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["step", "loss", "run"])
-
-
-def base_label(base_model: str) -> str:
-    """The table label of the untrained base model: its last path part (``sentence-transformers/LaBSE`` -> LaBSE),
-    so that a hub id's slash never reads as ``sampling/strategy``."""
-    return Path(str(base_model)).name
 
 
 def systems_to_evaluate(runs: pd.DataFrame | None, baselines=BASELINES, base_model: str | None = None) -> pd.DataFrame:

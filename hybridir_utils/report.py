@@ -14,6 +14,12 @@ from hybridir_utils.bias import map_matrix
 PAPER = "Elmahdy, Lin, Ahmad (2024), Hybrid batch training, arXiv 2408.10536"
 
 
+def base_label(base_model: str) -> str:
+    """The table label of the untrained base model: its last path part (``sentence-transformers/LaBSE`` -> LaBSE),
+    so that a hub id's slash never reads as ``sampling/strategy``."""
+    return Path(str(base_model)).name
+
+
 def paper_anchors(path=None) -> pd.DataFrame:
     """The paper's macro mAP (mono / cross / multi) and rank distance per model, batch type and dataset.
 
@@ -287,7 +293,7 @@ def _summary_html(out_dir: Path, results_dir: Path, record: dict, links: bool) -
     parts.append(markdown2html_mistune(answer_md.read_text(encoding="utf-8")) if answer_md.is_file()
                  else "<p>No answer yet: notebook 05 has not run.</p>")  # fmt: skip
     comparisons = Path(results_dir) / "comparisons.csv"
-    base = Path(str(record["parameters"].get("base_model") or "multilingual-e5-small")).name  # experiments.base_label
+    base = base_label(record["parameters"].get("base_model") or "multilingual-e5-small")
     if comparisons.is_file():
         table = pd.read_csv(comparisons)
         table = table[table["slice"] == "all"] if "slice" in table else table

@@ -73,7 +73,7 @@ pd.DataFrame({name: {"languages": len(ds.languages), "questions": len(ds.questio
 # exports each model once first (~45 s on 2 cores), so it pays off only on large pools.
 
 # %%
-base = experiments.base_label(base_model)
+base = report.base_label(base_model)
 systems = experiments.systems_to_evaluate(runs, baselines, base_model)
 options = dict(backend=encode_backend, precision=precision, batch_size=encode_batch_size, write_runs=write_runs)
 results = experiments.evaluate_systems(systems, datasets, out, domain_of=domain_of, base=base, **options)

@@ -59,7 +59,7 @@ test_set = results.dataset.iloc[0]
 
 # %%
 rank_distance = pd.concat(
-    [experiments.compare(results, d, "multi", experiments.base_label(base_model), metric="rank_distance", n_boot=n_boot)
+    [experiments.compare(results, d, "multi", report.base_label(base_model), metric="rank_distance", n_boot=n_boot)
      for d in results.dataset.unique()],
     ignore_index=True,
 )  # fmt: skip
@@ -119,6 +119,6 @@ matrices["difference"].round(3)
 # domain effect is the in-domain model against the random pool of the same size.
 
 # %%
-text = answer.answer(tables, test_set, base=experiments.base_label(base_model))
+text = answer.answer(tables, test_set, base=report.base_label(base_model))
 io.write_text(out / "answer.md", text)
 Markdown(text)
