@@ -22,6 +22,7 @@ from hybridir_utils.domains import DomainError
 from hybridir_utils.embeddings import encode_cached
 from hybridir_utils.lareqa import evaluate_lareqa
 from hybridir_utils.models import inference_backend, load_encoder
+from hybridir_utils.parameters import BATCH_POLICIES
 from hybridir_utils.pools import CONTROL_PREFIX, domain_pool, matched_pool, parse_domain_run
 from hybridir_utils.report import base_label
 from hybridir_utils.sampling import PRESETS, HybridBatchSampler, SamplerConfigError
@@ -86,9 +87,6 @@ def training_pool(run: Run, pairs: pd.DataFrame, weight: float, batch_size: int)
     if run.mode.startswith(CONTROL_PREFIX):
         return matched_pool(pairs, run.domain, run.mode[len(CONTROL_PREFIX) :], seed=run.seed, batch_size=batch_size)
     return domain_pool(pairs, run.domain, run.mode, weight, batch_size)
-
-
-BATCH_POLICIES = ("strict", "shrink")
 
 
 def infeasible_runs(runs: list[Run], pairs: pd.DataFrame, batch_size: int, weight: float = 3.0) -> dict[str, str]:

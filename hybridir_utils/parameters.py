@@ -20,6 +20,8 @@ from hybridir_utils.data import LANGUAGES
 from hybridir_utils.domains import CLASS_NAMES
 from hybridir_utils.pools import parse_domain_run
 
+BATCH_POLICIES = ("strict", "shrink")  # a run that cannot fill batch_size: stop, or lower every run's batch
+
 
 class ParameterError(ValueError):
     """A parameter is unknown, or its value has the wrong type or range; the message names it and the value."""
@@ -50,6 +52,12 @@ def _backends() -> Sequence[str]:
 
 def _domains() -> Sequence[str]:
     return CLASS_NAMES
+
+
+def _precisions() -> Sequence[str]:
+    from hybridir_utils.environment import PRECISIONS
+
+    return PRECISIONS
 
 
 def _miracl_languages() -> Sequence[str]:
@@ -134,9 +142,9 @@ PARAMS: dict[str, Param] = {
                                **number(int, 1)),
     "baselines": Param("list[str]", "frozen models scored beside the base model", many=True),
     "batch_policy": Param("str", "a run that cannot fill batch_size: strict stops, shrink lowers every run's batch",
-                          choices=lambda: ("strict", "shrink")),
+                          choices=lambda: BATCH_POLICIES),
     "precision": Param("str", "training and encoding precision (auto: bf16 on a GPU)",
-                       choices=lambda: ("fp32", "bf16", "auto")),
+                       choices=_precisions),
     "write_runs": Param("bool", "write TREC run files (a large pool's runs cost minutes)", kind=bool),
     "cell_timeout": Param("int", "papermill's per-cell limit in seconds (read by the pipeline)", **number(int, 1)),
     "n_boot": Param("int", "bootstrap replicates for confidence intervals", **number(int, 1)),

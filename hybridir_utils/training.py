@@ -37,7 +37,6 @@ from hybridir_utils import delta, environment, io, parameters
 from hybridir_utils.data import LANGUAGES, article_key, load_lareqa, training_pairs
 from hybridir_utils.delta import transformer_backbone
 from hybridir_utils.e5convert import E5_PROMPTS
-from hybridir_utils.environment import PRECISIONS
 from hybridir_utils.models import load_base, load_encoder
 from hybridir_utils.sampling import PRESETS, HybridBatchSampler, _distributed_info, resolve_alpha
 
@@ -121,7 +120,7 @@ class TrainConfig:
             resolve_alpha(self.alpha, self.preset)
         except ValueError as exc:
             raise TrainConfigError(f"alpha/preset: {exc}") from exc
-        for key in ("batch_size", "max_seq_length", "warmup_steps"):  # declared once, for profiles and configs
+        for key in ("batch_size", "max_seq_length", "warmup_steps", "precision"):  # declared once, for both
             if getattr(self, key) is not None:
                 _check(key, getattr(self, key), parameters.PARAMS[key])
         for key in ("logging_steps", "save_steps", "mini_batch_size"):
@@ -141,8 +140,6 @@ class TrainConfig:
                 raise TrainConfigError(f"{key} must be a number in [0, {high}], got {value!r}")
         if self.lr_scheduler not in SCHEDULERS:
             raise TrainConfigError(f"lr_scheduler {self.lr_scheduler!r} is not one of {SCHEDULERS}")
-        if self.precision not in PRECISIONS:
-            raise TrainConfigError(f"precision {self.precision!r} is not one of {PRECISIONS}")
         if self.loss not in LOSSES:
             raise TrainConfigError(f"loss {self.loss!r} is not one of {LOSSES}")
         if self.domain_weights is not None and not isinstance(self.domain_weights, dict):
