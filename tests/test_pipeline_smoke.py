@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hybridir_utils import answer, pipeline
+from hybridir_utils import answer, config, pipeline
 
 
 @pytest.mark.slow
@@ -57,6 +57,21 @@ def test_smoke_writes_the_result_tables(smoke_run):
     trained = tables["levels"][tables["levels"].system.str.contains("/")]
     assert trained.drift.between(0, 1).all() and (trained.drift > 0).all()
     assert set(tables["slices"].status) <= {"ok", "too-few-articles"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", answer.TABLES)
+def test_smoke_tables_equal_the_committed_ones(smoke_run, name):
+    """A refactor must not move a number: this run's table is byte-identical to results/smoke/<name>.csv.
+
+    (results/cpu cannot be rerun inside CI; the README test ties its text to those committed tables.)
+    """
+    out, _ = smoke_run
+    fresh = (out.parent / "results" / "smoke" / f"{name}.csv").read_text(encoding="utf-8")
+    committed_path = config.root() / "results" / "smoke" / f"{name}.csv"
+    committed = committed_path.read_text(encoding="utf-8")
+    changed = [(a, b) for a, b in zip(committed.splitlines(), fresh.splitlines(), strict=False) if a != b]
+    assert fresh == committed, f"{name}.csv differs from {committed_path} (first of {len(changed)}): {changed[:1]}"
 
 
 @pytest.mark.slow
