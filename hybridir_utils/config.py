@@ -32,6 +32,13 @@ def root() -> Path:
     return _env_path("HYBRIDIR_ROOT", _PACKAGE_ROOT)
 
 
+def project_path(path: str | os.PathLike) -> Path:
+    """A path as a profile writes it: absolute as is, relative to the project root otherwise (not to the cwd,
+    which is the notebook folder under papermill)."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else root() / path
+
+
 def shared_dir() -> Path:
     return _env_path("HYBRIDIR_SHARED_DIR", root().parent / "shared")
 

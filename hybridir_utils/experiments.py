@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from hybridir_utils import environment, io
+from hybridir_utils import config, environment, io
 from hybridir_utils.data import load_lareqa
 from hybridir_utils.domains import DomainError
 from hybridir_utils.embeddings import encode_cached
 from hybridir_utils.lareqa import evaluate_lareqa
+from hybridir_utils.miracl import evaluate_miracl
 from hybridir_utils.models import inference_backend, load_encoder
 from hybridir_utils.parameters import BATCH_POLICIES
 from hybridir_utils.pools import CONTROL_PREFIX, domain_pool, matched_pool, parse_domain_run
@@ -276,9 +277,7 @@ def evaluate_systems(
     io.write_json(Path(out_dir) / "environment.json", environment.describe(resolved))
     rows, base_emb = [], {}
     ordered = pd.concat([systems[systems.label == base], systems[systems.label != base]])  # base first: drift needs it
-    for s in tqdm(list(ordered.itertuples()), desc="systems", unit="system"):
-        s_backend = inference_backend(s.source, backend)
-        encoder = load_encoder(s.source, backend=s_backend)
+    for s, encoder, s_backend in _encoders(ordered, backend):
         for name, ds in datasets.items():
             folder = out_dir / s.label / name
             with environment.autocast(resolved):
@@ -294,6 +293,49 @@ def evaluate_systems(
     table = pd.DataFrame(rows)
     io.write_parquet(out_dir / "results.parquet", table)
     return table
+
+
+def evaluate_miracl_systems(
+    systems: pd.DataFrame, source, languages, out_dir: Path, backend: str = "torch", precision: str = "fp32"
+) -> pd.DataFrame | None:
+    """MIRACL nDCG@10 / Recall@100 of every system and seed, BM25 once; None when no source (``report.MIRACL_CAVEAT``).
+
+    Every row of ``systems`` (baselines, hybrid/general, domain variants and controls, each seed) is scored: the
+    LAReQA tables average seeds, and MIRACL says nothing about the domain question unless the domain systems and
+    their controls are on it. ``source`` is "hub" or a folder (relative to the project root, as profiles write it).
+    One row per (system, seed, lang, retriever) with status/error: a language that fails to load is kept as an
+    "error" row (and warned about), not a crash. Each system writes ``out_dir/<label>/`` (metrics, TREC runs).
+    """
+    if source is None:
+        return None
+    source = "hub" if str(source) == "hub" else config.project_path(source)
+    resolved = environment.resolve_precision(precision)
+    rows = []
+    for i, (s, encoder, _) in enumerate(_encoders(systems, backend)):
+        # BM25 does not depend on the dense model: run it with the first system only, as a system of its own.
+        with environment.autocast(resolved):
+            m = evaluate_miracl(encoder, languages, source=source, out_dir=Path(out_dir) / s.label, bm25=i == 0)
+        rows += [_miracl_row(s, row) for row in m["per_language"]]
+        del encoder
+    return pd.DataFrame(rows)
+
+
+def _miracl_row(s, row: dict) -> dict:
+    """One MIRACL row of system ``s``; BM25 rows are the system "bm25" (seed 0), whichever system computed them."""
+    bm25 = row["retriever"] == "bm25"
+    return {"system": "bm25" if bm25 else s.system, "seed": 0 if bm25 else int(s.seed),
+            "label": "bm25" if bm25 else s.label, **row}  # fmt: skip
+
+
+def _encoders(systems: pd.DataFrame, backend: str):
+    """(system row, encoder, backend) per system, loaded one at a time (a fine-tuned model is ~470 MB).
+
+    The one system loop of :func:`evaluate_systems` and :func:`evaluate_miracl_systems`: both load a system's
+    encoder the same way (``inference_backend`` picks torch for models the ONNX backend cannot run).
+    """
+    for s in tqdm(list(systems.itertuples()), desc="systems", unit="system"):
+        s_backend = inference_backend(s.source, backend)
+        yield s, load_encoder(s.source, backend=s_backend), s_backend
 
 
 def levels(results: pd.DataFrame) -> pd.DataFrame:

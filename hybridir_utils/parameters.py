@@ -18,6 +18,7 @@ from typing import Any
 
 from hybridir_utils.data import LANGUAGES
 from hybridir_utils.domains import CLASS_NAMES
+from hybridir_utils.miracl_data import LANGUAGES as MIRACL_LANGUAGES
 from hybridir_utils.pools import parse_domain_run
 
 BATCH_POLICIES = ("strict", "shrink")  # a run that cannot fill batch_size: stop, or lower every run's batch
@@ -61,9 +62,7 @@ def _precisions() -> Sequence[str]:
 
 
 def _miracl_languages() -> Sequence[str]:
-    from hybridir_utils.miracl import LANGUAGES
-
-    return LANGUAGES
+    return MIRACL_LANGUAGES
 
 
 def _domain_run(value: str) -> str | None:

@@ -126,33 +126,6 @@ MIRACL_CAVEAT = (
 )
 
 
-def run_miracl(systems: pd.DataFrame, source, languages, out_dir: Path, backend="torch") -> pd.DataFrame | None:
-    """MIRACL nDCG@10 / Recall@100 of every system and seed, BM25 once; None when no source (see MIRACL_CAVEAT).
-
-    Every row of ``systems`` (baselines, hybrid/general, domain variants and controls, each seed) is scored: the
-    LAReQA tables average seeds, and MIRACL says nothing about the domain question unless the domain systems and
-    their controls are on it. One row per (system, seed, lang, retriever) with status/error: a language that fails
-    to load is kept as an "error" row (and warned about), not a crash.
-    """
-    if source is None:
-        return None
-    from hybridir_utils.miracl import evaluate_miracl
-    from hybridir_utils.models import inference_backend, load_encoder
-
-    if str(source) != "hub" and not Path(source).is_absolute():
-        source = config.root() / source  # profiles name fixture folders relative to the project root
-    rows = []
-    for i, s in enumerate(systems.itertuples()):
-        encoder = load_encoder(s.source, backend=inference_backend(s.source, backend))
-        # BM25 does not depend on the dense model: run it with the first system only, as a system of its own.
-        m = evaluate_miracl(encoder, languages, source=source, out_dir=Path(out_dir) / s.label, bm25=i == 0)
-        for row in m["per_language"]:
-            bm25 = row["retriever"] == "bm25"
-            rows.append({"system": "bm25" if bm25 else s.system, "seed": 0 if bm25 else int(s.seed),
-                         "label": "bm25" if bm25 else s.label, **row})  # fmt: skip
-    return pd.DataFrame(rows)
-
-
 def miracl_summary(table: pd.DataFrame, metric: str = "ndcg@10") -> pd.DataFrame:
     """``metric`` per system and language averaged over seeds, its macro over languages, and the number of seeds.
 

@@ -162,7 +162,9 @@ slices.pivot_table(index="system", columns=["dataset", "domain"], values="map", 
 # intervals: a difference here is descriptive, not a claim.
 
 # %%
-miracl = report.run_miracl(systems, miracl_dir, miracl_languages, out / "miracl", backend=encode_backend)
+miracl = experiments.evaluate_miracl_systems(
+    systems, miracl_dir, miracl_languages, out / "miracl", backend=encode_backend, precision=precision
+)
 if miracl is not None:
     io.write_parquet(out / "miracl.parquet", miracl)
 report.miracl_summary(miracl).round(3) if miracl is not None else "MIRACL not run (miracl_dir is None)"

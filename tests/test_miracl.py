@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridir_utils import miracl
+from hybridir_utils import miracl, miracl_data
 from hybridir_utils.trec import read_trec_qrels, read_trec_run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "miracl"
@@ -71,8 +71,8 @@ def _copy_local(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("lang", ["es", "zh"])
 def test_local_and_hub_files_load_the_same_data(lang, fake_hub):
-    local = miracl.load_miracl_local(lang, LOCAL)
-    hub = miracl.load_miracl_hub(lang)
+    local = miracl_data.load_miracl_local(lang, LOCAL)
+    hub = miracl_data.load_miracl_hub(lang)
     assert fake_hub == [  # only the files of this language, topics first (a missing language fails before the corpus)
         ("miracl/miracl", "dataset", [f"miracl-v1.0-{lang}/topics/topics.miracl-v1.0-{lang}-dev.tsv",
                                       f"miracl-v1.0-{lang}/qrels/qrels.miracl-v1.0-{lang}-dev.tsv"]),
@@ -133,16 +133,16 @@ def test_hnsw_reports_recall_against_exact(tmp_path):
 
 
 def test_corpus_sample_is_seeded_and_labelled(tmp_path):
-    a = miracl.load_miracl_local("es", LOCAL, sample_size=5, seed=0)
-    b = miracl.load_miracl_local("es", LOCAL, sample_size=5, seed=0)
-    c = miracl.load_miracl_local("zh", LOCAL, sample_size=5, seed=1)
+    a = miracl_data.load_miracl_local("es", LOCAL, sample_size=5, seed=0)
+    b = miracl_data.load_miracl_local("es", LOCAL, sample_size=5, seed=0)
+    c = miracl_data.load_miracl_local("zh", LOCAL, sample_size=5, seed=1)
     assert a.corpus.docid.tolist() == b.corpus.docid.tolist()
     assert len(a.corpus) == 35 and len(c.corpus) == 35  # 30 judged + 5 random
     judged = {d for rel in a.qrels.values() for d in rel}
     assert judged <= set(a.corpus.docid)
     info = a.corpus_info
     assert info["kind"] == "sample" and info["comparable_to_full_corpus"] is False and info["full_size"] == 60
-    seeds = {tuple(miracl.load_miracl_local("es", LOCAL, sample_size=5, seed=s).corpus.docid) for s in range(4)}
+    seeds = {tuple(miracl_data.load_miracl_local("es", LOCAL, sample_size=5, seed=s).corpus.docid) for s in range(4)}
     assert len(seeds) > 1
     m = miracl.evaluate_miracl(
         HashEncoder(),
@@ -163,12 +163,12 @@ def test_malformed_qrels_names_file_and_line(tmp_path):
     lines = qrels.read_text(encoding="utf-8").splitlines()
     lines[4] = "10\tQ0\t1001#1"  # 3 fields
     qrels.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(miracl.MiraclError, match=r"qrels\.miracl-v1\.0-es-dev\.tsv:5: expected 'qid Q0 docid"):
-        miracl.load_miracl_local("es", root)
+    with pytest.raises(miracl_data.MiraclError, match=r"qrels\.miracl-v1\.0-es-dev\.tsv:5: expected 'qid Q0 docid"):
+        miracl_data.load_miracl_local("es", root)
     lines[4] = "10\tQ0\t1001#1\tyes"
     qrels.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(miracl.MiraclError, match=r":5: relevance 'yes' is not an integer"):
-        miracl.load_miracl_local("es", root)
+    with pytest.raises(miracl_data.MiraclError, match=r":5: relevance 'yes' is not an integer"):
+        miracl_data.load_miracl_local("es", root)
 
 
 def test_qrels_with_unknown_docid_or_query(tmp_path):
@@ -176,11 +176,11 @@ def test_qrels_with_unknown_docid_or_query(tmp_path):
     qrels = root / "miracl-v1.0-zh" / "qrels" / "qrels.miracl-v1.0-zh-dev.tsv"
     original = qrels.read_text(encoding="utf-8")
     qrels.write_text(original + "3\tQ0\t9999#9\t1\n", encoding="utf-8")
-    with pytest.raises(miracl.MiraclError, match=r"dev\.tsv:31: docid '9999#9' \(query 3\) is not in the corpus"):
-        miracl.load_miracl_local("zh", root)
+    with pytest.raises(miracl_data.MiraclError, match=r"dev\.tsv:31: docid '9999#9' \(query 3\) is not in the corpus"):
+        miracl_data.load_miracl_local("zh", root)
     qrels.write_text(original + "42\tQ0\t5000#0\t1\n", encoding="utf-8")
-    with pytest.raises(miracl.MiraclError, match=r":31: query id '42' is not in the topics file"):
-        miracl.load_miracl_local("zh", root)
+    with pytest.raises(miracl_data.MiraclError, match=r":31: query id '42' is not in the topics file"):
+        miracl_data.load_miracl_local("zh", root)
 
 
 def test_bad_corpus_and_topics(tmp_path):
@@ -191,27 +191,28 @@ def test_bad_corpus_and_topics(tmp_path):
     lines[2] = '{"docid": "1105#0", "title": "x"'  # truncated JSON
     with gzip.open(shard, "wt", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
-    with pytest.raises(miracl.MiraclError, match=r"docs-1\.jsonl\.gz:3: expected a JSON object"):
-        miracl.load_miracl_local("es", root)
+    with pytest.raises(miracl_data.MiraclError, match=r"docs-1\.jsonl\.gz:3: expected a JSON object"):
+        miracl_data.load_miracl_local("es", root)
     topics = root / "miracl-v1.0-zh" / "topics" / "topics.miracl-v1.0-zh-dev.tsv"
     topics.write_text(topics.read_text(encoding="utf-8") + "3\tduplicate\n", encoding="utf-8")
-    with pytest.raises(miracl.MiraclError, match=r"dev\.tsv:11: duplicate query id '3'"):
-        miracl.load_miracl_local("zh", root)
+    with pytest.raises(miracl_data.MiraclError, match=r"dev\.tsv:11: duplicate query id '3'"):
+        miracl_data.load_miracl_local("zh", root)
     with pytest.raises(FileNotFoundError, match=r"miracl-v1\.0-fr"):
-        miracl.load_miracl_local("fr", root)
+        miracl_data.load_miracl_local("fr", root)
 
 
 def test_hub_file_missing_names_the_repo_and_file(fake_hub, tmp_path):
-    with pytest.raises(miracl.MiraclError, match=r"hub dataset miracl/miracl has no file miracl-v1\.0-fr/topics/"):
-        miracl.load_miracl_hub("fr")
+    with pytest.raises(miracl_data.MiraclError, match=r"hub dataset miracl/miracl has no file miracl-v1\.0-fr/topics/"):
+        miracl_data.load_miracl_hub("fr")
     assert [repo for repo, _, _ in fake_hub] == ["miracl/miracl"]  # the corpus is not downloaded for nothing
     shutil.copytree(HUB, tmp_path / "hub")
     for shard in (tmp_path / "hub" / "miracl" / "miracl-corpus" / "miracl-corpus-v1.0-es").iterdir():
         shard.unlink()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sys.modules[__name__], "HUB", tmp_path / "hub")
-        with pytest.raises(miracl.MiraclError, match=r"miracl/miracl-corpus has no files miracl-corpus-v1\.0-es/docs-"):
-            miracl.load_miracl_hub("es")
+        match = r"miracl/miracl-corpus has no files miracl-corpus-v1\.0-es/docs-"
+        with pytest.raises(miracl_data.MiraclError, match=match):
+            miracl_data.load_miracl_hub("es")
 
 
 def test_hub_unreachable_names_the_repo_and_files(tmp_path, monkeypatch):
@@ -221,16 +222,16 @@ def test_hub_unreachable_names_the_repo_and_files(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     pattern = r"cannot download miracl-v1\.0-es/topics/topics\.miracl-v1\.0-es-dev\.tsv, .* hub dataset miracl/miracl"
-    with pytest.raises(miracl.MiraclError, match=pattern) as info:
-        miracl.load_miracl_hub("es")
+    with pytest.raises(miracl_data.MiraclError, match=pattern) as info:
+        miracl_data.load_miracl_hub("es")
     assert "HF_HUB_OFFLINE=1 with nothing cached" in str(info.value)
 
 
 @pytest.mark.parametrize(("kwargs", "needle"), [({"sample_size": -1}, "sample_size"), ({"seed": "x"}, "seed")])
 def test_bad_sampling_arguments_are_named(kwargs, needle):
     """Issue 12 defect 8: sample_size=-1 was silently 0, seed='x' a raw ValueError."""
-    with pytest.raises(miracl.MiraclError, match=rf"{needle} must be an integer >= 0"):
-        miracl.load_miracl_local("es", LOCAL, **kwargs)
+    with pytest.raises(miracl_data.MiraclError, match=rf"{needle} must be an integer >= 0"):
+        miracl_data.load_miracl_local("es", LOCAL, **kwargs)
 
 
 # ------------------------------------------------------------------ issue 12: MIRACL leftovers (one test per defect)
@@ -241,8 +242,8 @@ def test_bom_on_topics_is_read_not_blamed_on_qrels(tmp_path):
     root = _copy_local(tmp_path)
     topics = root / "miracl-v1.0-zh" / "topics" / "topics.miracl-v1.0-zh-dev.tsv"
     topics.write_bytes(b"\xef\xbb\xbf" + topics.read_bytes())
-    data = miracl.load_miracl_local("zh", root)
-    assert data.topics.qid[0] == "3" and data.qrels == miracl.load_miracl_local("zh", LOCAL).qrels
+    data = miracl_data.load_miracl_local("zh", root)
+    assert data.topics.qid[0] == "3" and data.qrels == miracl_data.load_miracl_local("zh", LOCAL).qrels
 
 
 def _append_to_shard(shard: Path, line: str) -> int:
@@ -260,20 +261,20 @@ def test_conflicting_corpus_duplicate_names_file_and_line(tmp_path):
     shard = root / "miracl-corpus-v1.0-es" / "docs-1.jsonl.gz"
     lineno = _append_to_shard(shard, '{"docid": "1000#0", "title": "Canberra", "text": "otro texto"}')
     pattern = rf"docs-1\.jsonl\.gz:{lineno}: docid '1000#0' .*different title/text.*docs-0\.jsonl\.gz:1\b"
-    with pytest.raises(miracl.MiraclError, match=pattern):
-        miracl.load_miracl_local("es", root)
+    with pytest.raises(miracl_data.MiraclError, match=pattern):
+        miracl_data.load_miracl_local("es", root)
 
 
 def test_repeated_passages_are_dropped_with_a_counting_warning(tmp_path):
     """Real MIRACL repeats some lines; an exact repeat of a passage used to abort the language."""
     root = _copy_local(tmp_path)
-    original = miracl.load_miracl_local("es", LOCAL)
+    original = miracl_data.load_miracl_local("es", LOCAL)
     shard = root / "miracl-corpus-v1.0-es" / "docs-1.jsonl.gz"
     first = original.corpus.iloc[0]
     for _ in range(2):
         _append_to_shard(shard, json.dumps(dict(first[["docid", "title", "text"]]), ensure_ascii=False))
-    with pytest.warns(miracl.MiraclWarning, match=r"docs-1\.jsonl\.gz.*2 repeated passage"):
-        data = miracl.load_miracl_local("es", root)
+    with pytest.warns(miracl_data.MiraclWarning, match=r"docs-1\.jsonl\.gz.*2 repeated passage"):
+        data = miracl_data.load_miracl_local("es", root)
     pd.testing.assert_frame_equal(data.corpus, original.corpus)
 
 
@@ -284,12 +285,12 @@ def test_repeated_judgements_are_dropped_conflicting_ones_name_both_lines(tmp_pa
     original = qrels.read_text(encoding="utf-8")
     first = original.splitlines()[0]  # "3<TAB>Q0<TAB>1000#0<TAB>1"
     qrels.write_text(original + first + "\n" + first + "\n" + first + "\n", encoding="utf-8")
-    with pytest.warns(miracl.MiraclWarning, match=r"qrels\.miracl-v1\.0-es-dev\.tsv: 3 repeated judgement"):
-        data = miracl.load_miracl_local("es", root)
-    assert data.qrels == miracl.load_miracl_local("es", LOCAL).qrels
+    with pytest.warns(miracl_data.MiraclWarning, match=r"qrels\.miracl-v1\.0-es-dev\.tsv: 3 repeated judgement"):
+        data = miracl_data.load_miracl_local("es", root)
+    assert data.qrels == miracl_data.load_miracl_local("es", LOCAL).qrels
     qrels.write_text(original + first[:-1] + "0\n", encoding="utf-8")
-    with pytest.raises(miracl.MiraclError, match=r"dev\.tsv:31: \('3', '1000#0'\) judged 0 here but 1 at line 1"):
-        miracl.load_miracl_local("es", root)
+    with pytest.raises(miracl_data.MiraclError, match=r"dev\.tsv:31: \('3', '1000#0'\) judged 0 here but 1 at line 1"):
+        miracl_data.load_miracl_local("es", root)
 
 
 def test_one_language_failing_does_not_stop_the_others(tmp_path):
@@ -298,7 +299,7 @@ def test_one_language_failing_does_not_stop_the_others(tmp_path):
     topics = root / "miracl-v1.0-es" / "topics" / "topics.miracl-v1.0-es-dev.tsv"
     topics.write_text("3 no tab here\n", encoding="utf-8")
     kw = {"cache_dir": tmp_path / "cache", "show_progress_bar": False}
-    with pytest.warns(miracl.MiraclWarning, match=r"MIRACL es: skipped .*topics\.miracl-v1\.0-es-dev\.tsv:1"):
+    with pytest.warns(miracl_data.MiraclWarning, match=r"MIRACL es: skipped .*topics\.miracl-v1\.0-es-dev\.tsv:1"):
         m = miracl.evaluate_miracl(HashEncoder(), ["es", "zh"], tmp_path / "out", source=root, **kw)
     rows = pd.DataFrame(m["per_language"]).set_index(["lang", "retriever"])
     assert set(rows.status) == {"ok", "error"} and rows.loc[("zh", "dense"), "status"] == "ok"
@@ -309,8 +310,8 @@ def test_one_language_failing_does_not_stop_the_others(tmp_path):
     topics.write_text("", encoding="utf-8")
     (root / "miracl-v1.0-zh" / "topics" / "topics.miracl-v1.0-zh-dev.tsv").unlink()
     with (
-        pytest.warns(miracl.MiraclWarning),
-        pytest.raises(miracl.MiraclError, match=r"every language failed.*es:.*zh:"),
+        pytest.warns(miracl_data.MiraclWarning),
+        pytest.raises(miracl_data.MiraclError, match=r"every language failed.*es:.*zh:"),
     ):
         miracl.evaluate_miracl(HashEncoder(), ["es", "zh"], None, source=root, **kw)
 
@@ -331,12 +332,16 @@ class SaltedEncoder(HashEncoder):
         return super().encode([f"{self.name[-1]}{t}" for t in texts], prompt_name, **kwargs)
 
 
-def test_run_miracl_scores_every_system_and_seed_with_bm25_once(tmp_path, monkeypatch):
-    """Only the baselines and hybrid/general (first seed) were scored: MIRACL could not speak to the domain question."""
-    from hybridir_utils import models, report
+def test_every_system_and_seed_is_scored_on_miracl_with_bm25_once(tmp_path, monkeypatch):
+    """Only the baselines and hybrid/general (first seed) were scored: MIRACL could not speak to the domain question.
 
-    monkeypatch.setattr(models, "load_encoder", lambda name, backend="torch": SaltedEncoder(name))
-    monkeypatch.setattr(models, "inference_backend", lambda name, backend: backend)
+    The fixture folder is given relative to the project root, as a profile writes it (papermill runs in notebooks/).
+    """
+    from hybridir_utils import config, experiments, report
+
+    monkeypatch.setattr(experiments, "load_encoder", lambda name, backend="torch": SaltedEncoder(name))
+    monkeypatch.setattr(experiments, "inference_backend", lambda name, backend: backend)
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HYBRIDIR_CACHE_DIR", str(tmp_path / "cache"))
     trained = [(system, seed) for system in ("hybrid/general", "hybrid/science-in-domain",
                "hybrid/science-size-random") for seed in (0, 1)]  # fmt: skip
@@ -344,7 +349,8 @@ def test_run_miracl_scores_every_system_and_seed_with_bm25_once(tmp_path, monkey
         [{"label": b, "system": b, "seed": 0, "source": b} for b in ("multilingual-e5-small", "use-multilingual")]
         + [{"label": f"{s}/seed{k}", "system": s, "seed": k, "source": f"runs/{s}-{k}"} for s, k in trained]
     )
-    table = report.run_miracl(systems, LOCAL, ["es", "zh"], tmp_path / "miracl")
+    relative = LOCAL.relative_to(config.root())
+    table = experiments.evaluate_miracl_systems(systems, relative, ["es", "zh"], tmp_path / "miracl")
     dense = table[table.retriever == "dense"]
     assert set(zip(dense.system, dense.seed, strict=True)) == set(zip(systems.system, systems.seed, strict=True))
     assert len(dense) == len(systems) * 2 and (table.status == "ok").all()
