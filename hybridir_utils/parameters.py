@@ -18,6 +18,7 @@ from typing import Any
 
 from hybridir_utils.data import LANGUAGES
 from hybridir_utils.domains import CLASS_NAMES
+from hybridir_utils.environment import PRECISIONS
 from hybridir_utils.miracl_data import LANGUAGES as MIRACL_LANGUAGES
 from hybridir_utils.pools import parse_domain_run
 
@@ -56,8 +57,6 @@ def _domains() -> Sequence[str]:
 
 
 def _precisions() -> Sequence[str]:
-    from hybridir_utils.environment import PRECISIONS
-
     return PRECISIONS
 
 
