@@ -15,8 +15,9 @@ Design
   query's own answer as a "negative".
 * **Pools.** Rows are split into streams by (monolingual language | cross-lingual) and, with domain options, by
   domain. Each stream serves reshuffled passes of its rows; a row that would clash with the batch is deferred to
-  the next batch, not dropped. Batches are always full (a short batch would change the number of negatives), so
-  ``drop_last`` only decides whether the epoch length rounds the row count down or up.
+  the next batch, not dropped (streams, clash rule and filling: :mod:`hybridir_utils.fillers`). Batches are
+  always full (a short batch would change the number of negatives), so ``drop_last`` only decides whether the
+  epoch length rounds the row count down or up.
 * **Epoch.** ``len()`` is the number of pairs the chosen ``alpha`` can reach divided by the global batch size
   (``steps_per_epoch=`` overrides). Streams are independent, so with ``alpha=0.5`` the smaller monolingual pools
   are revisited within an epoch, as in the paper, which trains for a number of steps.
@@ -32,8 +33,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,9 +41,11 @@ import numpy as np
 import pandas as pd
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
+from hybridir_utils.fillers import Clash, PoolFiller, Stream, greedy_fill
+
 PRESETS: dict[str, float] = {"x-x-mono": 1.0, "x-y": 0.0, "hybrid": 0.5}
 MONO, CROSS = "mono", "cross"
-# Greedy orders tried when checking that a pool can fill one global batch (see _greedy_fill).
+# Greedy orders tried when checking that a pool can fill one global batch (see fillers.greedy_fill).
 _FEASIBILITY_TRIES = 3
 
 
@@ -102,90 +104,6 @@ def _distributed_info() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size(), dist.get_rank()
     return int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
-
-
-class _Stream:
-    """The rows of one pool, served as reshuffled passes; rows clashing with the current batch wait for the next."""
-
-    __slots__ = ("order", "rows")
-
-    def __init__(self, rows: np.ndarray) -> None:
-        self.rows = rows
-        self.order: deque[int] = deque()
-
-    def take(self, rng: np.random.Generator, fits: Callable[[int], bool]) -> int | None:
-        """The next row that ``fits``, or None when two fresh passes hold none (the pool cannot extend the batch)."""
-        order, deferred, passes, found = self.order, [], 0, None
-        while True:
-            if not order:
-                if passes == 2:
-                    break
-                order.extend(rng.permutation(self.rows).tolist())
-                passes += 1
-            row = order.popleft()
-            if fits(row):
-                found = row
-                break
-            deferred.append(row)
-        order.extendleft(reversed(deferred))
-        return found
-
-
-class _Clash:
-    """The no-false-negative rule for one batch: each row has integer keys (answer unit, query and passage text,
-    unique columns) and a batch holds every key value at most once."""
-
-    __slots__ = ("keys", "used")
-
-    def __init__(self, keys: list[list[int]]) -> None:
-        self.keys, self.used = keys, [set() for _ in keys]
-
-    def fits(self, row: int) -> bool:
-        return all(k[row] not in u for k, u in zip(self.keys, self.used, strict=True))
-
-    def add(self, row: int) -> None:
-        for k, u in zip(self.keys, self.used, strict=True):
-            u.add(k[row])
-
-
-def greedy_fill(keys: list[list[int]], rows: np.ndarray, need: int) -> int:
-    """How many of ``rows``, taken in order, fit one batch together (at most ``need``): the feasibility probe."""
-    clash, count = _Clash(keys), 0
-    for row in rows.tolist():
-        if clash.fits(row):
-            clash.add(row)
-            count += 1
-            if count == need:
-                break
-    return count
-
-
-class PoolFiller:
-    """Fills batches from one pool's streams (one per domain when domains steer the draw): each slot picks a
-    stream by weight, and a stream that cannot extend the batch drops out for the rest of it."""
-
-    def __init__(self, streams: list[_Stream], weights: np.ndarray) -> None:
-        self.streams, self.weights = streams, np.asarray(weights, dtype=float)
-
-    def fill(self, rng: np.random.Generator, need: int, clash: _Clash) -> list[int]:
-        """Up to ``need`` clash-free rows (fewer only when every stream is blocked)."""
-        streams = self.streams
-        weights = np.where(self.weights > 0, self.weights, 0.0)
-        slots = rng.choice(len(streams), size=need, p=weights / weights.sum()) if len(streams) > 1 else [0] * need
-        rows: list[int] = []
-        for slot in slots:
-            index = int(slot)
-            while True:
-                row = streams[index].take(rng, clash.fits)
-                if row is not None:
-                    break
-                weights[index] = 0.0  # this stream cannot extend this batch: redraw among the others
-                if not weights.any():
-                    return rows
-                index = int(rng.choice(len(streams), p=weights / weights.sum()))
-            rows.append(row)
-            clash.add(row)
-        return rows
 
 
 Option = tuple[str, str, str | None]  # (kind, language ("" for cross), domain or None): what one step draws from
@@ -511,7 +429,7 @@ class HybridBatchSampler(DefaultBatchSampler):
         need = self.batch_size * self.world_size
         for step in range(self.steps_per_epoch):
             kind, lang, domain = option = policy.choose(rng)
-            rows = fillers[option].fill(rng, need, _Clash(self._keys))
+            rows = fillers[option].fill(rng, need, Clash(self._keys))
             if len(rows) < need:
                 raise RuntimeError(
                     f"step {step}: could fill only {len(rows)} of {need} rows for a {kind} {lang} batch (domain "
@@ -523,7 +441,7 @@ class HybridBatchSampler(DefaultBatchSampler):
     def _fillers(self) -> dict[Option, PoolFiller]:
         """A filler per option over fresh streams (a new epoch reshuffles from scratch): the option's own stream
         (domain-homogeneous), else every domain stream of its kind and language."""
-        streams = {key: _Stream(rows) for key, rows in self._streams_rows.items()}
+        streams = {key: Stream(rows) for key, rows in self._streams_rows.items()}
         fillers = {}
         for option in self._options:
             keys = [option] if self.domain_homogeneous else [k for k in streams if k[:2] == option[:2]]
