@@ -1,11 +1,13 @@
-"""Filling one batch from a pool of rows without false negatives: the mechanics under ``HybridBatchSampler``.
+"""Clash-free batch filling under ``HybridBatchSampler``: which rows may share a batch, and how one is filled.
 
-Kept apart from the sampler because they know nothing of languages, domains or alpha: a row is an integer, the
-no-false-negative rule is a list of integer keys per row, and a pool is one or more streams of rows. (A pool here is
-the rows one batch option draws from, not a domain training pool of :mod:`hybridir_utils.pools`.)
+Kept apart from the sampler because none of it knows languages, domains or alpha: a row is an integer, the
+no-false-negative rule is a list of integer keys per row, and a pool is one or more streams of rows (the rows one
+batch option draws from, not a domain training pool of :mod:`hybridir_utils.pools`).
 
-* :class:`Stream` serves one pool's rows as reshuffled passes; a row that clashes with the batch waits for the next.
+* :func:`answer_units` and :func:`clash_keys` turn the pairs table into those keys (an answer unit joins the
+  groups that share an answer sentence, so a translation of a query's own answer is never its negative).
 * :class:`Clash` is the rule for one batch: every key value (answer unit, query text, ...) at most once.
+* :class:`Stream` serves one pool's rows as reshuffled passes; a row that clashes with the batch waits for the next.
 * :class:`PoolFiller` fills a batch from several streams by weight (the domains of one option).
 * :func:`greedy_fill` is the construction-time probe: can a pool fill one batch at all?
 """
@@ -16,6 +18,39 @@ from collections import deque
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
+
+
+def answer_units(table: pd.DataFrame, group_column: str = "group", passage_column: str = "passage") -> np.ndarray:
+    """Per row, a component id joining groups that share any answer text (connected components)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    groups, _ = pd.factorize(table[group_column], sort=True)
+    passages, _ = pd.factorize(table[passage_column], sort=True)
+    n_groups = int(groups.max()) + 1 if len(groups) else 0
+    n_nodes = n_groups + (int(passages.max()) + 1 if len(passages) else 0)
+    # Bipartite graph group -- passage text: groups reachable through a shared sentence form one unit.
+    graph = coo_matrix((np.ones(len(groups)), (groups, passages + n_groups)), shape=(n_nodes, n_nodes))
+    _, labels = connected_components(graph, directed=False)
+    return labels[groups]
+
+
+def clash_keys(
+    table: pd.DataFrame, keep: np.ndarray, group_column: str, passage_column: str, key_columns: list[str], link: bool
+) -> list[list[int]]:
+    """Integer keys per row for the per-batch clash test: the answer unit, then one per column of ``key_columns``.
+
+    Units from the rows that can be drawn only: a link through a filtered-out language would merge groups whose
+    drawable passages never coincide. ``link=False`` makes every group its own unit.
+    """
+    unit = np.full(len(table), -1, dtype=np.int64)
+    kept = table[keep]
+    if link:
+        unit[keep] = answer_units(kept, group_column, passage_column)
+    else:
+        unit[keep] = pd.factorize(kept[group_column])[0]
+    return [unit.tolist()] + [pd.factorize(table[c])[0].tolist() for c in key_columns]
 
 
 class Stream:

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
-from hybridir_utils.fillers import Clash, PoolFiller, Stream, greedy_fill
+from hybridir_utils.fillers import Clash, PoolFiller, Stream, clash_keys, greedy_fill
 
 PRESETS: dict[str, float] = {"x-x-mono": 1.0, "x-y": 0.0, "hybrid": 0.5}
 MONO, CROSS = "mono", "cross"
@@ -82,21 +82,6 @@ def resolve_alpha(alpha: float | None = None, preset: str | None = None) -> floa
     return value
 
 
-def answer_units(table: pd.DataFrame, group_column: str = "group", passage_column: str = "passage") -> np.ndarray:
-    """Per row, a component id joining groups that share any answer text (connected components)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    groups, _ = pd.factorize(table[group_column], sort=True)
-    passages, _ = pd.factorize(table[passage_column], sort=True)
-    n_groups = int(groups.max()) + 1 if len(groups) else 0
-    n_nodes = n_groups + (int(passages.max()) + 1 if len(passages) else 0)
-    # Bipartite graph group -- passage text: groups reachable through a shared sentence form one unit.
-    graph = coo_matrix((np.ones(len(groups)), (groups, passages + n_groups)), shape=(n_nodes, n_nodes))
-    _, labels = connected_components(graph, directed=False)
-    return labels[groups]
-
-
 def _distributed_info() -> tuple[int, int]:
     """(world_size, rank) of the initialised process group, else from torchrun's environment, else (1, 0)."""
     import torch.distributed as dist
@@ -107,6 +92,25 @@ def _distributed_info() -> tuple[int, int]:
 
 
 Option = tuple[str, str, str | None]  # (kind, language ("" for cross), domain or None): what one step draws from
+
+
+def _placement(world_size: int | None, rank: int | None) -> tuple[int, int]:
+    """(world_size, rank) as given, else as detected by :func:`_distributed_info`; the rank must be in range."""
+    detected_world, detected_rank = _distributed_info()
+    world_size = int(world_size if world_size is not None else detected_world)
+    rank = int(rank if rank is not None else detected_rank)
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise SamplerConfigError(f"rank {rank} is not in [0, world_size={world_size})")
+    return world_size, rank
+
+
+def _check_columns(table: pd.DataFrame, needed: list[str]) -> None:
+    """Name every missing column at once, before anything reads one."""
+    missing = [c for c in dict.fromkeys(needed) if c not in table.columns]
+    if missing:
+        raise SamplerConfigError(f"pairs table lacks column(s) {missing}; it has {list(table.columns)}")
+    if table.empty:
+        raise SamplerConfigError("pairs table is empty")
 
 
 class HybridPolicy:
@@ -196,28 +200,39 @@ class HybridBatchSampler(DefaultBatchSampler):
             seed=0 if seed is None else int(seed),
         )
         self.alpha = resolve_alpha(alpha, preset)
-        detected_world, detected_rank = _distributed_info()
-        self.world_size = int(world_size if world_size is not None else detected_world)
-        self.rank = int(rank if rank is not None else detected_rank)
-        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
-            raise SamplerConfigError(f"rank {self.rank} is not in [0, world_size={self.world_size})")
+        self.world_size, self.rank = _placement(world_size, rank)
         self.shard = bool(shard)
         self.domain_homogeneous = bool(domain_homogeneous)
         self.domain_column = domain_column
 
         table = self._metadata_table(dataset, pairs, query_column, passage_column)
         needed = [query_column, passage_column, query_lang_column, passage_lang_column, group_column]
-        needed += list(unique_columns or [])
-        if domains is not None or domain_weights is not None or domain_homogeneous:
-            needed.append(domain_column)
-        missing = [c for c in dict.fromkeys(needed) if c not in table.columns]
-        if missing:
-            raise SamplerConfigError(f"pairs table lacks column(s) {missing}; it has {list(table.columns)}")
-        if table.empty:
-            raise SamplerConfigError("pairs table is empty")
+        steered = domains is not None or domain_weights is not None or domain_homogeneous
+        _check_columns(table, [*needed, *(unique_columns or []), *([domain_column] if steered else [])])
+        self._keep = self._select_rows(
+            table, (query_lang_column, passage_lang_column), languages, domains, domain_weights
+        )
+        key_columns = list(dict.fromkeys([query_column, passage_column, *(unique_columns or [])]))
+        self._keys = clash_keys(table, self._keep, group_column, passage_column, key_columns, link_shared_answers)
+        self._build_pools()
+        self._check_feasible()
+        self.steps_per_epoch = self._epoch_length(steps_per_epoch)
 
-        qlang = table[query_lang_column].astype(str).to_numpy()
-        plang = table[passage_lang_column].astype(str).to_numpy()
+    # ---------------------------------------------------------------- construction helpers
+    def _select_rows(self, table: pd.DataFrame, lang_columns, languages, domains, domain_weights) -> np.ndarray:
+        """The rows batches may draw: both languages among ``languages``, domain chosen and weighted above 0."""
+        keep = self._language_mask(table, *lang_columns, languages) & self._domain_mask(table, domains, domain_weights)
+        if not keep.any():
+            raise SamplerConfigError(
+                f"no pairs left after filtering (languages={list(self.languages)}, domains={domains}, "
+                f"domain_weights={dict(domain_weights) if domain_weights else None})"
+            )
+        return keep
+
+    def _language_mask(self, table: pd.DataFrame, query_lang_column: str, passage_lang_column: str, languages):
+        """Rows whose query and passage languages are both training languages; sets ``languages``."""
+        self._qlang = qlang = table[query_lang_column].astype(str).to_numpy()
+        self._plang = plang = table[passage_lang_column].astype(str).to_numpy()
         keep = np.ones(len(table), dtype=bool)
         available = sorted(set(qlang) | set(plang))
         if languages is not None:
@@ -227,46 +242,32 @@ class HybridBatchSampler(DefaultBatchSampler):
                 raise SamplerConfigError(f"languages {unknown or languages} not in the pairs table ({available})")
             keep &= np.isin(qlang, languages) & np.isin(plang, languages)
         self.languages: tuple[str, ...] = tuple(sorted(languages) if languages is not None else available)
+        return keep
 
-        domain = table[domain_column].astype(str).to_numpy() if domain_column in table.columns else None
+    def _domain_mask(self, table: pd.DataFrame, domains, domain_weights) -> np.ndarray:
+        """Rows of the chosen, positively weighted domains (every row without domain options); sets ``domains``
+        and ``domain_weights``."""
+        domain = table[self.domain_column].astype(str).to_numpy() if self.domain_column in table.columns else None
+        self._domain = domain
         self.domains, self.domain_weights = self._check_domains(domain, domains, domain_weights)
         self._weighted = domain_weights is not None
+        keep = np.ones(len(table), dtype=bool)
         if domains is not None:
             keep &= np.isin(domain, list(domains))
         if domain_weights is not None:
             keep &= np.isin(domain, [d for d, w in self.domain_weights.items() if w > 0])
-        if not keep.any():
-            raise SamplerConfigError(
-                f"no pairs left after filtering (languages={list(self.languages)}, domains={domains}, "
-                f"domain_weights={dict(domain_weights) if domain_weights else None})"
-            )
+        return keep
 
-        # Integer keys for the per-batch clash test: answer unit plus every unique column.
-        # Units from the rows that can be drawn only: a link through a filtered-out language would merge groups
-        # whose drawable passages never coincide.
-        unit = np.full(len(table), -1, dtype=np.int64)
-        kept = table[keep]
-        if link_shared_answers:
-            unit[keep] = answer_units(kept, group_column, passage_column)
-        else:
-            unit[keep] = pd.factorize(kept[group_column])[0]
-        key_columns = list(dict.fromkeys([query_column, passage_column, *(unique_columns or [])]))
-        self._keys: list[list[int]] = [unit.tolist()] + [pd.factorize(table[c])[0].tolist() for c in key_columns]
-        self._qlang, self._plang, self._domain = qlang, plang, domain
-        self._keep = keep
-        self._build_pools()
-        self._check_feasible()
-
-        n_rows = sum(len(self._pool_rows[o]) for o in self._options if self._option_prob_positive(o))
-        per_step = self.batch_size * self.world_size
+    def _epoch_length(self, steps_per_epoch: int | None) -> int:
+        """Global steps per epoch: as given, else the pairs the chosen ``alpha`` can reach per global batch."""
         if steps_per_epoch is not None:
             if int(steps_per_epoch) < 1:
                 raise SamplerConfigError(f"steps_per_epoch must be >= 1, got {steps_per_epoch!r}")
-            self.steps_per_epoch = int(steps_per_epoch)
-        else:
-            self.steps_per_epoch = max(1, n_rows // per_step if self.drop_last else math.ceil(n_rows / per_step))
+            return int(steps_per_epoch)
+        n_rows = sum(len(self._pool_rows[o]) for o in self._options if self._option_prob_positive(o))
+        per_step = self.batch_size * self.world_size
+        return max(1, n_rows // per_step if self.drop_last else math.ceil(n_rows / per_step))
 
-    # ---------------------------------------------------------------- construction helpers
     @staticmethod
     def _metadata_table(dataset: Any, pairs: pd.DataFrame | None, query_column: str, passage_column: str):
         """The metadata table; when ``pairs`` is separate, check the dataset holds its rows in the same order."""

@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from hybridir_utils.fillers import Clash, PoolFiller, Stream, greedy_fill
+from hybridir_utils.fillers import Clash, PoolFiller, Stream, answer_units, clash_keys, greedy_fill
+
+
+def test_answer_units_join_groups_through_shared_answers_among_drawable_rows_only():
+    table = pd.DataFrame(
+        {
+            "group": ["g0", "g0", "g1", "g1", "g2"],
+            "passage": ["p0-en", "p0-de", "p0-en", "p1-de", "p2-en"],  # g1 asks about g0's answer sentence
+            "query": ["q0-en", "q0-de", "q1-en", "q1-de", "q2-en"],
+            "lang": ["en", "de", "en", "de", "en"],
+        }
+    )
+    units = answer_units(table)
+    assert units[0] == units[2] != units[4]
+    keep = (table.lang == "de").to_numpy()  # the shared sentence is English: without it g0 and g1 are apart
+    linked = clash_keys(table, keep, "group", "passage", ["query"], link=True)
+    assert linked[0] == [-1, 0, -1, 1, -1]  # rows that cannot be drawn get no unit
+    assert linked[1] == pd.factorize(table["query"])[0].tolist()
+    assert clash_keys(table, np.ones(5, bool), "group", "passage", [], link=False) == [[0, 0, 1, 1, 2]]
 
 
 def test_clash_holds_every_key_value_once():
