@@ -15,9 +15,9 @@ Design
   query's own answer as a "negative".
 * **Pools.** Rows are split into streams by (monolingual language | cross-lingual) and, with domain options, by
   domain. Each stream serves reshuffled passes of its rows; a row that would clash with the batch is deferred to
-  the next batch, not dropped (streams, clash rule and filling: :mod:`hybridir_utils.fillers`). Batches are
-  always full (a short batch would change the number of negatives), so ``drop_last`` only decides whether the
-  epoch length rounds the row count down or up.
+  the next batch, not dropped (answer units, clash rule, streams and filling: :mod:`hybridir_utils.fillers`).
+  Batches are always full (a short batch would change the number of negatives), so ``drop_last`` only decides
+  whether the epoch length rounds the row count down or up.
 * **Epoch.** ``len()`` is the number of pairs the chosen ``alpha`` can reach divided by the global batch size
   (``steps_per_epoch=`` overrides). Streams are independent, so with ``alpha=0.5`` the smaller monolingual pools
   are revisited within an epoch, as in the paper, which trains for a number of steps.
@@ -91,9 +91,6 @@ def _distributed_info() -> tuple[int, int]:
     return int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
 
 
-Option = tuple[str, str, str | None]  # (kind, language ("" for cross), domain or None): what one step draws from
-
-
 def _placement(world_size: int | None, rank: int | None) -> tuple[int, int]:
     """(world_size, rank) as given, else as detected by :func:`_distributed_info`; the rank must be in range."""
     detected_world, detected_rank = _distributed_info()
@@ -111,6 +108,9 @@ def _check_columns(table: pd.DataFrame, needed: list[str]) -> None:
         raise SamplerConfigError(f"pairs table lacks column(s) {missing}; it has {list(table.columns)}")
     if table.empty:
         raise SamplerConfigError("pairs table is empty")
+
+
+Option = tuple[str, str, str | None]  # (kind, language ("" for cross), domain or None): what one step draws from
 
 
 class HybridPolicy:
