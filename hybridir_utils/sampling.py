@@ -15,8 +15,9 @@ Design
   query's own answer as a "negative".
 * **Pools.** Rows are split into streams by (monolingual language | cross-lingual) and, with domain options, by
   domain. Each stream serves reshuffled passes of its rows; a row that would clash with the batch is deferred to
-  the next batch, not dropped. Batches are always full (a short batch would change the number of negatives), so
-  ``drop_last`` only decides whether the epoch length rounds the row count down or up.
+  the next batch, not dropped (answer units, clash rule, streams and filling: :mod:`hybridir_utils.fillers`).
+  Batches are always full (a short batch would change the number of negatives), so ``drop_last`` only decides
+  whether the epoch length rounds the row count down or up.
 * **Epoch.** ``len()`` is the number of pairs the chosen ``alpha`` can reach divided by the global batch size
   (``steps_per_epoch=`` overrides). Streams are independent, so with ``alpha=0.5`` the smaller monolingual pools
   are revisited within an epoch, as in the paper, which trains for a number of steps.
@@ -32,8 +33,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,9 +41,11 @@ import numpy as np
 import pandas as pd
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
+from hybridir_utils.fillers import Clash, PoolFiller, Stream, clash_keys, greedy_fill
+
 PRESETS: dict[str, float] = {"x-x-mono": 1.0, "x-y": 0.0, "hybrid": 0.5}
 MONO, CROSS = "mono", "cross"
-# Greedy orders tried when checking that a pool can fill one global batch (see _greedy_fill).
+# Greedy orders tried when checking that a pool can fill one global batch (see fillers.greedy_fill).
 _FEASIBILITY_TRIES = 3
 
 
@@ -80,21 +82,6 @@ def resolve_alpha(alpha: float | None = None, preset: str | None = None) -> floa
     return value
 
 
-def answer_units(table: pd.DataFrame, group_column: str = "group", passage_column: str = "passage") -> np.ndarray:
-    """Per row, a component id joining groups that share any answer text (connected components)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    groups, _ = pd.factorize(table[group_column], sort=True)
-    passages, _ = pd.factorize(table[passage_column], sort=True)
-    n_groups = int(groups.max()) + 1 if len(groups) else 0
-    n_nodes = n_groups + (int(passages.max()) + 1 if len(passages) else 0)
-    # Bipartite graph group -- passage text: groups reachable through a shared sentence form one unit.
-    graph = coo_matrix((np.ones(len(groups)), (groups, passages + n_groups)), shape=(n_nodes, n_nodes))
-    _, labels = connected_components(graph, directed=False)
-    return labels[groups]
-
-
 def _distributed_info() -> tuple[int, int]:
     """(world_size, rank) of the initialised process group, else from torchrun's environment, else (1, 0)."""
     import torch.distributed as dist
@@ -104,88 +91,23 @@ def _distributed_info() -> tuple[int, int]:
     return int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
 
 
-class _Stream:
-    """The rows of one pool, served as reshuffled passes; rows clashing with the current batch wait for the next."""
-
-    __slots__ = ("order", "rows")
-
-    def __init__(self, rows: np.ndarray) -> None:
-        self.rows = rows
-        self.order: deque[int] = deque()
-
-    def take(self, rng: np.random.Generator, fits: Callable[[int], bool]) -> int | None:
-        """The next row that ``fits``, or None when two fresh passes hold none (the pool cannot extend the batch)."""
-        order, deferred, passes, found = self.order, [], 0, None
-        while True:
-            if not order:
-                if passes == 2:
-                    break
-                order.extend(rng.permutation(self.rows).tolist())
-                passes += 1
-            row = order.popleft()
-            if fits(row):
-                found = row
-                break
-            deferred.append(row)
-        order.extendleft(reversed(deferred))
-        return found
+def _placement(world_size: int | None, rank: int | None) -> tuple[int, int]:
+    """(world_size, rank) as given, else as detected by :func:`_distributed_info`; the rank must be in range."""
+    detected_world, detected_rank = _distributed_info()
+    world_size = int(world_size if world_size is not None else detected_world)
+    rank = int(rank if rank is not None else detected_rank)
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise SamplerConfigError(f"rank {rank} is not in [0, world_size={world_size})")
+    return world_size, rank
 
 
-class _Clash:
-    """The no-false-negative rule for one batch: each row has integer keys (answer unit, query and passage text,
-    unique columns) and a batch holds every key value at most once."""
-
-    __slots__ = ("keys", "used")
-
-    def __init__(self, keys: list[list[int]]) -> None:
-        self.keys, self.used = keys, [set() for _ in keys]
-
-    def fits(self, row: int) -> bool:
-        return all(k[row] not in u for k, u in zip(self.keys, self.used, strict=True))
-
-    def add(self, row: int) -> None:
-        for k, u in zip(self.keys, self.used, strict=True):
-            u.add(k[row])
-
-
-def greedy_fill(keys: list[list[int]], rows: np.ndarray, need: int) -> int:
-    """How many of ``rows``, taken in order, fit one batch together (at most ``need``): the feasibility probe."""
-    clash, count = _Clash(keys), 0
-    for row in rows.tolist():
-        if clash.fits(row):
-            clash.add(row)
-            count += 1
-            if count == need:
-                break
-    return count
-
-
-class PoolFiller:
-    """Fills batches from one pool's streams (one per domain when domains steer the draw): each slot picks a
-    stream by weight, and a stream that cannot extend the batch drops out for the rest of it."""
-
-    def __init__(self, streams: list[_Stream], weights: np.ndarray) -> None:
-        self.streams, self.weights = streams, np.asarray(weights, dtype=float)
-
-    def fill(self, rng: np.random.Generator, need: int, clash: _Clash) -> list[int]:
-        """Up to ``need`` clash-free rows (fewer only when every stream is blocked)."""
-        streams = self.streams
-        weights = np.where(self.weights > 0, self.weights, 0.0)
-        slots = rng.choice(len(streams), size=need, p=weights / weights.sum()) if len(streams) > 1 else [0] * need
-        rows: list[int] = []
-        for slot in slots:
-            index = int(slot)
-            while True:
-                row = streams[index].take(rng, clash.fits)
-                if row is not None:
-                    break
-                weights[index] = 0.0  # this stream cannot extend this batch: redraw among the others
-                if not weights.any():
-                    return rows
-                index = int(rng.choice(len(streams), p=weights / weights.sum()))
-            rows.append(row)
-            clash.add(row)
-        return rows
+def _check_columns(table: pd.DataFrame, needed: list[str]) -> None:
+    """Name every missing column at once, before anything reads one."""
+    missing = [c for c in dict.fromkeys(needed) if c not in table.columns]
+    if missing:
+        raise SamplerConfigError(f"pairs table lacks column(s) {missing}; it has {list(table.columns)}")
+    if table.empty:
+        raise SamplerConfigError("pairs table is empty")
 
 
 Option = tuple[str, str, str | None]  # (kind, language ("" for cross), domain or None): what one step draws from
@@ -278,28 +200,39 @@ class HybridBatchSampler(DefaultBatchSampler):
             seed=0 if seed is None else int(seed),
         )
         self.alpha = resolve_alpha(alpha, preset)
-        detected_world, detected_rank = _distributed_info()
-        self.world_size = int(world_size if world_size is not None else detected_world)
-        self.rank = int(rank if rank is not None else detected_rank)
-        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
-            raise SamplerConfigError(f"rank {self.rank} is not in [0, world_size={self.world_size})")
+        self.world_size, self.rank = _placement(world_size, rank)
         self.shard = bool(shard)
         self.domain_homogeneous = bool(domain_homogeneous)
         self.domain_column = domain_column
 
         table = self._metadata_table(dataset, pairs, query_column, passage_column)
         needed = [query_column, passage_column, query_lang_column, passage_lang_column, group_column]
-        needed += list(unique_columns or [])
-        if domains is not None or domain_weights is not None or domain_homogeneous:
-            needed.append(domain_column)
-        missing = [c for c in dict.fromkeys(needed) if c not in table.columns]
-        if missing:
-            raise SamplerConfigError(f"pairs table lacks column(s) {missing}; it has {list(table.columns)}")
-        if table.empty:
-            raise SamplerConfigError("pairs table is empty")
+        steered = domains is not None or domain_weights is not None or domain_homogeneous
+        _check_columns(table, [*needed, *(unique_columns or []), *([domain_column] if steered else [])])
+        self._keep = self._select_rows(
+            table, (query_lang_column, passage_lang_column), languages, domains, domain_weights
+        )
+        key_columns = list(dict.fromkeys([query_column, passage_column, *(unique_columns or [])]))
+        self._keys = clash_keys(table, self._keep, group_column, passage_column, key_columns, link_shared_answers)
+        self._build_pools()
+        self._check_feasible()
+        self.steps_per_epoch = self._epoch_length(steps_per_epoch)
 
-        qlang = table[query_lang_column].astype(str).to_numpy()
-        plang = table[passage_lang_column].astype(str).to_numpy()
+    # ---------------------------------------------------------------- construction helpers
+    def _select_rows(self, table: pd.DataFrame, lang_columns, languages, domains, domain_weights) -> np.ndarray:
+        """The rows batches may draw: both languages among ``languages``, domain chosen and weighted above 0."""
+        keep = self._language_mask(table, *lang_columns, languages) & self._domain_mask(table, domains, domain_weights)
+        if not keep.any():
+            raise SamplerConfigError(
+                f"no pairs left after filtering (languages={list(self.languages)}, domains={domains}, "
+                f"domain_weights={dict(domain_weights) if domain_weights else None})"
+            )
+        return keep
+
+    def _language_mask(self, table: pd.DataFrame, query_lang_column: str, passage_lang_column: str, languages):
+        """Rows whose query and passage languages are both training languages; sets ``languages``."""
+        self._qlang = qlang = table[query_lang_column].astype(str).to_numpy()
+        self._plang = plang = table[passage_lang_column].astype(str).to_numpy()
         keep = np.ones(len(table), dtype=bool)
         available = sorted(set(qlang) | set(plang))
         if languages is not None:
@@ -309,46 +242,32 @@ class HybridBatchSampler(DefaultBatchSampler):
                 raise SamplerConfigError(f"languages {unknown or languages} not in the pairs table ({available})")
             keep &= np.isin(qlang, languages) & np.isin(plang, languages)
         self.languages: tuple[str, ...] = tuple(sorted(languages) if languages is not None else available)
+        return keep
 
-        domain = table[domain_column].astype(str).to_numpy() if domain_column in table.columns else None
+    def _domain_mask(self, table: pd.DataFrame, domains, domain_weights) -> np.ndarray:
+        """Rows of the chosen, positively weighted domains (every row without domain options); sets ``domains``
+        and ``domain_weights``."""
+        domain = table[self.domain_column].astype(str).to_numpy() if self.domain_column in table.columns else None
+        self._domain = domain
         self.domains, self.domain_weights = self._check_domains(domain, domains, domain_weights)
         self._weighted = domain_weights is not None
+        keep = np.ones(len(table), dtype=bool)
         if domains is not None:
             keep &= np.isin(domain, list(domains))
         if domain_weights is not None:
             keep &= np.isin(domain, [d for d, w in self.domain_weights.items() if w > 0])
-        if not keep.any():
-            raise SamplerConfigError(
-                f"no pairs left after filtering (languages={list(self.languages)}, domains={domains}, "
-                f"domain_weights={dict(domain_weights) if domain_weights else None})"
-            )
+        return keep
 
-        # Integer keys for the per-batch clash test: answer unit plus every unique column.
-        # Units from the rows that can be drawn only: a link through a filtered-out language would merge groups
-        # whose drawable passages never coincide.
-        unit = np.full(len(table), -1, dtype=np.int64)
-        kept = table[keep]
-        if link_shared_answers:
-            unit[keep] = answer_units(kept, group_column, passage_column)
-        else:
-            unit[keep] = pd.factorize(kept[group_column])[0]
-        key_columns = list(dict.fromkeys([query_column, passage_column, *(unique_columns or [])]))
-        self._keys: list[list[int]] = [unit.tolist()] + [pd.factorize(table[c])[0].tolist() for c in key_columns]
-        self._qlang, self._plang, self._domain = qlang, plang, domain
-        self._keep = keep
-        self._build_pools()
-        self._check_feasible()
-
-        n_rows = sum(len(self._pool_rows[o]) for o in self._options if self._option_prob_positive(o))
-        per_step = self.batch_size * self.world_size
+    def _epoch_length(self, steps_per_epoch: int | None) -> int:
+        """Global steps per epoch: as given, else the pairs the chosen ``alpha`` can reach per global batch."""
         if steps_per_epoch is not None:
             if int(steps_per_epoch) < 1:
                 raise SamplerConfigError(f"steps_per_epoch must be >= 1, got {steps_per_epoch!r}")
-            self.steps_per_epoch = int(steps_per_epoch)
-        else:
-            self.steps_per_epoch = max(1, n_rows // per_step if self.drop_last else math.ceil(n_rows / per_step))
+            return int(steps_per_epoch)
+        n_rows = sum(len(self._pool_rows[o]) for o in self._options if self._option_prob_positive(o))
+        per_step = self.batch_size * self.world_size
+        return max(1, n_rows // per_step if self.drop_last else math.ceil(n_rows / per_step))
 
-    # ---------------------------------------------------------------- construction helpers
     @staticmethod
     def _metadata_table(dataset: Any, pairs: pd.DataFrame | None, query_column: str, passage_column: str):
         """The metadata table; when ``pairs`` is separate, check the dataset holds its rows in the same order."""
@@ -511,7 +430,7 @@ class HybridBatchSampler(DefaultBatchSampler):
         need = self.batch_size * self.world_size
         for step in range(self.steps_per_epoch):
             kind, lang, domain = option = policy.choose(rng)
-            rows = fillers[option].fill(rng, need, _Clash(self._keys))
+            rows = fillers[option].fill(rng, need, Clash(self._keys))
             if len(rows) < need:
                 raise RuntimeError(
                     f"step {step}: could fill only {len(rows)} of {need} rows for a {kind} {lang} batch (domain "
@@ -523,7 +442,7 @@ class HybridBatchSampler(DefaultBatchSampler):
     def _fillers(self) -> dict[Option, PoolFiller]:
         """A filler per option over fresh streams (a new epoch reshuffles from scratch): the option's own stream
         (domain-homogeneous), else every domain stream of its kind and language."""
-        streams = {key: _Stream(rows) for key, rows in self._streams_rows.items()}
+        streams = {key: Stream(rows) for key, rows in self._streams_rows.items()}
         fillers = {}
         for option in self._options:
             keys = [option] if self.domain_homogeneous else [k for k in streams if k[:2] == option[:2]]

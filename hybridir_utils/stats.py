@@ -29,6 +29,7 @@ Vectorised numpy, seeded: the same inputs and seed give identical output.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -89,21 +90,14 @@ def _codes(labels, name: str, n_rows: int) -> tuple[np.ndarray, int]:
     return codes.reshape(-1), len(uniques)
 
 
-def _macro(weights: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Macro means over strata for each row of ``weights``.
-
-    ``weights`` is [n_rep, n_clusters] (how often each cluster was drawn); ``sums`` is [n_clusters, n_strata,
-    n_columns] (per-cluster sums of each column's rows in each stratum) and ``counts`` [n_clusters, n_strata] (the
-    number of those rows). Returns [n_rep, n_columns]: the mean over strata with positive weight of the
-    weight-averaged rows of each stratum.
-    """
-    n_clusters, n_strata, n_cols = sums.shape
-    num = (weights @ sums.reshape(n_clusters, n_strata * n_cols)).reshape(-1, n_strata, n_cols)
-    den = weights @ counts  # [n_rep, n_strata]
-    present = den > 0
-    means = num / np.where(present, den, 1.0)[:, :, None]
-    means[~present] = 0.0
-    return means.sum(axis=1) / present.sum(axis=1)[:, None]
+def _check_options(mats: dict[str, np.ndarray], reference: str, n_boot: int, ci: float) -> None:
+    """Name the bad option before any work (the scores, strata and clusters are checked first)."""
+    if reference not in mats:
+        raise ValueError(f"reference: {reference!r} is not among the systems {list(mats)}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
+        raise ValueError(f"n_boot: expected an integer >= 1, got {n_boot!r}")
+    if not 0 < ci < 1:
+        raise ValueError(f"ci: expected a confidence level strictly between 0 and 1, got {ci!r}")
 
 
 def cluster_bootstrap(
@@ -139,80 +133,114 @@ def cluster_bootstrap(
     """
     mats = _check_scores(scores)
     n_rows = next(iter(mats.values())).shape[1]
-    stratum, n_strata = _codes(strata, "strata", n_rows)
-    cluster, n_clusters = _codes(clusters, "clusters", n_rows)
-    if reference not in mats:
-        raise ValueError(f"reference: {reference!r} is not among the systems {list(mats)}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
-        raise ValueError(f"n_boot: expected an integer >= 1, got {n_boot!r}")
-    if not 0 < ci < 1:
-        raise ValueError(f"ci: expected a confidence level strictly between 0 and 1, got {ci!r}")
+    cells = _Cells.of(strata, clusters, n_rows)
+    _check_options(mats, reference, n_boot, ci)
 
     names = list(mats)
-    cell = cluster * n_strata + stratum
-    counts = np.bincount(cell, minlength=n_clusters * n_strata).astype(float).reshape(n_clusters, n_strata)
-
-    def layout(values: np.ndarray) -> np.ndarray:  # [n_rows, k] -> [n_clusters, n_strata, k] per-cell sums
-        sums = [np.bincount(cell, weights=col, minlength=n_clusters * n_strata) for col in values.T]
-        return np.stack(sums, axis=1).reshape(n_clusters, n_strata, -1)
-
-    def on_data(values: np.ndarray) -> np.ndarray:  # macro mean of each column of [n_rows, k] on the data
-        per_stratum = layout(values).sum(axis=0) / counts.sum(axis=0)[:, None]  # every stratum has rows
-        return per_stratum.mean(axis=0)  # elementwise per column: identical columns give identical means
-
     seed_avg = {name: mats[name].mean(axis=0) for name in names}
-    means = dict(zip(names, on_data(np.column_stack([seed_avg[name] for name in names])).tolist(), strict=True))
-    ref_seeds = on_data(mats[reference].T)
-
+    means = dict(zip(names, cells.macro_mean(np.column_stack([seed_avg[n] for n in names])).tolist(), strict=True))
+    ref_seeds = cells.macro_mean(mats[reference].T)
     # Columns bootstrapped: the reference's seed-averaged rows, then each system's seed-averaged difference to it
     # (an identical system then gives exactly 0 in every replicate). A system's level is reference + difference.
     columns = np.column_stack([seed_avg[reference]] + [seed_avg[name] - seed_avg[reference] for name in names])
-    sums = layout(columns)
-    rng = np.random.default_rng(seed)
-    boot = np.empty((n_boot, columns.shape[1]))
-    chunk = max(1, _CHUNK_CELLS // max(n_clusters, n_strata * columns.shape[1]))
-    for start in range(0, n_boot, chunk):
-        n = min(chunk, n_boot - start)
-        draws = rng.integers(0, n_clusters, size=(n, n_clusters))  # one draw of clusters per replicate
-        offsets = (np.arange(n) * n_clusters)[:, None]
-        weights = np.bincount((draws + offsets).ravel(), minlength=n * n_clusters).reshape(n, n_clusters)
-        boot[start : start + n] = _macro(weights.astype(float), sums, counts)
+    boot = _bootstrap(cells, columns, n_boot, seed)
 
     q = [(1 - ci) / 2, (1 + ci) / 2]
-    ref_boot = boot[:, 0]
     rows = []
     for i, name in enumerate(names):
         d_boot = boot[:, 1 + i]
-        level = ref_boot + d_boot
-        ci_low, ci_high = np.quantile(level, q)
         delta = means[name] - means[reference]
-        if name == reference:
-            lo = hi = 0.0
-            p = 1.0
-        else:
-            lo, hi = np.quantile(d_boot, q)
-            # tolerance: float noise must not turn "as extreme as observed" into "less extreme"
-            extreme = np.abs(d_boot - delta) >= abs(delta) - 1e-12
-            p = (1 + int(extreme.sum())) / (n_boot + 1)
-        seed_min, seed_max = _seed_range(on_data(mats[name].T), ref_seeds)
-        rows.append(
-            {
-                "system": name,
-                "n_seeds": mats[name].shape[0],
-                "n_rows": n_rows,
-                "n_clusters": n_clusters,
-                "mean": means[name],
-                "ci_low": float(ci_low),
-                "ci_high": float(ci_high),
-                "delta": float(delta),
-                "lo": float(lo),
-                "hi": float(hi),
-                "p": float(p),
-                "seed_delta_min": seed_min,
-                "seed_delta_max": seed_max,
-            }
-        )
+        size = {"n_seeds": mats[name].shape[0], "n_rows": n_rows, "n_clusters": cells.n_clusters}
+        summary = _compare(boot[:, 0] + d_boot, d_boot, delta, q, name == reference)
+        seeds = _seed_range(cells.macro_mean(mats[name].T), ref_seeds)
+        spread = {"seed_delta_min": seeds[0], "seed_delta_max": seeds[1]}
+        rows.append({"system": name, **size, "mean": means[name], **summary, **spread})
     return pd.DataFrame(rows, columns=_COLUMNS)
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """The rows binned by (cluster, stratum). Every statistic here is a function of per-cell sums and row counts,
+    so a replicate only reweights clusters: it never materialises resampled rows."""
+
+    cell: np.ndarray  # per row: cluster * n_strata + stratum
+    n_clusters: int
+    n_strata: int
+    counts: np.ndarray  # [n_clusters, n_strata] rows per cell
+
+    @classmethod
+    def of(cls, strata, clusters, n_rows: int) -> _Cells:
+        stratum, n_strata = _codes(strata, "strata", n_rows)
+        cluster, n_clusters = _codes(clusters, "clusters", n_rows)
+        cell = cluster * n_strata + stratum
+        counts = np.bincount(cell, minlength=n_clusters * n_strata).astype(float).reshape(n_clusters, n_strata)
+        return cls(cell, n_clusters, n_strata, counts)
+
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        """[n_rows, k] -> [n_clusters, n_strata, k]: the per-cell sums of each column."""
+        size = self.n_clusters * self.n_strata
+        sums = [np.bincount(self.cell, weights=col, minlength=size) for col in values.T]
+        return np.stack(sums, axis=1).reshape(self.n_clusters, self.n_strata, -1)
+
+    def macro_mean(self, values: np.ndarray) -> np.ndarray:
+        """The macro mean over strata of each column of [n_rows, k] on the data (every stratum has rows)."""
+        per_stratum = self.sums(values).sum(axis=0) / self.counts.sum(axis=0)[:, None]
+        return per_stratum.mean(axis=0)  # elementwise per column: identical columns give identical means
+
+
+def _bootstrap(cells: _Cells, columns: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """[n_boot, k]: the macro mean of each column of [n_rows, k] in every replicate; replicates go in chunks of
+    about ``_CHUNK_CELLS`` floats so that memory stays bounded for many clusters or systems."""
+    sums = cells.sums(columns)
+    rng = np.random.default_rng(seed)
+    boot = np.empty((n_boot, columns.shape[1]))
+    chunk = max(1, _CHUNK_CELLS // max(cells.n_clusters, cells.n_strata * columns.shape[1]))
+    for start in range(0, n_boot, chunk):
+        n = min(chunk, n_boot - start)
+        boot[start : start + n] = _macro(_cluster_weights(rng, n, cells.n_clusters), sums, cells.counts)
+    return boot
+
+
+def _cluster_weights(rng: np.random.Generator, n: int, n_clusters: int) -> np.ndarray:
+    """[n, n_clusters]: how often each cluster is drawn when each of ``n`` replicates draws ``n_clusters`` clusters
+    with replacement, once for every stratum and system (the paired design)."""
+    draws = rng.integers(0, n_clusters, size=(n, n_clusters))
+    offsets = (np.arange(n) * n_clusters)[:, None]
+    weights = np.bincount((draws + offsets).ravel(), minlength=n * n_clusters).reshape(n, n_clusters)
+    return weights.astype(float)
+
+
+def _macro(weights: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Macro means over strata for each row of ``weights``.
+
+    ``weights`` is [n_rep, n_clusters] (how often each cluster was drawn); ``sums`` is [n_clusters, n_strata,
+    n_columns] (per-cluster sums of each column's rows in each stratum) and ``counts`` [n_clusters, n_strata] (the
+    number of those rows). Returns [n_rep, n_columns]: the mean over strata with positive weight of the
+    weight-averaged rows of each stratum.
+    """
+    n_clusters, n_strata, n_cols = sums.shape
+    num = (weights @ sums.reshape(n_clusters, n_strata * n_cols)).reshape(-1, n_strata, n_cols)
+    den = weights @ counts  # [n_rep, n_strata]
+    present = den > 0
+    means = num / np.where(present, den, 1.0)[:, :, None]
+    means[~present] = 0.0
+    return means.sum(axis=1) / present.sum(axis=1)[:, None]
+
+
+def _compare(level: np.ndarray, d_boot: np.ndarray, delta: float, q: list[float], is_reference: bool) -> dict:
+    """Percentile CIs of a system's level and of its paired difference to the reference, and the two-sided
+    bootstrap p of that difference (the reference against itself: 0 and p = 1)."""
+    ci_low, ci_high = np.quantile(level, q)
+    if is_reference:
+        lo = hi = 0.0
+        p = 1.0
+    else:
+        lo, hi = np.quantile(d_boot, q)
+        # tolerance: float noise must not turn "as extreme as observed" into "less extreme"
+        extreme = np.abs(d_boot - delta) >= abs(delta) - 1e-12
+        p = (1 + int(extreme.sum())) / (len(d_boot) + 1)
+    floats = {"ci_low": ci_low, "ci_high": ci_high, "delta": delta, "lo": lo, "hi": hi, "p": p}
+    return {key: float(value) for key, value in floats.items()}
 
 
 def _seed_range(system: np.ndarray, reference: np.ndarray) -> tuple[float, float]:

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hybridir_utils.sampling import PRESETS, HybridBatchSampler, SamplerConfigError, answer_units, resolve_alpha
+from hybridir_utils.fillers import answer_units
+from hybridir_utils.sampling import PRESETS, HybridBatchSampler, SamplerConfigError, resolve_alpha
 
 LANGS = ("ar", "de", "en", "zh")
 DOMAINS = ("science", "news", "history")
