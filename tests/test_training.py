@@ -1,4 +1,4 @@
-"""Training config, test-overlap guard, freezing, and one short real e5-small run (slow)."""
+"""Test-overlap guard, freezing, resume, and short real e5-small runs (slow); the config: test_train_config."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
+from hybridir_utils.train_config import TrainConfig, TrainConfigError
 from hybridir_utils.training import (
     ArticleOverlapError,
-    TrainConfig,
-    TrainConfigError,
     eval_articles,
     freeze,
     loss_dataset,
@@ -31,65 +30,6 @@ def tiny_pairs(n_groups: int = 12, langs=("en", "de")) -> pd.DataFrame:
         for g in range(n_groups) for x in langs for y in langs
     ]  # fmt: skip
     return pd.DataFrame(rows)
-
-
-# ---------------------------------------------------------------------------------------------- config
-def test_config_round_trips_through_yaml_and_rejects_unknown_keys(tmp_path):
-    cfg = TrainConfig(preset="x-y", batch_size=16, languages=["en", "de"], domain_weights={"news": 2.0})
-    path = tmp_path / "run.yaml"
-    import yaml
-
-    path.write_text(yaml.safe_dump(cfg.to_dict()))
-    assert TrainConfig.from_yaml(path) == cfg
-    assert cfg.resolved_alpha == 0.0 and cfg.batches_name() == "x-y"
-    assert TrainConfig(alpha=0.3).batches_name() == "alpha0.3"
-    with pytest.raises(TrainConfigError, match=r"'batchsize' \(did you mean 'batch_size'\?\)"):
-        TrainConfig.from_dict({"batchsize": 8})
-    path.write_text("learning_rate: 1e-4\n")
-    with pytest.raises(TrainConfigError, match=f"{path.name}.*learning_rate"):
-        TrainConfig.from_yaml(path)
-    with pytest.raises(FileNotFoundError, match=r"missing\.yaml"):
-        TrainConfig.from_yaml(tmp_path / "missing.yaml")
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "needle"),
-    [
-        ({"alpha": 1.2}, "alpha"),
-        ({"preset": "x-y", "alpha": 0.5}, "contradicts"),
-        ({"preset": "mono"}, "preset"),
-        ({"train_dataset": "squad"}, "train_dataset"),
-        ({"eval_dataset": "miracl"}, "eval_dataset"),
-        ({"languages": ["ru"]}, "ru"),  # not an MLQA-R language
-        ({"batch_size": 0}, "batch_size"),
-        ({"batch_size": True}, "batch_size"),
-        ({"lr": -1.0}, "lr"),
-        ({"weight_decay": 2}, "weight_decay"),
-        ({"warmup_ratio": 1.0}, "warmup_ratio"),
-        ({"max_steps": 0}, "max_steps"),
-        ({"freeze_layers": -1}, "freeze_layers"),
-        ({"loss": "triplet"}, "loss"),
-        ({"lr_scheduler": "step"}, "lr_scheduler"),
-        ({"warmup_steps": 0}, "warmup_steps"),
-        ({"domain_weights": ["news"]}, "domain_weights"),
-    ],
-)
-def test_config_rejects_bad_values_by_name(kwargs, needle):
-    with pytest.raises(TrainConfigError, match=needle):
-        TrainConfig(**kwargs)
-
-
-def test_run_name_tracks_what_is_learned_not_runtime_settings():
-    base = TrainConfig()
-    assert base.run_name() == TrainConfig().run_name()
-    assert base.run_name().startswith("multilingual-e5-small-mlqa-r-hybrid-s0-")
-    assert TrainConfig(seed=1).run_name() != base.run_name()
-    assert TrainConfig(lr=1e-5).run_name() != base.run_name()
-    assert TrainConfig(num_threads=1).run_name() == base.run_name()
-    assert (
-        base.resolved_eval_dataset == "xquad-r"
-        and TrainConfig(train_dataset="xquad-r").resolved_eval_dataset == "mlqa-r"
-    )
 
 
 # ---------------------------------------------------------------------------------------------- test overlap
@@ -273,8 +213,6 @@ def test_resume_skips_a_checkpoint_killed_mid_save_and_reports_the_whole_run_los
     rerun, a kill during the final save leaves no .model.tmp-* folder behind, and train_loss covers every step."""
     import shutil
 
-    from hybridir_utils.training import TrainConfig as Cfg
-
     cfg = dict(batch_size=4, max_steps=4, save_steps=2, logging_steps=3, max_seq_length=32, warmup_ratio=0.0,
                num_threads=1, seed=1)  # fmt: skip
     pairs = tiny_pairs()
@@ -288,7 +226,7 @@ def test_resume_skips_a_checkpoint_killed_mid_save_and_reports_the_whole_run_los
         if f.name != "config.json":
             shutil.rmtree(f) if f.is_dir() else f.unlink()
     (run / ".model.tmp-123" / "0_Transformer").mkdir(parents=True)
-    (run / "train_config.json").write_text(json.dumps(Cfg(**cfg, output_dir=str(run)).to_dict()))
+    (run / "train_config.json").write_text(json.dumps(TrainConfig(**cfg, output_dir=str(run)).to_dict()))
 
     with caplog.at_level("WARNING", logger="hybridir_utils.training"):
         model_dir = train({**cfg, "output_dir": str(run)}, pairs=pairs, data_dir=shared_data_dir)
