@@ -303,53 +303,11 @@ def train(
     must hold the ``data.training_pairs`` columns. Same config and seed give the same batches and weights.
     A finished run with the same config is returned as is; an interrupted one resumes from its last checkpoint.
     """
-    import torch
-    import transformers
-    from accelerate import PartialState
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-
     cfg = TrainConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
     run_dir = cfg.resolved_output_dir()
-    final = run_dir / "model"
-    config_file = run_dir / "train_config.json"
-    if config_file.is_file():
-        previous = {k: v for k, v in io.read_json(config_file).items() if k not in RUNTIME_KEYS}
-        previous.setdefault("precision", "fp32")  # runs from before the precision key trained in fp32
-        current = cfg.identity()
-        if previous != current:
-            changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
-            raise TrainConfigError(
-                f"{run_dir} holds a run with a different config (keys {changed}); choose another output_dir or "
-                "delete it"
-            )
-        if (final / "modules.json").is_file():
-            log.info("%s already trained with this config", final)
-            return final
-
-    if pairs is None:
-        pairs = load_training_pairs(cfg, data_dir)
-    else:
-        if cfg.languages is not None:
-            pairs = pairs[pairs.query_lang.isin(cfg.languages) & pairs.passage_lang.isin(cfg.languages)]
-        if cfg.max_groups is not None:
-            groups = pd.unique(pairs.group)
-            keep = np.random.default_rng(cfg.seed).permutation(groups)[: cfg.max_groups]
-            pairs = pairs[pairs.group.isin(keep)]
-    pairs = pairs.reset_index(drop=True)
-    eval_name = cfg.resolved_eval_dataset
-    if eval_name == cfg.train_dataset and not cfg.allow_test_overlap:
-        raise ArticleOverlapError(
-            f"train_dataset and eval_dataset are both {eval_name}: the test articles would be trained on; "
-            "set allow_test_overlap=True to do it anyway"
-        )
-    pairs, dropped = remove_test_overlap(
-        pairs,
-        set() if cfg.allow_test_overlap else eval_articles(eval_name, data_dir),
-        eval_name,
-        cfg.allow_test_overlap,
-        cfg.drop_test_overlap,
-    )
-
+    if _already_trained(cfg, run_dir):
+        return run_dir / "model"
+    pairs, dropped = _without_test_articles(cfg, _select_pairs(cfg, pairs, data_dir), data_dir)
     sampler_options = {
         "alpha": cfg.resolved_alpha,
         "languages": cfg.languages,
@@ -360,64 +318,11 @@ def train(
     }
     # Build once here so an infeasible setting fails before the model is loaded.
     probe = HybridBatchSampler(pairs, cfg.batch_size, seed=cfg.seed, **sampler_options)
-
-    if cfg.num_threads is not None:
-        torch.set_num_threads(cfg.num_threads)
-    precision = environment.resolve_precision(cfg.precision, training=True)
-    if torch.cuda.is_available() and cfg.precision != "fp32":  # TF32 for what stays fp32, unless fp32 was asked for
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    transformers.set_seed(cfg.seed)
-    model = load_encoder(cfg.model)
-    if cfg.max_seq_length is not None:
-        model.max_seq_length = cfg.max_seq_length
-    for key, prompt in PROMPTS.items():
-        model.prompts.setdefault(key, prompt)
-    counts = freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
-    model.model_card_data.language = sorted(probe.languages)
-    model.model_card_data.model_name = f"{Path(cfg.model).name} fine-tuned with {cfg.batches_name()} batches"
-
-    # Under torchrun every rank runs train(); only the main process writes shared files.
-    main_process = PartialState().is_main_process
-    if main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _remove_stale_tmp(run_dir)
-        io.write_json(config_file, cfg.to_dict())
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(run_dir / "checkpoints"),
-        per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        # transformers 5: a float < 1 is a ratio of the total steps, an int a number of steps
-        warmup_steps=cfg.warmup_steps if cfg.warmup_steps is not None else cfg.warmup_ratio,
-        lr_scheduler_type=cfg.lr_scheduler,
-        optim="adamw_torch",
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps if cfg.max_steps is not None else -1,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        logging_steps=cfg.logging_steps,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        report_to="none",
-        batch_sampler=HybridBatchSampler.factory(pairs, **sampler_options),
-        prompts=dict(PROMPTS),
-        # Non-reentrant checkpointing: with a frozen embedding matrix the reentrant variant would see inputs that
-        # need no grad and silently skip the layers' gradients.
-        activation_checkpointing=cfg.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
-        dataloader_drop_last=False,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        bf16=precision == "bf16",
-        disable_tqdm=False,
-    )
-    trainer = SentenceTransformerTrainer(
-        model=model,
-        args=args,
-        train_dataset=loss_dataset(pairs),
-        loss=make_loss(model, cfg),
-        callbacks=[_loss_log_callback(run_dir / "loss_log.csv"), *(callbacks or [])],
-    )
+    precision = _set_up_torch(cfg)
+    model, counts = _load_model(cfg, probe.languages)
+    main_process = _open_run_dir(cfg, run_dir)
+    args = _training_arguments(cfg, run_dir, precision, HybridBatchSampler.factory(pairs, **sampler_options))
+    trainer = _make_trainer(cfg, model, args, pairs, run_dir, callbacks)
     last = _last_complete_checkpoint(run_dir / "checkpoints", remove=main_process)
     if last:
         log.info("resuming from %s", last)
@@ -440,14 +345,168 @@ def train(
         "environment": environment.describe(precision),
         **counts,
     }
-    # A callback may end training early (early stopping): that model is final too. A crash leaves no model/,
-    # so the next call resumes from the last checkpoint.
+    _publish(trainer, model, cfg, run_dir, info, main_process)
+    return run_dir / "model"
+
+
+def _already_trained(cfg: TrainConfig, run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds this config's finished model; refuses a folder of another config's run, whose
+    checkpoints a resume would otherwise silently continue."""
+    config_file = run_dir / "train_config.json"
+    if not config_file.is_file():
+        return False
+    previous = {k: v for k, v in io.read_json(config_file).items() if k not in RUNTIME_KEYS}
+    previous.setdefault("precision", "fp32")  # runs from before the precision key trained in fp32
+    current = cfg.identity()
+    if previous != current:
+        changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+        raise TrainConfigError(
+            f"{run_dir} holds a run with a different config (keys {changed}); choose another output_dir or delete it"
+        )
+    if (run_dir / "model" / "modules.json").is_file():
+        log.info("%s already trained with this config", run_dir / "model")
+        return True
+    return False
+
+
+def _select_pairs(cfg: TrainConfig, pairs: pd.DataFrame | None, data_dir: str | Path | None) -> pd.DataFrame:
+    """The configured training pairs, or the given ones cut to the config's languages and group subsample (so a
+    caller's table obeys the same config keys as the loaded one)."""
+    if pairs is None:
+        pairs = load_training_pairs(cfg, data_dir)
+    else:
+        if cfg.languages is not None:
+            pairs = pairs[pairs.query_lang.isin(cfg.languages) & pairs.passage_lang.isin(cfg.languages)]
+        if cfg.max_groups is not None:
+            groups = pd.unique(pairs.group)
+            keep = np.random.default_rng(cfg.seed).permutation(groups)[: cfg.max_groups]
+            pairs = pairs[pairs.group.isin(keep)]
+    return pairs.reset_index(drop=True)
+
+
+def _without_test_articles(
+    cfg: TrainConfig, pairs: pd.DataFrame, data_dir: str | Path | None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The zero-shot guard: no training on the evaluation set's articles unless the config says so on purpose."""
+    eval_name = cfg.resolved_eval_dataset
+    if eval_name == cfg.train_dataset and not cfg.allow_test_overlap:
+        raise ArticleOverlapError(
+            f"train_dataset and eval_dataset are both {eval_name}: the test articles would be trained on; "
+            "set allow_test_overlap=True to do it anyway"
+        )
+    return remove_test_overlap(
+        pairs,
+        set() if cfg.allow_test_overlap else eval_articles(eval_name, data_dir),
+        eval_name,
+        cfg.allow_test_overlap,
+        cfg.drop_test_overlap,
+    )
+
+
+def _set_up_torch(cfg: TrainConfig) -> str:
+    """Threads, matmul precision and seeds, before the model is built (its head's init draws from the seed);
+    returns the resolved precision."""
+    import torch
+    import transformers
+
+    if cfg.num_threads is not None:
+        torch.set_num_threads(cfg.num_threads)
+    precision = environment.resolve_precision(cfg.precision, training=True)
+    if torch.cuda.is_available() and cfg.precision != "fp32":  # TF32 for what stays fp32, unless fp32 was asked for
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    transformers.set_seed(cfg.seed)
+    return precision
+
+
+def _load_model(cfg: TrainConfig, languages) -> tuple[Any, dict[str, int]]:
+    """The encoder as the config trains it (sequence length, E5 prompts, frozen parts, model card), and its
+    parameter counts."""
+    model = load_encoder(cfg.model)
+    if cfg.max_seq_length is not None:
+        model.max_seq_length = cfg.max_seq_length
+    for key, prompt in PROMPTS.items():
+        model.prompts.setdefault(key, prompt)
+    counts = freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
+    model.model_card_data.language = sorted(languages)
+    model.model_card_data.model_name = f"{Path(cfg.model).name} fine-tuned with {cfg.batches_name()} batches"
+    return model, counts
+
+
+def _open_run_dir(cfg: TrainConfig, run_dir: Path) -> bool:
+    """Create ``run_dir`` and record the config in it; returns whether this is the main process.
+
+    Under torchrun every rank runs train(); only the main process writes shared files.
+    """
+    from accelerate import PartialState
+
+    main_process = PartialState().is_main_process
+    if main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_tmp(run_dir)
+        io.write_json(run_dir / "train_config.json", cfg.to_dict())
+    return main_process
+
+
+def _training_arguments(cfg: TrainConfig, run_dir: Path, precision: str, batch_sampler):
+    """The config in the trainer's terms: the paper's optimiser, checkpoints under ``run_dir``, hybrid batches."""
+    import torch
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(run_dir / "checkpoints"),
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        # transformers 5: a float < 1 is a ratio of the total steps, an int a number of steps
+        warmup_steps=cfg.warmup_steps if cfg.warmup_steps is not None else cfg.warmup_ratio,
+        lr_scheduler_type=cfg.lr_scheduler,
+        optim="adamw_torch",
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps if cfg.max_steps is not None else -1,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        report_to="none",
+        batch_sampler=batch_sampler,
+        prompts=dict(PROMPTS),
+        # Non-reentrant checkpointing: with a frozen embedding matrix the reentrant variant would see inputs that
+        # need no grad and silently skip the layers' gradients.
+        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        dataloader_drop_last=False,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        bf16=precision == "bf16",
+        disable_tqdm=False,
+    )
+
+
+def _make_trainer(cfg: TrainConfig, model, args, pairs: pd.DataFrame, run_dir: Path, callbacks: list | None):
+    """The sentence-transformers trainer, with the loss log first so a caller's callbacks see it written."""
+    from sentence_transformers import SentenceTransformerTrainer
+
+    return SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=loss_dataset(pairs),
+        loss=make_loss(model, cfg),
+        callbacks=[_loss_log_callback(run_dir / "loss_log.csv"), *(callbacks or [])],
+    )
+
+
+def _publish(trainer, model, cfg: TrainConfig, run_dir: Path, info: dict[str, Any], main_process: bool) -> None:
+    """Save the final model once every rank is done, then drop the checkpoints (needed only to resume).
+
+    A callback may end training early (early stopping): that model is final too. A crash leaves no model/, so the
+    next call resumes from the last checkpoint.
+    """
     trainer.accelerator.wait_for_everyone()
     if main_process:
         _save_final(model, cfg, run_dir, info)
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # needed only to resume an unfinished run
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
-    return final
 
 
 def main(argv: list[str] | None = None) -> int:
