@@ -8,20 +8,13 @@ Zero-shot protocol: train on MLQA-R and evaluate on XQuAD-R (or the swap). Train
 occurs in the evaluation set are dropped (``drop_test_overlap``, default; the two sets share "Harvard University"
 and "Prime number") or refused; ``allow_test_overlap=True`` keeps them on purpose.
 
-Layout of ``output_dir``: ``train_config.json`` (written first; a rerun with the same config resumes from the last
-checkpoint, a different config is refused), ``checkpoints/`` (deleted once the run has finished), ``loss_log.csv``
-and ``model/`` (the final model, written atomically, with ``train_config.{json,yaml}``, ``loss_log.csv`` and a
-model card naming the config; with frozen tensors saved as its difference from the base, see ``delta``).
-``models.load_encoder(model_dir)`` loads it with its E5 prompts.
+The run folder (``output_dir``: config, checkpoints, loss log, final model) and resuming: ``run_folder``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import re
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -29,13 +22,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hybridir_utils import delta, environment, io
+from hybridir_utils import environment, run_folder
 from hybridir_utils.data import article_key, load_lareqa, training_pairs
 from hybridir_utils.delta import transformer_backbone
 from hybridir_utils.e5convert import E5_PROMPTS
-from hybridir_utils.models import load_base, load_encoder
+from hybridir_utils.models import load_encoder
 from hybridir_utils.sampling import HybridBatchSampler, _distributed_info
-from hybridir_utils.train_config import RUNTIME_KEYS, TrainConfig, TrainConfigError
+from hybridir_utils.train_config import TrainConfig, TrainConfigError
 
 log = logging.getLogger(__name__)
 
@@ -164,132 +157,6 @@ def make_loss(model, cfg: TrainConfig):
     return losses.MultipleNegativesRankingLoss(model, scale=cfg.scale, **gather)
 
 
-def _loss_log_callback(csv_path: Path):
-    """A TrainerCallback that rewrites ``csv_path`` (atomically) with every logged training loss."""
-    from transformers import TrainerCallback
-
-    class LossLog(TrainerCallback):
-        def __init__(self) -> None:
-            self.rows: list[dict[str, Any]] = []
-            self.start = time.perf_counter()
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            # On resume keep the rows logged before the checkpoint, drop any logged after it.
-            if csv_path.is_file():
-                old = pd.read_csv(csv_path)
-                self.rows = old[old.step <= state.global_step].to_dict("records")
-
-        def on_step_end(self, args, state, control, **kwargs):
-            # Log at every checkpoint, so a resumed run knows the loss of every step before it (train_loss).
-            if control.should_save:
-                control.should_log = True
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not logs or "loss" not in logs or not state.is_world_process_zero:
-                return
-            self.rows.append(
-                {
-                    "step": state.global_step,
-                    "epoch": logs.get("epoch", state.epoch),
-                    "loss": logs["loss"],
-                    "learning_rate": logs.get("learning_rate"),
-                    "grad_norm": logs.get("grad_norm"),
-                    "elapsed_s": round(time.perf_counter() - self.start, 3),
-                }
-            )
-            io.write_text(csv_path, pd.DataFrame(self.rows).to_csv(index=False))
-
-    return LossLog()
-
-
-def _model_card_section(cfg: TrainConfig, info: dict[str, Any]) -> str:
-    import yaml
-
-    return (
-        "\n\n## hybridir training configuration\n\n"
-        f"Hybrid batch training (Elmahdy, Lin & Ahmad 2024): batches monolingual with probability "
-        f"alpha = {cfg.resolved_alpha:g} ({cfg.batches_name()}), cross-lingual otherwise; InfoNCE with in-batch "
-        f"negatives ({cfg.loss}), trained on {cfg.train_dataset}, zero-shot evaluation set "
-        f"{cfg.resolved_eval_dataset}.\n\n```yaml\n{yaml.safe_dump(cfg.to_dict(), sort_keys=True)}```\n\n"
-        f"Run facts:\n\n```json\n{json.dumps(info, indent=2, sort_keys=True, default=str)}\n```\n"
-    )
-
-
-def _save_final(model, cfg: TrainConfig, run_dir: Path, info: dict[str, Any]) -> Path:
-    """Write the final model folder next to its destination, then move it into place (never half a model)."""
-    import yaml
-
-    final = run_dir / "model"
-    tmp = run_dir / f".model.tmp-{time.time_ns()}"
-    try:
-        model.save_pretrained(str(tmp))
-        (tmp / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
-        (tmp / "train_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=True))
-        (tmp / "train_info.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
-        if (run_dir / "loss_log.csv").is_file():
-            shutil.copy2(run_dir / "loss_log.csv", tmp / "loss_log.csv")
-        card = tmp / "README.md"
-        card.write_text((card.read_text(encoding="utf-8") if card.is_file() else "") + _model_card_section(cfg, info))
-        if cfg.freeze_embeddings or cfg.freeze_layers:
-            delta.slim(
-                tmp, cfg.model, load_base
-            )  # frozen tensors are the base model's: keep only what training changed
-        io.fsync(tmp)  # on disk before the rename: a power cut cannot leave a renamed but empty model
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-        io.fsync(run_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return final
-
-
-_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
-
-
-def _last_complete_checkpoint(checkpoints: Path, remove: bool = True) -> str | None:
-    """The newest checkpoint that was saved whole; incomplete ones (a kill mid-save) are skipped with a warning and
-    removed (``remove``: the main process only).
-
-    The trainer writes ``trainer_state.json`` after the weights, optimizer and RNG state, so its presence marks a
-    complete checkpoint; ``transformers.get_last_checkpoint`` would pick a folder holding only ``config.json``.
-    """
-    if not checkpoints.is_dir():
-        return None
-    found = [(int(m.group(1)), p) for p in checkpoints.iterdir() if p.is_dir() and (m := _CHECKPOINT.fullmatch(p.name))]
-    for _, path in sorted(found, reverse=True):
-        if (path / "trainer_state.json").is_file() and (path / "model.safetensors").is_file():
-            return str(path)
-        log.warning("skipping incomplete checkpoint %s (interrupted while saving)", path)
-        if remove:
-            shutil.rmtree(path, ignore_errors=True)
-    return None
-
-
-def _remove_stale_tmp(run_dir: Path) -> None:
-    """Remove ``.model.tmp-*`` folders left by a run killed during its final save (~270 MB each)."""
-    for tmp in run_dir.glob(".model.tmp-*"):
-        log.warning("removing %s, left by a run interrupted while saving its model", tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _whole_run_loss(history: list[dict], resumed_at: int | None, loss_after: float, final_step: int) -> float:
-    """Mean training loss over every step, also for a resumed run (the trainer's covers only steps after resume).
-
-    Steps up to the checkpoint come from the restored log history (a log is forced at every save); checkpoints
-    written before that rule may miss a few steps, which are then left out of the mean.
-    """
-    if not resumed_at:
-        return loss_after
-    before, last = 0.0, 0
-    for entry in history:
-        if "loss" in entry and last < entry["step"] <= resumed_at:
-            before += entry["loss"] * (entry["step"] - last)
-            last = entry["step"]
-    return (before + loss_after * (final_step - resumed_at)) / max(last + final_step - resumed_at, 1)
-
-
 # ---------------------------------------------------------------------- training
 def train(
     cfg: TrainConfig | dict[str, Any],
@@ -305,7 +172,7 @@ def train(
     """
     cfg = TrainConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
     run_dir = cfg.resolved_output_dir()
-    if _already_trained(cfg, run_dir):
+    if run_folder.already_trained(cfg, run_dir):
         return run_dir / "model"
     pairs, dropped = _without_test_articles(cfg, _select_pairs(cfg, pairs, data_dir), data_dir)
     sampler_options = {
@@ -320,10 +187,10 @@ def train(
     probe = HybridBatchSampler(pairs, cfg.batch_size, seed=cfg.seed, **sampler_options)
     precision = _set_up_torch(cfg)
     model, counts = _load_model(cfg, probe.languages)
-    main_process = _open_run_dir(cfg, run_dir)
+    main_process = run_folder.open_run_dir(cfg, run_dir)
     args = _training_arguments(cfg, run_dir, precision, HybridBatchSampler.factory(pairs, **sampler_options))
     trainer = _make_trainer(cfg, model, args, pairs, run_dir, callbacks)
-    last = _last_complete_checkpoint(run_dir / "checkpoints", remove=main_process)
+    last = run_folder.last_complete_checkpoint(run_dir / "checkpoints", remove=main_process)
     if last:
         log.info("resuming from %s", last)
     start = time.perf_counter()
@@ -334,7 +201,7 @@ def train(
         "languages": list(probe.languages),
         "alpha": cfg.resolved_alpha,
         "steps": trainer.state.global_step,
-        "train_loss": _whole_run_loss(
+        "train_loss": run_folder.whole_run_loss(
             trainer.state.log_history,
             int(Path(last).name.split("-")[1]) if last else None,
             result.training_loss,
@@ -345,28 +212,8 @@ def train(
         "environment": environment.describe(precision),
         **counts,
     }
-    _publish(trainer, model, cfg, run_dir, info, main_process)
+    run_folder.publish(trainer, model, cfg, run_dir, info, main_process)
     return run_dir / "model"
-
-
-def _already_trained(cfg: TrainConfig, run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds this config's finished model; refuses a folder of another config's run, whose
-    checkpoints a resume would otherwise silently continue."""
-    config_file = run_dir / "train_config.json"
-    if not config_file.is_file():
-        return False
-    previous = {k: v for k, v in io.read_json(config_file).items() if k not in RUNTIME_KEYS}
-    previous.setdefault("precision", "fp32")  # runs from before the precision key trained in fp32
-    current = cfg.identity()
-    if previous != current:
-        changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
-        raise TrainConfigError(
-            f"{run_dir} holds a run with a different config (keys {changed}); choose another output_dir or delete it"
-        )
-    if (run_dir / "model" / "modules.json").is_file():
-        log.info("%s already trained with this config", run_dir / "model")
-        return True
-    return False
 
 
 def _select_pairs(cfg: TrainConfig, pairs: pd.DataFrame | None, data_dir: str | Path | None) -> pd.DataFrame:
@@ -432,21 +279,6 @@ def _load_model(cfg: TrainConfig, languages) -> tuple[Any, dict[str, int]]:
     return model, counts
 
 
-def _open_run_dir(cfg: TrainConfig, run_dir: Path) -> bool:
-    """Create ``run_dir`` and record the config in it; returns whether this is the main process.
-
-    Under torchrun every rank runs train(); only the main process writes shared files.
-    """
-    from accelerate import PartialState
-
-    main_process = PartialState().is_main_process
-    if main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _remove_stale_tmp(run_dir)
-        io.write_json(run_dir / "train_config.json", cfg.to_dict())
-    return main_process
-
-
 def _training_arguments(cfg: TrainConfig, run_dir: Path, precision: str, batch_sampler):
     """The config in the trainer's terms: the paper's optimiser, checkpoints under ``run_dir``, hybrid batches."""
     import torch
@@ -492,21 +324,8 @@ def _make_trainer(cfg: TrainConfig, model, args, pairs: pd.DataFrame, run_dir: P
         args=args,
         train_dataset=loss_dataset(pairs),
         loss=make_loss(model, cfg),
-        callbacks=[_loss_log_callback(run_dir / "loss_log.csv"), *(callbacks or [])],
+        callbacks=[run_folder.loss_log_callback(run_dir / "loss_log.csv"), *(callbacks or [])],
     )
-
-
-def _publish(trainer, model, cfg: TrainConfig, run_dir: Path, info: dict[str, Any], main_process: bool) -> None:
-    """Save the final model once every rank is done, then drop the checkpoints (needed only to resume).
-
-    A callback may end training early (early stopping): that model is final too. A crash leaves no model/, so the
-    next call resumes from the last checkpoint.
-    """
-    trainer.accelerator.wait_for_everyone()
-    if main_process:
-        _save_final(model, cfg, run_dir, info)
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    trainer.accelerator.wait_for_everyone()
 
 
 def main(argv: list[str] | None = None) -> int:
