@@ -8,7 +8,7 @@
   sentences; plus each option's LAReQA mAP on a small subset (``evaluate_lareqa``) and its change vs plain
   (goal: >= 2x plain with |mAP change| <= 0.005);
 * **training**: steps/s of e5-small (tokenise, forward, backward, AdamW on real hybrid batches) at one batch size
-  for full fine-tuning and each :class:`~hybridir_utils.training.TrainConfig` cost option (goal: >= 1.5x full).
+  for full fine-tuning and each :class:`~hybridir_utils.train_config.TrainConfig` cost option (goal: >= 1.5x full).
 
 The CPU may be shared: each encode setting is timed ``--repeats`` times, interleaved, and the best time is kept.
 """
@@ -158,13 +158,8 @@ def bench_training_options(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     from hybridir_utils.models import load_encoder  # torch: loaded per benchmark
     from hybridir_utils.sampling import HybridBatchSampler  # torch: loaded per benchmark
-    from hybridir_utils.training import (  # torch: loaded per benchmark
-        PROMPTS,
-        TrainConfig,
-        freeze,
-        make_loss,
-        transformer_backbone,
-    )
+    from hybridir_utils.train_config import TrainConfig  # torch (via sampling): loaded per benchmark
+    from hybridir_utils.training import PROMPTS, freeze, make_loss, transformer_backbone  # torch: loaded per benchmark
 
     pairs = training_pairs(load_lareqa(args.train_dataset, data_dir=config.lareqa_dir(args.data_dir)))
     sampler = HybridBatchSampler(pairs, args.train_batch_size, seed=args.seed, alpha=0.5, world_size=1, rank=0)

@@ -23,7 +23,8 @@ import pandas as pd
 from hybridir_utils import io
 from hybridir_utils.lareqa import evaluate_lareqa
 from hybridir_utils.models import load_encoder
-from hybridir_utils.training import TrainConfig, pairs_fingerprint, train
+from hybridir_utils.train_config import TrainConfig
+from hybridir_utils.training import pairs_fingerprint, train
 
 DEV_COLUMNS = ["scale", "lr", "step", "dev_mono", "dev_cross", "seconds"]
 

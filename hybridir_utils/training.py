@@ -2,217 +2,41 @@
 
 InfoNCE with in-batch negatives (sentence-transformers ``MultipleNegativesRankingLoss``, or its cached variant for
 large batches on little memory), E5 prompts, AdamW lr 3e-5 / weight decay 0.01 as in the paper; batches come from
-:class:`hybridir_utils.sampling.HybridBatchSampler`.
+:class:`hybridir_utils.sampling.HybridBatchSampler`. What a run is: :class:`hybridir_utils.train_config.TrainConfig`.
 
 Zero-shot protocol: train on MLQA-R and evaluate on XQuAD-R (or the swap). Training pairs whose article also
 occurs in the evaluation set are dropped (``drop_test_overlap``, default; the two sets share "Harvard University"
 and "Prime number") or refused; ``allow_test_overlap=True`` keeps them on purpose.
 
-Layout of ``output_dir``: ``train_config.json`` (written first; a rerun with the same config resumes from the last
-checkpoint, a different config is refused), ``checkpoints/`` (deleted once the run has finished), ``loss_log.csv``
-and ``model/`` (the final model, written atomically, with ``train_config.{json,yaml}``, ``loss_log.csv`` and a
-model card naming the config; with frozen tensors saved as its difference from the base, see ``delta``).
-``models.load_encoder(model_dir)`` loads it with its E5 prompts.
+The run folder (``output_dir``: config, checkpoints, loss log, final model) and resuming: ``run_folder``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import hashlib
-import json
 import logging
-import re
-import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hybridir_utils import config as paths
-from hybridir_utils import delta, environment, io, parameters
-from hybridir_utils.data import LANGUAGES, article_key, load_lareqa, training_pairs
+from hybridir_utils import environment, run_folder
+from hybridir_utils.data import article_key, load_lareqa, training_pairs
 from hybridir_utils.delta import transformer_backbone
 from hybridir_utils.e5convert import E5_PROMPTS
-from hybridir_utils.models import load_base, load_encoder
-from hybridir_utils.sampling import PRESETS, HybridBatchSampler, _distributed_info, resolve_alpha
+from hybridir_utils.models import load_encoder
+from hybridir_utils.sampling import HybridBatchSampler, _distributed_info
+from hybridir_utils.train_config import TrainConfig, TrainConfigError
 
 log = logging.getLogger(__name__)
 
 PROMPTS = {key: E5_PROMPTS[key] for key in ("query", "passage")}  # the training columns' prompts
-LOSSES = ("mnrl", "cached-mnrl")
-# constant_with_warmup makes step k of a long run equal to a run of k steps: one sweep run scores several lengths.
-SCHEDULERS = ("linear", "constant_with_warmup", "cosine")
-# Default evaluation set of each training set: the other LAReQA set (different articles, unseen languages).
-ZERO_SHOT_EVAL = {"mlqa-r": "xquad-r", "xquad-r": "mlqa-r"}
-# Keys that change how fast a run goes, not what it learns: left out of the run's identity (name, resume check).
-RUNTIME_KEYS = ("num_threads",)
-
-
-class TrainConfigError(ValueError):
-    """A malformed training configuration; the message names the key."""
 
 
 class ArticleOverlapError(ValueError):
     """Training pairs share articles with the evaluation set and that was not explicitly allowed."""
-
-
-@dataclass
-class TrainConfig:
-    """One fine-tuning run. ``from_dict``/``from_yaml`` reject unknown keys by name."""
-
-    model: str = "multilingual-e5-small"
-    train_dataset: str = "mlqa-r"
-    languages: list[str] | None = None  # training languages (default: all of train_dataset)
-    alpha: float | None = None  # mono-batch probability; default 0.5 (hybrid)
-    preset: str | None = None  # "x-x-mono" | "x-y" | "hybrid" (alternative to alpha)
-    domains: list[str] | None = None
-    domain_weights: dict[str, float] | None = None
-    domain_homogeneous: bool = False
-    domain_column: str = "domain"
-    batch_size: int = 32
-    max_steps: int | None = None  # overrides epochs when set
-    epochs: float = 1.0
-    seed: int = 0
-    lr: float = 3e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    warmup_steps: int | None = None  # absolute warm-up steps; overrides warmup_ratio (a sweep needs it fixed)
-    lr_scheduler: str = "linear"  # "linear" | "constant_with_warmup" | "cosine" (transformers names)
-    scale: float = 20.0  # MNRL logit scale = 1 / temperature (0.05)
-    loss: str = "mnrl"  # "mnrl" | "cached-mnrl"
-    mini_batch_size: int = 16  # cached-mnrl only: memory is bounded by this, not batch_size
-    freeze_embeddings: bool = True
-    freeze_layers: int = 0
-    max_seq_length: int | None = 128
-    gradient_checkpointing: bool = False
-    max_groups: int | None = None  # subsample the training set to this many parallel groups
-    output_dir: str | None = None  # default: config.models_dir()/finetuned/<run_name>
-    eval_dataset: str | None = None  # the test set for the overlap check; default: the other LAReQA set
-    allow_test_overlap: bool = False
-    drop_test_overlap: bool = True
-    logging_steps: int = 10
-    save_steps: int = 500
-    save_total_limit: int | None = 2
-    num_threads: int | None = None  # torch CPU threads; 1 avoids thrashing on a CPU shared with other jobs
-    precision: str = "fp32"  # "fp32" | "bf16" | "auto" (environment.resolve_precision: bf16 on a GPU)
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, recorded in the model card
-
-    def __post_init__(self) -> None:
-        if self.train_dataset not in LANGUAGES:
-            raise TrainConfigError(f"train_dataset {self.train_dataset!r} is not one of {sorted(LANGUAGES)}")
-        if self.eval_dataset is not None and self.eval_dataset not in LANGUAGES:
-            raise TrainConfigError(f"eval_dataset {self.eval_dataset!r} is not one of {sorted(LANGUAGES)}")
-        if self.languages is not None:
-            if isinstance(self.languages, str):
-                self.languages = [self.languages]
-            self.languages = list(self.languages)
-            unknown = [x for x in self.languages if x not in LANGUAGES[self.train_dataset]]
-            if unknown or not self.languages:
-                raise TrainConfigError(
-                    f"languages {unknown or self.languages} not in {self.train_dataset} "
-                    f"({list(LANGUAGES[self.train_dataset])})"
-                )
-        try:
-            resolve_alpha(self.alpha, self.preset)
-        except ValueError as exc:
-            raise TrainConfigError(f"alpha/preset: {exc}") from exc
-        for key in ("batch_size", "max_seq_length", "warmup_steps", "precision"):  # declared once, for both
-            if getattr(self, key) is not None:
-                _check(key, getattr(self, key), parameters.PARAMS[key])
-        for key in ("logging_steps", "save_steps", "mini_batch_size"):
-            _check_int(key, getattr(self, key), minimum=1)
-        _check_int("seed", self.seed, minimum=0)
-        _check_int("freeze_layers", self.freeze_layers, minimum=0)
-        for key in ("max_steps", "max_groups", "save_total_limit", "num_threads"):
-            if getattr(self, key) is not None:
-                _check_int(key, getattr(self, key), minimum=1)
-        for key, low in (("lr", 0.0), ("epochs", 0.0), ("scale", 0.0)):
-            value = getattr(self, key)
-            if not isinstance(value, int | float) or isinstance(value, bool) or not value > low:
-                raise TrainConfigError(f"{key} must be a number > {low}, got {value!r}")
-        for key, high in (("weight_decay", 1.0), ("warmup_ratio", 0.999)):  # warmup >= 1 would count steps
-            value = getattr(self, key)
-            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= high:
-                raise TrainConfigError(f"{key} must be a number in [0, {high}], got {value!r}")
-        if self.lr_scheduler not in SCHEDULERS:
-            raise TrainConfigError(f"lr_scheduler {self.lr_scheduler!r} is not one of {SCHEDULERS}")
-        if self.loss not in LOSSES:
-            raise TrainConfigError(f"loss {self.loss!r} is not one of {LOSSES}")
-        if self.domain_weights is not None and not isinstance(self.domain_weights, dict):
-            raise TrainConfigError(f"domain_weights must be a mapping domain -> weight, got {self.domain_weights!r}")
-
-    # ------------------------------------------------------------------ (de)serialisation
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        if not isinstance(data, dict):
-            raise TrainConfigError(f"a training config must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            hints = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
-            said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
-            raise TrainConfigError(f"unknown training config key(s): {said}")
-        return cls(**data)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> TrainConfig:
-        import yaml
-
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"training config {path} not found")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise TrainConfigError(f"{path}: not valid YAML ({exc})") from exc
-        try:
-            return cls.from_dict(data or {})
-        except TrainConfigError as exc:
-            raise TrainConfigError(f"{path}: {exc}") from exc
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def identity(self) -> dict[str, Any]:
-        """The config without runtime-only keys (JSON-normalised): what must match to resume or reuse a run."""
-        return json.loads(json.dumps({k: v for k, v in self.to_dict().items() if k not in RUNTIME_KEYS}))
-
-    @property
-    def resolved_alpha(self) -> float:
-        return resolve_alpha(self.alpha, self.preset)
-
-    @property
-    def resolved_eval_dataset(self) -> str:
-        return self.eval_dataset or ZERO_SHOT_EVAL[self.train_dataset]
-
-    def batches_name(self) -> str:
-        """The preset name when alpha is one, else ``alpha<value>``."""
-        names = [k for k, v in PRESETS.items() if v == self.resolved_alpha]
-        return names[0] if names else f"alpha{self.resolved_alpha:g}"
-
-    def run_name(self) -> str:
-        """Readable and unique: model, data, batch type, seed and a hash of the whole config."""
-        digest = hashlib.sha1(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:8]
-        return f"{Path(self.model).name}-{self.train_dataset}-{self.batches_name()}-s{self.seed}-{digest}"
-
-    def resolved_output_dir(self) -> Path:
-        return Path(self.output_dir) if self.output_dir else paths.models_dir() / "finetuned" / self.run_name()
-
-
-def _check_int(key: str, value: Any, minimum: int) -> None:
-    """One integer key, by the checks the pipeline applies to profile parameters (``hybridir_utils.parameters``)."""
-    _check(key, value, parameters.Param("int", key, **parameters.number(int, minimum)))
-
-
-def _check(key: str, value: Any, param: parameters.Param) -> None:
-    try:
-        parameters.check_value(key, value, param)
-    except parameters.ParameterError as exc:
-        raise TrainConfigError(str(exc)) from exc
 
 
 # ---------------------------------------------------------------------- data
@@ -333,132 +157,6 @@ def make_loss(model, cfg: TrainConfig):
     return losses.MultipleNegativesRankingLoss(model, scale=cfg.scale, **gather)
 
 
-def _loss_log_callback(csv_path: Path):
-    """A TrainerCallback that rewrites ``csv_path`` (atomically) with every logged training loss."""
-    from transformers import TrainerCallback
-
-    class LossLog(TrainerCallback):
-        def __init__(self) -> None:
-            self.rows: list[dict[str, Any]] = []
-            self.start = time.perf_counter()
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            # On resume keep the rows logged before the checkpoint, drop any logged after it.
-            if csv_path.is_file():
-                old = pd.read_csv(csv_path)
-                self.rows = old[old.step <= state.global_step].to_dict("records")
-
-        def on_step_end(self, args, state, control, **kwargs):
-            # Log at every checkpoint, so a resumed run knows the loss of every step before it (train_loss).
-            if control.should_save:
-                control.should_log = True
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not logs or "loss" not in logs or not state.is_world_process_zero:
-                return
-            self.rows.append(
-                {
-                    "step": state.global_step,
-                    "epoch": logs.get("epoch", state.epoch),
-                    "loss": logs["loss"],
-                    "learning_rate": logs.get("learning_rate"),
-                    "grad_norm": logs.get("grad_norm"),
-                    "elapsed_s": round(time.perf_counter() - self.start, 3),
-                }
-            )
-            io.write_text(csv_path, pd.DataFrame(self.rows).to_csv(index=False))
-
-    return LossLog()
-
-
-def _model_card_section(cfg: TrainConfig, info: dict[str, Any]) -> str:
-    import yaml
-
-    return (
-        "\n\n## hybridir training configuration\n\n"
-        f"Hybrid batch training (Elmahdy, Lin & Ahmad 2024): batches monolingual with probability "
-        f"alpha = {cfg.resolved_alpha:g} ({cfg.batches_name()}), cross-lingual otherwise; InfoNCE with in-batch "
-        f"negatives ({cfg.loss}), trained on {cfg.train_dataset}, zero-shot evaluation set "
-        f"{cfg.resolved_eval_dataset}.\n\n```yaml\n{yaml.safe_dump(cfg.to_dict(), sort_keys=True)}```\n\n"
-        f"Run facts:\n\n```json\n{json.dumps(info, indent=2, sort_keys=True, default=str)}\n```\n"
-    )
-
-
-def _save_final(model, cfg: TrainConfig, run_dir: Path, info: dict[str, Any]) -> Path:
-    """Write the final model folder next to its destination, then move it into place (never half a model)."""
-    import yaml
-
-    final = run_dir / "model"
-    tmp = run_dir / f".model.tmp-{time.time_ns()}"
-    try:
-        model.save_pretrained(str(tmp))
-        (tmp / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
-        (tmp / "train_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=True))
-        (tmp / "train_info.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
-        if (run_dir / "loss_log.csv").is_file():
-            shutil.copy2(run_dir / "loss_log.csv", tmp / "loss_log.csv")
-        card = tmp / "README.md"
-        card.write_text((card.read_text(encoding="utf-8") if card.is_file() else "") + _model_card_section(cfg, info))
-        if cfg.freeze_embeddings or cfg.freeze_layers:
-            delta.slim(
-                tmp, cfg.model, load_base
-            )  # frozen tensors are the base model's: keep only what training changed
-        io.fsync(tmp)  # on disk before the rename: a power cut cannot leave a renamed but empty model
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-        io.fsync(run_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return final
-
-
-_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
-
-
-def _last_complete_checkpoint(checkpoints: Path, remove: bool = True) -> str | None:
-    """The newest checkpoint that was saved whole; incomplete ones (a kill mid-save) are skipped with a warning and
-    removed (``remove``: the main process only).
-
-    The trainer writes ``trainer_state.json`` after the weights, optimizer and RNG state, so its presence marks a
-    complete checkpoint; ``transformers.get_last_checkpoint`` would pick a folder holding only ``config.json``.
-    """
-    if not checkpoints.is_dir():
-        return None
-    found = [(int(m.group(1)), p) for p in checkpoints.iterdir() if p.is_dir() and (m := _CHECKPOINT.fullmatch(p.name))]
-    for _, path in sorted(found, reverse=True):
-        if (path / "trainer_state.json").is_file() and (path / "model.safetensors").is_file():
-            return str(path)
-        log.warning("skipping incomplete checkpoint %s (interrupted while saving)", path)
-        if remove:
-            shutil.rmtree(path, ignore_errors=True)
-    return None
-
-
-def _remove_stale_tmp(run_dir: Path) -> None:
-    """Remove ``.model.tmp-*`` folders left by a run killed during its final save (~270 MB each)."""
-    for tmp in run_dir.glob(".model.tmp-*"):
-        log.warning("removing %s, left by a run interrupted while saving its model", tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _whole_run_loss(history: list[dict], resumed_at: int | None, loss_after: float, final_step: int) -> float:
-    """Mean training loss over every step, also for a resumed run (the trainer's covers only steps after resume).
-
-    Steps up to the checkpoint come from the restored log history (a log is forced at every save); checkpoints
-    written before that rule may miss a few steps, which are then left out of the mean.
-    """
-    if not resumed_at:
-        return loss_after
-    before, last = 0.0, 0
-    for entry in history:
-        if "loss" in entry and last < entry["step"] <= resumed_at:
-            before += entry["loss"] * (entry["step"] - last)
-            last = entry["step"]
-    return (before + loss_after * (final_step - resumed_at)) / max(last + final_step - resumed_at, 1)
-
-
 # ---------------------------------------------------------------------- training
 def train(
     cfg: TrainConfig | dict[str, Any],
@@ -472,53 +170,11 @@ def train(
     must hold the ``data.training_pairs`` columns. Same config and seed give the same batches and weights.
     A finished run with the same config is returned as is; an interrupted one resumes from its last checkpoint.
     """
-    import torch
-    import transformers
-    from accelerate import PartialState
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-
     cfg = TrainConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
     run_dir = cfg.resolved_output_dir()
-    final = run_dir / "model"
-    config_file = run_dir / "train_config.json"
-    if config_file.is_file():
-        previous = {k: v for k, v in io.read_json(config_file).items() if k not in RUNTIME_KEYS}
-        previous.setdefault("precision", "fp32")  # runs from before the precision key trained in fp32
-        current = cfg.identity()
-        if previous != current:
-            changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
-            raise TrainConfigError(
-                f"{run_dir} holds a run with a different config (keys {changed}); choose another output_dir or "
-                "delete it"
-            )
-        if (final / "modules.json").is_file():
-            log.info("%s already trained with this config", final)
-            return final
-
-    if pairs is None:
-        pairs = load_training_pairs(cfg, data_dir)
-    else:
-        if cfg.languages is not None:
-            pairs = pairs[pairs.query_lang.isin(cfg.languages) & pairs.passage_lang.isin(cfg.languages)]
-        if cfg.max_groups is not None:
-            groups = pd.unique(pairs.group)
-            keep = np.random.default_rng(cfg.seed).permutation(groups)[: cfg.max_groups]
-            pairs = pairs[pairs.group.isin(keep)]
-    pairs = pairs.reset_index(drop=True)
-    eval_name = cfg.resolved_eval_dataset
-    if eval_name == cfg.train_dataset and not cfg.allow_test_overlap:
-        raise ArticleOverlapError(
-            f"train_dataset and eval_dataset are both {eval_name}: the test articles would be trained on; "
-            "set allow_test_overlap=True to do it anyway"
-        )
-    pairs, dropped = remove_test_overlap(
-        pairs,
-        set() if cfg.allow_test_overlap else eval_articles(eval_name, data_dir),
-        eval_name,
-        cfg.allow_test_overlap,
-        cfg.drop_test_overlap,
-    )
-
+    if run_folder.already_trained(cfg, run_dir):
+        return run_dir / "model"
+    pairs, dropped = _without_test_articles(cfg, _select_pairs(cfg, pairs, data_dir), data_dir)
     sampler_options = {
         "alpha": cfg.resolved_alpha,
         "languages": cfg.languages,
@@ -529,6 +185,76 @@ def train(
     }
     # Build once here so an infeasible setting fails before the model is loaded.
     probe = HybridBatchSampler(pairs, cfg.batch_size, seed=cfg.seed, **sampler_options)
+    precision = _set_up_torch(cfg)
+    model, counts = _load_model(cfg, probe.languages)
+    main_process = run_folder.open_run_dir(cfg, run_dir)
+    args = _training_arguments(cfg, run_dir, precision, HybridBatchSampler.factory(pairs, **sampler_options))
+    trainer = _make_trainer(cfg, model, args, pairs, run_dir, callbacks)
+    last = run_folder.last_complete_checkpoint(run_dir / "checkpoints", remove=main_process)
+    if last:
+        log.info("resuming from %s", last)
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=last)
+    info = {
+        "pairs": len(pairs),
+        "dropped_test_articles": dropped,
+        "languages": list(probe.languages),
+        "alpha": cfg.resolved_alpha,
+        "steps": trainer.state.global_step,
+        "train_loss": run_folder.whole_run_loss(
+            trainer.state.log_history,
+            int(Path(last).name.split("-")[1]) if last else None,
+            result.training_loss,
+            trainer.state.global_step,
+        ),
+        "train_seconds": round(time.perf_counter() - start, 2),
+        "resumed_from": Path(last).name if last else None,
+        "environment": environment.describe(precision),
+        **counts,
+    }
+    run_folder.publish(trainer, model, cfg, run_dir, info, main_process)
+    return run_dir / "model"
+
+
+def _select_pairs(cfg: TrainConfig, pairs: pd.DataFrame | None, data_dir: str | Path | None) -> pd.DataFrame:
+    """The configured training pairs, or the given ones cut to the config's languages and group subsample (so a
+    caller's table obeys the same config keys as the loaded one)."""
+    if pairs is None:
+        pairs = load_training_pairs(cfg, data_dir)
+    else:
+        if cfg.languages is not None:
+            pairs = pairs[pairs.query_lang.isin(cfg.languages) & pairs.passage_lang.isin(cfg.languages)]
+        if cfg.max_groups is not None:
+            groups = pd.unique(pairs.group)
+            keep = np.random.default_rng(cfg.seed).permutation(groups)[: cfg.max_groups]
+            pairs = pairs[pairs.group.isin(keep)]
+    return pairs.reset_index(drop=True)
+
+
+def _without_test_articles(
+    cfg: TrainConfig, pairs: pd.DataFrame, data_dir: str | Path | None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The zero-shot guard: no training on the evaluation set's articles unless the config says so on purpose."""
+    eval_name = cfg.resolved_eval_dataset
+    if eval_name == cfg.train_dataset and not cfg.allow_test_overlap:
+        raise ArticleOverlapError(
+            f"train_dataset and eval_dataset are both {eval_name}: the test articles would be trained on; "
+            "set allow_test_overlap=True to do it anyway"
+        )
+    return remove_test_overlap(
+        pairs,
+        set() if cfg.allow_test_overlap else eval_articles(eval_name, data_dir),
+        eval_name,
+        cfg.allow_test_overlap,
+        cfg.drop_test_overlap,
+    )
+
+
+def _set_up_torch(cfg: TrainConfig) -> str:
+    """Threads, matmul precision and seeds, before the model is built (its head's init draws from the seed);
+    returns the resolved precision."""
+    import torch
+    import transformers
 
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
@@ -536,22 +262,29 @@ def train(
     if torch.cuda.is_available() and cfg.precision != "fp32":  # TF32 for what stays fp32, unless fp32 was asked for
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     transformers.set_seed(cfg.seed)
+    return precision
+
+
+def _load_model(cfg: TrainConfig, languages) -> tuple[Any, dict[str, int]]:
+    """The encoder as the config trains it (sequence length, E5 prompts, frozen parts, model card), and its
+    parameter counts."""
     model = load_encoder(cfg.model)
     if cfg.max_seq_length is not None:
         model.max_seq_length = cfg.max_seq_length
     for key, prompt in PROMPTS.items():
         model.prompts.setdefault(key, prompt)
     counts = freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
-    model.model_card_data.language = sorted(probe.languages)
+    model.model_card_data.language = sorted(languages)
     model.model_card_data.model_name = f"{Path(cfg.model).name} fine-tuned with {cfg.batches_name()} batches"
+    return model, counts
 
-    # Under torchrun every rank runs train(); only the main process writes shared files.
-    main_process = PartialState().is_main_process
-    if main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _remove_stale_tmp(run_dir)
-        io.write_json(config_file, cfg.to_dict())
-    args = SentenceTransformerTrainingArguments(
+
+def _training_arguments(cfg: TrainConfig, run_dir: Path, precision: str, batch_sampler):
+    """The config in the trainer's terms: the paper's optimiser, checkpoints under ``run_dir``, hybrid batches."""
+    import torch
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    return SentenceTransformerTrainingArguments(
         output_dir=str(run_dir / "checkpoints"),
         per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.lr,
@@ -569,7 +302,7 @@ def train(
         save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit,
         report_to="none",
-        batch_sampler=HybridBatchSampler.factory(pairs, **sampler_options),
+        batch_sampler=batch_sampler,
         prompts=dict(PROMPTS),
         # Non-reentrant checkpointing: with a frozen embedding matrix the reentrant variant would see inputs that
         # need no grad and silently skip the layers' gradients.
@@ -580,43 +313,19 @@ def train(
         bf16=precision == "bf16",
         disable_tqdm=False,
     )
-    trainer = SentenceTransformerTrainer(
+
+
+def _make_trainer(cfg: TrainConfig, model, args, pairs: pd.DataFrame, run_dir: Path, callbacks: list | None):
+    """The sentence-transformers trainer, with the loss log first so a caller's callbacks see it written."""
+    from sentence_transformers import SentenceTransformerTrainer
+
+    return SentenceTransformerTrainer(
         model=model,
         args=args,
         train_dataset=loss_dataset(pairs),
         loss=make_loss(model, cfg),
-        callbacks=[_loss_log_callback(run_dir / "loss_log.csv"), *(callbacks or [])],
+        callbacks=[run_folder.loss_log_callback(run_dir / "loss_log.csv"), *(callbacks or [])],
     )
-    last = _last_complete_checkpoint(run_dir / "checkpoints", remove=main_process)
-    if last:
-        log.info("resuming from %s", last)
-    start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=last)
-    info = {
-        "pairs": len(pairs),
-        "dropped_test_articles": dropped,
-        "languages": list(probe.languages),
-        "alpha": cfg.resolved_alpha,
-        "steps": trainer.state.global_step,
-        "train_loss": _whole_run_loss(
-            trainer.state.log_history,
-            int(Path(last).name.split("-")[1]) if last else None,
-            result.training_loss,
-            trainer.state.global_step,
-        ),
-        "train_seconds": round(time.perf_counter() - start, 2),
-        "resumed_from": Path(last).name if last else None,
-        "environment": environment.describe(precision),
-        **counts,
-    }
-    # A callback may end training early (early stopping): that model is final too. A crash leaves no model/,
-    # so the next call resumes from the last checkpoint.
-    trainer.accelerator.wait_for_everyone()
-    if main_process:
-        _save_final(model, cfg, run_dir, info)
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # needed only to resume an unfinished run
-    trainer.accelerator.wait_for_everyone()
-    return final
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,8 @@ from hybridir_utils import domains, experiments, io, parameters, plots
 from hybridir_utils.data import load_lareqa, split_articles, training_pairs
 from hybridir_utils.models import load_encoder
 from hybridir_utils.pools import language_support, matched_pool_summary, parse_domain_run
-from hybridir_utils.training import ZERO_SHOT_EVAL, without_eval_articles
+from hybridir_utils.train_config import ZERO_SHOT_EVAL
+from hybridir_utils.training import without_eval_articles
 
 # %% tags=["parameters"]
 run_dir: str = "build/dev"  # output folder of this run (set by the pipeline)

@@ -39,7 +39,8 @@ import pandas as pd
 
 from hybridir_utils import domains, experiments, io, parameters, plots, recipe
 from hybridir_utils.data import load_lareqa, split_articles, training_pairs
-from hybridir_utils.training import ZERO_SHOT_EVAL, without_eval_articles
+from hybridir_utils.train_config import ZERO_SHOT_EVAL
+from hybridir_utils.training import without_eval_articles
 
 # %% tags=["parameters"]
 run_dir: str = "build/dev"  # output folder of this run (set by the pipeline)

@@ -23,6 +23,20 @@ def shared_data_dir() -> Path:
     pytest.fail(f"LAReQA data not found in {candidates}: set HYBRIDIR_DATA_DIR (CI has ../shared/data/lareqa)")
 
 
+@pytest.fixture
+def tiny_pairs():
+    """Synthetic training pairs: 12 groups in en and de over 3 articles, enough for batches of 4, not of 32."""
+    import pandas as pd
+
+    langs = ("en", "de")
+    rows = [
+        {"query": f"q{g}{x}", "passage": f"p{g}{y}", "query_lang": x, "passage_lang": y, "group": g,
+         "article": f"Article_{g % 3}"}
+        for g in range(12) for x in langs for y in langs
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 @pytest.fixture(scope="session")
 def xquad_small(shared_data_dir):
     """Real XQuAD-R, three scripts (Latin, Latin, CJK), two articles: 11-way parallel groups."""

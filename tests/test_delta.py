@@ -11,7 +11,8 @@ import torch
 
 from hybridir_utils import delta
 from hybridir_utils.models import E5_NAME, fingerprint, load_base, load_encoder
-from hybridir_utils.training import TrainConfig, train, transformer_backbone
+from hybridir_utils.train_config import TrainConfig
+from hybridir_utils.training import train, transformer_backbone
 
 MB = 1024 * 1024
 

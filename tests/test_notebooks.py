@@ -200,7 +200,7 @@ def test_every_profile_passes_the_parameter_checks_and_train_config_shares_them(
         parameters.check(pipeline.load_profile(profile))
     with pytest.raises(parameters.ParameterError, match=r"unknown parameter\(s\) \['precison'\]"):
         parameters.check({"precison": "bf16"})
-    from hybridir_utils.training import TrainConfig, TrainConfigError
+    from hybridir_utils.train_config import TrainConfig, TrainConfigError
 
     with pytest.raises(TrainConfigError, match=r"parameter batch_size=0: expected an integer in \[1, inf\)"):
         TrainConfig(batch_size=0)

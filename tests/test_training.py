@@ -1,4 +1,5 @@
-"""Training config, test-overlap guard, freezing, and one short real e5-small run (slow)."""
+"""Test-overlap guard, freezing, and short real e5-small runs (slow); the config and the run folder have their own
+files (test_train_config, test_run_folder)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
+from hybridir_utils.train_config import TrainConfig, TrainConfigError
 from hybridir_utils.training import (
     ArticleOverlapError,
-    TrainConfig,
-    TrainConfigError,
     eval_articles,
     freeze,
     loss_dataset,
@@ -24,78 +24,10 @@ from hybridir_utils.training import (
 )
 
 
-def tiny_pairs(n_groups: int = 12, langs=("en", "de")) -> pd.DataFrame:
-    rows = [
-        {"query": f"q{g}{x}", "passage": f"p{g}{y}", "query_lang": x, "passage_lang": y, "group": g,
-         "article": f"Article_{g % 3}"}
-        for g in range(n_groups) for x in langs for y in langs
-    ]  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-# ---------------------------------------------------------------------------------------------- config
-def test_config_round_trips_through_yaml_and_rejects_unknown_keys(tmp_path):
-    cfg = TrainConfig(preset="x-y", batch_size=16, languages=["en", "de"], domain_weights={"news": 2.0})
-    path = tmp_path / "run.yaml"
-    import yaml
-
-    path.write_text(yaml.safe_dump(cfg.to_dict()))
-    assert TrainConfig.from_yaml(path) == cfg
-    assert cfg.resolved_alpha == 0.0 and cfg.batches_name() == "x-y"
-    assert TrainConfig(alpha=0.3).batches_name() == "alpha0.3"
-    with pytest.raises(TrainConfigError, match=r"'batchsize' \(did you mean 'batch_size'\?\)"):
-        TrainConfig.from_dict({"batchsize": 8})
-    path.write_text("learning_rate: 1e-4\n")
-    with pytest.raises(TrainConfigError, match=f"{path.name}.*learning_rate"):
-        TrainConfig.from_yaml(path)
-    with pytest.raises(FileNotFoundError, match=r"missing\.yaml"):
-        TrainConfig.from_yaml(tmp_path / "missing.yaml")
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "needle"),
-    [
-        ({"alpha": 1.2}, "alpha"),
-        ({"preset": "x-y", "alpha": 0.5}, "contradicts"),
-        ({"preset": "mono"}, "preset"),
-        ({"train_dataset": "squad"}, "train_dataset"),
-        ({"eval_dataset": "miracl"}, "eval_dataset"),
-        ({"languages": ["ru"]}, "ru"),  # not an MLQA-R language
-        ({"batch_size": 0}, "batch_size"),
-        ({"batch_size": True}, "batch_size"),
-        ({"lr": -1.0}, "lr"),
-        ({"weight_decay": 2}, "weight_decay"),
-        ({"warmup_ratio": 1.0}, "warmup_ratio"),
-        ({"max_steps": 0}, "max_steps"),
-        ({"freeze_layers": -1}, "freeze_layers"),
-        ({"loss": "triplet"}, "loss"),
-        ({"lr_scheduler": "step"}, "lr_scheduler"),
-        ({"warmup_steps": 0}, "warmup_steps"),
-        ({"domain_weights": ["news"]}, "domain_weights"),
-    ],
-)
-def test_config_rejects_bad_values_by_name(kwargs, needle):
-    with pytest.raises(TrainConfigError, match=needle):
-        TrainConfig(**kwargs)
-
-
-def test_run_name_tracks_what_is_learned_not_runtime_settings():
-    base = TrainConfig()
-    assert base.run_name() == TrainConfig().run_name()
-    assert base.run_name().startswith("multilingual-e5-small-mlqa-r-hybrid-s0-")
-    assert TrainConfig(seed=1).run_name() != base.run_name()
-    assert TrainConfig(lr=1e-5).run_name() != base.run_name()
-    assert TrainConfig(num_threads=1).run_name() == base.run_name()
-    assert (
-        base.resolved_eval_dataset == "xquad-r"
-        and TrainConfig(train_dataset="xquad-r").resolved_eval_dataset == "mlqa-r"
-    )
-
-
 # ---------------------------------------------------------------------------------------------- test overlap
-def test_overlap_guard_normalises_titles_and_refuses_drops_or_allows():
+def test_overlap_guard_normalises_titles_and_refuses_drops_or_allows(tiny_pairs):
     assert normalise_title("Super_Bowl_50") == normalise_title(" super bowl  50") == "super bowl 50"
-    pairs = tiny_pairs()
+    pairs = tiny_pairs
     test = {normalise_title("article 1")}
     with pytest.raises(ArticleOverlapError, match="article 1"):
         remove_test_overlap(pairs, test, "xquad-r", allow=False, drop=False)
@@ -120,8 +52,8 @@ def test_without_eval_articles_removes_the_shared_articles_whole(shared_data_dir
     assert kept.questions.article.nunique() == mlqa.questions.article.nunique() - 2
 
 
-def test_pairs_fingerprint_tracks_the_data_not_the_row_order():
-    pairs = tiny_pairs()
+def test_pairs_fingerprint_tracks_the_data_not_the_row_order(tiny_pairs):
+    pairs = tiny_pairs
     assert pairs_fingerprint(pairs) == pairs_fingerprint(pairs.sample(frac=1, random_state=0))
     assert pairs_fingerprint(pairs) != pairs_fingerprint(pairs.iloc[1:])
     assert pairs_fingerprint(pairs) != pairs_fingerprint(pairs.assign(passage=pairs.passage + "."))
@@ -134,21 +66,21 @@ def test_real_mlqa_and_xquad_share_two_articles(shared_data_dir):
     assert len(eval_articles("xquad-r", shared_data_dir)) == 48
 
 
-def test_train_refuses_before_loading_a_model(tmp_path, shared_data_dir):
+def test_train_refuses_before_loading_a_model(tmp_path, shared_data_dir, tiny_pairs):
     with pytest.raises(ArticleOverlapError, match="both xquad-r"):
         train(TrainConfig(train_dataset="xquad-r", eval_dataset="xquad-r", output_dir=str(tmp_path / "a")),
-              pairs=tiny_pairs(), data_dir=shared_data_dir)  # fmt: skip
+              pairs=tiny_pairs, data_dir=shared_data_dir)  # fmt: skip
     with pytest.raises(ValueError, match="cannot be met"):  # 12 groups cannot fill a batch of 32
-        train(TrainConfig(output_dir=str(tmp_path / "b")), pairs=tiny_pairs(), data_dir=shared_data_dir)
+        train(TrainConfig(output_dir=str(tmp_path / "b")), pairs=tiny_pairs, data_dir=shared_data_dir)
     run = tmp_path / "c"
     run.mkdir()
     (run / "train_config.json").write_text(json.dumps({**TrainConfig(output_dir=str(run)).to_dict(), "seed": 5}))
     with pytest.raises(TrainConfigError, match=r"different config \(keys \['seed'\]\)"):
-        train(TrainConfig(output_dir=str(run)), pairs=tiny_pairs())
+        train(TrainConfig(output_dir=str(run)), pairs=tiny_pairs)
 
 
-def test_loss_dataset_holds_only_loss_inputs_in_order():
-    pairs = tiny_pairs()
+def test_loss_dataset_holds_only_loss_inputs_in_order(tiny_pairs):
+    pairs = tiny_pairs
     ds = loss_dataset(pairs)
     assert ds.column_names == ["query", "passage"]
     assert ds["query"] == pairs["query"].tolist() and ds["passage"] == pairs["passage"].tolist()
@@ -251,52 +183,6 @@ def test_short_real_training_lowers_heldout_loss_resumes_and_reloads(tmp_path, s
     print(f"held-out MNRL loss {before:.4f} -> {after:.4f}")
     assert after < before, (before, after)
     assert train(cfg, pairs=train_pairs) == model_dir  # finished run with the same config: reused, not retrained
-
-
-class _KillAt:
-    """A trainer callback that ends the process's training abruptly once checkpoint ``step`` is saved."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def __getattr__(self, name):  # every other callback event: nothing to do
-        return lambda *args, **kwargs: None
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise RuntimeError("killed")
-
-
-@pytest.mark.slow
-def test_resume_skips_a_checkpoint_killed_mid_save_and_reports_the_whole_run_loss(tmp_path, shared_data_dir, caplog):
-    """Issue 12 defects 1 and 8: a checkpoint holding only config.json (a kill mid-save) no longer blocks every
-    rerun, a kill during the final save leaves no .model.tmp-* folder behind, and train_loss covers every step."""
-    import shutil
-
-    from hybridir_utils.training import TrainConfig as Cfg
-
-    cfg = dict(batch_size=4, max_steps=4, save_steps=2, logging_steps=3, max_seq_length=32, warmup_ratio=0.0,
-               num_threads=1, seed=1)  # fmt: skip
-    pairs = tiny_pairs()
-    whole = json.loads((train({**cfg, "output_dir": str(tmp_path / "a")}, pairs=pairs, data_dir=shared_data_dir)
-                        / "train_info.json").read_text())  # fmt: skip
-    run = tmp_path / "b"  # the same run, killed while writing checkpoint-4 and then during the final save
-    with pytest.raises(RuntimeError, match="killed"):  # a finished run deletes its checkpoints: kill this one first
-        train({**cfg, "output_dir": str(run)}, pairs=pairs, data_dir=shared_data_dir, callbacks=[_KillAt(4)])
-    assert not (run / "model").exists()
-    for f in (run / "checkpoints" / "checkpoint-4").iterdir():
-        if f.name != "config.json":
-            shutil.rmtree(f) if f.is_dir() else f.unlink()
-    (run / ".model.tmp-123" / "0_Transformer").mkdir(parents=True)
-    (run / "train_config.json").write_text(json.dumps(Cfg(**cfg, output_dir=str(run)).to_dict()))
-
-    with caplog.at_level("WARNING", logger="hybridir_utils.training"):
-        model_dir = train({**cfg, "output_dir": str(run)}, pairs=pairs, data_dir=shared_data_dir)
-    info = json.loads((model_dir / "train_info.json").read_text())
-    assert info["resumed_from"] == "checkpoint-2" and info["steps"] == 4
-    assert "incomplete checkpoint" in caplog.text and "checkpoint-4" in caplog.text
-    assert not list(run.glob(".model.tmp-*"))
-    assert info["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-5)
 
 
 @pytest.mark.slow
