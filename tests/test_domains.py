@@ -15,8 +15,6 @@ from hypothesis import strategies as st
 from hybridir_utils import config, domains, pools
 from hybridir_utils.data import load_lareqa, training_pairs
 from hybridir_utils.domains import (
-    CLASS_NAMES,
-    DOMAIN_NAMES,
     DomainError,
     apply_overrides,
     article_texts,
@@ -40,6 +38,7 @@ from hybridir_utils.pools import (
     matched_pool_summary,
 )
 from hybridir_utils.sampling import HybridBatchSampler
+from hybridir_utils.taxonomy import CLASS_NAMES, DOMAIN_NAMES
 
 # Titles + first sentences whose domain is obvious, in three languages (Latin, Latin, CJK scripts).
 TINY = [
