@@ -265,27 +265,39 @@ def _export(model, folder: Path, quantize: bool) -> dict[str, Any]:
     """Export the backbone, fuse it, optionally quantise it, and compare with torch on the probe sentences."""
     import copy
 
-    import onnx
-    from onnxruntime.transformers.optimizer import optimize_model
-
     backbone = copy.deepcopy(_backbone(model)).eval()
     # The fuser recognises the eager attention pattern, not the SDPA one (12 fused Attention nodes vs 0).
     backbone.set_attn_implementation("eager")
-    cfg = backbone.config
+    raw = _trace(backbone, folder / "raw.onnx")
+    backbone.eval()  # export restores the module's training flag: a freshly loaded model is in train mode (dropout)
+    fused = _fuse(raw, backbone.config)
+    stats = {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
+    out = folder / _ONNX_FILE
+    if quantize:
+        _quantize(fused, folder / "fused.onnx", out)
+    else:
+        fused.save_model_to_file(str(out))
+    raw.unlink()
+    return {"fused_operators": stats, "min_cosine": _self_check(model, backbone, out), "opset": _OPSET}
 
-    class _LastHidden(torch.nn.Module):
-        def __init__(self, inner) -> None:
-            super().__init__()
-            self.inner = inner
 
-        def forward(self, input_ids, attention_mask):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+class _LastHidden(torch.nn.Module):
+    """The backbone with tensor inputs and one tensor output: the signature ``torch.onnx.export`` traces."""
 
+    def __init__(self, inner) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input_ids, attention_mask):
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def _trace(backbone, raw: Path) -> Path:
+    """The backbone as an unoptimised ONNX graph with dynamic batch and sequence axes."""
     # A padded dummy batch, so tracing keeps the attention-mask path.
     ids = torch.full((2, 8), 5, dtype=torch.long)
     mask = torch.ones_like(ids)
     mask[1, 5:] = 0
-    raw = folder / "raw.onnx"
     axes = {0: "batch", 1: "sequence"}
     with warnings.catch_warnings():  # tracer warnings about Python control flow on shapes: checked below
         warnings.simplefilter("ignore")
@@ -299,31 +311,34 @@ def _export(model, folder: Path, quantize: bool) -> dict[str, Any]:
             opset_version=_OPSET,
             dynamo=False,  # the dynamo exporter needs onnxscript, which is not installed
         )
-    backbone.eval()  # export restores the module's training flag: a freshly loaded model is in train mode (dropout)
-    fused = optimize_model(
+    return raw
+
+
+def _fuse(raw: Path, cfg):
+    """ONNX Runtime's BERT optimizer: attention, GELU and LayerNorm fused (the speed of the ``onnx`` backend)."""
+    from onnxruntime.transformers.optimizer import optimize_model  # heavy; needed once per exported model
+
+    return optimize_model(
         str(raw), model_type="bert", num_heads=cfg.num_attention_heads, hidden_size=cfg.hidden_size, opt_level=1
     )
-    stats = {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
-    out = folder / _ONNX_FILE
-    if quantize:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        fp32 = folder / "fused.onnx"
-        fused.save_model_to_file(str(fp32))
-        quantize_dynamic(
-            str(fp32),
-            str(out),
-            weight_type=QuantType.QInt8,
-            per_channel=_INT8_OPTIONS["per_channel"],
-            reduce_range=_INT8_OPTIONS["reduce_range"],
-            op_types_to_quantize=list(_INT8_OPTIONS["op_types"]),
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # fused ops defeat shape inference
-        )
-        fp32.unlink()
-    else:
-        fused.save_model_to_file(str(out))
-    raw.unlink()
-    return {"fused_operators": stats, "min_cosine": _self_check(model, backbone, out), "opset": _OPSET}
+
+def _quantize(fused, fp32: Path, out: Path) -> None:
+    """Dynamic int8 quantisation of the fused graph with ``_INT8_OPTIONS`` (the ``onnx-int8`` backend)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fused.save_model_to_file(str(fp32))
+    quantize_dynamic(
+        str(fp32),
+        str(out),
+        weight_type=QuantType.QInt8,
+        per_channel=_INT8_OPTIONS["per_channel"],
+        reduce_range=_INT8_OPTIONS["reduce_range"],
+        op_types_to_quantize=list(_INT8_OPTIONS["op_types"]),
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # fused ops defeat shape inference
+    )
+    fp32.unlink()
 
 
 def _self_check(model, backbone, path: Path) -> float:

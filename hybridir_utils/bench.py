@@ -49,10 +49,7 @@ def bench_eval(args: argparse.Namespace) -> dict:
         import torch
 
         torch.set_num_threads(args.threads)
-    ds = load_lareqa(args.dataset, languages=args.languages, data_dir=config.lareqa_dir(args.data_dir))
-    if args.articles is not None or args.max_questions is not None:
-        articles = sorted(set(ds.questions.article))[: args.articles] if args.articles is not None else None
-        ds = ds.subset(articles=articles, max_questions_per_lang=args.max_questions)
+    ds = _eval_dataset(args)
     encoder = load_encoder(args.model)
     kwargs = {"run_depth": args.run_depth, "write_runs": not args.no_runs, "show_progress_bar": True}
     with tempfile.TemporaryDirectory(prefix="hybridir-bench-") as tmp:
@@ -61,7 +58,24 @@ def bench_eval(args: argparse.Namespace) -> dict:
             start = time.perf_counter()
             results.append(evaluate_lareqa(encoder, ds, Path(tmp) / label, cache_dir=Path(tmp) / "cache", **kwargs))
             walls.append(time.perf_counter() - start)
-    cold, warm = results
+    result = _eval_summary(args, ds, *results, walls)
+    out = Path(args.out) if args.out else config.build_dir() / "bench" / "eval.json"
+    io.write_json(out, result)
+    print(f"  -> {out}")
+    return result
+
+
+def _eval_dataset(args: argparse.Namespace):
+    """The LAReQA data to evaluate: the dataset's languages, optionally cut to some articles or questions."""
+    ds = load_lareqa(args.dataset, languages=args.languages, data_dir=config.lareqa_dir(args.data_dir))
+    if args.articles is not None or args.max_questions is not None:
+        articles = sorted(set(ds.questions.article))[: args.articles] if args.articles is not None else None
+        ds = ds.subset(articles=articles, max_questions_per_lang=args.max_questions)
+    return ds
+
+
+def _eval_summary(args: argparse.Namespace, ds, cold: dict, warm: dict, walls: list[float]) -> dict:
+    """The result record of the cold and warm runs, printed against the goals (module docstring)."""
     t = cold["timings"]
     same = all(cold[k] == warm[k] for k in ("mono_map", "cross_map", "multi_map") if k in cold)
     result = {
@@ -98,9 +112,6 @@ def bench_eval(args: argparse.Namespace) -> dict:
         f"  cold {walls[0]:.1f} s, warm {walls[1]:.2f} s ({result['warm_encoded']} encoded): "
         f"{result['cold_to_warm_ratio']:.1f}x (goal >= 20x); metrics identical: {same}"
     )
-    out = Path(args.out) if args.out else config.build_dir() / "bench" / "eval.json"
-    io.write_json(out, result)
-    print(f"  -> {out}")
     return result
 
 

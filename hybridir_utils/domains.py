@@ -1,145 +1,43 @@
 """Topic domains of articles and queries, language-independent, for domain-focused training and evaluation.
 
-Taxonomy (one label per article; a person or organisation takes the domain of what it is known for):
-
-| domain | covers |
-|---|---|
-| science | natural and formal sciences, technology and engineering, medicine and health |
-| news | current affairs and public life: sport, politics, government and law, business and economy, media companies |
-| history | past eras and events: empires, dynasties, wars, historical peoples and rulers |
-| geography | places: countries, regions, cities, rivers, mountains, natural landmarks |
-| culture | arts, literature, music, film and TV, religion, philosophy, society and social issues |
-| education | schools, universities, teaching and education systems |
-| other | the classifier is unsure (top-2 margin below ``min_margin``) |
+The taxonomy (the domains, what each covers, the descriptions that define them): :mod:`hybridir_utils.taxonomy`.
 
 Labelling method (the ``method`` column names it): zero-shot embedding classification with a multilingual encoder
 (the offline multilingual-e5-small), so it works in every language. A domain is represented by (a) the centroid of
-several short descriptions written in eight languages (``DESCRIPTIONS``, "query: " prompt) and (b) the centroid of
-hand-written multilingual *seed titles* of typical articles (``data/domains/seeds.csv``, "passage: " prompt; none
-is an XQuAD-R or MLQA-R title). A text's score for a domain is the mean of its cosines to the two centroids;
-scores become probabilities with the softmax temperature e5 was trained with (0.01). An article is represented
-by one text per language (its title + the first two sentences of its first paragraph, "passage: ") plus its
-title alone; the title row carries ``TITLE_WEIGHT`` of the vote because the first paragraph is often not the
+several short descriptions written in eight languages (``taxonomy.DESCRIPTIONS``, "query: " prompt) and (b) the
+centroid of hand-written multilingual *seed titles* of typical articles (``data/domains/seeds.csv``, "passage: "
+prompt; none is an XQuAD-R or MLQA-R title). A text's score for a domain is the mean of its cosines to the two
+centroids; scores become probabilities with the softmax temperature e5 was trained with (0.01). An article is
+represented by one text per language (its title + the first two sentences of its first paragraph, "passage: ") plus
+its title alone; the title row carries ``TITLE_WEIGHT`` of the vote because the first paragraph is often not the
 article's lead (XQuAD-R keeps a sample of paragraphs). The rows are combined by their mean probability
-(``combine="mean"``, default) or a majority vote (``"majority"``), giving a confidence and a top-1/top-2
-margin. Human corrections in ``data/domains/overrides.csv`` are applied last and marked ``source="override"``.
+(``combine="mean"``, default) or a majority vote (``"majority"``), giving a confidence and a top-1/top-2 margin.
+Human corrections in ``data/domains/overrides.csv`` are applied last and marked ``source="override"``.
 
 Design choices (title row, centroids, equal weights; later, person/entertainment/event descriptions and seeds)
 were made on a separate hand-labelled development set of 91 MLQA-R titles (``data/domains/mlqa_dev.csv``: a random
 sample of 55, plus a second random sample of 36 labelled after the first method was seen). The hand-labelled audit
 set ``data/domains/xquad_gold.csv`` (the 48 XQuAD-R titles) only *measures* agreement (``audit``); it never built
-prototypes or chose settings.
+prototypes or chose settings. The alternatives measured there and dropped (descriptions or seeds alone, unequal
+weights, mean of the k nearest seeds instead of the seed centroid) were classifier options (see git history).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from hybridir_utils import config, io
+from hybridir_utils import config
 from hybridir_utils.data import article_key as _data_article_key
 from hybridir_utils.embeddings import encode_cached
 from hybridir_utils.fingerprints import encoder_name
-
-DOMAINS: dict[str, str] = {
-    "science": "natural and formal sciences, technology and engineering, medicine and health",
-    "news": "current affairs and public life: sport, politics, government and law, business and economy, media",
-    "history": "past eras and events: empires, dynasties, wars, historical peoples and rulers",
-    "geography": "places: countries, regions, cities, rivers, mountains, natural landmarks",
-    "culture": "arts, literature, music, film and TV, religion, philosophy, society and social issues",
-    "education": "schools, universities, teaching and education systems",
-    "other": "none of the above, or the classifier is unsure",
-}
-DOMAIN_NAMES: tuple[str, ...] = tuple(DOMAINS)
-#: the domains the classifier scores ("other" is the abstain label, never a prototype)
-CLASS_NAMES: tuple[str, ...] = tuple(d for d in DOMAIN_NAMES if d != "other")
-
-# Several phrasings per domain, in several languages, so that no single wording or language dominates.
-DESCRIPTIONS: dict[str, tuple[str, ...]] = {
-    "science": (
-        "an encyclopedia article about natural science: physics, chemistry, biology, astronomy or geology",
-        "an encyclopedia article about mathematics or computer science",
-        "an encyclopedia article about technology, engineering, machines or inventions",
-        "an encyclopedia article about medicine, diseases, the human body or health",
-        "an encyclopedia article about a scientist, an inventor or an engineer",
-        "ein Lexikonartikel über Naturwissenschaft, Technik oder Medizin",
-        "un artículo de enciclopedia sobre ciencia, tecnología o medicina",
-        "关于自然科学、数学、技术或医学的百科文章",
-        "مقال موسوعي عن العلوم أو التكنولوجيا أو الطب",
-        "विज्ञान, प्रौद्योगिकी या चिकित्सा के बारे में एक विश्वकोश लेख",
-        "энциклопедическая статья о науке, технике или медицине",
-        "bài viết bách khoa về khoa học, công nghệ hoặc y học",
-    ),
-    "news": (
-        "an encyclopedia article about a sports event, a sports team or a league",
-        "an encyclopedia article about politics, elections, a parliament, government or law",
-        "an encyclopedia article about a company, business, the economy or finance",
-        "an encyclopedia article about a television network, broadcaster, newspaper or media company",
-        "an encyclopedia article about a politician, an athlete or a business leader",
-        "an encyclopedia article about a recent event: an election, a disaster, an accident or a scandal",
-        "ein Lexikonartikel über Sport, Politik, Wirtschaft oder Medien",
-        "un artículo de enciclopedia sobre deportes, política, economía o medios de comunicación",
-        "关于体育、政治、商业或媒体的百科文章",
-        "مقال موسوعي عن الرياضة أو السياسة أو الاقتصاد أو الإعلام",
-        "खेल, राजनीति, व्यापार या मीडिया के बारे में एक विश्वकोश लेख",
-        "энциклопедическая статья о спорте, политике, экономике или СМИ",
-        "bài viết bách khoa về thể thao, chính trị, kinh doanh hoặc truyền thông",
-    ),
-    "history": (
-        "an encyclopedia article about a historical period, an empire or a dynasty",
-        "an encyclopedia article about a war, a battle or a revolution in the past",
-        "an encyclopedia article about a medieval or ancient people, king or conqueror",
-        "ein Lexikonartikel über Geschichte: ein Reich, eine Dynastie oder einen Krieg",
-        "un artículo de enciclopedia sobre historia: un imperio, una dinastía o una guerra",
-        "关于历史的百科文章：帝国、王朝或战争",
-        "مقال موسوعي عن التاريخ: إمبراطورية أو سلالة حاكمة أو حرب",
-        "इतिहास के बारे में एक विश्वकोश लेख: साम्राज्य, राजवंश या युद्ध",
-        "энциклопедическая статья об истории: империя, династия или война",
-        "bài viết bách khoa về lịch sử: đế chế, triều đại hoặc chiến tranh",
-    ),
-    "geography": (
-        "an encyclopedia article about a city, its districts, population and economy",
-        "an encyclopedia article about a country, a state or a region",
-        "an encyclopedia article about a river, a mountain, a lake, a forest or a landscape",
-        "ein Lexikonartikel über einen Ort: eine Stadt, ein Land, eine Region oder einen Fluss",
-        "un artículo de enciclopedia sobre un lugar: una ciudad, un país, una región o un río",
-        "关于地理位置的百科文章：城市、国家、地区或河流",
-        "مقال موسوعي عن مكان: مدينة أو دولة أو منطقة أو نهر",
-        "किसी स्थान के बारे में एक विश्वकोश लेख: शहर, देश, क्षेत्र या नदी",
-        "энциклопедическая статья о месте: город, страна, регион или река",
-        "bài viết bách khoa về một địa danh: thành phố, quốc gia, vùng hoặc sông",
-    ),
-    "culture": (
-        "an encyclopedia article about art, painting, a museum, music, literature, film or television series",
-        "an encyclopedia article about religion, a church, a religious movement or theology",
-        "an encyclopedia article about philosophy, ideology, society or social issues",
-        "an encyclopedia article about a film, an actor, a singer, a video game or a television series",
-        "ein Lexikonartikel über Kunst, Literatur, Musik, Religion oder Gesellschaft",
-        "un artículo de enciclopedia sobre arte, literatura, música, religión o sociedad",
-        "关于艺术、文学、音乐、宗教或社会的百科文章",
-        "مقال موسوعي عن الفن أو الأدب أو الموسيقى أو الدين أو المجتمع",
-        "कला, साहित्य, संगीत, धर्म या समाज के बारे में एक विश्वकोश लेख",
-        "энциклопедическая статья об искусстве, литературе, музыке, религии или обществе",
-        "bài viết bách khoa về nghệ thuật, văn học, âm nhạc, tôn giáo hoặc xã hội",
-    ),
-    "education": (
-        "an encyclopedia article about a university, a college or a school",
-        "an encyclopedia article about teaching, teachers, students and education systems",
-        "ein Lexikonartikel über eine Universität, eine Schule oder das Bildungswesen",
-        "un artículo de enciclopedia sobre una universidad, una escuela o la educación",
-        "关于大学、学校或教育的百科文章",
-        "مقال موسوعي عن جامعة أو مدرسة أو التعليم",
-        "किसी विश्वविद्यालय, विद्यालय या शिक्षा के बारे में एक विश्वकोश लेख",
-        "энциклопедическая статья об университете, школе или образовании",
-        "bài viết bách khoa về trường đại học, trường học hoặc giáo dục",
-    ),
-}
+from hybridir_utils.taxonomy import CLASS_NAMES, DESCRIPTIONS, DOMAIN_NAMES
 
 TITLE_WEIGHT = 0.5  # share of an article's vote given to its title-only row
+DESC_WEIGHT = 0.5  # share of a domain's score from its descriptions (the rest: its seed titles)
 UNCERTAIN_MARGIN = 0.05  # top-1 minus top-2 probability below which a label is flagged uncertain
 TEMPERATURE = 0.01  # the contrastive temperature multilingual-e5 was trained with
 POOL_MODES = ("general", "in-domain", "weighted")
@@ -231,27 +129,16 @@ def _first_sentences(candidates: pd.DataFrame, n_sentences: int) -> pd.DataFrame
 def article_texts(data, n_sentences: int = 2, max_chars: int = 320) -> pd.DataFrame:
     """One short text per (article, language): ``"<title>. <first sentences>"``, cut to ``max_chars``.
 
-    ``data`` is a ``LAReQAData`` (articles with questions; text from each language's first paragraph), a pairs
-    table (article, passage, passage_lang: the first distinct passages per language), a table with columns
-    article, lang, text (used as is), or a sequence of titles (title only, lang "und"). ``label_articles``
-    adds a title-only row per article key, so keys should be titles (else pass ``title_weight=0``).
+    ``data`` is a ``LAReQAData`` (articles with questions; text from each language's first paragraph) or a table
+    with columns article, lang, text (used as is). ``label_articles`` adds a title-only row per article key, so
+    keys should be titles (else pass ``title_weight=0``).
     """
     if hasattr(data, "candidates") and hasattr(data, "questions"):
         keys = set(data.questions.article)
         texts = _first_sentences(data.candidates[data.candidates.article.isin(keys)], n_sentences)
-    elif isinstance(data, pd.DataFrame) and {"article", "passage", "passage_lang"} <= set(data.columns):
-        texts = (
-            data.drop_duplicates(["article", "passage_lang", "passage"])
-            .groupby(["article", "passage_lang"], sort=True)
-            .passage.agg(lambda s: " ".join(s.iloc[:n_sentences]))
-            .reset_index()
-            .rename(columns={"passage_lang": "lang", "passage": "text"})
-        )
     elif isinstance(data, pd.DataFrame):
         require_columns(data, ("article", "lang", "text"), "article text table")
         return data[["article", "lang", "text"]].reset_index(drop=True)
-    elif isinstance(data, Sequence) and not isinstance(data, str):
-        return pd.DataFrame({"article": [str(t) for t in data], "lang": "und", "text": [""] * len(data)})
     else:
         raise DomainError(f"cannot take article texts from a {type(data).__name__}; expected LAReQAData or a table")
     # The title carries most of the signal; the sentences disambiguate (e.g. "Victoria" state vs queen).
@@ -274,56 +161,24 @@ def _encode(encoder, texts: list[str], prompt_name: str, show_progress_bar: bool
 class DomainClassifier:
     """Scores texts against the domain prototypes; see the module docstring.
 
-    A domain's score is ``desc_weight`` x cosine to the centroid of its descriptions ("query: " prompt) plus
-    ``1 - desc_weight`` x cosine to the centroid of its seed titles ("passage: " prompt), or to the mean of
-    the ``seed_k`` nearest seeds when ``seed_k > 0``.
+    A domain's score is ``DESC_WEIGHT`` x cosine to the centroid of its descriptions ("query: " prompt) plus
+    ``1 - DESC_WEIGHT`` x cosine to the centroid of its seed titles ("passage: " prompt).
     """
 
-    def __init__(
-        self,
-        encoder,
-        use_descriptions: bool = True,
-        use_seeds: bool = True,
-        desc_weight: float = 0.5,
-        seed_k: int = 0,
-        seeds_path: str | Path | None = None,
-    ):
-        if not (use_descriptions or use_seeds):
-            raise DomainError("DomainClassifier needs descriptions, seeds or both")
-        if not 0.0 <= desc_weight <= 1.0:
-            raise DomainError(f"desc_weight must lie in [0, 1], got {desc_weight!r}")
-        self.encoder, self.seed_k = encoder, seed_k
-        self.desc_weight = desc_weight if (use_descriptions and use_seeds) else float(use_descriptions)
-        parts = ["desc"] if use_descriptions else []
-        if use_seeds:
-            parts.append(f"seeds-knn{seed_k}" if seed_k > 0 else "seeds")
-        self.method = f"{encoder_name(encoder)}-zeroshot[{'+'.join(parts)}]"
-        self.desc_centroids = None
-        if use_descriptions:
-            rows = [(d, t) for d in CLASS_NAMES for t in DESCRIPTIONS[d]]
-            self.desc_centroids = _centroids(_encode(encoder, [t for _, t in rows], "query"), [d for d, _ in rows])
-        self.seed_emb = self.seed_labels = self.seed_centroids = None
-        if use_seeds:
-            seeds = load_seeds(seeds_path)
-            self.seed_emb = _encode(encoder, seeds.title.tolist(), "passage")
-            self.seed_labels = seeds.domain.to_numpy()
-            self.seed_centroids = _centroids(self.seed_emb, self.seed_labels)
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.method = f"{encoder_name(encoder)}-zeroshot[desc+seeds]"
+        rows = [(d, t) for d in CLASS_NAMES for t in DESCRIPTIONS[d]]
+        self.desc_centroids = _centroids(_encode(encoder, [t for _, t in rows], "query"), [d for d, _ in rows])
+        seeds = load_seeds()
+        self.seed_centroids = _centroids(_encode(encoder, seeds.title.tolist(), "passage"), seeds.domain.to_numpy())
 
     def scores(self, texts: Sequence[str], show_progress_bar: bool = False) -> np.ndarray:
         """Cosine-based score matrix [len(texts), len(CLASS_NAMES)]."""
         x = _encode(self.encoder, list(texts), "passage", show_progress_bar=show_progress_bar)
         total = np.zeros((len(x), len(CLASS_NAMES)), dtype=np.float64)
-        if self.desc_centroids is not None:
-            total += self.desc_weight * (x @ self.desc_centroids.T)
-        if self.seed_emb is not None:
-            if self.seed_k > 0:
-                sims = x @ self.seed_emb.T
-                # mean of the k largest cosines to each domain's seeds
-                top = [-np.sort(-sims[:, self.seed_labels == d], axis=1)[:, : self.seed_k] for d in CLASS_NAMES]
-                seed_scores = np.stack([t.mean(1) for t in top], axis=1)
-            else:
-                seed_scores = x @ self.seed_centroids.T
-            total += (1.0 - self.desc_weight) * seed_scores
+        total += DESC_WEIGHT * (x @ self.desc_centroids.T)
+        total += (1.0 - DESC_WEIGHT) * (x @ self.seed_centroids.T)
         return total
 
 
@@ -413,7 +268,6 @@ def label_articles(
     title_weight: float = TITLE_WEIGHT,
     min_margin: float = 0.0,
     overrides: pd.DataFrame | str | Path | None = None,
-    out_path: str | Path | None = None,
     n_sentences: int = 2,
     show_progress_bar: bool = True,
 ) -> pd.DataFrame:
@@ -425,7 +279,6 @@ def label_articles(
     (the classifier's choice), confidence, margin, n_langs, uncertain (margin < UNCERTAIN_MARGIN),
     p_<domain> (combined probabilities), source ("classifier" | "override") and method.
     ``overrides``: a table, a csv path, or None for ``data/domains/overrides.csv`` (absent file = none).
-    Written atomically to ``out_path`` (.parquet or .csv) when given; ``labels.attrs["seconds"]`` = encode time.
     """
     if not 0.0 <= title_weight < 1.0:
         raise DomainError(f"title_weight must lie in [0, 1), got {title_weight!r}")
@@ -436,7 +289,6 @@ def label_articles(
     texts = article_texts(data, n_sentences=n_sentences)
     if texts.empty:
         raise DomainError("no article texts to label (empty data)")
-    t0 = time.perf_counter()
     texts = texts.assign(article=texts.article.map(article_key))
     titles = sorted(set(texts.article))  # every article gets a title row, also those given without text
     texts = texts[texts.text.str.strip() != ""]
@@ -455,20 +307,7 @@ def label_articles(
         overrides = load_overrides(overrides)
     labels = apply_overrides(labels, overrides)
     labels["method"] = f"{classifier.method}/title{title_weight:g}+text/{combine}"
-    labels.attrs["seconds"] = time.perf_counter() - t0
-    if out_path is not None:
-        write_labels(labels, out_path)
     return labels
-
-
-def write_labels(labels: pd.DataFrame, path: str | Path) -> Path:
-    """Atomic write of a label table as parquet or csv (by suffix)."""
-    path = Path(path)
-    if path.suffix == ".parquet":
-        return io.write_parquet(path, labels)
-    if path.suffix == ".csv":
-        return io.write_text(path, labels.to_csv(index=False))
-    raise DomainError(f"label file {path} must end in .parquet or .csv")
 
 
 # ---------------------------------------------------------------------------------------------------- audit

