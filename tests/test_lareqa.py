@@ -1,43 +1,22 @@
-"""LAReQA evaluation: hand-computed metrics (ties, several relevant), caching, TREC files re-scored independently
-(:mod:`hybridir_utils.trec_rescore`, whose own tests are in test_trec_rescore.py)."""
+"""LAReQA evaluation (:mod:`hybridir_utils.lareqa`): hand-computed metrics (ties, several relevant), outputs and
+their atomic writes, real data, and TREC files re-scored independently (:mod:`hybridir_utils.trec_rescore`, whose
+own tests are in test_trec_rescore.py). The toolkit under it has its own test files: test_embeddings, test_search,
+test_trec."""
 
 from __future__ import annotations
 
 import hashlib
-import math
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from doubles import HashEncoder
 
-from hybridir_utils import embeddings, lareqa, search, trec, trec_rescore
+from hybridir_utils import lareqa, trec, trec_rescore
 from hybridir_utils.data import LAReQAData
 from hybridir_utils.io import read_json
 
 # ----------------------------------------------------------------------------------------------- test doubles
-
-
-class HashEncoder:
-    """Deterministic character-trigram hashing encoder: cheap, and similar texts get similar vectors."""
-
-    def __init__(self, dim: int = 64):
-        self.dim = dim
-        self.n_encoded = 0
-
-    def fingerprint(self) -> str:
-        return f"hash-trigram-{self.dim}"
-
-    def encode(self, texts, prompt_name=None, batch_size=32, **kwargs):
-        self.n_encoded += len(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            padded = f"  {text.lower()}  "
-            for j in range(len(padded) - 2):
-                h = int.from_bytes(hashlib.md5(padded[j : j + 3].encode()).digest()[:4], "little")
-                out[i, h % self.dim] += 1.0
-        return out
 
 
 class AngleEncoder:
@@ -84,69 +63,6 @@ def _toy() -> tuple[LAReQAData, AngleEncoder]:
     relevant = {qid: answers[g] for qid, g, *_ in questions}
     angles = {text: a for _, text, a in cands} | {text: a for _, _, _, text, a, _ in questions}
     return LAReQAData("xquad-r", ("en", "de"), q, c, relevant), AngleEncoder(angles)
-
-
-# ----------------------------------------------------------------------------------------------- metric primitives
-
-
-def test_ap_recall_hand_cases():
-    m = search.ap_recall(np.array([[1, 3], [2, np.nan], [np.nan, np.nan], [12, 11]]))
-    assert m["ap"][0] == pytest.approx((1 / 1 + 2 / 3) / 2)
-    assert m["ap"][1] == pytest.approx(0.5)
-    assert math.isnan(m["ap"][2]) and m["n_relevant"][2] == 0
-    assert m["ap"][3] == pytest.approx((1 / 11 + 2 / 12) / 2)  # ranks are sorted before precision is taken
-    np.testing.assert_allclose(m["r1"][:2], [0.5, 0.0])
-    np.testing.assert_allclose(m["r10"][[0, 1, 3]], [1.0, 1.0, 0.0])
-    np.testing.assert_array_equal(m["first_rank"][[0, 1, 3]], [1, 2, 11])
-
-
-def test_ordering_and_ranks_break_ties_by_descending_id():
-    # candidates a..e (tie keys 0..4); three share score 0.5: trec_eval orders them d, c, a
-    scores = np.array([[0.5, 0.9, 0.5, 0.5, 0.1]], dtype=np.float32)
-    tie = np.arange(5)
-    np.testing.assert_array_equal(search.ordered_prefix(scores, tie, 5)[0], [1, 3, 2, 0, 4])
-    np.testing.assert_array_equal(search.ordered_prefix(scores, tie, 2)[0], [1, 3])  # the cut falls inside the tie
-    above = search.ranks_of(scores, tie, np.array([[0, 2, 3, -1]]), bounds=np.array([0, 2, 5]))
-    assert above.sum(axis=2)[0].tolist() == [3, 2, 1, 0]  # ranks 4, 3, 2; padding counts nothing
-    assert above[0, 0].tolist() == [1, 2]  # above 'a': b in segment 0, c and d in segment 1
-
-
-def test_faiss_flat_search_matches_exhaustive_order():
-    rng = np.random.default_rng(0)
-    docs = rng.standard_normal((300, 16)).astype(np.float32)
-    queries = rng.standard_normal((20, 16)).astype(np.float32)
-    _, ids = search.faiss_search(queries, docs, 10)
-    np.testing.assert_array_equal(ids, search.ordered_prefix(queries @ docs.T, np.arange(300), 10))
-    _, ann = search.faiss_search(queries, docs, 10, index="hnsw")
-    assert search.ann_recall(ids, ann) > 0.9
-    with pytest.raises(lareqa.EvaluationError, match="unknown index"):
-        search.faiss_search(queries, docs, 10, index="ivf")
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    st.lists(st.integers(0, 4), min_size=2, max_size=12).flatmap(
-        lambda s: st.tuples(st.just(s), st.lists(st.booleans(), min_size=len(s), max_size=len(s)))
-    )
-)
-def test_ranks_and_ap_agree_with_pytrec_eval(case):
-    """Property: on any ranking (small integer scores: many ties) our AP/R@k equal trec_eval's."""
-    import pytrec_eval
-
-    values, rel = case
-    if not any(rel):
-        rel[0] = True
-    scores = np.array([values], dtype=np.float32)
-    docids = [f"d{i:02d}" for i in range(len(values))]
-    targets = np.array([[i for i, r in enumerate(rel) if r]])
-    ranks = search.ranks_of(scores, np.arange(len(values)), targets, np.array([0, len(values)])).sum(axis=2) + 1
-    ours = search.ap_recall(ranks.astype(float))
-    qrels = {"q": {d: 1 for d, r in zip(docids, rel, strict=True) if r}}
-    run = {"q": {d: float(v) for d, v in zip(docids, values, strict=True)}}
-    theirs = pytrec_eval.RelevanceEvaluator(qrels, {"map", "recall.1,10"}).evaluate(run)["q"]
-    assert ours["ap"][0] == pytest.approx(theirs["map"], abs=1e-12)
-    assert ours["r1"][0] == pytest.approx(theirs["recall_1"])
-    assert ours["r10"][0] == pytest.approx(theirs["recall_10"])
 
 
 # ----------------------------------------------------------------------------------------------- hand-computed LAReQA
@@ -214,70 +130,6 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
     broken = LAReQAData(ds.name, ds.languages, ds.questions, ds.candidates, {**ds.relevant, "en:g1": frozenset({"x"})})
     with pytest.raises(lareqa.EvaluationError, match="'x' of 'en:g1' is not a pool candidate"):
         lareqa.evaluate_lareqa(encoder, broken, tmp_path, cache_dir=tmp_path, show_progress_bar=False)
-
-
-# ----------------------------------------------------------------------------------------------- cache
-
-
-def test_encode_cached_encodes_only_missing_texts(tmp_path):
-    enc = HashEncoder()
-    stats: dict = {}
-    a = embeddings.encode_cached(enc, ["alpha", "beta", "alpha"], "query", cache_dir=tmp_path, stats=stats)
-    assert enc.n_encoded == 2 and stats == {"n_texts": 3, "n_encoded": 2, "n_cached": 0}  # duplicates once
-    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-6)
-    np.testing.assert_array_equal(a[0], a[2])
-    b = embeddings.encode_cached(enc, ["gamma", "beta", "alpha"], "query", cache_dir=tmp_path)
-    assert enc.n_encoded == 3  # only "gamma" was new
-    np.testing.assert_array_equal(b[1:], a[[1, 0]])
-    embeddings.encode_cached(enc, ["alpha"], "passage", cache_dir=tmp_path)
-    assert enc.n_encoded == 4  # another prompt is another cache
-    embeddings.encode_cached(enc, ["alpha"], "query", cache_dir=tmp_path, use_cache=False)
-    assert enc.n_encoded == 5
-    fresh = HashEncoder()
-    np.testing.assert_allclose(b, embeddings._normalise(fresh.encode(["gamma", "beta", "alpha"]), "x"), rtol=1e-6)
-
-
-def _rewrite_cache(path, change) -> None:
-    with np.load(path) as z:
-        keys, emb = z["keys"], z["emb"]
-    keys, emb = change(keys, emb.copy())
-    with open(path, "wb") as fh:
-        np.savez(fh, keys=keys, emb=emb)
-
-
-@pytest.mark.parametrize(
-    ("damage", "needle"),
-    [
-        (lambda p: p.write_bytes(b"not a zip"), "unreadable"),
-        (lambda p: p.write_bytes(b""), "unreadable"),  # was a bare EOFError without the path
-        (lambda p: _rewrite_cache(p, lambda k, e: (k, np.full_like(e, np.nan))), "NaN or infinite"),
-        (lambda p: _rewrite_cache(p, lambda k, e: (k, e * 7)), "not of unit norm"),
-        (lambda p: _rewrite_cache(p, lambda k, e: (k, e[:, :32] / np.linalg.norm(e[:, :32], axis=1, keepdims=True))),
-         "dimension 32, the model gives 64"),
-        (lambda p: _rewrite_cache(p, lambda k, e: (k[:1], e)), "1 keys but embeddings of shape"),
-    ],
-)  # fmt: skip
-def test_bad_cache_file_is_named_and_re_encoded_never_scored(tmp_path, damage, needle):
-    """Issue 12 defect 4: NaN rows scored mAP 1.0 / 1.5, rows times 7 came back with norm 7, a 0-byte file raised a
-    bare EOFError. Now the file is named, its texts re-encoded and the file rewritten."""
-    enc = HashEncoder()
-    enc.get_sentence_embedding_dimension = lambda: 64
-    texts = ["alpha", "beta", "gamma"]
-    good = embeddings.encode_cached(enc, texts, "query", cache_dir=tmp_path)
-    (path,) = tmp_path.rglob("*.npz")
-    damage(path)
-    with pytest.warns(UserWarning, match=rf"embedding cache {path}: .*{needle}.*re-encoded"):
-        again = embeddings.encode_cached(enc, texts, "query", cache_dir=tmp_path)
-    np.testing.assert_array_equal(again, good)
-    assert enc.n_encoded == 6
-    embeddings.encode_cached(enc, texts, "query", cache_dir=tmp_path)  # the rewritten file is good: nothing re-encoded
-    assert enc.n_encoded == 6
-
-
-def test_ap_outside_unit_interval_is_refused():
-    """Issue 12 defect 4: AP and mAP lie in [0, 1] by construction; broken (duplicate) ranks must not score 1.5."""
-    with pytest.raises(lareqa.EvaluationError, match=r"AP 1\.5 outside \[0, 1\]"):
-        search.ap_recall(np.array([[1, 1]]))
 
 
 def test_second_evaluation_encodes_nothing(tmp_path, xquad_small, tmp_cache):
@@ -350,21 +202,6 @@ def test_frozen_baselines_out_of_the_box(tmp_path, xquad_small, tmp_cache, model
     # real multilingual encoders retrieve the answer far above chance (pools of ~25 sentences)
     assert m["mono_map"] > 0.5 and m["cross_map"] > 0.4 and m["multi_map"] > 0.3
     assert trec_rescore.independent_rescore(tmp_path)["agrees"]
-
-
-def test_run_reader_streams_whole_queries(tmp_path):
-    path = tmp_path / "run.trec"
-    lines = [f"q{q} Q0 d{d} {d + 1} {1 - d / 10} t" for q in range(3) for d in range(3)]
-    path.write_text("\n".join(lines) + "\n")
-    blocks = list(trec.iter_trec_run(path, block_lines=2))
-    assert [sorted(set(b.qid)) for b in blocks] == [["q0"], ["q1"], ["q2"]]  # never a query split in two
-    assert len(trec.read_trec_run(path)) == 9
-    path.write_text("\n".join([*lines, lines[0]]) + "\n")
-    with pytest.raises(lareqa.EvaluationError, match="query 'q0' are not contiguous"):
-        list(trec.iter_trec_run(path, block_lines=4))
-    path.write_text("q0 Q0 d1 1\n")
-    with pytest.raises(lareqa.EvaluationError, match="not a TREC run"):
-        trec.read_trec_run(path)
 
 
 def test_crash_before_metrics_keeps_the_previous_evaluation_whole(tmp_path, monkeypatch):
