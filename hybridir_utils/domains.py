@@ -24,7 +24,7 @@ weights, mean of the k nearest seeds instead of the seed centroid) were classifi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,32 +34,13 @@ from hybridir_utils import config
 from hybridir_utils.data import article_key as _data_article_key
 from hybridir_utils.embeddings import encode_cached
 from hybridir_utils.fingerprints import encoder_name
-from hybridir_utils.taxonomy import CLASS_NAMES, DESCRIPTIONS, DOMAIN_NAMES
+from hybridir_utils.taxonomy import CLASS_NAMES, DESCRIPTIONS, DOMAIN_NAMES, DomainError, check_domain, require_columns
 
 TITLE_WEIGHT = 0.5  # share of an article's vote given to its title-only row
 DESC_WEIGHT = 0.5  # share of a domain's score from its descriptions (the rest: its seed titles)
 UNCERTAIN_MARGIN = 0.05  # top-1 minus top-2 probability below which a label is flagged uncertain
 TEMPERATURE = 0.01  # the contrastive temperature multilingual-e5 was trained with
-POOL_MODES = ("general", "in-domain", "weighted")
 MIN_EVAL_QUERIES = 30
-
-
-class DomainError(ValueError):
-    """Bad domain input: unknown name, malformed table, or a pool / evaluation slice without enough support."""
-
-
-def check_domain(name: str, allow_other: bool = True) -> str:
-    """Return ``name`` if it is a known domain, else raise naming it and listing the valid ones."""
-    valid = DOMAIN_NAMES if allow_other else CLASS_NAMES
-    if name not in valid:
-        raise DomainError(f"unknown domain {name!r}; valid domains: {', '.join(valid)}")
-    return name
-
-
-def require_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DomainError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
 
 
 def article_key(title: str) -> str:

@@ -18,7 +18,6 @@ from tqdm.auto import tqdm
 
 from hybridir_utils import config, environment, io
 from hybridir_utils.data import load_lareqa
-from hybridir_utils.domains import DomainError
 from hybridir_utils.embeddings import encode_cached
 from hybridir_utils.lareqa import evaluate_lareqa
 from hybridir_utils.miracl import evaluate_miracl
@@ -28,6 +27,7 @@ from hybridir_utils.pools import CONTROL_PREFIX, domain_pool, matched_pool, pars
 from hybridir_utils.report import base_label
 from hybridir_utils.sampling import PRESETS, HybridBatchSampler, SamplerConfigError
 from hybridir_utils.stats import cluster_bootstrap, holm
+from hybridir_utils.taxonomy import DomainError
 from hybridir_utils.training import pairs_fingerprint, train
 
 BASELINES = ("multilingual-e5-small", "use-multilingual")

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from hybridir_utils.domains import POOL_MODES, DomainError, check_domain, require_columns
+from hybridir_utils.taxonomy import DomainError, check_domain, require_columns
+
+POOL_MODES = ("general", "in-domain", "weighted")  # the whole pool, the target domain only, or upweighted
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 define them for the zero-shot classifier of :mod:`hybridir_utils.domains`.
 
 Kept apart from the classifier so that the definitions read (and get reviewed) as one piece, and so that modules
-needing only the names (e.g. :mod:`hybridir_utils.parameters`) import no model or data code.
+needing only the names and their checks (:mod:`hybridir_utils.parameters`, the training pools of
+:mod:`hybridir_utils.pools`) import no classifier code. :class:`DomainError` is the error of every domain input.
 
 One label per article; a person or organisation takes the domain of what it is known for:
 
@@ -18,6 +19,12 @@ One label per article; a person or organisation takes the domain of what it is k
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DOMAINS: dict[str, str] = {
     "science": "natural and formal sciences, technology and engineering, medicine and health",
@@ -112,3 +119,21 @@ DESCRIPTIONS: dict[str, tuple[str, ...]] = {
         "bài viết bách khoa về trường đại học, trường học hoặc giáo dục",
     ),
 }
+
+
+class DomainError(ValueError):
+    """Bad domain input: unknown name, malformed table, or a pool / evaluation slice without enough support."""
+
+
+def check_domain(name: str, allow_other: bool = True) -> str:
+    """Return ``name`` if it is a known domain, else raise naming it and listing the valid ones."""
+    valid = DOMAIN_NAMES if allow_other else CLASS_NAMES
+    if name not in valid:
+        raise DomainError(f"unknown domain {name!r}; valid domains: {', '.join(valid)}")
+    return name
+
+
+def require_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DomainError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")

@@ -15,12 +15,10 @@ from hypothesis import strategies as st
 from hybridir_utils import config, domains, pools
 from hybridir_utils.data import load_lareqa, training_pairs
 from hybridir_utils.domains import (
-    DomainError,
     apply_overrides,
     article_texts,
     attach_domains,
     audit,
-    check_domain,
     check_domain_support,
     combine_languages,
     domain_distribution,
@@ -38,7 +36,7 @@ from hybridir_utils.pools import (
     matched_pool_summary,
 )
 from hybridir_utils.sampling import HybridBatchSampler
-from hybridir_utils.taxonomy import CLASS_NAMES, DOMAIN_NAMES
+from hybridir_utils.taxonomy import CLASS_NAMES, DOMAIN_NAMES, DomainError, check_domain
 
 # Titles + first sentences whose domain is obvious, in three languages (Latin, Latin, CJK scripts).
 TINY = [
