@@ -4,6 +4,7 @@ imported, knowing only the modules below it."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hybridir_utils"
@@ -82,3 +83,20 @@ def test_cycle_finder_finds_a_planted_cycle():
 
 def test_the_package_has_no_import_cycles():
     assert cycles(import_graph()) == []
+
+
+def readme_modules(readme: Path = PACKAGE.parent / "README.md") -> set[str]:
+    """The modules the README's module table names (first column; ``bench*`` stands for the bench modules)."""
+    text = readme.read_text(encoding="utf-8")
+    table = text[text.index("| module | concern |") :].split("\n\n")[0]
+    rows = [line.split("|")[1] for line in table.splitlines()[2:]]
+    return {name for row in rows for name in re.findall(r"`([a-z_0-9]+)\*?`", row)}
+
+
+def test_the_readme_module_table_names_every_module_and_no_other():
+    """The README's map of the package must tell the truth: a new or renamed module appears there."""
+    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
+    named = readme_modules()
+    listed = {m for m in modules if m in named or any(m.startswith(n) for n in named if n == "bench")}
+    assert modules - listed == set(), f"modules missing from the README's module table: {sorted(modules - listed)}"
+    assert named - modules == set(), f"the README's module table names modules that do not exist: {named - modules}"
