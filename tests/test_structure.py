@@ -1,5 +1,6 @@
-"""The package's import graph has no cycles (imports inside functions included): each module can be read, and
-imported, knowing only the modules below it."""
+"""The package's structure stays readable: no import cycles (imports inside functions included), so each module can
+be read, and imported, knowing only the modules below it; no module over 500 lines and no function over 60; and the
+README's module table names exactly the package's modules."""
 
 from __future__ import annotations
 
@@ -100,3 +101,26 @@ def test_the_readme_module_table_names_every_module_and_no_other():
     listed = {m for m in modules if m in named or any(m.startswith(n) for n in named if n == "bench")}
     assert modules - listed == set(), f"modules missing from the README's module table: {sorted(modules - listed)}"
     assert named - modules == set(), f"the README's module table names modules that do not exist: {named - modules}"
+
+
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60
+
+
+def sizes(package: Path = PACKAGE) -> tuple[dict[str, int], dict[str, int]]:
+    """({module: lines}, {module.function: lines}) over the package (methods and nested functions included)."""
+    modules, functions = {}, {}
+    for path in sorted(package.glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        modules[path.stem] = len(text.splitlines())
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                functions[f"{path.stem}.{node.name}:{node.lineno}"] = node.end_lineno - node.lineno + 1
+    return modules, functions
+
+
+def test_no_module_over_500_lines_and_no_function_over_60():
+    """A module that outgrows 500 lines holds more than one concern; a function over 60 lines, more than one step."""
+    modules, functions = sizes()
+    assert {m: n for m, n in modules.items() if n > MAX_MODULE_LINES} == {}
+    assert {f: n for f, n in functions.items() if n > MAX_FUNCTION_LINES} == {}
