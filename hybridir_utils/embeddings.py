@@ -227,6 +227,21 @@ def encode_cached(
     return out[inverse]
 
 
+def encode_queries_and_passages(
+    encoder, queries: Sequence[str], passages: Sequence[str], fingerprint: str, **encode
+) -> tuple[np.ndarray, np.ndarray]:
+    """(query, passage embeddings) of one retrieval task, each text encoded once (cached) with its prompt.
+
+    LAReQA and MIRACL both embed this way. The two sides must share a dimension: an encoder whose towers differ
+    fails here, naming it, not later inside the search.
+    """
+    q_emb = encode_cached(encoder, list(queries), "query", fingerprint=fingerprint, **encode)
+    p_emb = encode_cached(encoder, list(passages), "passage", fingerprint=fingerprint, **encode)
+    if q_emb.shape[1] != p_emb.shape[1]:
+        raise EvaluationError(f"query dim {q_emb.shape[1]} != passage dim {p_emb.shape[1]}")
+    return q_emb, p_emb
+
+
 def _encode_missing(encoder, texts: list[str], keys: np.ndarray, cache: EmbeddingCache | None, prompt_name, kwargs,
                     show_progress_bar: bool, *, batch_size: int, chunk_size: int, save_every_s: float):  # fmt: skip
     """Encode ``texts`` in chunks of ``chunk_size`` (checked, normalised), adding them to ``cache`` and saving it at

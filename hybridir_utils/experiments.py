@@ -16,12 +16,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from hybridir_utils import config, environment, io
+from hybridir_utils import io
 from hybridir_utils.data import load_lareqa
-from hybridir_utils.embeddings import encode_cached
-from hybridir_utils.lareqa import evaluate_lareqa
-from hybridir_utils.miracl import evaluate_miracl
-from hybridir_utils.models import inference_backend, load_encoder
 from hybridir_utils.parameters import BATCH_POLICIES
 from hybridir_utils.pools import CONTROL_PREFIX, domain_pool, matched_pool, parse_domain_run
 from hybridir_utils.report import base_label
@@ -229,113 +225,6 @@ def systems_to_evaluate(runs: pd.DataFrame | None, baselines=BASELINES, base_mod
         rows += [{"label": r.label, "system": r.system, "seed": int(r.seed), "source": r.model_dir}
                  for r in runs.itertuples()]  # fmt: skip
     return pd.DataFrame(rows)
-
-
-_METRICS = (*(f"{s}_{m}" for s in ("mono", "cross", "multi") for m in ("map", "r1", "r10")), "rank_distance")
-
-
-def drift(base_emb: np.ndarray, emb: np.ndarray) -> float:
-    """1 - mean cosine between a model's and the base model's embeddings of the same texts (0: no change).
-
-    A gain that comes with less drift may just be "forgot less of the base model", not domain knowledge: the
-    report shows drift beside every gain. NaN when the two models embed into different spaces (other width).
-    """
-    if base_emb.shape != emb.shape:
-        return float("nan")
-    return float(1.0 - np.mean(np.sum(base_emb * emb, axis=1)))
-
-
-def _passages(encoder, ds, batch_size: int) -> np.ndarray:
-    """The test pool's candidate embeddings (from the cache the evaluation just filled)."""
-    texts = ds.candidates.text.tolist()
-    return encode_cached(encoder, texts, "passage", batch_size=batch_size, show_progress_bar=False)
-
-
-def evaluate_systems(
-    systems: pd.DataFrame,
-    datasets: dict,
-    out_dir: Path,
-    domain_of=None,
-    backend: str = "torch",
-    base=None,
-    precision: str = "fp32",
-    **kw,
-) -> pd.DataFrame:
-    """Score every system on every dataset with ``lareqa.evaluate_lareqa``; one results row per pair.
-
-    Each (system, dataset) writes ``out_dir/<label>/<dataset>/`` (metrics.json, per-query table, TREC files);
-    embeddings are cached (per model and backend), so re-running skips encoding. ``base`` (default: the first
-    system) is the base model: every system's ``drift`` is measured against its candidate embeddings. ``backend`` is the
-    inference backend of every sentence-transformers model (see :mod:`hybridir_utils.backends`); ``kw`` goes to
-    ``evaluate_lareqa`` (``batch_size``, ...). ``precision`` ("fp32" | "bf16" | "auto") is the encoding precision
-    (:func:`environment.resolve_precision`). Writes ``out_dir/results.parquet`` and ``out_dir/environment.json``.
-    """
-    base = systems.label.iloc[0] if base is None else base
-    if base not in set(systems.label):
-        raise ExperimentError(f"base model {base!r} is not among the systems to evaluate {list(systems.label)}")
-    resolved = environment.resolve_precision(precision)
-    io.write_json(Path(out_dir) / "environment.json", environment.describe(resolved))
-    rows, base_emb = [], {}
-    ordered = pd.concat([systems[systems.label == base], systems[systems.label != base]])  # base first: drift needs it
-    for s, encoder, s_backend in _encoders(ordered, backend):
-        for name, ds in datasets.items():
-            folder = out_dir / s.label / name
-            with environment.autocast(resolved):
-                m = evaluate_lareqa(encoder, ds, folder, domain_of=domain_of, name=s.label, **kw)
-                emb = _passages(encoder, ds, kw.get("batch_size", 64))
-            base_emb.setdefault(name, emb)
-            files = {k: str(folder / m["files"][k]) for k in ("per_query", "per_pair")}
-            rows.append({"label": s.label, "system": s.system, "seed": s.seed, "dataset": name,
-                         **{k: m.get(k) for k in _METRICS}, "drift": drift(base_emb[name], emb),
-                         "pool_size": m["pool_sizes"]["multi"], **files,
-                         "encode_s": m["timings"]["encode"], "backend": s_backend})  # fmt: skip
-        del encoder
-    table = pd.DataFrame(rows)
-    io.write_parquet(out_dir / "results.parquet", table)
-    return table
-
-
-def evaluate_miracl_systems(
-    systems: pd.DataFrame, source, languages, out_dir: Path, backend: str = "torch", precision: str = "fp32"
-) -> pd.DataFrame | None:
-    """MIRACL nDCG@10 / Recall@100 of every system and seed, BM25 once; None when no source (``report.MIRACL_CAVEAT``).
-
-    Every row of ``systems`` (baselines, hybrid/general, domain variants and controls, each seed) is scored: the
-    LAReQA tables average seeds, and MIRACL says nothing about the domain question unless the domain systems and
-    their controls are on it. ``source`` is "hub" or a folder (relative to the project root, as profiles write it).
-    One row per (system, seed, lang, retriever) with status/error: a language that fails to load is kept as an
-    "error" row (and warned about), not a crash. Each system writes ``out_dir/<label>/`` (metrics, TREC runs).
-    """
-    if source is None:
-        return None
-    source = "hub" if str(source) == "hub" else config.project_path(source)
-    resolved = environment.resolve_precision(precision)
-    rows = []
-    for i, (s, encoder, _) in enumerate(_encoders(systems, backend)):
-        # BM25 does not depend on the dense model: run it with the first system only, as a system of its own.
-        with environment.autocast(resolved):
-            m = evaluate_miracl(encoder, languages, source=source, out_dir=Path(out_dir) / s.label, bm25=i == 0)
-        rows += [_miracl_row(s, row) for row in m["per_language"]]
-        del encoder
-    return pd.DataFrame(rows)
-
-
-def _miracl_row(s, row: dict) -> dict:
-    """One MIRACL row of system ``s``; BM25 rows are the system "bm25" (seed 0), whichever system computed them."""
-    bm25 = row["retriever"] == "bm25"
-    return {"system": "bm25" if bm25 else s.system, "seed": 0 if bm25 else int(s.seed),
-            "label": "bm25" if bm25 else s.label, **row}  # fmt: skip
-
-
-def _encoders(systems: pd.DataFrame, backend: str):
-    """(system row, encoder, backend) per system, loaded one at a time (a fine-tuned model is ~470 MB).
-
-    The one system loop of :func:`evaluate_systems` and :func:`evaluate_miracl_systems`: both load a system's
-    encoder the same way (``inference_backend`` picks torch for models the ONNX backend cannot run).
-    """
-    for s in tqdm(list(systems.itertuples()), desc="systems", unit="system"):
-        s_backend = inference_backend(s.source, backend)
-        yield s, load_encoder(s.source, backend=s_backend), s_backend
 
 
 def levels(results: pd.DataFrame) -> pd.DataFrame:

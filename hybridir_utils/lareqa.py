@@ -48,7 +48,6 @@ written: a crash leaves the previous evaluation intact, never new tables beside 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -57,10 +56,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hybridir_utils import bias, io, trec
-from hybridir_utils.embeddings import encode_cached, model_fingerprint, model_name
+from hybridir_utils.embeddings import encode_queries_and_passages, model_fingerprint, model_name
 from hybridir_utils.errors import EvaluationError
 from hybridir_utils.search import ap_recall, check_unit_interval, ordered_prefix, ranks_of
-from hybridir_utils.timing import timed
+from hybridir_utils.timing import stamped, timed
 
 SETTINGS = ("mono", "cross", "multi")
 TIES = trec.TIES
@@ -244,9 +243,8 @@ def evaluate_lareqa(
             "files": files,
             "run_cut": _run_cut(writer, run_depth, len(run.pool.cids)),
             "ties": TIES,
-            "timings": {k: round(v, 4) for k, v in timings.items()},
+            **stamped(timings),
             "encoding": enc_stats,
-            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         }
         io.write_json(staging / "metrics.json", metrics)
     return {**metrics, "out_dir": str(out_dir)}
@@ -257,10 +255,7 @@ def _embed(encoder, questions: pd.DataFrame, candidates: pd.DataFrame, fingerpri
     with timed(timings, "fingerprint"):
         fp = model_fingerprint(encoder, fingerprint)
     with timed(timings, "encode"):
-        q_emb = encode_cached(encoder, questions.text.tolist(), "query", fingerprint=fp, **encode)
-        c_emb = encode_cached(encoder, candidates.text.tolist(), "passage", fingerprint=fp, **encode)
-    if q_emb.shape[1] != c_emb.shape[1]:
-        raise EvaluationError(f"query dim {q_emb.shape[1]} != passage dim {c_emb.shape[1]}")
+        q_emb, c_emb = encode_queries_and_passages(encoder, questions.text, candidates.text, fp, **encode)
     return fp, q_emb, c_emb
 
 

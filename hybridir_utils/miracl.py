@@ -22,21 +22,22 @@ parquet, TREC runs and qrels per language); ``timings``. Macro scores average th
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import bm25s
 import numpy as np
 import pandas as pd
+import pytrec_eval
 
 from hybridir_utils import io, trec
-from hybridir_utils.embeddings import encode_cached, model_fingerprint, model_name
-from hybridir_utils.miracl_data import MiraclData, MiraclError, MiraclWarning, load_miracl_hub, load_miracl_local
+from hybridir_utils.embeddings import encode_queries_and_passages, model_fingerprint, model_name
+from hybridir_utils.miracl_data import MiraclData, MiraclError, MiraclWarning, load_miracl
 from hybridir_utils.search import ann_recall, faiss_search
-from hybridir_utils.timing import timed
+from hybridir_utils.timing import stamped, timed
 
 BM25_PARAMS = {"k1": 0.9, "b": 0.4}  # Pyserini's MIRACL BM25 baseline
 _NO_SPACE_LANGS = {"zh", "ja", "th"}
@@ -59,8 +60,6 @@ def tokenize(text: str, lang: str) -> list[str]:
 
 def bm25_run(data: MiraclData, k: int = 100) -> dict[str, dict[str, float]]:
     """BM25 (bm25s, k1 0.9, b 0.4) top-k per query: {qid: {docid: score}} (documents scoring 0 are dropped)."""
-    import bm25s
-
     corpus_tokens = [tokenize(p, data.lang) or ["<empty>"] for p in data.passages()]
     retriever = bm25s.BM25(**BM25_PARAMS)
     retriever.index(corpus_tokens, show_progress=False)
@@ -87,8 +86,6 @@ def dense_run(
 
 def score_run(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
     """Per-query nDCG@10 and Recall@100 (pytrec_eval) for every judged query (a query missing from run: 0)."""
-    import pytrec_eval
-
     judged = {q: dict(r) for q, r in qrels.items() if r}
     evaluator = pytrec_eval.RelevanceEvaluator(judged, {"ndcg_cut.10", "recall.100"})
     full_run = {q: dict(run.get(q, {})) or {"__none__": 0.0} for q in judged}
@@ -144,7 +141,7 @@ def evaluate_miracl(
     for lang in languages:
         try:
             with timed(run.timings, "load"):
-                data = _load_language(lang, source, max_queries, **load)
+                data = load_miracl(lang, source, max_queries=max_queries, **load)
         except (MiraclError, OSError) as exc:
             run.fail(lang, exc)
             continue
@@ -161,18 +158,6 @@ def _check_evaluation(languages: Sequence[str], k: int, max_queries: int | None)
         raise MiraclError(f"k={k}: Recall@100 needs at least 100 results per query")
     if max_queries is not None and max_queries < 1:
         raise MiraclError(f"max_queries must be >= 1, got {max_queries}")
-
-
-def _load_language(lang: str, source, max_queries: int | None, **kwargs) -> MiraclData:
-    """One language from the hub or a local root, cut to its first ``max_queries`` topics."""
-    if str(source) == "hub":
-        data = load_miracl_hub(lang, **kwargs)
-    else:
-        data = load_miracl_local(lang, source, **kwargs)
-    if max_queries is not None:
-        data.topics = data.topics.iloc[:max_queries].reset_index(drop=True)
-        data.qrels = {q: data.qrels[q] for q in data.topics.qid if q in data.qrels}
-    return data
 
 
 @dataclass
@@ -213,9 +198,9 @@ class _LanguageRun:
     def score(self, data: MiraclData) -> None:
         """Encode, search (dense, BM25), score and write the runs of one loaded language."""
         with timed(self.timings, "encode"):
-            enc = {**self.encode_options, "fingerprint": self.fingerprint}
-            q_emb = encode_cached(self.encoder, data.topics["query"].tolist(), "query", **enc)
-            p_emb = encode_cached(self.encoder, data.passages(), "passage", **enc)
+            q_emb, p_emb = encode_queries_and_passages(
+                self.encoder, data.topics["query"], data.passages(), self.fingerprint, **self.encode_options
+            )
         with timed(self.timings, "search"):
             runs = {"dense": dense_run(q_emb, p_emb, data, self.k, index=self.index)}
             entry: dict = {"status": "ok", "source": data.source, "corpus": data.corpus_info}
@@ -271,8 +256,7 @@ class _LanguageRun:
             "per_language": self.rows,
             "language_info": self.per_lang,
             "failed": self.failed,
-            "timings": {key: round(v, 4) for key, v in self.timings.items()},
-            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            **stamped(self.timings),
         }
         table = pd.concat(self.per_query, ignore_index=True)[["lang", "qid", "retriever", *_METRIC_NAMES]]
         if self.out_dir is not None:

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hybridir_utils import config
+
 HUB_TOPICS = "miracl/miracl"
 HUB_CORPUS = "miracl/miracl-corpus"
 # MIRACL's 18 languages (Zhang et al. 2023): the 16 with train/dev splits plus the surprise languages de and yo.
@@ -371,3 +373,25 @@ def _hub_file(root: Path, repo_id: str, rel: str) -> Path:
     if not (root / rel).is_file():
         raise MiraclError(f"the hub dataset {repo_id} has no file {rel}{_NOT_ON_HUB}")
     return root / rel
+
+
+# ------------------------------------------------------------------------------------------------ either source
+
+HUB = "hub"  # the source name of the hub's files; any other source is a local root folder
+
+
+def resolve_source(source: str | Path) -> str | Path:
+    """``"hub"``, or a local root as a profile writes it (relative to the project root, not to the cwd)."""
+    return HUB if str(source) == HUB else config.project_path(source)
+
+
+def load_miracl(lang: str, source: str | Path, *, max_queries: int | None = None, **kwargs) -> MiraclData:
+    """One language from the hub (``source="hub"``) or a local root, cut to its first ``max_queries`` topics."""
+    if str(source) == HUB:
+        data = load_miracl_hub(lang, **kwargs)
+    else:
+        data = load_miracl_local(lang, source, **kwargs)
+    if max_queries is not None:
+        data.topics = data.topics.iloc[:max_queries].reset_index(drop=True)
+        data.qrels = {q: data.qrels[q] for q in data.topics.qid if q in data.qrels}
+    return data

@@ -36,7 +36,7 @@ from typing import Optional  # the parameters' annotations (papermill reads no `
 
 import pandas as pd
 
-from hybridir_utils import experiments, io, parameters, plots, report
+from hybridir_utils import experiments, io, parameters, plots, report, scoring
 
 # %% tags=["parameters"]
 run_dir: str = "build/dev"  # output folder of this run (set by the pipeline)
@@ -76,7 +76,7 @@ pd.DataFrame({name: {"languages": len(ds.languages), "questions": len(ds.questio
 base = report.base_label(base_model)
 systems = experiments.systems_to_evaluate(runs, baselines, base_model)
 options = dict(backend=encode_backend, precision=precision, batch_size=encode_batch_size, write_runs=write_runs)
-results = experiments.evaluate_systems(systems, datasets, out, domain_of=domain_of, base=base, **options)
+results = scoring.evaluate_systems(systems, datasets, out, domain_of=domain_of, base=base, **options)
 io.write_json(Path(results_dir) / "environment.json", {**io.read_json(out / "environment.json"),
                                                        "commit": report.git_commit()})  # fmt: skip
 summary = results.groupby(["dataset", "system"], sort=False)[["mono_map", "cross_map", "multi_map", "rank_distance"]]
@@ -162,7 +162,7 @@ slices.pivot_table(index="system", columns=["dataset", "domain"], values="map", 
 # intervals: a difference here is descriptive, not a claim.
 
 # %%
-miracl = experiments.evaluate_miracl_systems(
+miracl = scoring.evaluate_miracl_systems(
     systems, miracl_dir, miracl_languages, out / "miracl", backend=encode_backend, precision=precision
 )
 if miracl is not None:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridir_utils import experiments, report, stats
+from hybridir_utils import experiments, report, scoring, stats
 from hybridir_utils.experiments import ExperimentError, Run, grid
 
 
@@ -59,9 +59,9 @@ def test_comparison_plan_states_each_question_once():
 def test_drift_is_one_minus_mean_cosine():
     base = np.array([[1.0, 0.0], [0.0, 1.0]])
     moved = np.array([[1.0, 0.0], [np.sqrt(0.5), np.sqrt(0.5)]])  # cosines 1 and 0.7071
-    assert experiments.drift(base, moved) == pytest.approx(1 - (1 + np.sqrt(0.5)) / 2)
-    assert experiments.drift(base, base) == 0.0
-    assert np.isnan(experiments.drift(base, np.ones((2, 3))))  # another model family: no drift
+    assert scoring.drift(base, moved) == pytest.approx(1 - (1 + np.sqrt(0.5)) / 2)
+    assert scoring.drift(base, base) == 0.0
+    assert np.isnan(scoring.drift(base, np.ones((2, 3))))  # another model family: no drift
 
 
 def _per_query(tmp_path, system: str, seed: int, shift: float) -> str:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import shutil
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 
 from hybridir_utils import miracl, miracl_data
+from hybridir_utils.io import read_json
 from hybridir_utils.trec import read_trec_qrels, read_trec_run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "miracl"
@@ -337,10 +339,10 @@ def test_every_system_and_seed_is_scored_on_miracl_with_bm25_once(tmp_path, monk
 
     The fixture folder is given relative to the project root, as a profile writes it (papermill runs in notebooks/).
     """
-    from hybridir_utils import config, experiments, report
+    from hybridir_utils import config, report, scoring
 
-    monkeypatch.setattr(experiments, "load_encoder", lambda name, backend="torch": SaltedEncoder(name))
-    monkeypatch.setattr(experiments, "inference_backend", lambda name, backend: backend)
+    monkeypatch.setattr(scoring, "load_encoder", lambda name, backend="torch": SaltedEncoder(name))
+    monkeypatch.setattr(scoring, "inference_backend", lambda name, backend: backend)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HYBRIDIR_CACHE_DIR", str(tmp_path / "cache"))
     trained = [(system, seed) for system in ("hybrid/general", "hybrid/science-in-domain",
@@ -350,7 +352,13 @@ def test_every_system_and_seed_is_scored_on_miracl_with_bm25_once(tmp_path, monk
         + [{"label": f"{s}/seed{k}", "system": s, "seed": k, "source": f"runs/{s}-{k}"} for s, k in trained]
     )
     relative = LOCAL.relative_to(config.root())
-    table = experiments.evaluate_miracl_systems(systems, relative, ["es", "zh"], tmp_path / "miracl")
+    entered = []
+    monkeypatch.setattr(scoring.environment, "resolve_precision", lambda precision: precision)
+    autocast = lambda precision: entered.append(precision) or nullcontext()  # noqa: E731
+    monkeypatch.setattr(scoring.environment, "autocast", autocast)
+    table = scoring.evaluate_miracl_systems(systems, relative, ["es", "zh"], tmp_path / "miracl", precision="bf16")
+    assert entered == ["bf16"] * len(systems)  # every system encodes in the asked precision, as on LAReQA
+    assert read_json(tmp_path / "miracl" / "environment.json")["precision"] == "bf16"
     dense = table[table.retriever == "dense"]
     assert set(zip(dense.system, dense.seed, strict=True)) == set(zip(systems.system, systems.seed, strict=True))
     assert len(dense) == len(systems) * 2 and (table.status == "ok").all()

@@ -160,7 +160,7 @@ def test_evaluate_systems_uses_the_requested_backend(tiny_model_dir, xquad_small
     """Notebook 04's ``encode_backend``: same mAP on onnx as on torch, separate caches, backend recorded."""
     import pandas as pd
 
-    from hybridir_utils.experiments import evaluate_systems
+    from hybridir_utils.scoring import evaluate_systems
 
     systems = pd.DataFrame([{"label": "tiny", "system": "tiny", "seed": 0, "source": str(tiny_model_dir)}])
     ds = {"xquad-r": xquad_small.subset(max_questions_per_lang=6, seed=0)}
