@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from hybridir_utils import config, io
+from hybridir_utils.e5convert import E5_PROMPTS
 
 LANGUAGES: dict[str, tuple[str, ...]] = {
     "xquad-r": ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"),
@@ -396,7 +397,7 @@ def describe(ds: LAReQAData) -> pd.DataFrame:
     return out.reset_index()
 
 
-def token_lengths(ds: LAReQAData, tokenizer, prompts=("query: ", "passage: ")) -> pd.DataFrame:
+def token_lengths(ds: LAReQAData, tokenizer, prompts=(E5_PROMPTS["query"], E5_PROMPTS["passage"])) -> pd.DataFrame:
     """Token counts (with the E5 prompt, as the encoder sees them) of every question and candidate."""
     rows = []
     for kind, table, prompt in (("question", ds.questions, prompts[0]), ("candidate", ds.candidates, prompts[1])):

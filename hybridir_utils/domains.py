@@ -118,7 +118,8 @@ def article_texts(data, n_sentences: int = 2, max_chars: int = 320) -> pd.DataFr
         keys = set(data.questions.article)
         texts = _first_sentences(data.candidates[data.candidates.article.isin(keys)], n_sentences)
     elif isinstance(data, pd.DataFrame):
-        require_columns(data, ("article", "lang", "text"), "article text table")
+        what = "article text table (a LAReQAData, or a table of article, lang, text; not a pairs table)"
+        require_columns(data, ("article", "lang", "text"), what)
         return data[["article", "lang", "text"]].reset_index(drop=True)
     else:
         raise DomainError(f"cannot take article texts from a {type(data).__name__}; expected LAReQAData or a table")

@@ -126,6 +126,18 @@ MIRACL_CAVEAT = (
 )
 
 
+MIRACL_COLUMNS = ["system", "seed", "lang", "retriever", "ndcg@10", "recall@100", "status", "n_queries",
+                  "n_judged_queries", "corpus", "corpus_size"]  # fmt: skip
+
+
+def miracl_levels(table: pd.DataFrame) -> pd.DataFrame:
+    """``results/<profile>/miracl.csv``: one row per (system, seed, language, retriever), like ``levels.csv``.
+
+    Errors stay as rows with status "error" (their message is in ``04_eval/miracl.parquet``).
+    """
+    return table.reindex(columns=MIRACL_COLUMNS)
+
+
 def miracl_summary(table: pd.DataFrame, metric: str = "ndcg@10") -> pd.DataFrame:
     """``metric`` per system and language averaged over seeds, its macro over languages, and the number of seeds.
 

@@ -2,8 +2,9 @@
 
 Kept apart from ``training`` because a config is built, checked and compared (recipe sweeps, experiment grids,
 notebook parameter checks, resume decisions) far more often than a model is trained, and none of that needs the
-trainer. ``identity``/``run_name`` decide when a finished or interrupted run may be reused: they leave out
-``RUNTIME_KEYS``, which change how fast a run goes, not what it learns.
+trainer (it does import ``sampling`` for the α presets, and with it sentence-transformers). ``identity`` and
+``run_name`` decide when a finished or interrupted run may be reused: they leave out ``RUNTIME_KEYS``, which change
+how fast a run goes, not what it learns.
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@
 #
 # **Outputs** (under `run_dir/04_eval/`): `<label>/<dataset>/` (metrics.json, per-query and per-pair tables,
 # TREC run and qrels files), `results.parquet`, `comparisons.parquet`, `domain_slices.parquet`,
-# `miracl.parquet` (when run); `results_dir/{levels,comparisons,slices}.csv`; figures under `run_dir/figures/`.
+# `miracl.parquet` (when run); `results_dir/{levels,comparisons,slices}.csv` (and `miracl.csv` when run); figures
+# under `run_dir/figures/`.
 
 # %%
 from pathlib import Path
@@ -167,4 +168,5 @@ miracl = scoring.evaluate_miracl_systems(
 )
 if miracl is not None:
     io.write_parquet(out / "miracl.parquet", miracl)
+    experiments.write_table(results_dir, "miracl", report.miracl_levels(miracl))
 report.miracl_summary(miracl).round(3) if miracl is not None else "MIRACL not run (miracl_dir is None)"

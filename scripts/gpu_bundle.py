@@ -27,7 +27,7 @@ import numpy as np
 
 from hybridir_utils import config, e5convert
 from hybridir_utils.data import LANGUAGES, load_lareqa
-from hybridir_utils.training import PROMPTS
+from hybridir_utils.e5convert import E5_PROMPTS as PROMPTS
 
 WHEELS = Path(__file__).with_name("gpu_wheels.txt")
 PIP_PLATFORMS = ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64",

@@ -24,7 +24,7 @@ LOCAL = FIXTURES / "local"
 HUB = FIXTURES / "hub"  # a fake of the hub repos miracl/miracl and miracl/miracl-corpus, file for file
 
 
-class HashEncoder:
+class BigramEncoder:
     """Deterministic character-bigram hashing encoder (test double: cheap, lexical)."""
 
     def fingerprint(self) -> str:
@@ -99,7 +99,7 @@ def test_tokenize_splits_cjk_into_bigrams():
 
 
 def test_evaluate_local_and_hub_agree_and_bm25_is_strong(tmp_path, fake_hub):
-    enc = HashEncoder()
+    enc = BigramEncoder()
     kw = {"cache_dir": tmp_path / "cache", "show_progress_bar": False}
     local = miracl.evaluate_miracl(enc, ["es", "zh"], tmp_path / "local", source=LOCAL, **kw)
     hub = miracl.evaluate_miracl(enc, ["es", "zh"], tmp_path / "hub", source="hub", **kw)
@@ -128,7 +128,7 @@ def test_evaluate_local_and_hub_agree_and_bm25_is_strong(tmp_path, fake_hub):
 
 def test_hnsw_reports_recall_against_exact(tmp_path):
     m = miracl.evaluate_miracl(
-        HashEncoder(), "es", None, source=LOCAL, index="hnsw", bm25=False, cache_dir=tmp_path, show_progress_bar=False
+        BigramEncoder(), "es", None, source=LOCAL, index="hnsw", bm25=False, cache_dir=tmp_path, show_progress_bar=False
     )
     ann = m["language_info"]["es"]["ann"]
     assert ann["index"] == "hnsw" and ann["recall@100_vs_exact"] == pytest.approx(1.0) and ann["queries"] == 10
@@ -147,7 +147,7 @@ def test_corpus_sample_is_seeded_and_labelled(tmp_path):
     seeds = {tuple(miracl_data.load_miracl_local("es", LOCAL, sample_size=5, seed=s).corpus.docid) for s in range(4)}
     assert len(seeds) > 1
     m = miracl.evaluate_miracl(
-        HashEncoder(),
+        BigramEncoder(),
         ["es"],
         None,
         source=LOCAL,
@@ -302,7 +302,7 @@ def test_one_language_failing_does_not_stop_the_others(tmp_path):
     topics.write_text("3 no tab here\n", encoding="utf-8")
     kw = {"cache_dir": tmp_path / "cache", "show_progress_bar": False}
     with pytest.warns(miracl_data.MiraclWarning, match=r"MIRACL es: skipped .*topics\.miracl-v1\.0-es-dev\.tsv:1"):
-        m = miracl.evaluate_miracl(HashEncoder(), ["es", "zh"], tmp_path / "out", source=root, **kw)
+        m = miracl.evaluate_miracl(BigramEncoder(), ["es", "zh"], tmp_path / "out", source=root, **kw)
     rows = pd.DataFrame(m["per_language"]).set_index(["lang", "retriever"])
     assert set(rows.status) == {"ok", "error"} and rows.loc[("zh", "dense"), "status"] == "ok"
     assert "topics.miracl-v1.0-es-dev.tsv:1" in rows.loc[("es", "dense"), "error"]
@@ -315,14 +315,14 @@ def test_one_language_failing_does_not_stop_the_others(tmp_path):
         pytest.warns(miracl_data.MiraclWarning),
         pytest.raises(miracl_data.MiraclError, match=r"every language failed.*es:.*zh:"),
     ):
-        miracl.evaluate_miracl(HashEncoder(), ["es", "zh"], None, source=root, **kw)
+        miracl.evaluate_miracl(BigramEncoder(), ["es", "zh"], None, source=root, **kw)
 
 
 # ------------------------------------------------------------------ issue 14 item 5: every system on MIRACL
 
 
-class SaltedEncoder(HashEncoder):
-    """A HashEncoder per model folder, so that systems and seeds get different (but deterministic) scores."""
+class SaltedEncoder(BigramEncoder):
+    """A BigramEncoder per model folder, so that systems and seeds get different (but deterministic) scores."""
 
     def __init__(self, name: str):
         self.name = str(name)
