@@ -35,7 +35,7 @@ import pytrec_eval
 
 from hybridir_utils import io, trec
 from hybridir_utils.embeddings import encode_queries_and_passages, model_fingerprint, model_name
-from hybridir_utils.miracl_data import MiraclData, MiraclError, MiraclWarning, load_miracl
+from hybridir_utils.miracl_data import HUB, MiraclData, MiraclError, MiraclWarning, load_miracl
 from hybridir_utils.search import ann_recall, faiss_search
 from hybridir_utils.timing import stamped, timed
 
@@ -109,7 +109,7 @@ def evaluate_miracl(
     languages: Sequence[str],
     out_dir: str | Path | None = None,
     *,
-    source: str | Path = "hub",
+    source: str | Path = HUB,
     split: str = "dev",
     sample_size: int | None = None,
     seed: int = 0,
