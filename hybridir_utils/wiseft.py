@@ -146,8 +146,9 @@ def _lambdas(lambdas) -> list[float]:
 def lambda_sweep(base_name: str, model_dirs, dev, lambdas, out_dir: str | Path, batch_size: int = 16) -> pd.DataFrame:
     """Dev mono and cross mAP of every trained model in ``model_dirs`` at every λ (``recipe.dev_scores``).
 
-    Models are interpolated in memory (nothing is saved). The base and each fine-tuned model are loaded once; λ = 0
-    is the base itself, scored once with its own settings and repeated for each model so every model has every λ.
+    Models are interpolated in memory (nothing is saved). The base and each fine-tuned model are loaded once (a slim
+    model's restore reads the base's frozen tensors once more, inside ``models``); λ = 0 is the base itself, scored
+    once with its own settings and repeated for each model so every model has every λ. λ = 0 is always swept.
     Returns (and writes to ``out_dir/lambda_sweep.csv``) columns model_dir, lam, dev_mono, dev_cross.
     """
     values, out_dir = _lambdas(lambdas), Path(out_dir)
