@@ -313,7 +313,8 @@ def interaction_bootstrap(
     bootstrap: articles with replacement within each part, each system's seeds as in :func:`run_bootstrap`; t
     interval and p with the Welch df. A domain may hold only a handful of articles, so unlike ``run_bootstrap``
     each part's article-level deviations are inflated by sqrt(k/(k-1)) and its variance gets k-1 df (without
-    this, 4 target articles covered 0.90 instead of 0.95 in simulation). Needs >= 2 articles in each part. ``p_perm``: randomisation test on the seed-averaged per-article gains
+    this, 4 target articles covered 0.90 instead of 0.95 in simulation). Needs >= 2 articles in each part.
+    ``p_perm``: randomisation test on the seed-averaged per-article gains
     (:func:`per_article_gain`; statistic: mean target gain - mean other gain over articles, unweighted), relabelling
     which articles are target (same count): exact up to ``MAX_RELABELLINGS``, else seeded Monte Carlo.
 
