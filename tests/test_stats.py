@@ -265,6 +265,7 @@ def test_seeds_are_not_paired_by_index_and_the_resample_is_inflated():
     # a plain resample would give sqrt(3/4) of this (13 % less): the n/(n-1) inflation is what makes it match
     assert row.se == pytest.approx(np.sqrt(2 * s2 / 4), rel=0.03)
     assert row.df == pytest.approx(6.0)  # Welch with equal variances, n = 4 each, no group-level variance
+    assert row.lo == pytest.approx(0.1 - 2.446912 * row.se, abs=1e-6)  # t_{6, 0.975}, not the normal 1.96
     assert row.run_sd == pytest.approx(row.ref_run_sd) == pytest.approx(np.sqrt(s2))
 
 
@@ -422,3 +423,16 @@ def test_run_permutation_p_rejects_empty_and_nan():
         runstats.run_permutation_p([], [1.0, 2.0])
     with pytest.raises(ValueError, match=r"^a, b: expected non-empty"):
         runstats.run_permutation_p([np.nan, 1.0], [1.0, 2.0])
+
+
+def test_interaction_few_articles_get_the_small_sample_correction_and_t_interval():
+    # One seed each, one row per article; the 4 other articles gain exactly 0.1, so all variance is the target part's:
+    # a resample of its 4 gains has variance pvar / 4, inflated by 4/3 to the unbiased var(ddof=1) / 4, with 3 df.
+    gains = np.array([0.30, 0.10, 0.25, 0.05, 0.1, 0.1, 0.1, 0.1])
+    ref = np.linspace(0.2, 0.6, 8)
+    target = np.arange(8) < 4
+    out = runstats.interaction_bootstrap(ref + gains, ref, np.zeros(8), np.arange(8), target, n_boot=20_000)
+    assert out["interaction"] == pytest.approx(gains[:4].mean() - 0.1)
+    assert out["se"] == pytest.approx(gains[:4].std(ddof=1) / 2, rel=0.03)
+    assert out["df"] == pytest.approx(3.0)
+    assert out["lo"] == pytest.approx(out["interaction"] - 3.182446 * out["se"], abs=1e-6)
