@@ -8,12 +8,14 @@ Why this design (read before changing it):
   they were independent makes confidence intervals far too narrow and p-values far too small. Each bootstrap
   replicate therefore draws *groups* with replacement, once, and applies that one draw to every stratum and to
   every system (a paired design: all systems are scored on exactly the same rows).
-- **Training seeds are a fixed, stated level, not resampled.** A trained system is run with a few named seeds (e.g.
-  0, 1, 2); its score on a row is the mean over those seeds, and the CI says how much that seed-averaged system
-  could move under a new draw of question groups. With three seeds, a bootstrap over seeds would invent a
-  population of seeds it cannot estimate; instead the table reports the range of the per-seed differences
-  (``seed_delta_min`` / ``seed_delta_max``) so that seed variability is stated next to the interval, not folded
-  into it.
+- **Seeds: here a fixed, stated level; for trained systems the primary analysis is** :func:`runstats.run_bootstrap`.
+  In :func:`cluster_bootstrap` a system's score on a row is the mean over its seeds, and the CI says how much that
+  seed-averaged system could move under a new draw of question groups, with the range of the per-seed differences
+  (``seed_delta_min`` / ``seed_delta_max``) stated next to it. But the project's claim is about a *training
+  method*: a rerun draws new seeds as surely as a new test set draws new questions, so for trained systems the
+  interval must include run-to-run variance. ``run_bootstrap`` resamples each system's seeds as well (independently
+  per system, never paired by index) and gives t intervals, a run-level permutation check and the minimum
+  detectable effect; ``cluster_bootstrap`` stays for frozen models and as the group-only view.
 - **Holm over every comparison the report states.** Each table row other than the reference is one test; a
   report that states several comparisons (systems x datasets x settings x references) applies :func:`holm` to all
   of their p-values together, not per table.
