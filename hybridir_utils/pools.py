@@ -2,8 +2,17 @@
 
 ``domain_pool`` realises a pool mode for one target domain: ``general`` (every pair), ``in-domain`` (only the
 target's groups) or ``weighted`` (every pair, the target's drawn ``weight`` times as often; the options go to
-``HybridBatchSampler``). ``matched_pool`` draws the size-matched controls: as many question groups as the in-domain
-pool, from the general pool (``random``) or from another domain, with exactly the same language sets per group.
+``HybridBatchSampler``). ``matched_pool`` draws the older size-matched controls: as many question groups as the whole
+in-domain pool, from the general pool (``random``) or from another domain, with the same language sets per group.
+
+Per-seed arms (the domain grid): with one fixed in-domain pool and controls redrawn per seed, "domain" cannot be told
+apart from "this particular set of groups", and a domain whose groups crowd into few articles gets more same-article
+(harder) in-batch negatives than its controls, a mechanism unrelated to domain. So every arm is redrawn per seed at
+one size ``S``: ``domain_draw`` takes ``S`` of the target's groups by whole articles (a seeded article order), and
+``structure_matched_pool`` rebuilds that draw and copies its article structure (as many articles, the same groups per
+article, language sets matched per article) from random articles or another domain's, so arm and control differ
+only in domain. ``same_article_negative_rate`` measures the share of in-batch negatives from the query's own article
+(reported beside each arm's scores); ``matched_pool_summary`` gives its structural counterpart.
 ``parse_domain_run`` reads the grid's ``"<domain>:<mode>"`` specs. Article labels: :mod:`hybridir_utils.domains`.
 """
 
@@ -202,10 +211,160 @@ def matched_pool_summary(pool: DomainPool, reference_pairs: pd.DataFrame) -> dic
         "target": pool.target,
         "target_groups": int(target_pairs.group.nunique()),
         "articles": int(pool.pairs.article.nunique()),
+        "same_article_share": same_article_share(pool.pairs),
         "groups_per_language": dict(zip(support.lang, support.groups.astype(int).tolist(), strict=True)),
         "target_group_share": float((_group_domains(pool.pairs) == pool.target).mean()),
         "language_set_tvd": language_set_tvd(pool.pairs, target_pairs),
     }
+
+
+# ------------------------------------------------------------------------------------------ per-seed arms
+
+
+def _group_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """One row per group (group, article, domain), sorted by group so that every draw depends on the seed only."""
+    require_columns(pairs, ("domain", "group", "article", "query_lang", "passage_lang"), "pairs table")
+    return pairs.drop_duplicates("group")[["group", "article", "domain"]].sort_values("group").reset_index(drop=True)
+
+
+def _check_draw_size(target: str, n_groups: int, size: int, batch_size: int | None) -> None:
+    """A draw must leave some of the domain out (else every seed draws the same pool, the confound of a fixed
+    in-domain pool) and, given ``batch_size``, fill one batch."""
+    if n_groups == 0:
+        raise DomainError(f"domain {target!r} has no groups to draw from")
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or not 0 < size < n_groups:
+        raise DomainError(
+            f"domain {target!r} has {n_groups} group(s); a per-seed draw needs a size in [1, {n_groups - 1}] so that "
+            f"seeds draw different pools, got size {size!r}"
+        )
+    if batch_size is not None and size < batch_size:
+        raise DomainError(f"draw of {size} group(s) from {target!r} is smaller than batch size {batch_size}")
+
+
+def domain_draw(pairs: pd.DataFrame, target: str, size: int, seed: int, batch_size: int | None = None) -> DomainPool:
+    """The in-domain arm of ``seed``: ``size`` groups of ``target`` taken by whole articles (the target's articles in a
+    seeded order; the last one gives a seeded subset of the groups still needed), every row of a group kept.
+
+    Redrawn per seed, like its controls, so a domain effect is not the effect of one fixed set of groups; by whole
+    articles, so the draw keeps the domain's article structure (which ``structure_matched_pool`` then copies).
+    Raises ``DomainError`` unless ``0 < size <`` the target's group count, or for a draw smaller than ``batch_size``.
+    """
+    check_domain(target)
+    groups = _group_table(pairs)
+    own = groups[groups.domain == target]
+    _check_draw_size(target, len(own), size, batch_size)
+    rng = np.random.default_rng([seed, 0])
+    by_article = own.groupby("article", sort=True).group.agg(list)
+    drawn: list = []
+    for article in rng.permutation(by_article.index.to_numpy()):
+        members, need = by_article[article], size - len(drawn)
+        drawn.extend(members if len(members) <= need else rng.choice(members, size=need, replace=False).tolist())
+        if len(drawn) == size:
+            break
+    table = pairs[pairs.group.isin(drawn)].reset_index(drop=True)
+    return DomainPool(table, {"domains": [target]}, target, "in-domain", 1.0)
+
+
+def _candidate_articles(groups: pd.DataFrame, target: str, control: str) -> dict[str, list]:
+    """{article: its groups} a structure control may use: every article for ``random`` (any domain, the target's
+    included, like ``matched_pool``), else the control domain's articles (never the target's)."""
+    if control != RANDOM_CONTROL:
+        check_domain(control)
+        if control == target:
+            raise DomainError(f"control {control!r} is the target domain itself; name another domain or 'random'")
+        groups = groups[groups.domain == control]
+    return groups.groupby("article", sort=True).group.agg(list).to_dict()
+
+
+def _match_language_sets(wanted: list[str], offered: dict, rng: np.random.Generator) -> list:
+    """``len(wanted)`` groups of ``offered`` (group -> language set), matching ``wanted`` greedily: exact matches
+    first, then per remaining set the group of largest language overlap (ties broken by ``rng``)."""
+    free, chosen, rest = dict(offered), [], []
+    for lang_set in wanted:
+        same = [g for g, s in free.items() if s == lang_set]
+        if same:
+            chosen.append(same[int(rng.integers(len(same)))])
+            del free[chosen[-1]]
+        else:
+            rest.append(lang_set)
+    for lang_set in rest:
+        langs = set(lang_set.split(","))
+        overlap = {g: len(langs & set(s.split(","))) for g, s in free.items()}
+        best = [g for g, o in overlap.items() if o == max(overlap.values())]
+        chosen.append(best[int(rng.integers(len(best)))])
+        del free[chosen[-1]]
+    return chosen
+
+
+def structure_matched_pool(
+    pairs: pd.DataFrame, target: str, control: str, size: int, seed: int, batch_size: int | None = None
+) -> DomainPool:
+    """The control of ``seed``'s in-domain arm (``domain_draw``, same ``seed``) that differs from it only in domain:
+    per drawn article (largest first), a random unused candidate article (``random``: any domain; else the control
+    domain's) with >= k groups gives k groups whose language sets match the drawn ones (greedy, see
+    ``_match_language_sets``). Same groups, articles and groups per article as the arm, so same-article in-batch
+    negatives are as frequent in both; the old ``matched_pool`` drew from more articles (easier negatives).
+
+    Its own rng stream (``[seed, 1]``), deterministic per seed. Raises ``DomainError`` as ``domain_draw`` does, for an
+    unknown or target control, or when no unused candidate article has k groups (naming k and the largest left).
+    """
+    arm = domain_draw(pairs, target, size, seed, batch_size)
+    groups, sets = _group_table(pairs), language_sets(pairs)
+    candidates = _candidate_articles(groups, target, control)
+    drawn_sets = language_sets(arm.pairs)
+    profile = arm.pairs.drop_duplicates("group").groupby("article", sort=True).group.agg(list)
+    rng = np.random.default_rng([seed, 1])
+    drawn: list = []
+    for article in sorted(profile.index, key=lambda a: (-len(profile[a]), a)):
+        k = len(profile[article])
+        fitting = sorted(a for a, members in candidates.items() if len(members) >= k)
+        if not fitting:
+            largest = max((len(m) for m in candidates.values()), default=0)
+            raise DomainError(
+                f"control {control!r} cannot match an article of {k} group(s) of the {target!r} draw (size {size}, "
+                f"seed {seed}): the largest unused candidate article has {largest} group(s)"
+            )
+        pick = fitting[int(rng.integers(len(fitting)))]
+        offered = {g: sets[g] for g in candidates.pop(pick)}
+        drawn.extend(_match_language_sets(sorted(drawn_sets[profile[article]]), offered, rng))
+    table = pairs[pairs.group.isin(drawn)].reset_index(drop=True)
+    return DomainPool(table, {}, target, f"{CONTROL_PREFIX}{control}", 1.0)
+
+
+def same_article_negative_rate(
+    pairs: pd.DataFrame, batch_size: int, seed: int, steps: int, alpha: float = 0.5, **sampler_kwargs
+) -> float:
+    """Share of in-batch negatives (ordered row pairs i != j of one batch) from the same article, over the first
+    ``steps`` batches ``HybridBatchSampler(pairs, batch_size, seed=seed, alpha=alpha, **sampler_kwargs)`` yields
+    (epochs continue via ``set_epoch``). Same-article negatives are harder, so arms compared for their domain should
+    not differ in it; reported beside each arm's scores."""
+    from hybridir_utils.sampling import HybridBatchSampler  # the sampler imports torch; the pools do not need it
+
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps!r}")
+    table = pairs.reset_index(drop=True)
+    article = table.article.to_numpy()
+    sampler = HybridBatchSampler(table, batch_size, seed=seed, alpha=alpha, **sampler_kwargs)
+    same = total = seen = epoch = 0
+    while seen < steps:
+        sampler.set_epoch(epoch)
+        for batch in sampler:
+            counts = pd.Series(article[list(batch)]).value_counts().to_numpy()
+            same += int((counts * (counts - 1)).sum())
+            total += len(batch) * (len(batch) - 1)
+            seen += 1
+            if seen == steps:
+                break
+        epoch += 1
+    return same / total if total else 0.0
+
+
+def same_article_share(pairs: pd.DataFrame) -> float:
+    """Structural counterpart of ``same_article_negative_rate``: the share of ordered group pairs from one article,
+    sum over articles of n_a (n_a - 1) / (N (N - 1)) with n_a groups per article, N groups (0 below 2 groups)."""
+    per_article = pairs.drop_duplicates("group").groupby("article").size().to_numpy()
+    n = int(per_article.sum())
+    return float((per_article * (per_article - 1)).sum() / (n * (n - 1))) if n > 1 else 0.0
 
 
 CONTROL_PREFIX = "size-"  # "news:size-random", "news:size-history": pools as large as the news pool
