@@ -201,6 +201,27 @@ def test_same_article_negative_rate_by_hand():
         same_article_negative_rate(pairs, 4, seed=0, steps=0)
 
 
+def test_same_article_negative_rate_reads_exactly_steps_batches_across_epochs(monkeypatch):
+    import hybridir_utils.sampling as sampling
+
+    seen: dict = {"epochs": [], "batches": 0}
+
+    class Counting(sampling.HybridBatchSampler):
+        def set_epoch(self, epoch):
+            seen["epochs"].append(epoch)
+            super().set_epoch(epoch)
+
+        def __iter__(self):
+            for batch in super().__iter__():
+                seen["batches"] += 1
+                yield batch
+
+    monkeypatch.setattr(sampling, "HybridBatchSampler", Counting)
+    pairs = make_pairs([("news", f"a{g // 2}", ("en", "de")) for g in range(4)])  # 16 rows: 4 batches of 4 per epoch
+    same_article_negative_rate(pairs, 4, seed=0, steps=10)
+    assert seen == {"epochs": [0, 1, 2], "batches": 10}
+
+
 def test_more_groups_per_article_means_more_same_article_negatives():
     langs = ("en", "de", "ar")
     clustered = make_pairs([("news", f"a{g // 4}", langs) for g in range(24)])
