@@ -406,6 +406,14 @@ def token_lengths(ds: LAReQAData, tokenizer, prompts=(E5_PROMPTS["query"], E5_PR
     return pd.concat(rows, ignore_index=True)
 
 
+def truncated_share(lengths: pd.DataFrame, cutoff: int) -> pd.DataFrame:
+    """Per dataset, kind (question / candidate) and language: the share of texts longer than ``cutoff`` tokens
+    (``token_lengths``' output). Stated beside every score: a text past the cut-off is scored on its beginning only."""
+    over = lengths.assign(cut=lengths.tokens > cutoff)
+    out = over.groupby(["dataset", "kind", "lang"], sort=True).agg(texts=("cut", "size"), cut=("cut", "mean"))
+    return out.reset_index().rename(columns={"cut": "share_cut"}).assign(cutoff=int(cutoff))
+
+
 def article_overlap(a: LAReQAData, b: LAReQAData) -> pd.DataFrame:
     """Articles (case-insensitive English titles) that two datasets share: train/test leakage check."""
     keys_a = {t.casefold(): t for t in a.questions.article.unique()}

@@ -70,13 +70,15 @@ def load_encoder(
     backend: str = "torch",
     token_batching: bool = True,
     threads: int | None = None,
+    max_seq_length: int | None = None,
 ):
     """Load an encoder by project name, model folder or hub id (see the module docstring).
 
     ``backend`` ("torch" | "onnx" | "onnx-int8" | "torch-int8") picks a faster CPU inference path for
     sentence-transformers models, and ``token_batching`` makes ``encode`` batch texts of similar token count;
     ``threads`` sets ONNX Runtime's threads. See :mod:`hybridir_utils.backends`: a non-torch backend is for
-    inference only and has its own fingerprint (and embedding cache).
+    inference only and has its own fingerprint (and embedding cache). ``max_seq_length`` sets the token cut-off
+    before any backend conversion, so that the fingerprint (and the embedding cache key) carries it.
     """
     from hybridir_utils.backends import apply_backend, check_backend, token_length_batching  # imports torch
 
@@ -87,6 +89,8 @@ def load_encoder(
             raise ValueError(f"backend {backend!r} applies to sentence-transformers models, not {USE_NAME}")
         return USEEncoder()
     model = _load_e5(device) if name == E5_NAME else _load_sentence_transformer(name, device)
+    if max_seq_length is not None:
+        model.max_seq_length = max_seq_length
     if token_batching:
         token_length_batching(model)
     return apply_backend(model, backend, threads=threads)

@@ -33,15 +33,29 @@ class RecipeError(ValueError):
     """A sweep specification or sweep table is malformed; the message names it."""
 
 
-def dev_scores(encoder, dev, out_dir: Path, batch_size: int = 16) -> dict[str, float]:
-    """Macro mono and cross mAP of ``encoder`` on the dev pools (no cache: the weights change every step)."""
-    m = evaluate_lareqa(encoder, dev, out_dir, settings=("mono", "cross"), use_cache=False, write_runs=False,
-                        fingerprint="dev", batch_size=batch_size, show_progress_bar=False)  # fmt: skip
+def dev_scores(
+    encoder, dev, out_dir: Path, batch_size: int = 16, max_seq_length: int | None = None
+) -> dict[str, float]:
+    """Macro mono and cross mAP of ``encoder`` on the dev pools (no cache: the weights change every step).
+
+    ``max_seq_length``: the evaluation cut-off, set for the scoring and restored after it, so that a model inside
+    training (at the training cut-off) and the untrained base are scored on the same texts.
+    """
+    kept = getattr(encoder, "max_seq_length", None)
+    if max_seq_length is not None and kept is not None:
+        encoder.max_seq_length = max_seq_length
+    try:
+        m = evaluate_lareqa(encoder, dev, out_dir, settings=("mono", "cross"), use_cache=False, write_runs=False,
+                            fingerprint="dev", batch_size=batch_size, show_progress_bar=False)  # fmt: skip
+    finally:
+        if max_seq_length is not None and kept is not None:
+            encoder.max_seq_length = kept
     return {"dev_mono": float(m["mono_map"]), "dev_cross": float(m["cross_map"])}
 
 
-def dev_callback(dev, steps, csv_path: Path, setting: dict, batch_size: int = 16):
-    """A TrainerCallback scoring the model on ``dev`` at each of ``steps``; rows go to ``csv_path`` atomically."""
+def dev_callback(dev, steps, csv_path: Path, setting: dict, batch_size: int = 16, max_seq_length: int | None = None):
+    """A TrainerCallback scoring the model on ``dev`` at each of ``steps`` (at the evaluation cut-off
+    ``max_seq_length``); rows go to ``csv_path`` atomically."""
     from transformers import TrainerCallback
 
     class DevScores(TrainerCallback):
@@ -51,7 +65,7 @@ def dev_callback(dev, steps, csv_path: Path, setting: dict, batch_size: int = 16
         def on_step_end(self, args, state, control, model=None, **kwargs):
             if state.global_step in set(steps):
                 start = time.perf_counter()
-                scores = dev_scores(model, dev, csv_path.parent / "dev_eval", batch_size)
+                scores = dev_scores(model, dev, csv_path.parent / "dev_eval", batch_size, max_seq_length)
                 self.rows.append({**setting, "step": state.global_step, **scores,
                                   "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
                 io.write_text(csv_path, pd.DataFrame(self.rows, columns=DEV_COLUMNS).to_csv(index=False))
@@ -78,11 +92,15 @@ def _dev_table(dev) -> pd.DataFrame:
                          "passage_lang": q.lang, "group": q.group})  # fmt: skip
 
 
-def _run_one(base: dict, setting: dict, pairs, dev, steps, out_dir: Path, batch_size: int) -> pd.DataFrame:
+def _run_one(base: dict, setting: dict, pairs, dev, steps, out_dir: Path, batch_size: int, max_seq_length=None):
     """Train one setting (reusing a finished dev log) and drop its weights: only the dev scores are kept."""
     run_dir = out_dir / f"scale{setting['scale']:g}-lr{setting['lr']:g}"
     csv, config_file = run_dir / "dev_scores.csv", run_dir / "train_config.json"
-    data = {"pairs_sha1": pairs_fingerprint(pairs), "dev_questions_sha1": pairs_fingerprint(_dev_table(dev))}
+    data = {
+        "pairs_sha1": pairs_fingerprint(pairs),
+        "dev_questions_sha1": pairs_fingerprint(_dev_table(dev)),
+        "eval_max_seq_length": max_seq_length,
+    }
     cfg = {**base, **setting, "max_steps": max(steps), "save_steps": max(steps), "output_dir": str(run_dir),
            "extra": data}  # fmt: skip
     identity = TrainConfig.from_dict(cfg).identity()
@@ -90,20 +108,23 @@ def _run_one(base: dict, setting: dict, pairs, dev, steps, out_dir: Path, batch_
     if same and csv.is_file() and set(pd.read_csv(csv).step) >= set(steps):
         return pd.read_csv(csv)  # a finished sweep run on the same data and dev pools
     shutil.rmtree(run_dir, ignore_errors=True)  # another setting, data or step list: start this run afresh
-    train(cfg, pairs=pairs, callbacks=[dev_callback(dev, steps, csv, setting, batch_size)])
+    train(cfg, pairs=pairs, callbacks=[dev_callback(dev, steps, csv, setting, batch_size, max_seq_length)])
     for heavy in ("model", "checkpoints"):
         shutil.rmtree(run_dir / heavy, ignore_errors=True)
     return pd.read_csv(csv)
 
 
-def sweep(base: dict, pairs, dev, scales, lrs, steps, out_dir: Path, batch_size: int = 16) -> pd.DataFrame:
-    """Dev mono/cross mAP of every (scale, lr) after each of ``steps``, plus the untrained model as step 0."""
+def sweep(base: dict, pairs, dev, scales, lrs, steps, out_dir: Path, batch_size: int = 16,
+          max_seq_length: int | None = None) -> pd.DataFrame:  # fmt: skip
+    """Dev mono/cross mAP of every (scale, lr) after each of ``steps``, plus the untrained model as step 0; every
+    model scored at the evaluation cut-off ``max_seq_length`` (None: each model's own)."""
     steps = sorted({int(s) for s in steps})
     if not steps or steps[0] < 1:
         raise RecipeError(f"sweep steps must be positive integers, got {steps!r}")
-    base_scores = dev_scores(load_encoder(base["model"]), dev, Path(out_dir) / "base", batch_size)
+    base_scores = dev_scores(load_encoder(base["model"]), dev, Path(out_dir) / "base", batch_size, max_seq_length)
     rows = [pd.DataFrame([{"scale": None, "lr": None, "step": 0, **base_scores, "seconds": 0.0}])]
-    rows += [_run_one(base, s, pairs, dev, steps, Path(out_dir), batch_size) for s in settings(scales, lrs)]
+    rows += [_run_one(base, s, pairs, dev, steps, Path(out_dir), batch_size, max_seq_length)
+             for s in settings(scales, lrs)]  # fmt: skip
     table = pd.concat(rows, ignore_index=True)
     io.atomic_write(Path(out_dir) / "sweep.csv", lambda p: table.to_csv(p, index=False))
     return table

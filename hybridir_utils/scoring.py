@@ -20,20 +20,27 @@ from hybridir_utils.experiments import ExperimentError
 from hybridir_utils.lareqa import evaluate_lareqa
 from hybridir_utils.miracl import evaluate_miracl
 from hybridir_utils.miracl_data import resolve_source
-from hybridir_utils.models import inference_backend, load_encoder
+from hybridir_utils.models import USE_NAME, inference_backend, load_encoder
 
 _METRICS = (*(f"{s}_{m}" for s in ("mono", "cross", "multi") for m in ("map", "r1", "r10")), "rank_distance")
 
 
-def drift(base_emb: np.ndarray, emb: np.ndarray) -> float:
-    """1 - mean cosine between a model's and the base model's embeddings of the same texts (0: no change).
+def linear_cka(base_emb: np.ndarray, emb: np.ndarray) -> float:
+    """Linear CKA (Kornblith et al. 2019) between a model's and the base model's embeddings of the same texts.
 
-    A gain that comes with less drift may just be "forgot less of the base model", not domain knowledge: the
-    report shows drift beside every gain. NaN when the two models embed into different spaces (other width).
+    1 when the two geometries agree up to a rotation and a uniform scale, lower as the model's similarity structure
+    moves away from the base's. Why not 1 - mean cosine: fine-tuning with another temperature rotates and
+    re-centres the whole space (anisotropy), which moves every cosine without changing which texts are close, so a
+    cosine-based drift varied by 0.11 across seeds of similar mAP. CKA is invariant to rotations and scale, so it
+    reads as "how much of the base's neighbourhood structure is kept". NaN when the widths differ (other family).
     """
     if base_emb.shape != emb.shape:
         return float("nan")
-    return float(1.0 - np.mean(np.sum(base_emb * emb, axis=1)))
+    x = base_emb - base_emb.mean(axis=0)
+    y = emb - emb.mean(axis=0)
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    cross = np.linalg.norm(y.T @ x) ** 2
+    return float(cross / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
 
 
 def _passages(encoder, ds, batch_size: int) -> np.ndarray:
@@ -50,24 +57,28 @@ def evaluate_systems(
     backend: str = "torch",
     base=None,
     precision: str = "fp32",
+    max_seq_length: int | None = None,
     **kw,
 ) -> pd.DataFrame:
     """Score every system on every dataset with ``lareqa.evaluate_lareqa``; one results row per pair.
 
     Each (system, dataset) writes ``out_dir/<label>/<dataset>/`` (metrics.json, per-query table, TREC files);
     embeddings are cached (per model and backend), so re-running skips encoding. ``base`` (default: the first
-    system) is the base model: every system's ``drift`` is measured against its candidate embeddings. ``backend`` is the
-    inference backend of every sentence-transformers model (see :mod:`hybridir_utils.backends`); ``kw`` goes to
-    ``evaluate_lareqa`` (``batch_size``, ...). ``precision`` ("fp32" | "bf16" | "auto") is the encoding precision
-    (:func:`environment.resolve_precision`). Writes ``out_dir/results.parquet`` and ``out_dir/environment.json``.
+    system) is the base model: every system's ``cka`` (:func:`linear_cka`) is measured against its candidate
+    embeddings. ``backend`` is the inference backend of every sentence-transformers model (see
+    :mod:`hybridir_utils.backends`); ``kw`` goes to ``evaluate_lareqa`` (``batch_size``, ...). ``precision``
+    ("fp32" | "bf16" | "auto") is the encoding precision (:func:`environment.resolve_precision`).
+    ``max_seq_length``: the one token cut-off every system is scored at (a trained model is saved with its training
+    cut-off; scoring it there and the base at 512 compared two things at once). Writes ``out_dir/results.parquet``
+    and ``out_dir/environment.json``.
     """
     base = systems.label.iloc[0] if base is None else base
     if base not in set(systems.label):
         raise ExperimentError(f"base model {base!r} is not among the systems to evaluate {list(systems.label)}")
     resolved = _recorded_precision(precision, out_dir)
     rows, base_emb = [], {}
-    ordered = pd.concat([systems[systems.label == base], systems[systems.label != base]])  # base first: drift needs it
-    for s, encoder, s_backend in _encoders(ordered, backend):
+    ordered = pd.concat([systems[systems.label == base], systems[systems.label != base]])  # base first: CKA needs it
+    for s, encoder, s_backend in _encoders(ordered, backend, max_seq_length):
         for name, ds in datasets.items():
             folder = out_dir / s.label / name
             with environment.autocast(resolved):
@@ -76,7 +87,7 @@ def evaluate_systems(
             base_emb.setdefault(name, emb)
             files = {k: str(folder / m["files"][k]) for k in ("per_query", "per_pair")}
             rows.append({"label": s.label, "system": s.system, "seed": s.seed, "dataset": name,
-                         **{k: m.get(k) for k in _METRICS}, "drift": drift(base_emb[name], emb),
+                         **{k: m.get(k) for k in _METRICS}, "cka": linear_cka(base_emb[name], emb),
                          "pool_size": m["pool_sizes"]["multi"], **files,
                          "encode_s": m["timings"]["encode"], "backend": s_backend})  # fmt: skip
         del encoder
@@ -86,7 +97,13 @@ def evaluate_systems(
 
 
 def evaluate_miracl_systems(
-    systems: pd.DataFrame, source, languages, out_dir: Path, backend: str = "torch", precision: str = "fp32"
+    systems: pd.DataFrame,
+    source,
+    languages,
+    out_dir: Path,
+    backend: str = "torch",
+    precision: str = "fp32",
+    max_seq_length: int | None = None,
 ) -> pd.DataFrame | None:
     """MIRACL nDCG@10 / Recall@100 of every system and seed, BM25 once; None when no source (``report.MIRACL_CAVEAT``).
 
@@ -95,14 +112,15 @@ def evaluate_miracl_systems(
     their controls are on it. ``source`` is "hub" or a folder (relative to the project root, as profiles write it).
     One row per (system, seed, lang, retriever) with status/error: a language that fails to load is kept as an
     "error" row (and warned about), not a crash. Each system writes ``out_dir/<label>/`` (metrics, TREC runs);
-    ``out_dir/environment.json`` records the encoding precision and the machine, as for LAReQA.
+    ``out_dir/environment.json`` records the encoding precision and the machine, as for LAReQA. Every system is
+    scored at one cut-off, ``max_seq_length``, as for LAReQA.
     """
     if source is None:
         return None
     source = resolve_source(source)
     resolved = _recorded_precision(precision, out_dir)
     rows = []
-    for i, (s, encoder, _) in enumerate(_encoders(systems, backend)):
+    for i, (s, encoder, _) in enumerate(_encoders(systems, backend, max_seq_length)):
         # BM25 does not depend on the dense model: run it with the first system only, as a system of its own.
         with environment.autocast(resolved):
             m = evaluate_miracl(encoder, languages, source=source, out_dir=Path(out_dir) / s.label, bm25=i == 0)
@@ -125,12 +143,14 @@ def _recorded_precision(precision: str, out_dir: Path) -> str:
     return resolved
 
 
-def _encoders(systems: pd.DataFrame, backend: str):
-    """(system row, encoder, backend) per system, loaded one at a time (a fine-tuned model is ~470 MB).
+def _encoders(systems: pd.DataFrame, backend: str, max_seq_length: int | None = None):
+    """(system row, encoder, backend) per system, loaded one at a time (a fine-tuned model is ~470 MB), each set
+    to ``max_seq_length`` tokens when given (models without a cut-off, such as USE, are left as they are).
 
     The one system loop of :func:`evaluate_systems` and :func:`evaluate_miracl_systems`: both load a system's
     encoder the same way (``inference_backend`` picks torch for models the ONNX backend cannot run).
     """
     for s in tqdm(list(systems.itertuples()), desc="systems", unit="system"):
         s_backend = inference_backend(s.source, backend)
-        yield s, load_encoder(s.source, backend=s_backend), s_backend
+        cut = None if s.source == USE_NAME else max_seq_length
+        yield s, load_encoder(s.source, backend=s_backend, max_seq_length=cut), s_backend

@@ -330,3 +330,11 @@ def test_mlqa_question_missing_from_english_names_the_question(tmp_path, shared_
     (target / "en.json").write_text(json.dumps(en))
     with pytest.raises(DataError, match=rf"{target / 'de.json'}: article 0 paragraph 0 question {lost}: not in"):
         load_lareqa("mlqa-r", ["de"], data_dir=tmp_path, verify=False)
+
+
+def test_truncated_share_counts_texts_past_the_cutoff():
+    lengths = pd.DataFrame({"dataset": "xquad-r", "kind": "candidate", "lang": ["th", "th", "th", "th", "en"],
+                            "tokens": [10, 96, 97, 400, 50]})  # fmt: skip
+    out = data.truncated_share(lengths, 96).set_index("lang")
+    assert out.loc["th", "share_cut"] == 0.5 and out.loc["th", "texts"] == 4  # 97 and 400 are cut, 96 fits
+    assert out.loc["en", "share_cut"] == 0.0 and (out.cutoff == 96).all()

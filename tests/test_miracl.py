@@ -341,7 +341,7 @@ def test_every_system_and_seed_is_scored_on_miracl_with_bm25_once(tmp_path, monk
     """
     from hybridir_utils import config, report, scoring
 
-    monkeypatch.setattr(scoring, "load_encoder", lambda name, backend="torch": SaltedEncoder(name))
+    monkeypatch.setattr(scoring, "load_encoder", lambda name, backend="torch", max_seq_length=None: SaltedEncoder(name))
     monkeypatch.setattr(scoring, "inference_backend", lambda name, backend: backend)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HYBRIDIR_CACHE_DIR", str(tmp_path / "cache"))

@@ -395,3 +395,14 @@ def test_build_leaves_shared_model_dir_alone_when_present(tmp_path, monkeypatch)
     (target / "modules.json").write_text("[]")
     assert models.ensure_converted_e5() == target
     shutil.rmtree(target)
+
+
+def test_load_encoder_sets_the_evaluation_cutoff_before_fingerprinting():
+    """Every system is scored at one cut-off: a trained model saved at 96 tokens is scored at the asked length, and
+    the cut-off is part of the fingerprint (the embedding cache key), so embeddings at two cut-offs never mix."""
+    from hybridir_utils.fingerprints import fingerprint
+
+    short = models.load_encoder(models.E5_NAME, max_seq_length=48)
+    full = models.load_encoder(models.E5_NAME)
+    assert short.max_seq_length == 48 and full.max_seq_length == 512
+    assert fingerprint(short) != fingerprint(full)
