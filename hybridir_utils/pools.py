@@ -18,6 +18,7 @@ only in domain. ``same_article_negative_rate`` measures the share of in-batch ne
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -296,37 +297,62 @@ def _match_language_sets(wanted: list[str], offered: dict, rng: np.random.Genera
     return chosen
 
 
+def _mismatch(wanted: Counter, offered: list[str]) -> int:
+    """How many of the wanted language sets an article's groups cannot match exactly."""
+    return sum(wanted.values()) - sum(min(n, Counter(offered)[s]) for s, n in wanted.items())
+
+
+def _pick_article(candidates: dict, sets: pd.Series, wanted: list[str], rng: np.random.Generator):
+    """A random candidate article among those that hold ``len(wanted)`` groups and match the most wanted language
+    sets exactly (so a control copies language coverage as well as structure without always taking the same
+    articles); when none is large enough, the largest left (the drawn article is then split over two). None when
+    no candidate is left."""
+    if not candidates:
+        return None
+    fitting = [a for a in sorted(candidates) if len(candidates[a]) >= len(wanted)]
+    if not fitting:
+        largest = max(len(m) for m in candidates.values())
+        return sorted(a for a, m in candidates.items() if len(m) == largest)[0]
+    need = Counter(wanted)
+    scores = np.array([_mismatch(need, [sets[g] for g in candidates[a]]) for a in fitting])
+    best = [a for a, sc in zip(fitting, scores, strict=True) if sc == scores.min()]
+    return best[int(rng.integers(len(best)))]
+
+
 def structure_matched_pool(
     pairs: pd.DataFrame, target: str, control: str, size: int, seed: int, batch_size: int | None = None
 ) -> DomainPool:
     """The control of ``seed``'s in-domain arm (``domain_draw``, same ``seed``) that differs from it only in domain:
-    per drawn article (largest first), a random unused candidate article (``random``: any domain; else the control
-    domain's) with >= k groups gives k groups whose language sets match the drawn ones (greedy, see
-    ``_match_language_sets``). Same groups, articles and groups per article as the arm, so same-article in-batch
-    negatives are as frequent in both; the old ``matched_pool`` drew from more articles (easier negatives).
+    per drawn article (largest first), a candidate article (``random``: any domain, never one of the arm's own
+    articles; else the control domain's) with >= k groups, chosen at random among those whose groups match the
+    most of the drawn groups' language sets, gives k groups matched by language set (``_match_language_sets``).
+    Same groups, articles and groups per article as the arm, so same-article in-batch negatives are as frequent,
+    and the same language coverage where the candidates allow it (a group's languages set how many mono and cross
+    pairs it adds). A drawn article larger than every candidate left is split over the largest ones (one more
+    article; counted in ``pools.json`` and ``training.csv``).
 
     Its own rng stream (``[seed, 1]``), deterministic per seed. Raises ``DomainError`` as ``domain_draw`` does, for an
-    unknown or target control, or when no unused candidate article has k groups (naming k and the largest left).
+    unknown or target control, or when the control's articles run out (naming the control and what was left).
     """
     arm = domain_draw(pairs, target, size, seed, batch_size)
     groups, sets = _group_table(pairs), language_sets(pairs)
     candidates = _candidate_articles(groups, target, control)
+    for own in set(arm.pairs.article) if control == RANDOM_CONTROL else ():
+        candidates.pop(own, None)
     drawn_sets = language_sets(arm.pairs)
     profile = arm.pairs.drop_duplicates("group").groupby("article", sort=True).group.agg(list)
     rng = np.random.default_rng([seed, 1])
     drawn: list = []
     for article in sorted(profile.index, key=lambda a: (-len(profile[a]), a)):
-        k = len(profile[article])
-        fitting = sorted(a for a, members in candidates.items() if len(members) >= k)
-        if not fitting:
-            largest = max((len(m) for m in candidates.values()), default=0)
-            raise DomainError(
-                f"control {control!r} cannot match an article of {k} group(s) of the {target!r} draw (size {size}, "
-                f"seed {seed}): the largest unused candidate article has {largest} group(s)"
-            )
-        pick = fitting[int(rng.integers(len(fitting)))]
-        offered = {g: sets[g] for g in candidates.pop(pick)}
-        drawn.extend(_match_language_sets(sorted(drawn_sets[profile[article]]), offered, rng))
+        wanted = sorted(drawn_sets[profile[article]])
+        while wanted:
+            pick = _pick_article(candidates, sets, wanted, rng)
+            if pick is None:
+                raise DomainError(f"control {control!r} ran out of articles matching the {target!r} draw (size "
+                                  f"{size}, seed {seed}) with {len(wanted)} group(s) still to match")  # fmt: skip
+            offered = {g: sets[g] for g in candidates.pop(pick)}
+            take, wanted = wanted[: len(offered)], wanted[len(offered) :]
+            drawn.extend(_match_language_sets(take, offered, rng))
     table = pairs[pairs.group.isin(drawn)].reset_index(drop=True)
     return DomainPool(table, {}, target, f"{CONTROL_PREFIX}{control}", 1.0)
 

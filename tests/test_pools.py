@@ -133,12 +133,14 @@ def test_structure_control_copies_the_draws_article_profile(table_seed, seed, co
     assert summary["same_article_share"] == pytest.approx(reference["same_article_share"])
 
 
-def test_random_structure_control_draws_from_every_domain():
+def test_random_structure_control_draws_from_every_domain_but_never_the_arms_articles():
     pairs = synthetic_pairs(2, SHAPE)
     domains = set()
     for seed in range(5):
-        domains |= set(structure_matched_pool(pairs, "news", "random", 15, seed).pairs.domain)
-    assert domains == set(SHAPE)  # the target itself included, like matched_pool's random control
+        pool = structure_matched_pool(pairs, "news", "random", 15, seed)
+        domains |= set(pool.pairs.domain)
+        assert not set(pool.pairs.article) & set(domain_draw(pairs, "news", 15, seed).pairs.article)
+    assert len(domains - {"news"}) >= 2  # any domain (other news articles allowed), never the arm's own groups
 
 
 def test_structure_control_reproduces_language_sets_when_the_articles_allow():
@@ -175,14 +177,16 @@ def test_structure_control_errors_name_the_input():
     news = [("news", f"n{a}", en_de) for a in range(2) for _ in range(6)]
     culture = [("culture", f"c{a}", en_de) for a in range(5) for _ in range(3)]
     pairs = make_pairs(news + culture)
-    # the draw of 11 holds one article of 6 groups and one of 5; culture's articles have 3
-    with pytest.raises(DomainError, match=r"'culture' cannot match an article of 6 group\(s\).*has 3 group\(s\)"):
-        structure_matched_pool(pairs, "news", "culture", 11, 0)
+    # the draw of 11 holds one article of 6 groups and one of 5; culture's articles have 3: each is split
+    split = structure_matched_pool(pairs, "news", "culture", 11, 0).pairs
+    assert split.group.nunique() == 11 and split.article.nunique() == 4  # 6 -> 3 + 3, 5 -> 3 + 2
+    with pytest.raises(DomainError, match=r"'culture' ran out of articles.*with 2 group\(s\) still to match"):
+        structure_matched_pool(make_pairs(news + culture[:9]), "news", "culture", 11, 0)
     with pytest.raises(DomainError, match="control 'news' is the target"):
         structure_matched_pool(pairs, "news", "news", 5, 0)
     with pytest.raises(DomainError, match="unknown domain 'sports'"):
         structure_matched_pool(pairs, "news", "sports", 5, 0)
-    with pytest.raises(DomainError, match=r"'history' cannot match.*has 0 group"):
+    with pytest.raises(DomainError, match=r"'history' ran out of articles"):
         structure_matched_pool(pairs, "news", "history", 5, 0)
     with pytest.raises(DomainError, match="has 12 group"):
         structure_matched_pool(pairs, "news", "random", 12, 0)
