@@ -19,10 +19,16 @@ from tqdm.auto import tqdm
 from hybridir_utils import io
 from hybridir_utils.data import load_lareqa
 from hybridir_utils.parameters import BATCH_POLICIES
-from hybridir_utils.pools import CONTROL_PREFIX, domain_pool, matched_pool, parse_domain_run
+from hybridir_utils.pools import (
+    CONTROL_PREFIX,
+    domain_draw,
+    domain_pool,
+    parse_domain_run,
+    same_article_negative_rate,
+    structure_matched_pool,
+)
 from hybridir_utils.report import base_label
 from hybridir_utils.sampling import PRESETS, HybridBatchSampler, SamplerConfigError
-from hybridir_utils.stats import cluster_bootstrap, holm
 from hybridir_utils.taxonomy import DomainError
 from hybridir_utils.training import pairs_fingerprint, train
 
@@ -77,16 +83,34 @@ def grid(samplings, seeds, domain_runs=(), domain_seeds=(0,), domain_sampling: s
     return runs
 
 
-def training_pool(run: Run, pairs: pd.DataFrame, weight: float, batch_size: int):
-    """The run's ``DomainPool`` (None for the general pool); a size-matched control is redrawn per seed."""
+def draw_size(runs: list[Run], pairs: pd.DataFrame, size: int | None = None) -> int | None:
+    """The number S of question groups every domain arm draws per seed: ``size``, or 80% of the smallest target
+    domain's groups (rounded down), so that every arm draws a different pool per seed. None without domain runs."""
+    targets = sorted({r.domain for r in runs if r.mode != "general"})
+    if not targets or size is not None:
+        return size
+    counts = pairs.drop_duplicates("group").domain.value_counts()
+    return int(0.8 * min(int(counts.get(t, 0)) for t in targets))
+
+
+def training_pool(run: Run, pairs: pd.DataFrame, weight: float, batch_size: int, size: int | None = None):
+    """The run's ``DomainPool`` (None for the general pool). Every domain arm is drawn anew per seed at ``size``
+    groups: the in-domain arm by whole articles (``pools.domain_draw``), each control with the same article
+    structure from random articles or another domain (``pools.structure_matched_pool``); ``size`` None: 80% of the
+    run's target domain (:func:`draw_size` of this run alone). Weighted pools keep the whole table."""
     if run.mode == "general":
         return None
+    if run.mode == "weighted":
+        return domain_pool(pairs, run.domain, run.mode, weight, batch_size)
+    size = draw_size([run], pairs) if size is None else size
     if run.mode.startswith(CONTROL_PREFIX):
-        return matched_pool(pairs, run.domain, run.mode[len(CONTROL_PREFIX) :], seed=run.seed, batch_size=batch_size)
-    return domain_pool(pairs, run.domain, run.mode, weight, batch_size)
+        control = run.mode[len(CONTROL_PREFIX) :]
+        return structure_matched_pool(pairs, run.domain, control, size, seed=run.seed, batch_size=batch_size)
+    return domain_draw(pairs, run.domain, size, seed=run.seed, batch_size=batch_size)
 
 
-def infeasible_runs(runs: list[Run], pairs: pd.DataFrame, batch_size: int, weight: float = 3.0) -> dict[str, str]:
+def infeasible_runs(runs: list[Run], pairs: pd.DataFrame, batch_size: int, weight: float = 3.0,
+                    size: int | None = None) -> dict[str, str]:  # fmt: skip
     """{run label: why} for every run whose pool cannot fill a batch of ``batch_size`` (empty: all can).
 
     Builds each run's pool and the sampler that training would build, so a monolingual batch that one language of
@@ -95,7 +119,7 @@ def infeasible_runs(runs: list[Run], pairs: pd.DataFrame, batch_size: int, weigh
     why = {}
     for run in runs:
         try:
-            pool = training_pool(run, pairs, weight, batch_size)
+            pool = training_pool(run, pairs, weight, batch_size, size)
             options = {"alpha": PRESETS[run.sampling], **(pool.sampler_kwargs if pool else {})}
             HybridBatchSampler(pool.pairs if pool else pairs, batch_size, seed=run.seed, **options)
         except (SamplerConfigError, DomainError) as exc:
@@ -104,7 +128,7 @@ def infeasible_runs(runs: list[Run], pairs: pd.DataFrame, batch_size: int, weigh
 
 
 def grid_batch_size(runs: list[Run], pairs: pd.DataFrame, batch_size: int, weight: float = 3.0,
-                    policy: str = "strict") -> int:  # fmt: skip
+                    policy: str = "strict", size: int | None = None) -> int:  # fmt: skip
     """The batch size every run of the grid trains with, checked for every run before any training starts.
 
     ``strict``: ``batch_size`` itself, or one error listing every run that cannot fill it. ``shrink``: the largest
@@ -113,7 +137,7 @@ def grid_batch_size(runs: list[Run], pairs: pd.DataFrame, batch_size: int, weigh
     """
     if policy not in BATCH_POLICIES:
         raise ExperimentError(f"batch_policy {policy!r} is not one of {BATCH_POLICIES}")
-    why = infeasible_runs(runs, pairs, batch_size, weight)
+    why = infeasible_runs(runs, pairs, batch_size, weight, size)
     if not why:
         return batch_size
     if policy == "strict":
@@ -123,7 +147,7 @@ def grid_batch_size(runs: list[Run], pairs: pd.DataFrame, batch_size: int, weigh
     low, high = 0, batch_size - 1
     while low < high:
         mid = (low + high + 1) // 2
-        low, high = (mid, high) if not infeasible_runs(short, pairs, mid, weight) else (low, mid - 1)
+        low, high = (mid, high) if not infeasible_runs(short, pairs, mid, weight, size) else (low, mid - 1)
     if low == 0:
         raise ExperimentError(f"no batch size can be filled by run(s) {sorted(why)}: {next(iter(why.values()))}")
     log.warning(
@@ -132,18 +156,21 @@ def grid_batch_size(runs: list[Run], pairs: pd.DataFrame, batch_size: int, weigh
     return low
 
 
-def train_grid(runs: list[Run], pairs: pd.DataFrame, base: dict, out_dir: Path, weight: float = 3.0) -> pd.DataFrame:
+def train_grid(runs: list[Run], pairs: pd.DataFrame, base: dict, out_dir: Path, weight: float = 3.0,
+               size: int | None = None) -> pd.DataFrame:  # fmt: skip
     """Train every run on ``pairs`` (with a ``domain`` column) and write ``out_dir/runs.csv``.
 
-    ``base`` holds the shared ``TrainConfig`` fields (the recipe); each run adds its preset, seed and pool. A run
-    whose model already exists with the same config is reused (``training.train`` checks the config).
+    ``base`` holds the shared ``TrainConfig`` fields (the recipe); each run adds its preset, seed and pool (domain
+    arms: ``size`` groups drawn per seed, see :func:`training_pool`). A run whose model already exists with the same
+    config is reused (``training.train`` checks the config). Each row records the pool's groups and articles and the
+    share of in-batch negatives from the query's own article over the run's batches, reported beside its scores.
     """
     rows, t0 = [], time.perf_counter()
     for k, run in enumerate(tqdm(runs, desc="training runs", unit="run"), 1):
         done = time.perf_counter() - t0
         eta = f", grid eta {done / (k - 1) * (len(runs) - k + 1):.0f} s" if k > 1 else ""
         print(f"run {k}/{len(runs)} {run.label}: starting (grid elapsed {done:.0f} s{eta})", flush=True)
-        pool = training_pool(run, pairs, weight, base["batch_size"])
+        pool = training_pool(run, pairs, weight, base["batch_size"], size)
         table = pool.pairs if pool else pairs
         cfg = {**base, "preset": run.sampling, "seed": run.seed, "output_dir": str(out_dir / "models" / run.label),
                "extra": {"pairs_sha1": pairs_fingerprint(table)}}  # fmt: skip
@@ -151,11 +178,20 @@ def train_grid(runs: list[Run], pairs: pd.DataFrame, base: dict, out_dir: Path, 
         start = time.perf_counter()
         model_dir = train(cfg, pairs=table, callbacks=[run_progress(f"run {k}/{len(runs)} {run.label}")])
         rows.append({**asdict(run), "system": run.system, "label": run.label, "model_dir": str(model_dir),
-                     "groups": int(table.group.nunique()), "pairs": len(table),
+                     "groups": int(table.group.nunique()), "articles": int(table.article.nunique()),
+                     "pairs": len(table), "same_article_negatives": _negative_rate(run, table, pool, base),
                      "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
     table = pd.DataFrame(rows)
     io.atomic_write(out_dir / "runs.csv", lambda p: table.to_csv(p, index=False))
     return table
+
+
+def _negative_rate(run: Run, table: pd.DataFrame, pool, base: dict) -> float:
+    """The share of the run's in-batch negatives that come from the query's own article, over its training batches
+    (the sampler's own sequence for the run's seed and pool): harder negatives, whatever the domain."""
+    kwargs = pool.sampler_kwargs if pool else {}
+    steps = int(base["max_steps"])
+    return same_article_negative_rate(table, base["batch_size"], run.seed, steps, alpha=PRESETS[run.sampling], **kwargs)
 
 
 def training_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -163,13 +199,16 @@ def training_table(runs: pd.DataFrame) -> pd.DataFrame:
     model's ``train_info.json``); no wall times, so the table is the same on every rerun of the same machine kind."""
     rows = []
     for r in runs.itertuples():
-        info = io.read_json(Path(r.model_dir) / "train_info.json")
-        cfg = io.read_json(Path(r.model_dir) / "train_config.json")
+        trained = Path(getattr(r, "trained_model_dir", r.model_dir))  # a WiSE-FT model keeps its run's folder apart
+        info = io.read_json(trained / "train_info.json")
+        cfg = io.read_json(trained / "train_config.json")
         env = info.get("environment", {})
         rows.append({"system": r.system, "label": r.label, "seed": int(r.seed), "groups": int(r.groups),
+                     "articles": int(r.articles), "same_article_negatives": float(r.same_article_negatives),
                      "pairs": int(r.pairs), "batch_size": cfg["batch_size"], "steps": info["steps"],
                      "train_loss": info["train_loss"], "precision": env.get("precision"),
-                     "device": env.get("gpu") or env.get("device")})  # fmt: skip
+                     "device": env.get("gpu") or env.get("device"),
+                     "wise_lambda": float(getattr(r, "wise_lambda", 1.0))})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -205,7 +244,8 @@ def read_runs(path: Path) -> pd.DataFrame:
 def loss_log(runs: pd.DataFrame) -> pd.DataFrame:
     """All runs' loss logs (``<run dir>/loss_log.csv``) in one table with a ``run`` column."""
     frames = []
-    for label, model_dir in zip(runs.label, runs.model_dir, strict=True):
+    folders = runs.trained_model_dir if "trained_model_dir" in runs else runs.model_dir
+    for label, model_dir in zip(runs.label, folders, strict=True):
         csv = Path(model_dir).parent / "loss_log.csv"
         if csv.is_file():
             frames.append(pd.read_csv(csv).assign(run=label))
@@ -228,136 +268,22 @@ def systems_to_evaluate(runs: pd.DataFrame | None, baselines=BASELINES, base_mod
 
 
 def levels(results: pd.DataFrame) -> pd.DataFrame:
-    """``results/<profile>/levels.csv``: one row per (system, seed, dataset, setting); rank distance on multi."""
+    """``results/<profile>/levels.csv``: one row per (system, seed, dataset, setting); rank distance on multi; ``cka``
+    the linear CKA of the system's and the base model's candidate embeddings (``scoring.linear_cka``)."""
     rows = []
     for r in results.itertuples():
         for setting in ("mono", "cross", "multi"):
             rows.append({"system": r.system, "seed": int(r.seed), "dataset": r.dataset, "setting": setting,
                          "map": getattr(r, f"{setting}_map"), "r1": getattr(r, f"{setting}_r1"),
                          "r10": getattr(r, f"{setting}_r10"),
-                         "rank_distance": r.rank_distance if setting == "multi" else np.nan, "drift": r.drift,
+                         "rank_distance": r.rank_distance if setting == "multi" else np.nan, "cka": r.cka,
                          "pool_size": r.pool_size if setting == "multi" else np.nan})  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def per_query_matrix(results: pd.DataFrame, dataset: str, setting: str, metric: str = "ap"):
-    """Per system, a [seeds x queries] array of ``metric`` on one query order, and the queries' attributes.
-
-    A query key is ``<qid>@<pool>``. The attributes hold each query's stratum, the (query language, pool language)
-    pair (means are macro means over pairs, as in LAReQA), its question group (the unit of independence: one group
-    is asked in every language, so it appears in every stratum), its article and, when scored, its domain.
-    """
-    rows = results[results.dataset == dataset]
-    if rows.empty:
-        raise ExperimentError(f"no results for dataset {dataset!r}")
-    tables = {}
-    for r in rows.itertuples():
-        pq = pd.read_parquet(r.per_query)
-        pq = pq[pq.setting == setting]
-        tables[(r.system, r.seed)] = pq.set_index(pq.qid + "@" + pq.pool_lang)
-    index = next(iter(tables.values())).index
-    for key, t in tables.items():
-        if len(t.index) != len(index) or not t.index.isin(index).all():
-            raise ExperimentError(f"system {key[0]} seed {key[1]} was scored on other {setting} queries of {dataset}")
-    first = next(iter(tables.values())).loc[index]
-    attrs = pd.DataFrame({"stratum": (first.query_lang + ">" + first.pool_lang).to_numpy(),
-                          "group": first.group.to_numpy(), "article": first.article.to_numpy(),
-                          "domain": first["domain"].to_numpy() if "domain" in first else None})  # fmt: skip
-    systems = {}
-    for (system, _seed), t in sorted(tables.items(), key=lambda kv: kv[0][1]):
-        systems.setdefault(system, []).append(t.loc[index, metric].to_numpy(float))
-    return {k: np.vstack(v) for k, v in systems.items()}, attrs
-
-
-def compare(results, dataset, setting, reference, metric="ap", n_boot=5000, seed=0, articles=None, cluster="group",
-            matrix=None):  # fmt: skip
-    """``stats.cluster_bootstrap`` of every system against ``reference`` on one dataset and setting.
-
-    ``articles`` restricts the comparison to queries of those articles (a slice); ``cluster`` is the resampled
-    unit (``group``, or ``article`` for slices, where questions of one article are not independent). ``matrix``:
-    the ``per_query_matrix`` of (dataset, setting, metric) when the caller already has it (reading every system's
-    per-query table again for each reference cost minutes on 11-language pools).
-    """
-    scores, attrs = matrix if matrix is not None else per_query_matrix(results, dataset, setting, metric)
-    keep = attrs.article.isin(articles).to_numpy() if articles is not None else np.ones(len(attrs), bool)
-    scores = {name: mat[:, keep] for name, mat in scores.items()}
-    table = cluster_bootstrap(scores, attrs.stratum[keep].to_numpy(), attrs[cluster][keep].to_numpy(), reference,
-                              n_boot=n_boot, seed=seed)  # fmt: skip
-    return table.assign(dataset=dataset, setting=setting, metric=metric, reference=reference)
-
-
-def comparison_plan(trained, base: str, general: str = "hybrid/general") -> pd.DataFrame:
-    """The (system, reference) pairs the answer states, and why; Holm corrects over all of them together.
-
-    Every trained system against the untrained base; every other system against general hybrid training; each
-    in-domain model and each other-domain control against the random size-matched control of its target domain.
-    """
-    trained = list(dict.fromkeys(trained))
-    rows = [(s, base, "vs base") for s in trained]
-    rows += [(s, general, "vs general") for s in trained if s != general and general in trained]
-    for s in trained:
-        run = Run.from_system(s)
-        control = Run("hybrid", run.domain, f"{CONTROL_PREFIX}random").system
-        if (run.mode == "in-domain" or (run.mode.startswith(CONTROL_PREFIX) and s != control)) and control in trained:
-            rows.append((s, control, "vs size-matched random"))
-    return pd.DataFrame(rows, columns=["system", "reference", "question"])
-
-
-def slice_plan(plan: pd.DataFrame, slices: dict[str, set], min_articles: int) -> list[tuple[str, str, str, set]]:
-    """(system, reference, slice, articles) for the domain effect (in-domain vs size-matched random) on slices.
-
-    ``slices`` maps a name to its test articles: ``domain:<d>`` slices are compared only for the model focused on
-    ``d``; any other slice for every in-domain model. A slice of fewer than ``min_articles`` articles is left out.
-    """
-    effect = plan[(plan.question == "vs size-matched random") & plan.system.str.endswith("-in-domain")]
-    rows = []
-    for r in effect.itertuples():
-        target = Run.from_system(r.system).domain
-        for name, articles in slices.items():
-            if len(articles) >= min_articles and (not name.startswith("domain:") or name == f"domain:{target}"):
-                rows.append((r.system, r.reference, name, set(articles)))
-    return rows
-
-
-def test_slices(ds, domain_of: dict, exploration: int | None = None) -> dict[str, set]:
-    """Article sets of the test set to repeat the domain effect on: each domain's articles and, with
-    ``exploration``, the articles outside the seeded subset that earlier exploratory runs were scored on (the runs
-    that suggested the hypothesis): a check that the effect is not an artefact of the articles that raised it."""
-    articles = set(ds.questions.article)
-    out = {f"domain:{d}": {a for a in articles if domain_of[a] == d} for d in sorted({domain_of[a] for a in articles})}
-    if exploration:
-        seen = set(evaluation_set(ds.name, ds.languages[:1], exploration).questions.article)
-        out[f"outside-exploration-{exploration}"] = articles - seen
-    return out
-
-
-def comparisons(results, plan, datasets, settings=("mono", "cross", "multi"), n_boot=5000, slices=None):
-    """``results/<profile>/comparisons.csv``: each planned pair per dataset and setting (cluster: question group),
-    plus the domain effect on ``slices`` of the first dataset (cross setting, cluster: article); Holm-adjusted p
-    over every row together."""
-    frames, matrices = [], {}
-    for dataset in datasets:
-        for setting in settings:
-            matrices[dataset, setting] = matrix = per_query_matrix(results, dataset, setting)
-            for reference, wanted in plan.groupby("reference", sort=False):
-                table = compare(results, dataset, setting, reference, n_boot=n_boot, matrix=matrix)
-                frames.append(table.merge(wanted, on=["system", "reference"]).assign(slice="all", cluster="group"))
-    for system, reference, name, articles in slices or []:
-        matrix = matrices.get((datasets[0], "cross"))
-        table = compare(results, datasets[0], "cross", reference, n_boot=n_boot, articles=articles, cluster="article",
-                        matrix=matrix)  # fmt: skip
-        frames.append(table[table.system == system].assign(question="vs size-matched random", slice=name,
-                                                           cluster="article"))  # fmt: skip
-    out = pd.concat(frames, ignore_index=True)
-    out["p_holm"] = holm(out.p.to_numpy())
-    keep = ["system", "reference", "question", "dataset", "setting", "slice", "mean", "delta", "lo", "hi", "p",
-            "p_holm", "n_seeds", "seed_delta_min", "seed_delta_max", "cluster", "n_clusters"]  # fmt: skip
-    return out[keep]
-
-
 # Decimals per float column (others: 4, below every difference the report states); None keeps a column as is
 # (learning rates and scales must never round to 0).
-ROUND = {"rank_distance": 2, "drift": 6, "lr": None, "scale": None}
+ROUND = {"rank_distance": 2, "cka": 6, "lr": None, "scale": None}
 
 
 def write_table(results_dir: Path, name: str, table: pd.DataFrame) -> Path:

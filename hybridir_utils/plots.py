@@ -165,6 +165,31 @@ def ci_plot(table: pd.DataFrame, x="delta", low="lo", high="hi", label="system",
     return ax.figure
 
 
+def article_gains(table: pd.DataFrame, title: str = "", xlabel: str = "gain over the random control (seed mean)"):
+    """One row per topical pool, one dot per test article (``effects.article_gains``): on-topic articles coloured,
+    the others grey, each side's mean as a bar. A domain effect separates the two colours; a pool effect shifts both.
+    """
+    systems = list(dict.fromkeys(table.system))
+    fig, ax = plt.subplots(figsize=(8, 0.8 + 0.7 * len(systems)))
+    jitter = (pd.Series(range(len(table)), index=table.index) % 7 - 3) * 0.04
+    y = table.system.map({s: i for i, s in enumerate(systems)}) + jitter
+    on = table.in_target.astype(bool)
+    ax.scatter(table.gain[~on], y[~on], s=14, color="grey", alpha=0.6, label="other articles")
+    ax.scatter(table.gain[on], y[on], s=22, color="C3", label="articles of the pool's topic")
+    for i, s in enumerate(systems):
+        rows = table[table.system == s]
+        for side, colour in ((True, "C3"), (False, "grey")):
+            mean = rows.gain[rows.in_target.astype(bool) == side].mean()
+            ax.plot([mean, mean], [i - 0.3, i + 0.3], color=colour, lw=2)
+    ax.axvline(0, color="black", lw=1, ls="--")
+    labels = [f"{s}\n(topic: {table[table.system == s].topic.iloc[0]})" for s in systems]
+    ax.set_yticks(range(len(systems)), labels)
+    ax.invert_yaxis()
+    ax.set(title=title, xlabel=xlabel)
+    ax.legend(fontsize=8, loc="best")
+    return fig
+
+
 def sweep(table: pd.DataFrame, chosen: dict | None = None, title: str = "recipe sweep on MLQA-R dev articles"):
     """Dev mono and cross mAP against steps, one line per (scale, lr); the untrained model as a dashed line.
 

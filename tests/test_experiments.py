@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridir_utils import experiments, report, scoring, stats
+from hybridir_utils import effects, experiments, report, scoring, stats
 from hybridir_utils.experiments import ExperimentError, Run, grid
 
 
@@ -45,7 +45,7 @@ def test_size_matched_control_runs_parse_and_name_their_system():
 def test_comparison_plan_states_each_question_once():
     trained = ["hybrid/general", "x-y/general", "hybrid/news-in-domain", "hybrid/news-size-random",
                "hybrid/news-size-culture", "hybrid/science-in-domain"]  # fmt: skip
-    plan = experiments.comparison_plan(trained, base="e5")
+    plan = effects.comparison_plan(trained, base="e5")
     pairs = set(zip(plan.system, plan.reference, strict=True))
     assert {(s, "e5") for s in trained} <= pairs
     assert ("hybrid/news-in-domain", "hybrid/news-size-random") in pairs
@@ -56,12 +56,19 @@ def test_comparison_plan_states_each_question_once():
     assert len(pairs) == len(plan) == 6 + 5 + 2
 
 
-def test_drift_is_one_minus_mean_cosine():
-    base = np.array([[1.0, 0.0], [0.0, 1.0]])
-    moved = np.array([[1.0, 0.0], [np.sqrt(0.5), np.sqrt(0.5)]])  # cosines 1 and 0.7071
-    assert scoring.drift(base, moved) == pytest.approx(1 - (1 + np.sqrt(0.5)) / 2)
-    assert scoring.drift(base, base) == 0.0
-    assert np.isnan(scoring.drift(base, np.ones((2, 3))))  # another model family: no drift
+def test_linear_cka_is_rotation_invariant_and_hand_computed():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(50, 4))
+    rotation, _ = np.linalg.qr(rng.normal(size=(4, 4)))
+    assert scoring.linear_cka(base, 3.0 * base @ rotation) == pytest.approx(1.0)  # rotated and scaled: same geometry
+    # hand case: centred x = [[-1, 0], [1, 0]], y keeps only the first axis -> CKA 1; an orthogonal one -> 0
+    x = np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]])
+    y = np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    # x'x = 2 I, y'y = diag(2, 0), y'x = diag(2, 0): ||y'x||^2 = 4, ||x'x|| = sqrt(8), ||y'y|| = 2 -> 4 / (2 sqrt 8)
+    assert scoring.linear_cka(x, y) == pytest.approx(4 / (2 * np.sqrt(8)))
+    assert scoring.linear_cka(x, y + 5.0) == pytest.approx(4 / (2 * np.sqrt(8)))  # a shift does not count: centred
+    assert scoring.linear_cka(base, base) == pytest.approx(1.0)
+    assert np.isnan(scoring.linear_cka(base, np.ones((50, 3))))  # another model family: no CKA
 
 
 def _per_query(tmp_path, system: str, seed: int, shift: float) -> str:
@@ -80,12 +87,12 @@ def test_comparisons_use_the_plan_and_holm_over_every_row(tmp_path):
     shifts = {"e5": 0.0, "hybrid/general": 0.02, "hybrid/news-in-domain": 0.03, "hybrid/news-size-random": 0.03}
     results = pd.DataFrame([dict(system=s, seed=k, dataset="xquad-r", per_query=_per_query(tmp_path, s, k, d))
                             for s, d in shifts.items() for k in ([0] if s == "e5" else [0, 1])])  # fmt: skip
-    plan = experiments.comparison_plan(list(shifts)[1:], base="e5")
-    slices = experiments.slice_plan(plan, {"domain:news": {"a0", "a1", "a2"}, "domain:science": {"a3", "a4", "a5"},
+    plan = effects.comparison_plan(list(shifts)[1:], base="e5")
+    slices = effects.slice_plan(plan, {"domain:news": {"a0", "a1", "a2"}, "domain:science": {"a3", "a4", "a5"},
                                            "late": {"a3", "a4", "a5"}}, min_articles=3)  # fmt: skip
     assert [(s, name) for s, _, name, _ in slices] == [("hybrid/news-in-domain", "domain:news"),
                                                        ("hybrid/news-in-domain", "late")]  # fmt: skip
-    table = experiments.comparisons(results, plan, ["xquad-r"], settings=("mono", "cross"), n_boot=300, slices=slices)
+    table = effects.comparisons(results, plan, ["xquad-r"], settings=("mono", "cross"), n_boot=300, slices=slices)
     whole = table[table.slice == "all"]
     assert len(whole) == 2 * len(plan) and whole.n_clusters.eq(12).all() and (whole.cluster == "group").all()
     row = whole[(whole.system == "hybrid/general") & (whole.reference == "e5") & (whole.setting == "cross")].iloc[0]
@@ -190,3 +197,79 @@ def test_the_base_of_every_comparison_is_the_model_that_was_trained():
     assert systems.source.iloc[0] == "sentence-transformers/LaBSE"
     same = experiments.systems_to_evaluate(runs, ["multilingual-e5-small", "use-multilingual"])
     assert list(same.label) == ["multilingual-e5-small", "use-multilingual", "hybrid/general/s0"]
+
+
+def _topical_results(tmp_path, gains: dict[str, tuple[float, float]], seeds=(0, 1, 2)) -> pd.DataFrame:
+    """Per-query tables of 2 languages x 24 groups in 12 articles (a0-a5 news, a6-a11 science); each system gains
+    (on news articles, elsewhere) over the control, plus a small per-seed offset (run-to-run variance)."""
+    frames = []
+    for system, (on_news, elsewhere) in gains.items():
+        for seed in seeds:
+            rows = [dict(qid=f"{x}:g{g}", query_lang=x, pool_lang=y, setting="cross" if x != y else "mono",
+                         ap=0.3 + 0.01 * g + 0.002 * seed + (on_news if g < 12 else elsewhere), group=f"g{g}",
+                         article=f"a{g // 2}", domain="news" if g < 12 else "science")
+                    for g in range(24) for x in ("en", "de") for y in ("en", "de")]  # fmt: skip
+            path = tmp_path / f"{system.replace('/', '_')}-{seed}.parquet"
+            pd.DataFrame(rows).to_parquet(path)
+            frames.append(dict(system=system, seed=seed, dataset="xquad-r", per_query=str(path)))
+    return pd.DataFrame(frames)
+
+
+def test_interaction_separates_a_domain_effect_from_a_pool_effect(tmp_path):
+    """The in-domain pool gains only on news articles (a domain effect); the culture pool gains as much everywhere
+    (a pool effect): only the first has an interaction, and only its row would be claimed."""
+    gains = {"hybrid/news-size-random": (0.0, 0.0), "hybrid/news-in-domain": (0.05, 0.0),
+             "hybrid/news-size-culture": (0.03, 0.03)}  # fmt: skip
+    results = _topical_results(tmp_path, gains)
+    plan = effects.comparison_plan(list(gains), base="hybrid/news-size-random")
+    table = effects.interactions(results, plan, "xquad-r", n_boot=300).set_index("system")
+    news = table.loc["hybrid/news-in-domain"]
+    assert news.topic == "news" and news.n_target_articles == 6 and news.n_other_articles == 6
+    assert news.gain_target == pytest.approx(0.05) and news.gain_other == pytest.approx(0.0)
+    assert news.interaction == pytest.approx(0.05) and news.lo > 0 and news.p_holm < 0.05
+    culture = table.loc["hybrid/news-size-culture"]  # its topic is culture: no culture article in the test set
+    assert culture.topic == "culture" and culture.status == "too-few-articles" and np.isnan(culture.interaction)
+    gains_per_article = effects.article_gains(results, plan, "xquad-r")
+    news_rows = gains_per_article[gains_per_article.system == "hybrid/news-in-domain"]
+    assert news_rows.groupby("in_target").gain.mean().to_dict() == pytest.approx({True: 0.05, False: 0.0})
+
+
+def test_topic_of_names_the_pool_topic():
+    assert effects.topic_of("hybrid/news-in-domain") == "news"
+    assert effects.topic_of("hybrid/news-size-culture") == "culture"
+    assert effects.topic_of("hybrid/news-size-random") is None and effects.topic_of("hybrid/general") is None
+
+
+def test_run_means_comparisons_permute_the_runs():
+    """From levels.csv alone: 3 runs against 3 separated runs give the smallest possible p, 2/20 = 0.1."""
+    levels = pd.DataFrame([dict(system=s, seed=k, dataset="xquad-r", setting="cross", map=m)
+                           for s, ms in (("hybrid/news-in-domain", (0.63, 0.62, 0.61)),
+                                         ("hybrid/news-size-random", (0.60, 0.59, 0.58)), ("e5", (0.5,)))
+                           for k, m in enumerate(ms)])  # fmt: skip
+    plan = effects.comparison_plan(["hybrid/news-in-domain", "hybrid/news-size-random"], base="e5")
+    table = effects.run_means_comparisons(levels, plan, settings=("cross",)).set_index(["system", "reference"])
+    row = table.loc[("hybrid/news-in-domain", "hybrid/news-size-random")]
+    assert row.delta == pytest.approx(0.03) and row.p_perm == pytest.approx(0.1)
+    assert row.run_sd == pytest.approx(0.01) and row.n_seeds == row.n_ref_seeds == 3
+    base = table.loc[("hybrid/news-in-domain", "e5")]
+    assert base.p_perm == pytest.approx(2 / 8) and base.n_ref_seeds == 1  # 3 sign flips: 2 of 8 as extreme
+
+
+@pytest.fixture
+def tiny_domain_pairs():
+    """40 groups in en and de: news groups g0-g19 in 10 articles of 2, the rest culture in 20 articles of 1-2."""
+    rows = [{"query": f"q{g}{x}", "passage": f"p{g}{y}", "query_lang": x, "passage_lang": y, "group": f"g{g}",
+             "article": f"n{g // 2}" if g < 20 else f"c{(g - 20) * 2 // 3}", "domain": "news" if g < 20 else "culture"}
+            for g in range(40) for x in ("en", "de") for y in ("en", "de")]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_every_domain_arm_draws_anew_per_seed_at_one_size(tiny_domain_pairs):
+    runs = [Run("hybrid", "news", "in-domain", s) for s in (0, 1)] + [Run("hybrid", "news", "size-random", 0)]
+    size = experiments.draw_size(runs, tiny_domain_pairs)
+    n_news = tiny_domain_pairs[tiny_domain_pairs.domain == "news"].group.nunique()
+    assert size == int(0.8 * n_news)
+    a, b, control = (experiments.training_pool(r, tiny_domain_pairs, 3.0, 2, size) for r in runs)
+    assert set(a.pairs.group) != set(b.pairs.group)  # seed 0 and seed 1 draw different news groups
+    assert a.pairs.group.nunique() == control.pairs.group.nunique() == size
+    assert a.pairs.article.nunique() == control.pairs.article.nunique()  # the same article structure
