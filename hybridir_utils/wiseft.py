@@ -143,12 +143,14 @@ def _lambdas(lambdas) -> list[float]:
     return values
 
 
-def lambda_sweep(base_name: str, model_dirs, dev, lambdas, out_dir: str | Path, batch_size: int = 16) -> pd.DataFrame:
+def lambda_sweep(base_name: str, model_dirs, dev, lambdas, out_dir: str | Path, batch_size: int = 16,
+                 max_seq_length: int | None = None) -> pd.DataFrame:  # fmt: skip
     """Dev mono and cross mAP of every trained model in ``model_dirs`` at every λ (``recipe.dev_scores``).
 
     Models are interpolated in memory (nothing is saved). The base and each fine-tuned model are loaded once (a slim
     model's restore reads the base's frozen tensors once more, inside ``models``); λ = 0 is the base itself, scored
     once with its own settings and repeated for each model so every model has every λ. λ = 0 is always swept.
+    Every model is scored at the evaluation cut-off ``max_seq_length`` (as the recipe sweep and the test set are).
     Returns (and writes to ``out_dir/lambda_sweep.csv``) columns model_dir, lam, dev_mono, dev_cross.
     """
     values, out_dir = _lambdas(lambdas), Path(out_dir)
@@ -156,13 +158,14 @@ def lambda_sweep(base_name: str, model_dirs, dev, lambdas, out_dir: str | Path, 
     if not model_dirs:
         raise WiseFTError("lambda_sweep needs at least one trained model folder")
     base = models.load_encoder(str(base_name))
-    base_scores = recipe.dev_scores(base, dev, out_dir / "dev_eval", batch_size)
+    base_scores = recipe.dev_scores(base, dev, out_dir / "dev_eval", batch_size, max_seq_length)
     rows = []
     for model_dir in model_dirs:
         finetuned = models.load_encoder(model_dir)
         rows.append({"model_dir": model_dir, "lam": 0.0, **base_scores})
         for lam in values[1:]:
-            scores = recipe.dev_scores(interpolate(base, finetuned, lam), dev, out_dir / "dev_eval", batch_size)
+            mixed = interpolate(base, finetuned, lam)
+            scores = recipe.dev_scores(mixed, dev, out_dir / "dev_eval", batch_size, max_seq_length)
             rows.append({"model_dir": model_dir, "lam": lam, **scores})
             print(f"wise-ft {model_dir} lam {lam:g}: dev mono {scores['dev_mono']:.3f}, "
                   f"cross {scores['dev_cross']:.3f}", flush=True)  # fmt: skip
@@ -203,3 +206,23 @@ def choose_lambda(table: pd.DataFrame, mono_margin: float = 0.01) -> dict:
     return {"lam": float(best.lam), "dev_mono": float(best.dev_mono), "dev_cross": float(best.dev_cross),
             "base_dev_mono": float(base.dev_mono), "base_dev_cross": float(base.dev_cross),
             "n_models": int(table.model_dir.nunique()), "qualifying": [float(v) for v in keeps.lam]}  # fmt: skip
+
+
+def interpolate_runs(runs: pd.DataFrame, base_name: str, lam: float, out_dir: str | Path) -> pd.DataFrame:
+    """Every trained run of a grid (``runs.csv``: label, model_dir) interpolated toward the base at the one ``lam``
+    chosen on dev, so that every arm gets the same treatment: ``model_dir`` points to the interpolated model
+    (``out_dir/<label>``), ``trained_model_dir`` keeps the run's own, ``wise_lambda`` records λ. λ = 1 is the
+    trained model itself (nothing saved)."""
+    lam = check_lambda(lam)
+    runs = runs.assign(trained_model_dir=runs.model_dir, wise_lambda=lam)
+    if lam == 1.0:
+        return runs
+    folders = [str(save_interpolated(base_name, r.model_dir, lam, Path(out_dir) / r.label)) for r in runs.itertuples()]
+    return runs.assign(model_dir=folders)
+
+
+def curve(table: pd.DataFrame, chosen: dict) -> pd.DataFrame:
+    """``results/<profile>/wiseft.csv``: the dev trade-off, mean dev mono and cross per λ over the swept runs, with
+    the number of runs and the chosen λ marked (the measured trade-off curve, whatever the rule picks)."""
+    means = _mean_by_lambda(table)
+    return means.assign(runs=table.model_dir.nunique(), chosen=means.lam == chosen["lam"])

@@ -126,7 +126,8 @@ def test_lambda_sweep_loads_each_model_once_and_scores_the_base_once(pair, tmp_p
         loaded.append(str(name))
         return models.load_encoder(name, **kwargs)
 
-    def scores(encoder, dev, out_dir, batch_size=16):  # a stand-in for LAReQA dev mAP: a weight summary
+    def scores(encoder, dev, out_dir, batch_size=16, max_seq_length=None):  # a stand-in for dev mAP: weight summary
+        assert max_seq_length == 512  # every λ (and the base) scored at the one evaluation cut-off
         scored.append(encoder)
         w = float(transformer_backbone(encoder).encoder.layer[0].output.dense.weight.detach().sum())
         return {"dev_mono": w, "dev_cross": -w}
@@ -134,7 +135,7 @@ def test_lambda_sweep_loads_each_model_once_and_scores_the_base_once(pair, tmp_p
     # what wiseft itself loads (a slim model's restore reads its base inside models, not counted here)
     monkeypatch.setattr(wiseft, "models", SimpleNamespace(load_encoder=load, load_base=models.load_base))
     monkeypatch.setattr(wiseft.recipe, "dev_scores", scores)
-    table = wiseft.lambda_sweep(str(base_dir), [ft_dir, ft_dir], None, [1, 0.5], tmp_path / "sweep")
+    table = wiseft.lambda_sweep(str(base_dir), [ft_dir, ft_dir], None, [1, 0.5], tmp_path / "sweep", max_seq_length=512)
     assert loaded == [str(base_dir), str(ft_dir), str(ft_dir)] and len(scored) == 1 + 2 * 2
     assert table.columns.tolist() == wiseft.SWEEP_COLUMNS and table.lam.tolist() == [0, 0.5, 1] * 2
     ends = table.groupby("lam").dev_mono.first()
