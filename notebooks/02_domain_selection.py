@@ -52,6 +52,7 @@ train_dataset: str = "mlqa-r"  # the training set whose pools are built
 dev_share: float = 0.15  # share of training articles held out for the recipe (notebook 03): pools use the rest
 dev_seed: int = 0  # seed of the dev split
 domain_runs: list[str] = ["news:in-domain", "news:size-random"]  # the pools notebook 03 trains (seed 0 shown here)
+domain_groups: Optional[int] = None  # question groups each domain arm draws per seed (None: 80% of the smallest target)
 
 # %%
 parameters.check_given(globals())  # the pipeline's checks, also for defaults edited here
@@ -131,23 +132,26 @@ io.atomic_write(out / "support.csv", lambda p: support.to_csv(p, index=False))
 support.pivot(index="domain", columns="dataset", values="status")
 
 # %% [markdown]
-# ## Training pools for the target domains, and their size-matched controls
-# On the training split (the dev articles are held out). `in-domain` trains only on the target's pairs;
-# `weighted` keeps every pair and draws target pairs `domain_weight` times as often; `size-random` draws as many
-# question groups as the in-domain pool at random with the same language sets; `size-<other>` draws them from
-# another domain. `language_set_tvd` is 0 when a pool's language coverage equals the in-domain pool's; `articles`
-# shows the one way a group-level draw still differs: in-domain groups come from fewer articles.
+# ## Training pools for the target domains, and their controls (seed 0; every seed draws anew)
+# On the training split (the dev articles are held out). Every domain arm draws the same number S of question
+# groups per seed: `in-domain` from the target's articles (whole articles), `size-random` from random articles
+# and `size-<other>` from another domain's, each copying the in-domain draw's article structure (as many articles,
+# the same groups per article, language sets matched). `articles` and `same_article_share` (the share of group
+# pairs from one article) should be equal across the arms of a target; `language_set_tvd` is 0 when a pool's
+# language coverage equals the in-domain pool's.
 
 # %%
 train_ds, _ = split_articles(datasets[train_dataset], dev_share, dev_seed)
 train_ds, _ = without_eval_articles(train_ds, ZERO_SHOT_EVAL[train_dataset])
 train_pairs = domains.attach_domains(training_pairs(train_ds), labels[labels.dataset == train_dataset])
 runs = [experiments.Run("hybrid", *parse_domain_run(spec)) for spec in domain_runs]
-pools = {r.system: experiments.training_pool(r, train_pairs, domain_weight, batch_size) for r in runs}
+size = experiments.draw_size(runs, train_pairs, domain_groups)
+pools = {r.system: experiments.training_pool(r, train_pairs, domain_weight, batch_size, size) for r in runs}
 summary = {name: matched_pool_summary(p, train_pairs) for name, p in pools.items()}
-io.write_json(out / "pools.json", {"target_domains": target_domains, "weight": domain_weight, "pools": summary})
-pd.DataFrame.from_dict(summary, orient="index").reindex(columns=["groups", "articles", "pairs", "target_group_share",
-                                                                 "language_set_tvd"])  # fmt: skip
+io.write_json(out / "pools.json", {"target_domains": target_domains, "weight": domain_weight, "draw_size": size,
+                                   "pools": summary})  # fmt: skip
+pd.DataFrame.from_dict(summary, orient="index").reindex(columns=["groups", "articles", "same_article_share", "pairs",
+                                                                 "target_group_share", "language_set_tvd"])  # fmt: skip
 
 # %% [markdown]
 # ## Can each pool fill a monolingual batch in every language?

@@ -28,8 +28,9 @@
 # **Inputs.** LAReQA files; `run_dir/02_domains/labels.parquet` (domain of every article).
 #
 # **Outputs** (under `run_dir/03_training/`): `sweep/` (dev scores of every setting), `recipe.json`,
-# `models/<sampling>/<strategy>/s<seed>/model` (each with its config, loss log and model card), `runs.csv`,
-# `loss.parquet`; `results_dir/recipe.csv`; figures under `run_dir/figures/`.
+# `models/<sampling>/<strategy>/s<seed>/model` (each with its config, loss log and model card), `wiseft/` (the
+# λ sweep and the interpolated models), `runs.csv` (the models notebook 04 scores), `loss.parquet`;
+# `results_dir/{recipe,training,wiseft}.csv`; figures under `run_dir/figures/`.
 
 # %%
 from pathlib import Path
@@ -37,7 +38,7 @@ from typing import Optional  # the parameters' annotations (papermill reads no `
 
 import pandas as pd
 
-from hybridir_utils import domains, experiments, io, parameters, plots, recipe
+from hybridir_utils import domains, experiments, io, parameters, plots, recipe, wiseft
 from hybridir_utils.data import load_lareqa, split_articles, training_pairs
 from hybridir_utils.train_config import ZERO_SHOT_EVAL
 from hybridir_utils.training import without_eval_articles
@@ -52,7 +53,8 @@ train_max_groups: Optional[int] = None  # subsample to this many parallel questi
 batch_size: int = 16  # pairs per batch (in-batch negatives: batch_size - 1)
 batch_policy: str = "strict"  # a run that cannot fill batch_size: "strict" stops before training, "shrink" lowers all
 precision: str = "fp32"  # training precision: fp32, bf16, auto (bf16 on a GPU; environment.resolve_precision)
-max_seq_length: int = 96  # token cut-off (notebook 01 reports the share of longer texts)
+max_seq_length: int = 96  # token cut-off of training (notebook 01 reports the share of longer texts)
+eval_max_seq_length: int = 512  # token cut-off of every dev (and test) score, one for all models
 dev_share: float = 0.15  # share of training articles held out to choose the recipe
 dev_seed: int = 0  # seed of the dev split
 dev_languages: list[str] = ["en", "ar", "zh"]  # languages of the dev pools (mono and cross mAP)
@@ -66,6 +68,9 @@ samplings: list[str] = ["hybrid"]  # sampling presets on the general pool (x-x-m
 domain_runs: list[str] = ["news:in-domain", "news:size-random"]  # domain-focused runs and their size-matched controls
 domain_weight: float = 3.0  # oversampling weight of the target domain in weighted runs
 domain_seeds: Optional[list[int]] = None  # seeds of the domain-focused runs (None: the same as `seeds`)
+wise_lambdas: list[float] = [0.5, 0.75, 1.0]  # WiSE-FT: weights of the trained model swept on dev (empty: off)
+wise_runs: int = 3  # runs of hybrid/general the WiSE-FT sweep averages over (the choice is robust to one run's noise)
+domain_groups: Optional[int] = None  # question groups each domain arm draws per seed (None: 80% of the smallest target)
 
 # %%
 parameters.check_given(globals())  # the pipeline's checks, also for defaults edited here
@@ -97,16 +102,18 @@ pd.DataFrame({name: {"articles": d.questions.article.nunique(), "groups": d.ques
 
 # %% [markdown]
 # ## The grid, checked before any training
-# Sampling presets on the general pool and the domain-focused runs with their size-matched controls
-# (`<domain>-size-random`, `<domain>-size-<other>`: as many question groups as the target's in-domain pool,
-# drawn anew for each seed). Every run's pool must fill a batch in every language its batches draw; with
-# `batch_policy = "shrink"` all runs (and the sweep) use the largest batch size that every run can fill, so the
-# systems of a comparison never differ in batch size.
+# Sampling presets on the general pool and the domain-focused runs with their controls: every domain arm draws
+# the same number S of question groups anew for each seed (`<domain>-in-domain` from the target's articles,
+# `<domain>-size-random` and `<domain>-size-<other>` copying that draw's article structure from random or
+# another domain's articles), so an arm differs from its control only in domain. Every run's pool must fill a
+# batch in every language its batches draw; with `batch_policy = "shrink"` all runs (and the sweep) use the largest
+# batch size that every run can fill, so the systems of a comparison never differ in batch size.
 
 # %%
 runs = experiments.grid(samplings, seeds, domain_runs, domain_seeds=seeds if domain_seeds is None else domain_seeds)
-batch = experiments.grid_batch_size(runs, pairs, batch_size, domain_weight, batch_policy)
-print(f"batch size: {batch} (asked: {batch_size}, policy: {batch_policy})")
+size = experiments.draw_size(runs, pairs, domain_groups)
+batch = experiments.grid_batch_size(runs, pairs, batch_size, domain_weight, batch_policy, size=size)
+print(f"batch size: {batch} (asked: {batch_size}, policy: {batch_policy}); domain arms draw {size} groups per seed")
 pd.DataFrame([{"label": r.label, "sampling": r.sampling, "domain": r.domain, "mode": r.mode} for r in runs])
 
 # %% [markdown]
@@ -119,7 +126,8 @@ pd.DataFrame([{"label": r.label, "sampling": r.sampling, "domain": r.domain, "mo
 sweep_base = dict(model=base_model, train_dataset=train_dataset, languages=train_languages, batch_size=batch,
                   max_seq_length=max_seq_length, logging_steps=1, lr_scheduler="constant_with_warmup",
                   warmup_steps=warmup_steps, preset="hybrid", seed=0, precision=precision)  # fmt: skip
-sweep = recipe.sweep(sweep_base, pairs, dev, sweep_scales, sweep_lrs, sweep_steps, out / "sweep")
+sweep = recipe.sweep(sweep_base, pairs, dev, sweep_scales, sweep_lrs, sweep_steps, out / "sweep",
+                     max_seq_length=eval_max_seq_length)  # fmt: skip
 chosen = recipe.choose(sweep, mono_margin)
 io.write_json(out / "recipe.json", {**chosen, "batch_size": batch})
 experiments.write_table(results_dir, "recipe", recipe.table(sweep, chosen))
@@ -142,7 +150,7 @@ pd.Series(chosen)
 # %%
 base = {**sweep_base, "scale": chosen["scale"], "lr": chosen["lr"], "max_steps": chosen["max_steps"],
         "save_steps": chosen["max_steps"]}  # fmt: skip
-table = experiments.train_grid(runs, pairs, base, out, weight=domain_weight)
+table = experiments.train_grid(runs, pairs, base, out, weight=domain_weight, size=size)
 experiments.write_table(results_dir, "training", experiments.training_table(table))
 table
 
@@ -161,3 +169,26 @@ plots.show(fig, "03_loss_curves", fig_dir)
 # *What to look at:* every curve should fall; the band (several seeds) shows seed-to-seed spread. Small pools
 # (in-domain, size-matched controls) repeat their groups sooner, so their loss can fall faster without meaning
 # a better model: compare them on the test set (notebook 04), not here.
+
+# %% [markdown]
+# ## Keeping the base's monolingual accuracy: WiSE-FT, chosen on dev
+# Fine-tuning a strong zero-shot retriever erodes what it did well. WiSE-FT (Wortsman et al. 2022) interpolates the
+# weights, θ = (1 − λ)·θ_base + λ·θ_trained, at no training cost. λ is chosen on the dev articles by a rule fixed
+# in advance (`wiseft.choose_lambda`): mean dev mono and cross over `wise_runs` runs of general hybrid training;
+# among the λ that keep dev monolingual mAP within `mono_margin` of the base, the highest dev cross-lingual mAP.
+# Every trained run of every arm is then interpolated with that one λ, and notebook 04 scores those models.
+
+# %%
+general = table[table.system == "hybrid/general"].head(wise_runs)
+if wise_lambdas and len(general):
+    wise = wiseft.lambda_sweep(base_model, general.model_dir, dev, wise_lambdas, out / "wiseft",
+                               max_seq_length=eval_max_seq_length)  # fmt: skip
+    lam = wiseft.choose_lambda(wise, mono_margin)
+    experiments.write_table(results_dir, "wiseft", wiseft.curve(wise, lam))
+    table = wiseft.interpolate_runs(table, base_model, lam["lam"], out / "wiseft" / "models")
+    experiments.write_table(results_dir, "training", experiments.training_table(table))
+    io.atomic_write(out / "runs.csv", lambda p: table.to_csv(p, index=False))
+    shown = wiseft.curve(wise, lam)
+else:
+    shown = "WiSE-FT off (no wise_lambdas, or no hybrid/general run): notebook 04 scores the trained models"
+shown

@@ -37,7 +37,7 @@ from typing import Optional  # the parameters' annotations (papermill reads no `
 
 import pandas as pd
 
-from hybridir_utils import experiments, io, parameters, plots, report, scoring
+from hybridir_utils import data, effects, experiments, io, models, parameters, plots, report, scoring
 
 # %% tags=["parameters"]
 run_dir: str = "build/dev"  # output folder of this run (set by the pipeline)
@@ -45,6 +45,7 @@ results_dir: str = "results/dev"  # result tables of this profile (set by the pi
 eval_languages: dict[str, Optional[list[str]]] = {"xquad-r": None, "mlqa-r": None}  # dataset -> languages (None: all)
 eval_max_articles: Optional[int] = None  # evaluate on this many articles per dataset (seeded choice; None: all)
 base_model: str = "multilingual-e5-small"  # the model notebook 03 fine-tuned: the base of every comparison
+eval_max_seq_length: int = 512  # token cut-off at which every system is scored (one for all)
 baselines: list[str] = ["multilingual-e5-small", "use-multilingual"]  # other frozen models, scored beside it
 n_boot: int = 5000  # bootstrap replicates for confidence intervals
 exploration_articles: int = 8  # articles earlier runs scored (seeded): the domain effect is repeated without them
@@ -68,6 +69,19 @@ pd.DataFrame({name: {"languages": len(ds.languages), "questions": len(ds.questio
                      "candidates": len(ds.candidates)} for name, ds in datasets.items()})  # fmt: skip
 
 # %% [markdown]
+# ## One cut-off for every system
+# Every system, the untrained base included, is scored at `eval_max_seq_length` tokens (a trained model keeps its
+# training cut-off only for training). The share of test texts longer than that, per language, is the part of the
+# test set scored on a text's beginning only (`truncation.csv`).
+
+# %%
+tokenizer = models.load_encoder(base_model).tokenizer
+lengths = pd.concat([data.token_lengths(ds, tokenizer) for ds in datasets.values()], ignore_index=True)
+truncation = data.truncated_share(lengths, eval_max_seq_length)
+experiments.write_table(results_dir, "truncation", truncation)
+truncation.pivot_table(index="lang", columns=["dataset", "kind"], values="share_cut").round(4)
+
+# %% [markdown]
 # ## Scores of every system
 # Baselines first, then each trained run (sampling / domain strategy / seed). Embeddings are cached per model
 # and backend; `encode_backend` "onnx" gives the same mAP as torch (checked by a test) and encodes faster, but
@@ -76,7 +90,8 @@ pd.DataFrame({name: {"languages": len(ds.languages), "questions": len(ds.questio
 # %%
 base = report.base_label(base_model)
 systems = experiments.systems_to_evaluate(runs, baselines, base_model)
-options = dict(backend=encode_backend, precision=precision, batch_size=encode_batch_size, write_runs=write_runs)
+options = dict(backend=encode_backend, precision=precision, batch_size=encode_batch_size, write_runs=write_runs,
+               max_seq_length=eval_max_seq_length)  # fmt: skip
 results = scoring.evaluate_systems(systems, datasets, out, domain_of=domain_of, base=base, **options)
 io.write_json(Path(results_dir) / "environment.json", {**io.read_json(out / "environment.json"),
                                                        "commit": report.git_commit()})  # fmt: skip
@@ -95,29 +110,31 @@ pd.concat([paper, ours], ignore_index=True).round(3)
 
 # %% [markdown]
 # ## Levels
-# One row per (system, seed, dataset, setting): mAP, R@1, R@10, rank distance (multilingual pool), and drift
-# (1 − mean cosine between the model's and the base model's embeddings of the test pool's candidates).
+# One row per (system, seed, dataset, setting): mAP, R@1, R@10, rank distance (multilingual pool), and `cka`, the
+# linear CKA between the model's and the base model's embeddings of the test pool's candidates (1: the base's
+# similarity structure kept up to rotation and scale; a rotation-invariant measure of how far training moved it).
 
 # %%
 levels = experiments.levels(results)
 experiments.write_table(results_dir, "levels", levels)
-levels.groupby(["dataset", "setting", "system"], sort=False)[["map", "drift"]].mean().unstack("setting").round(3)
+levels.groupby(["dataset", "setting", "system"], sort=False)[["map", "cka"]].mean().unstack("setting").round(3)
 
 # %% [markdown]
-# ## Comparisons with 95% confidence intervals
-# The planned comparisons (`experiments.comparison_plan`): every trained system against the untrained base,
-# every other system against general hybrid training, and each in-domain model (and other-domain control)
-# against the random pool of the same size. Paired cluster bootstrap: each replicate draws question groups once
-# and applies the draw to every (X, Y) stratum and every system. The domain effect is repeated on slices of the
-# test set (each target's own domain, and the articles that earlier exploratory runs never scored), resampling
-# articles. Holm corrects over every row of the table.
+# ## Comparisons with run-level 95% confidence intervals
+# The planned comparisons (`effects.comparison_plan`): every trained system against the untrained base, every
+# other system against general hybrid training, and each in-domain model (and other-domain control) against the
+# random pool of the same size and article structure. Two-level bootstrap: each replicate resamples every
+# system's seeds (its training runs) and, once for all systems, the question groups; `p_perm` is the exact
+# permutation test on the run means, `run_sd` the spread of the runs, `mde` the smallest difference this design
+# detects with 80% power. The comparison is repeated on slices of the test set (each target's own domain, and the
+# articles that earlier exploratory runs never scored), resampling articles. Holm corrects over every row.
 
 # %%
 test_set = next(iter(datasets))
-plan = experiments.comparison_plan(runs.system.unique(), base=base)
-slices = experiments.test_slices(datasets[test_set], domain_of, exploration_articles)
-slice_plan = experiments.slice_plan(plan, slices, report.MIN_SLICE_ARTICLES)
-comparisons = experiments.comparisons(results, plan, list(datasets), n_boot=n_boot, slices=slice_plan)
+plan = effects.comparison_plan(runs.system.unique(), base=base)
+slices = effects.test_slices(datasets[test_set], domain_of, exploration_articles)
+slice_plan = effects.slice_plan(plan, slices, report.MIN_SLICE_ARTICLES)
+comparisons = effects.comparisons(results, plan, list(datasets), n_boot=n_boot, slices=slice_plan)
 io.write_parquet(out / "comparisons.parquet", comparisons)
 experiments.write_table(results_dir, "comparisons", comparisons)
 report.ci_table(comparisons[comparisons.slice == "all"], test_set, base)
@@ -134,6 +151,29 @@ for reference in comparisons.reference.unique():
 # *What to look at:* a system whose interval lies wholly right of the dashed zero line beats the reference on
 # cross-lingual mAP; an interval that crosses it shows no detectable difference. One plot per reference: the
 # base model, general hybrid training, and each domain's size-matched random pool.
+
+# %% [markdown]
+# ## Is a gain about the domain? The interaction
+# A topical pool (in-domain, or another domain's control) against its random control: the gain on the test
+# articles of the pool's own topic minus the gain on the other articles, with seeds and articles resampled
+# (`p_perm`: randomisation over which articles count as on-topic). A domain effect is claimed only when this is
+# positive; a gain as large everywhere is a pool effect, not a domain effect.
+
+# %%
+interactions = effects.interactions(results, plan, test_set, n_boot=n_boot)
+experiments.write_table(results_dir, "interactions", interactions)
+gains = effects.article_gains(results, plan, test_set) if (interactions.status == "ok").any() else None
+interactions
+
+# %%
+if gains is not None:
+    fig = plots.article_gains(gains, title=f"{test_set}: cross-lingual gain over the random control, per article")
+    plots.show(fig, f"04_article_gains_{test_set}", fig_dir)
+
+# %% [markdown]
+# *What to look at:* each dot is one test article (seed-averaged gain of the pool over its random control); the
+# coloured dots are articles of the pool's own topic. A domain effect puts the coloured dots to the right of the
+# grey ones; dots spread evenly around one shifted centre mean a pool effect.
 
 # %% [markdown]
 # ## mAP by domain slice
@@ -163,9 +203,8 @@ slices.pivot_table(index="system", columns=["dataset", "domain"], values="map", 
 # intervals: a difference here is descriptive, not a claim.
 
 # %%
-miracl = scoring.evaluate_miracl_systems(
-    systems, miracl_dir, miracl_languages, out / "miracl", backend=encode_backend, precision=precision
-)
+miracl = scoring.evaluate_miracl_systems(systems, miracl_dir, miracl_languages, out / "miracl", backend=encode_backend,
+                                         precision=precision, max_seq_length=eval_max_seq_length)  # fmt: skip
 if miracl is not None:
     io.write_parquet(out / "miracl.parquet", miracl)
     experiments.write_table(results_dir, "miracl", report.miracl_levels(miracl))

@@ -34,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown
 
-from hybridir_utils import answer, experiments, io, parameters, plots, report
+from hybridir_utils import answer, effects, io, parameters, plots, report
 
 # %% tags=["parameters"]
 run_dir: str = "build/dev"  # output folder of this run (set by the pipeline)
@@ -59,7 +59,7 @@ test_set = results.dataset.iloc[0]
 
 # %%
 rank_distance = pd.concat(
-    [experiments.compare(results, d, "multi", report.base_label(base_model), metric="rank_distance", n_boot=n_boot)
+    [effects.compare(results, d, "multi", report.base_label(base_model), metric="rank_distance", n_boot=n_boot)
      for d in results.dataset.unique()],
     ignore_index=True,
 )  # fmt: skip
