@@ -62,13 +62,17 @@ def compare(results, dataset, setting, reference, metric="ap", n_boot=5000, seed
             matrix=None):  # fmt: skip
     """``stats.run_bootstrap`` of every system against ``reference`` on one dataset and setting.
 
-    ``articles`` restricts the comparison to queries of those articles (a slice); ``cluster`` is the resampled
+    ``articles`` restricts the comparison to queries of those articles (a slice); queries where ``metric`` is
+    undefined for any system (NaN) are left out for all; ``cluster`` is the resampled
     unit (``group``, or ``article`` for slices, where questions of one article are not independent). ``matrix``:
     the ``per_query_matrix`` of (dataset, setting, metric) when the caller already has it (reading every system's
     per-query table again for each reference cost minutes on 11-language pools).
     """
     scores, attrs = matrix if matrix is not None else per_query_matrix(results, dataset, setting, metric)
     keep = attrs.article.isin(articles).to_numpy() if articles is not None else np.ones(len(attrs), bool)
+    # a metric undefined for some queries (rank distance of a group with one answer in the pool) leaves them out,
+    # for every system alike
+    keep &= np.logical_and.reduce([np.isfinite(mat).all(axis=0) for mat in scores.values()])
     scores = {name: mat[:, keep] for name, mat in scores.items()}
     table = run_bootstrap(scores, attrs.stratum[keep].to_numpy(), attrs[cluster][keep].to_numpy(), reference,
                           n_boot=n_boot, seed=seed)  # fmt: skip

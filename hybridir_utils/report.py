@@ -71,6 +71,31 @@ def domain_slices(results: pd.DataFrame, setting: str = "multi") -> pd.DataFrame
     return out.reset_index().assign(setting=setting)
 
 
+def per_language(results: pd.DataFrame, dataset: str, base: str, seen=()) -> pd.DataFrame:
+    """``results/<profile>/languages.csv``: per system (mean over its runs), query language and setting, the mAP
+    (cross: the mean over pool languages of each (X, Y) pool's mAP), its difference to ``base``, and whether the
+    language was ``seen`` in training. Where monolingual accuracy is lost, and whether unseen languages lose more,
+    is read here, from the per-query tables, not guessed."""
+    frames = []
+    for r in results[results.dataset == dataset].itertuples():
+        pq = pd.read_parquet(r.per_query)
+        pq = pq[pq.setting.isin(("mono", "cross"))]
+        pools = pq.groupby(["setting", "query_lang", "pool_lang"]).ap.mean().groupby(["setting", "query_lang"]).mean()
+        frames.append(pools.rename("map").reset_index().assign(system=r.system, seed=r.seed))
+    if not frames:
+        raise ValueError(f"no results for dataset {dataset!r}")
+    table = pd.concat(frames, ignore_index=True)
+    out = table.groupby(["system", "setting", "query_lang"], sort=False).agg(
+        map=("map", "mean"), runs=("seed", "nunique")
+    )
+    out = out.reset_index().rename(columns={"query_lang": "lang"})
+    ref = out[out.system == base].set_index(["setting", "lang"])["map"]
+    if ref.empty:
+        raise ValueError(f"base {base!r} is not among the scored systems of {dataset!r}")
+    out["delta_vs_base"] = out["map"] - ref.reindex(pd.MultiIndex.from_frame(out[["setting", "lang"]])).to_numpy()
+    return out.assign(dataset=dataset, seen=out.lang.isin(list(seen)))
+
+
 def ci_table(comparisons: pd.DataFrame, dataset: str, reference: str, settings=("mono", "cross", "multi")):
     """One row per system: seeds, and per setting its macro mAP and "difference [95% CI]" against ``reference``.
 
@@ -159,7 +184,8 @@ QUESTION = (
     "cross-lingual retrieval while keeping monolingual accuracy?"
 )
 # Figures shown on the index, in this order (glob patterns under <run>/figures/, PNG); missing ones are skipped.
-KEY_FIGURES = ("03_recipe_sweep", "04_cross_vs_*", "05_rank_distance", "05_heatmap_difference")
+KEY_FIGURES = ("03_recipe_sweep", "04_cross_vs_*", "04_article_gains_*", "05_rank_distance", "05_heatmap_difference",
+               "05_mono_by_language")  # fmt: skip
 # nbconvert's lab template without the scripts it fetches from CDNs (require.js, MathJax, mermaid, widgets): the
 # report must open offline, from a mail attachment, with nothing to load and no console errors. Raw HTML cells are
 # the report's own summary, so they are not passed through clean_html (which drops its embedded figures).
@@ -285,7 +311,8 @@ def _summary_html(out_dir: Path, results_dir: Path, record: dict, links: bool) -
         dataset = table.dataset.iloc[0]
         for reference in (base, "hybrid/general"):
             if ((table.dataset == dataset) & (table.reference == reference)).any():
-                parts.append(f"<h3>{esc(dataset)}: against {esc(reference)} (macro mAP, Δ with 95% CI)</h3>")
+                what = "macro mAP, Δ with run-level 95% CI: runs and question groups resampled"
+                parts.append(f"<h3>{esc(dataset)}: against {esc(reference)} ({what})</h3>")
                 parts.append(ci_table(table, dataset, reference).to_html(index=False, classes="ci-table", border=0))
     parts.append('</section><section id="figures"><h2>Key figures</h2>')
     figures = Path(out_dir) / "figures"

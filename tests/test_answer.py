@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -11,75 +10,98 @@ from hybridir_utils import answer, config
 GEN, IN, RND, CUL = "hybrid/general", "hybrid/news-in-domain", "hybrid/news-size-random", "hybrid/news-size-culture"
 
 
-def _cmp(system, reference, setting, delta, lo, hi, p_holm, seeds=(None, None), slice_="all"):
-    smin, smax = seeds if seeds[0] is not None else (delta, delta)
+def _cmp(system, reference, setting, delta, lo, hi, p_holm, p_perm=0.002, slice_="all", mde=0.011):
     return dict(system=system, reference=reference, dataset="xquad-r", setting=setting, slice=slice_, delta=delta,
-                lo=lo, hi=hi, p=p_holm / 4, p_holm=p_holm, n_seeds=3, seed_delta_min=smin,
-                seed_delta_max=smax)  # fmt: skip
+                lo=lo, hi=hi, p=p_holm / 4, p_holm=p_holm, p_perm=p_perm, n_seeds=6, n_ref_seeds=6, run_sd=0.010,
+                ref_run_sd=0.012, se=0.004, df=9.0, mde=mde)  # fmt: skip
 
 
-def _tables(domain_cross=(0.012, 0.004, 0.020, 0.01), articles=7) -> dict[str, pd.DataFrame]:
-    d, lo, hi, p = domain_cross
+def _inter(system, interaction, lo, hi, p_holm, status="ok", topic="news"):
+    return dict(system=system, reference=RND, topic=topic, dataset="xquad-r", setting="cross", gain_target=0.03,
+                gain_other=0.03 - interaction, interaction=interaction, lo=lo, hi=hi, p=p_holm, p_holm=p_holm,
+                p_perm=min(1.0, p_holm), se=0.01, df=8.0, mde=0.03, n_target_articles=7, n_other_articles=41,
+                status=status)  # fmt: skip
+
+
+def _tables(domain_cross=(0.012, 0.004, 0.020, 0.01, 0.002), interaction=(0.02, 0.005, 0.035, 0.01)):
+    d, lo, hi, p, p_perm = domain_cross
     comparisons = pd.DataFrame([
         _cmp(GEN, "e5", "cross", 0.020, 0.011, 0.030, 0.0002), _cmp(GEN, "e5", "mono", -0.004, -0.012, 0.003, 0.3),
-        _cmp(IN, RND, "cross", d, lo, hi, p), _cmp(IN, RND, "mono", 0.001, -0.006, 0.008, 1.0),
-        _cmp(RND, GEN, "cross", 0.010, 0.003, 0.017, 0.02, seeds=(-0.002, 0.02)),
-        _cmp(IN, GEN, "cross", 0.022, 0.014, 0.030, 0.0002), _cmp(CUL, RND, "cross", -0.001, -0.008, 0.006, 1.0),
+        _cmp(IN, RND, "cross", d, lo, hi, p, p_perm), _cmp(IN, RND, "mono", 0.001, -0.006, 0.008, 1.0, 0.8),
+        _cmp(RND, GEN, "cross", 0.010, 0.003, 0.017, 0.02, p_perm=0.09),
+        _cmp(IN, GEN, "cross", 0.022, 0.014, 0.030, 0.0002), _cmp(CUL, RND, "cross", -0.001, -0.008, 0.006, 1.0, 0.7),
         _cmp(IN, "e5", "mono", -0.02, -0.03, -0.012, 0.001),
         _cmp(IN, RND, "cross", 0.015, 0.001, 0.03, 0.04, slice_="outside-exploration-8"),
-    ] + ([_cmp(IN, RND, "cross", 0.01, -0.01, 0.03, 1.0, slice_="domain:news")] if articles >= 5 else []))  # fmt: skip
-    drifts = (("e5", 0.0), (GEN, 0.03), (IN, 0.01), (RND, 0.012), (CUL, 0.011))
+        _cmp(IN, RND, "cross", 0.01, -0.01, 0.03, 1.0, slice_="domain:news"),
+    ])  # fmt: skip
+    i, ilo, ihi, ip = interaction
+    interactions = pd.DataFrame([_inter(IN, i, ilo, ihi, ip), _inter(CUL, 0.0, 0, 0, 1, "too-few-articles", "culture")])
+    ckas = (("e5", 1.0), (GEN, 0.93), (IN, 0.91), (RND, 0.92), (CUL, 0.90))
     levels = pd.DataFrame([dict(system=s, seed=0, dataset="xquad-r", setting="multi", map=0.5, r1=0.4, r10=0.8,
-                                rank_distance=60.0, drift=dr, pool_size=4500.0) for s, dr in drifts])  # fmt: skip
+                                rank_distance=60.0, cka=c, pool_size=4500.0) for s, c in ckas])  # fmt: skip
+    training = pd.DataFrame([dict(system=s, label=f"{s}/s{k}", seed=k, groups=g, articles=a, same_article_negatives=r,
+                                  pairs=1000, batch_size=16, steps=40, train_loss=0.5)
+                             for s, g, a, r in ((GEN, 986, 440, 0.004), (IN, 92, 55, 0.021), (RND, 92, 55, 0.020),
+                                                (CUL, 92, 55, 0.019)) for k in range(6)])  # fmt: skip
     slices = pd.DataFrame([dict(system=s, dataset="xquad-r", setting="multi", domain="news", map=m, queries=300,
-                                groups=100, articles=articles, seeds=3, status="ok" if articles >= 5 else
-                                "too-few-articles") for s, m in ((IN, 0.61), (RND, 0.60))])  # fmt: skip
-    recipe = pd.DataFrame(
-        [
-            dict(scale=None, lr=None, step=0, dev_mono=0.70, dev_cross=0.45, chosen=False, rule="r"),
-            dict(scale=100.0, lr=3e-5, step=20, dev_mono=0.71, dev_cross=0.52, chosen=True, rule="r"),
-            dict(scale=20.0, lr=3e-5, step=20, dev_mono=0.65, dev_cross=0.53, chosen=False, rule="r"),
-        ]
-    )
-    return {"comparisons": comparisons, "levels": levels, "slices": slices, "recipe": recipe}  # fmt: skip
+                                groups=100, articles=7, seeds=6, status="ok")
+                           for s, m in ((IN, 0.61), (RND, 0.60))])  # fmt: skip
+    recipe = pd.DataFrame([
+        dict(scale=None, lr=None, step=0, dev_mono=0.70, dev_cross=0.45, chosen=False, rule="r"),
+        dict(scale=100.0, lr=3e-5, step=20, dev_mono=0.71, dev_cross=0.52, chosen=True, rule="r"),
+        dict(scale=20.0, lr=3e-5, step=20, dev_mono=0.65, dev_cross=0.53, chosen=False, rule="r"),
+    ])  # fmt: skip
+    truncation = pd.DataFrame([dict(dataset="xquad-r", kind=k, lang=x, texts=100, share_cut=v, cutoff=512)
+                               for k in ("question", "candidate")
+                               for x, v in (("en", 0.0), ("th", 0.012))])  # fmt: skip
+    return {"comparisons": comparisons, "interactions": interactions, "levels": levels, "training": training,
+            "slices": slices, "recipe": recipe, "truncation": truncation}  # fmt: skip
 
 
-def test_domain_effect_is_claimed_against_the_size_matched_control():
+def test_a_domain_effect_needs_the_gain_and_the_interaction():
     text = answer.answer(_tables(), "xquad-r", base="e5")
-    assert text.startswith("**Answer.** news focus: cross-lingual mAP higher than a random pool of the same size "
-                           "(+0.012), monolingual kept against it (+0.001); against the untrained base, monolingual "
-                           "not kept (-0.020).")  # fmt: skip
-    assert "Target: cross-lingual above the base (the rules above) met; monolingual within −0.01 of the base (CI " \
-           "lower bound above −0.01) not met." in text  # the CI reaches -0.012  # fmt: skip
-    assert "pool-size effect (random pool vs general), cross: +0.010 [+0.003, +0.017], p_Holm 0.02; seeds " \
-           "disagree (-0.002 to +0.020) → no detectable difference" in text  # fmt: skip
-    assert "other-domain control `hybrid/news-size-culture` vs random pool, cross" in text
-    assert "`hybrid/news-in-domain` 0.0100, `hybrid/news-size-random` 0.0120" in text
-    assert "on `domain:news` (cross, articles resampled): +0.010 [-0.010, +0.030], p_Holm 1 → no detectable" in text
-    assert (
-        "on `outside-exploration-8` (cross, articles resampled): +0.015 [+0.001, +0.030], p_Holm 0.04 → higher" in text
+    assert text.startswith(
+        "**Answer.** news focus: cross-lingual mAP higher than its random control (+0.012, MDE 0.011), larger on its "
+        "own articles: a domain effect; monolingual kept against it."
     )
+    assert "is the cross-lingual gain about news? on-topic +0.030 vs elsewhere +0.010 (7 vs 41 articles): " \
+           "interaction +0.020 [+0.005, +0.035], p_Holm 0.01" in text  # fmt: skip
+    assert "→ domain-specific" in text
+
+
+def test_a_broad_gain_without_the_interaction_is_a_pool_effect():
+    text = answer.answer(_tables(interaction=(0.004, -0.01, 0.018, 0.6)), "xquad-r", base="e5")
+    assert "but not larger on its own articles than elsewhere: a pool effect, not a domain effect" in text
+    assert "→ not shown to be domain-specific" in text
 
 
 @pytest.mark.parametrize(
     "cross, phrase",
-    [((0.012, 0.004, 0.020, 0.06), "no detectable difference from"),  # CI excludes 0, but not after Holm
-     ((0.012, -0.001, 0.020, 0.01), "no detectable difference from"),  # Holm passes, CI touches 0
-     ((-0.012, -0.020, -0.004, 0.01), "lower than")],
+    [((0.012, 0.004, 0.020, 0.06, 0.002), "no detectable difference from"),  # CI excludes 0, but not after Holm
+     ((0.012, -0.001, 0.020, 0.01, 0.002), "no detectable difference from"),  # Holm passes, CI touches 0
+     ((0.012, 0.004, 0.020, 0.01, 0.10), "no detectable difference from"),  # the run-mean permutation disagrees
+     ((-0.012, -0.020, -0.004, 0.01, 0.002), "lower than")],
 )  # fmt: skip
-def test_a_claim_needs_holm_and_a_ci_that_excludes_zero(cross, phrase):
+def test_a_claim_needs_holm_a_ci_that_excludes_zero_and_the_permutation_test(cross, phrase):
     text = answer.answer(_tables(domain_cross=cross), "xquad-r", base="e5")
-    assert f"news focus: cross-lingual mAP {phrase} a random pool" in text
+    assert f"news focus: cross-lingual mAP {phrase} its random control" in text
 
 
-def test_small_slices_get_no_claim_and_missing_controls_are_said():
-    text = answer.answer(_tables(articles=3), "xquad-r", base="e5")
-    assert "on `domain:news`: too few articles (3) for a claim." in text
+def test_every_row_states_run_variance_and_what_it_could_detect():
     t = _tables()
-    t["comparisons"] = t["comparisons"][t["comparisons"].reference != RND]
-    assert "news: no size-matched control was trained, so no domain effect can be stated" in answer.answer(
-        t, "xquad-r", base="e5"
-    )
+    text = answer.answer(t, "xquad-r", base="e5")
+    assert "pool-size effect (random pool vs general), cross: +0.010 [+0.003, +0.017], p_Holm 0.02, p_perm 0.09 " \
+           "(run SD 0.010 vs 0.012; MDE 0.011) → no detectable difference" in text  # p_perm 0.09 blocks it  # fmt: skip
+    assert "**Design.** 4 trained systems, 6–6 runs each" in text and "differences of 0.011–0.011" in text
+    assert "`hybrid/news-in-domain` 92 groups in 55 articles, same-article negatives 0.021" in text
+    assert "`hybrid/news-in-domain` 0.910, `hybrid/news-size-random` 0.920" in text  # CKA per arm
+    assert "Target: cross-lingual above the base (the rules above) met; monolingual within −0.01 of the base (CI " \
+           "lower bound above −0.01) not met." in text  # fmt: skip
+    table = answer.comparison_table(t["comparisons"], "xquad-r").set_index(["system", "reference"])
+    assert table.loc[(IN, RND), "run SD (cross)"] == "0.010 / 0.012" and table.loc[(IN, RND), "MDE (cross)"] == "0.011"
+    inter = answer.interaction_table(t["interactions"], "xquad-r").set_index("system")
+    assert inter.loc[IN, "interaction [95% CI]"] == "+0.020 [+0.005, +0.035]*"
+    assert inter.loc[CUL, "interaction [95% CI]"] == "too-few-articles"
 
 
 def test_recipe_lines_name_the_chosen_setting_and_its_dev_scores():
@@ -87,13 +109,6 @@ def test_recipe_lines_name_the_chosen_setting_and_its_dev_scores():
     assert "scales {20, 100}, learning rates {3e-05}, steps {20}" in line
     assert "MNRL scale 100 (temperature 0.01), learning rate 3e-05, 20 steps" in line
     assert "monolingual mAP 0.700 → 0.710 and cross-lingual mAP 0.450 → 0.520" in line
-
-
-def test_seeds_that_disagree_block_a_claim():
-    row = pd.Series(_cmp(IN, RND, "cross", 0.012, 0.004, 0.020, 0.001, seeds=(-0.001, 0.03)))
-    assert not answer.significant(row) and answer.verdict(row) == "no detectable difference"
-    single = pd.Series(_cmp(IN, RND, "cross", 0.012, 0.004, 0.020, 0.001, seeds=(np.nan, np.nan)))
-    assert answer.significant(single) and "seeds" not in answer.fmt(single)
 
 
 def test_a_profile_without_domain_runs_says_so_and_reports_sampling():
@@ -119,18 +134,51 @@ def test_replace_section_needs_markers():
         answer.replace_section("no markers", "x")
 
 
-def test_readme_results_are_generated_from_the_committed_cpu_tables():
-    """Every number in the README's results section comes from results/cpu/*.csv (make readme rewrites it)."""
+@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+def test_readme_results_are_generated_from_the_committed_tables(profile):
+    """Every number in the README's results sections comes from results/<profile>/*.csv (`make readme`)."""
     readme = (config.root() / "README.md").read_text(encoding="utf-8")
-    section = answer.render(config.root() / "results" / "cpu")
-    assert answer.replace_section(readme, section) == readme, "README results are stale: run `make readme`"
+    section = answer.section(profile)
+    assert answer.replace_section(readme, section, profile) == readme, "README results are stale: run `make readme`"
 
 
-def test_gpu_section_is_generated_from_the_gpu_tables_and_claims_nothing():
-    readme = (config.root() / "README.md").read_text(encoding="utf-8")
-    folder = config.root() / "results" / "gpu"
-    section = answer.render_levels_only(folder)
-    assert answer.replace_section(readme, section, "gpu") == readme, "README gpu results are stale"
-    assert "No comparison of this profile is claimed" in section and "[+" not in section and "[-" not in section
-    table = answer.seed_range_table(pd.read_csv(folder / "levels.csv"), "xquad-r").set_index("system")
+def test_levels_only_profiles_claim_nothing_and_state_the_run_level_floor():
+    """Without per-query tables no interval is drawn; the run-mean comparison says how little 3 or 5 runs can show."""
+    cpu, gpu = answer.section("cpu"), answer.section("gpu")
+    for text in (cpu, gpu):
+        assert "No comparison of this profile is claimed" in text and "[+" not in text and "[-" not in text
+    folder = config.root() / "results"
+    means = answer.run_means_table(pd.read_csv(folder / "cpu" / "levels.csv"), "xquad-r", "multilingual-e5-small")
+    row = means.set_index(["system", "reference"]).loc[(IN, RND)]
+    assert row.runs == "3 vs 3" and "p_perm 0.2;" in row.cross  # the 3-seed design: 0.626/0.618/0.596 vs 0.594/...
+    gpu_means = answer.run_means_table(pd.read_csv(folder / "gpu" / "levels.csv"), "xquad-r", "multilingual-e5-small")
+    assert gpu_means.set_index(["system", "reference"]).loc[(IN, RND)].runs == "5 vs 5"
+    table = answer.seed_range_table(pd.read_csv(folder / "gpu" / "levels.csv"), "xquad-r").set_index("system")
     assert table.loc["hybrid/general", "seeds"] == 5 and table.loc["hybrid/general", "cross"].startswith("0.682 (")
+
+
+def test_smallest_possible_permutation_p_by_hand():
+    assert answer.smallest_p(3, 3) == pytest.approx(0.1)  # 2 of C(6, 3) = 20 relabellings
+    assert answer.smallest_p(3, 1) == pytest.approx(0.25)  # 2 of 2^3 sign flips
+    assert answer.smallest_p(6, 6) == pytest.approx(2 / 924)
+
+
+def test_the_readme_prose_about_the_3_run_and_gpu_tables_holds():
+    """The hand-written sentences of "Where the answer stands", checked against the committed tables."""
+    folder = config.root() / "results"
+    cpu = answer.run_means_table(pd.read_csv(folder / "cpu" / "levels.csv"), "xquad-r", "multilingual-e5-small")
+    from hybridir_utils.effects import comparison_plan, run_means_comparisons
+
+    def rows(profile):
+        lv = pd.read_csv(folder / profile / "levels.csv")
+        plan = comparison_plan([s for s in lv.system.unique() if "/" in s], base="multilingual-e5-small")
+        return run_means_comparisons(lv, plan).set_index(["system", "reference", "setting"])
+
+    old = rows("cpu").loc[(IN, RND, "cross")]
+    assert old.p_perm == pytest.approx(0.2) and old.mde > old.delta > 0  # "p 0.2, MDE larger than the difference"
+    assert cpu.runs.eq("3 vs 3").any() and answer.smallest_p(3, 3) == pytest.approx(0.1)
+    gpu = rows("gpu")
+    assert gpu.loc[(IN, RND, "cross")].p_perm > 0.05  # "not distinguishable from zero"
+    for system in (IN, RND):  # "both below general training in all five runs against five"
+        row = gpu.loc[(system, GEN, "cross")]
+        assert row.delta < 0 and row.p_perm == pytest.approx(answer.smallest_p(5, 5))

@@ -273,3 +273,14 @@ def test_every_domain_arm_draws_anew_per_seed_at_one_size(tiny_domain_pairs):
     assert set(a.pairs.group) != set(b.pairs.group)  # seed 0 and seed 1 draw different news groups
     assert a.pairs.group.nunique() == control.pairs.group.nunique() == size
     assert a.pairs.article.nunique() == control.pairs.article.nunique()  # the same article structure
+
+
+def test_per_language_differences_against_the_base_mark_unseen_languages(tmp_path):
+    gains = {"e5": (0.0, 0.0), "hybrid/news-in-domain": (0.05, 0.0)}
+    results = _topical_results(tmp_path, gains, seeds=(0,))
+    table = report.per_language(results, "xquad-r", "e5", seen=["en"]).set_index(["system", "setting", "lang"])
+    row = table.loc[("hybrid/news-in-domain", "mono", "de")]
+    assert row.delta_vs_base == pytest.approx(0.025) and not row.seen  # half of the groups (news) gain 0.05
+    assert table.loc[("hybrid/news-in-domain", "cross", "en")].seen and table.loc[("e5", "mono", "en")]["map"] > 0
+    with pytest.raises(ValueError, match="base 'nope'"):
+        report.per_language(results, "xquad-r", "nope")

@@ -51,12 +51,30 @@ def test_smoke_writes_the_result_tables(smoke_run):
     out, _ = smoke_run
     tables = {name: pd.read_csv(out.parent / "results" / "smoke" / f"{name}.csv") for name in answer.TABLES}
     assert list(tables["levels"].columns) == ["system", "seed", "dataset", "setting", "map", "r1", "r10",
-                                              "rank_distance", "drift", "pool_size"]  # fmt: skip
-    assert {"system", "reference", "delta", "lo", "hi", "p", "p_holm", "n_seeds"} <= set(tables["comparisons"])
+                                              "rank_distance", "cka", "pool_size"]  # fmt: skip
+    run_level = {"delta", "lo", "hi", "p", "p_holm", "p_perm", "n_seeds", "n_ref_seeds", "run_sd", "se", "df", "mde"}
+    assert run_level <= set(tables["comparisons"]) and (tables["comparisons"].mde > 0).all()
     assert tables["recipe"].chosen.sum() == 1 and (tables["recipe"].step == 0).sum() == 1
     trained = tables["levels"][tables["levels"].system.str.contains("/")]
-    assert trained.drift.between(0, 1).all() and (trained.drift > 0).all()
+    assert trained.cka.between(0, 1).all() and (trained.cka < 1).all()
     assert set(tables["slices"].status) <= {"ok", "too-few-articles"}
+    science = tables["interactions"].set_index("system").loc["hybrid/science-in-domain"]
+    assert science.status == "ok" and science.n_target_articles == 2 and science.n_other_articles == 6
+    training = tables["training"].set_index("system")
+    assert training.loc["hybrid/science-in-domain", "groups"] == training.loc["hybrid/science-size-random", "groups"]
+    assert (tables["truncation"].cutoff == 512).all() and tables["truncation"].share_cut.between(0, 1).all()
+
+
+@pytest.mark.slow
+def test_every_arm_is_scored_as_its_wise_ft_interpolation(smoke_run):
+    """WiSE-FT: λ chosen on dev (wiseft.csv) is applied to every run; notebook 04 scores the interpolated models."""
+    out, _ = smoke_run
+    curve = pd.read_csv(out.parent / "results" / "smoke" / "wiseft.csv")
+    lam = float(curve[curve.chosen].lam.iloc[0])
+    runs = pd.read_csv(out / "03_training" / "runs.csv")
+    assert (runs.wise_lambda == lam).all() and lam < 1
+    assert (runs.model_dir != runs.trained_model_dir).all()  # the interpolated copies, saved apart
+    assert all(json.loads((Path(d) / "wiseft.json").read_text())["lambda"] == lam for d in runs.model_dir)
 
 
 @pytest.mark.slow
@@ -78,7 +96,7 @@ def test_smoke_tables_equal_the_committed_ones(smoke_run, name):
 def test_every_run_trains_with_the_chosen_recipe_and_no_test_article(smoke_run):
     out, _ = smoke_run
     chosen = json.loads((out / "03_training" / "recipe.json").read_text())
-    for model_dir in pd.read_csv(out / "03_training" / "runs.csv").model_dir:
+    for model_dir in pd.read_csv(out / "03_training" / "runs.csv").trained_model_dir:
         cfg = json.loads((Path(model_dir) / "train_config.json").read_text())
         assert (cfg["scale"], cfg["lr"], cfg["max_steps"]) == (chosen["scale"], chosen["lr"], chosen["max_steps"])
         info = json.loads((Path(model_dir) / "train_info.json").read_text())
@@ -86,9 +104,9 @@ def test_every_run_trains_with_the_chosen_recipe_and_no_test_article(smoke_run):
 
 
 # Figures each rendered notebook shows inline (04: one CI plot per reference: the base, hybrid/general and the
-# science-size random pool; 05: rank distance and three heatmaps).
+# science-size random pool, and the per-article gains; 05: rank distance, three heatmaps, mono per language).
 INLINE_FIGURES = {"01_data_exploration": 2, "02_domain_selection": 2, "03_hybrid_batch_training": 2,
-                  "04_evaluation": 3, "05_bias_analysis": 4}  # fmt: skip
+                  "04_evaluation": 4, "05_bias_analysis": 5}  # fmt: skip
 
 
 @pytest.mark.slow
