@@ -182,3 +182,29 @@ def test_the_readme_prose_about_the_3_run_and_gpu_tables_holds():
     for system in (IN, RND):  # "both below general training in all five runs against five"
         row = gpu.loc[(system, GEN, "cross")]
         assert row.delta < 0 and row.p_perm == pytest.approx(answer.smallest_p(5, 5))
+
+
+def test_the_readme_prose_about_the_partial_gpu_run_holds():
+    """The sentences about results/cpu-on-gpu (structure-matched controls, WiSE-FT on dev, no truncation)."""
+    folder = config.root() / "results" / "cpu-on-gpu"
+    training = pd.read_csv(folder / "training.csv")
+    arms = training.groupby("system").agg(
+        groups=("groups", "mean"),
+        articles=("articles", "mean"),
+        rate=("same_article_negatives", "mean"),
+        runs=("seed", "nunique"),
+    )
+    assert (arms.runs == 6).all() and len(arms) == 5
+    news = arms.loc["hybrid/news-in-domain"]
+    for control in ("hybrid/news-size-random", "hybrid/news-size-culture", "hybrid/news-size-geography"):
+        assert arms.loc[control, "groups"] == news.groups == 92
+        assert abs(arms.loc[control, "rate"] - news.rate) < 0.25 * news.rate  # "within a quarter"
+        assert arms.loc[control, "rate"] > 2.5 * arms.loc["hybrid/general", "rate"]  # "about three times"
+    for control in ("hybrid/news-size-random", "hybrid/news-size-culture"):
+        assert arms.loc[control, "articles"] == news.articles  # "as many articles as the news draw"
+    assert arms.loc["hybrid/news-size-geography", "articles"] > news.articles
+    curve = pd.read_csv(folder / "wiseft.csv").set_index("lam")
+    assert curve.index[curve.chosen].tolist() == [0.5] and (curve.runs == 3).all()
+    for column in ("dev_mono", "dev_cross"):  # "higher than at λ = 1 and than the untrained base"
+        assert curve.loc[0.5, column] > curve.loc[1.0, column] and curve.loc[0.5, column] > curve.loc[0.0, column]
+    assert (pd.read_csv(folder / "truncation.csv").share_cut == 0).all()

@@ -284,3 +284,19 @@ def test_per_language_differences_against_the_base_mark_unseen_languages(tmp_pat
     assert table.loc[("hybrid/news-in-domain", "cross", "en")].seen and table.loc[("e5", "mono", "en")]["map"] > 0
     with pytest.raises(ValueError, match="base 'nope'"):
         report.per_language(results, "xquad-r", "nope")
+
+
+def test_compare_leaves_out_queries_whose_metric_is_undefined(tmp_path):
+    """Rank distance is undefined for a group with one answer in the pool (NaN): those queries are dropped for every
+    system, not an error and not a zero."""
+    frames = []
+    for system, shift in (("e5", 0.0), ("hybrid/general", 5.0)):
+        rows = [dict(qid=f"{x}:g{g}", query_lang=x, pool_lang="multi", setting="multi", ap=0.5, group=f"g{g}",
+                     article=f"a{g}", rank_distance=np.nan if g < 2 else 10.0 + g + shift)
+                for g in range(8) for x in ("en", "de")]  # fmt: skip
+        path = tmp_path / f"{system.replace('/', '_')}.parquet"
+        pd.DataFrame(rows).to_parquet(path)
+        frames.append(dict(system=system, seed=0, dataset="xquad-r", per_query=str(path)))
+    table = effects.compare(pd.DataFrame(frames), "xquad-r", "multi", "e5", metric="rank_distance", n_boot=200)
+    row = table.set_index("system").loc["hybrid/general"]
+    assert row.n_rows == 12 and row.delta == pytest.approx(5.0)  # 16 queries, the 4 of groups g0 and g1 left out

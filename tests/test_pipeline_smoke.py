@@ -78,7 +78,7 @@ def test_every_arm_is_scored_as_its_wise_ft_interpolation(smoke_run):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [*answer.TABLES, "miracl"])
+@pytest.mark.parametrize("name", [*answer.TABLES, "miracl", "wiseft", "languages"])
 def test_smoke_tables_equal_the_committed_ones(smoke_run, name):
     """A refactor must not move a number: this run's table is byte-identical to results/smoke/<name>.csv.
 
