@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hybridir_utils.experiments import ExperimentError, Run, evaluation_set
+from hybridir_utils.experiments import ExperimentError, Run
 from hybridir_utils.pools import CONTROL_PREFIX, RANDOM_CONTROL
 from hybridir_utils.runstats import interaction_bootstrap, per_article_gain, run_bootstrap
 from hybridir_utils.stats import holm
@@ -72,7 +72,7 @@ def compare(results, dataset, setting, reference, metric="ap", n_boot=5000, seed
     keep = attrs.article.isin(articles).to_numpy() if articles is not None else np.ones(len(attrs), bool)
     # a metric undefined for some queries (rank distance of a group with one answer in the pool) leaves them out,
     # for every system alike
-    keep &= np.logical_and.reduce([np.isfinite(mat).all(axis=0) for mat in scores.values()])
+    keep = keep & np.logical_and.reduce([np.isfinite(mat).all(axis=0) for mat in scores.values()])
     scores = {name: mat[:, keep] for name, mat in scores.items()}
     table = run_bootstrap(scores, attrs.stratum[keep].to_numpy(), attrs[cluster][keep].to_numpy(), reference,
                           n_boot=n_boot, seed=seed)  # fmt: skip
@@ -97,50 +97,18 @@ def comparison_plan(trained, base: str, general: str = "hybrid/general") -> pd.D
     return pd.DataFrame(rows, columns=["system", "reference", "question"])
 
 
-def slice_plan(plan: pd.DataFrame, slices: dict[str, set], min_articles: int) -> list[tuple[str, str, str, set]]:
-    """(system, reference, slice, articles) for the domain effect (in-domain vs size-matched random) on slices.
-
-    ``slices`` maps a name to its test articles: ``domain:<d>`` slices are compared only for the model focused on
-    ``d``; any other slice for every in-domain model. A slice of fewer than ``min_articles`` articles is left out.
-    """
-    effect = plan[(plan.question == CONTROL_QUESTION) & plan.system.str.endswith("-in-domain")]
-    rows = []
-    for r in effect.itertuples():
-        target = Run.from_system(r.system).domain
-        for name, articles in slices.items():
-            if len(articles) >= min_articles and (not name.startswith("domain:") or name == f"domain:{target}"):
-                rows.append((r.system, r.reference, name, set(articles)))
-    return rows
-
-
-def test_slices(ds, domain_of: dict, exploration: int | None = None) -> dict[str, set]:
-    """Article sets of the test set to repeat the domain effect on: each domain's articles and, with
-    ``exploration``, the articles outside the seeded subset that earlier exploratory runs were scored on (the runs
-    that suggested the hypothesis): a check that the effect is not an artefact of the articles that raised it."""
-    articles = set(ds.questions.article)
-    out = {f"domain:{d}": {a for a in articles if domain_of[a] == d} for d in sorted({domain_of[a] for a in articles})}
-    if exploration:
-        seen = set(evaluation_set(ds.name, ds.languages[:1], exploration).questions.article)
-        out[f"outside-exploration-{exploration}"] = articles - seen
-    return out
-
-
-def comparisons(results, plan, datasets, settings=("mono", "cross", "multi"), n_boot=5000, slices=None):
+def comparisons(results, plan, datasets, settings=("mono", "cross", "multi"), n_boot=5000):
     """``results/<profile>/comparisons.csv``: each planned pair per dataset and setting (cluster: question group),
-    plus the domain-focused model against its control on ``slices`` of the first dataset (cross setting, cluster:
-    article); run-level intervals (:func:`stats.run_bootstrap`) and Holm-adjusted p over every row together."""
-    frames, matrices = [], {}
+    with run-level intervals (:func:`runstats.run_bootstrap`) and Holm-adjusted p over every row together. Whether a
+    gain is about a domain's own articles is :func:`interactions` (articles resampled with their small-sample
+    correction), not a slice of this table."""
+    frames = []
     for dataset in datasets:
         for setting in settings:
-            matrices[dataset, setting] = matrix = per_query_matrix(results, dataset, setting)
+            matrix = per_query_matrix(results, dataset, setting)
             for reference, wanted in plan.groupby("reference", sort=False):
                 table = compare(results, dataset, setting, reference, n_boot=n_boot, matrix=matrix)
                 frames.append(table.merge(wanted, on=["system", "reference"]).assign(slice="all", cluster="group"))
-    for system, reference, name, articles in slices or []:
-        matrix = matrices.get((datasets[0], "cross"))
-        table = compare(results, datasets[0], "cross", reference, n_boot=n_boot, articles=articles, cluster="article",
-                        matrix=matrix)  # fmt: skip
-        frames.append(table[table.system == system].assign(question=CONTROL_QUESTION, slice=name, cluster="article"))
     out = pd.concat(frames, ignore_index=True)
     out["p_holm"] = holm(out.p.to_numpy())
     return out[COLUMNS]
@@ -169,6 +137,8 @@ def interactions(results, plan, dataset: str, settings=("cross",), n_boot=5000, 
     rows = []
     for setting in settings:
         scores, attrs = per_query_matrix(results, dataset, setting)
+        if attrs.domain.isna().all():
+            raise ExperimentError(f"the per-query tables of {dataset!r} have no domain column: score with domain_of=")
         for r in plan[plan.question == CONTROL_QUESTION].itertuples():
             topic = topic_of(r.system)
             if topic is None:

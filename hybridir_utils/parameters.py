@@ -153,7 +153,6 @@ PARAMS: dict[str, Param] = {
     "write_runs": Param("bool", "write TREC run files (a large pool's runs cost minutes)", kind=bool),
     "cell_timeout": Param("int", "papermill's per-cell limit in seconds (read by the pipeline)", **number(int, 1)),
     "n_boot": Param("int", "bootstrap replicates for confidence intervals", **number(int, 1)),
-    "exploration_articles": Param("int", "size of the seeded article subset earlier runs scored", **number(int, 0)),
     "encode_backend": Param("str", "inference backend of e5 and trained models", choices=_backends),
     "encode_batch_size": Param("int", "encode batch size", **number(int, 1)),
     "miracl_dir": Param("Optional[str]", "MIRACL: None (skip), 'hub', or a folder of local files", optional=True),

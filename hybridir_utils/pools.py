@@ -279,7 +279,8 @@ def _candidate_articles(groups: pd.DataFrame, target: str, control: str) -> dict
 
 def _match_language_sets(wanted: list[str], offered: dict, rng: np.random.Generator) -> list:
     """``len(wanted)`` groups of ``offered`` (group -> language set), matching ``wanted`` greedily: exact matches
-    first, then per remaining set the group of largest language overlap (ties broken by ``rng``)."""
+    first, then per remaining set the group with the fewest languages different, then the most shared (ties broken
+    by ``rng``)."""
     free, chosen, rest = dict(offered), [], []
     for lang_set in wanted:
         same = [g for g, s in free.items() if s == lang_set]
@@ -290,8 +291,10 @@ def _match_language_sets(wanted: list[str], offered: dict, rng: np.random.Genera
             rest.append(lang_set)
     for lang_set in rest:
         langs = set(lang_set.split(","))
-        overlap = {g: len(langs & set(s.split(","))) for g, s in free.items()}
-        best = [g for g, o in overlap.items() if o == max(overlap.values())]
+        # the fewest languages different (either way), then the most shared: a superset would add pairs and
+        # cross-lingual pairs the drawn group does not have
+        cost = {g: (len(langs ^ set(s.split(","))), -len(langs & set(s.split(",")))) for g, s in free.items()}
+        best = [g for g, c in cost.items() if c == min(cost.values())]
         chosen.append(best[int(rng.integers(len(best)))])
         del free[chosen[-1]]
     return chosen
@@ -312,7 +315,8 @@ def _pick_article(candidates: dict, sets: pd.Series, wanted: list[str], rng: np.
     fitting = [a for a in sorted(candidates) if len(candidates[a]) >= len(wanted)]
     if not fitting:
         largest = max(len(m) for m in candidates.values())
-        return sorted(a for a, m in candidates.items() if len(m) == largest)[0]
+        biggest = sorted(a for a, m in candidates.items() if len(m) == largest)
+        return biggest[int(rng.integers(len(biggest)))]
     need = Counter(wanted)
     scores = np.array([_mismatch(need, [sets[g] for g in candidates[a]]) for a in fitting])
     best = [a for a, sc in zip(fitting, scores, strict=True) if sc == scores.min()]
@@ -328,8 +332,8 @@ def structure_matched_pool(
     most of the drawn groups' language sets, gives k groups matched by language set (``_match_language_sets``).
     Same groups, articles and groups per article as the arm, so same-article in-batch negatives are as frequent,
     and the same language coverage where the candidates allow it (a group's languages set how many mono and cross
-    pairs it adds). A drawn article larger than every candidate left is split over the largest ones (one more
-    article; counted in ``pools.json`` and ``training.csv``).
+    pairs it adds). A drawn article larger than every candidate left is split over the largest ones, chosen at
+    random (more articles; counted in ``pools.json`` and ``training.csv``).
 
     Its own rng stream (``[seed, 1]``), deterministic per seed. Raises ``DomainError`` as ``domain_draw`` does, for an
     unknown or target control, or when the control's articles run out (naming the control and what was left).

@@ -46,6 +46,7 @@ import pandas as pd
 from scipy.stats import t as student_t
 
 from hybridir_utils.stats import _CHUNK_CELLS, _Cells, _check_options, _check_scores, _cluster_weights, _codes, _macro
+from hybridir_utils.stats import _COLUMNS as _GROUP_COLUMNS
 
 __all__ = [
     "interaction_bootstrap",
@@ -53,29 +54,13 @@ __all__ = [
     "per_article_gain",
     "run_bootstrap",
     "run_permutation_p",
+    "smallest_permutation_p",
 ]
 
 MAX_RELABELLINGS = 200_000  # exact enumeration up to this many relabellings / sign flips, else Monte Carlo draws
 _TOL = 1e-12  # float noise must not turn "as extreme as observed" into "less extreme"
-_COLUMNS = [
-    "system",
-    "n_seeds",
-    "n_rows",
-    "n_clusters",
-    "mean",
-    "ci_low",
-    "ci_high",
-    "delta",
-    "lo",
-    "hi",
-    "p",
-    "se",
-    "df",
-    "run_sd",
-    "ref_run_sd",
-    "p_perm",
-    "mde",
-]
+# the group-level table's columns up to the p-value, then what the run level adds (no per-seed sign range)
+_COLUMNS = [*_GROUP_COLUMNS[: _GROUP_COLUMNS.index("p") + 1], "se", "df", "run_sd", "ref_run_sd", "p_perm", "mde"]
 
 
 def run_bootstrap(
@@ -198,9 +183,11 @@ def _resample_seeds(rep: np.ndarray, runs: np.ndarray, rng: np.random.Generator)
 
 def _welch_df(cluster: list[tuple[float, float]], levels: list[_Level]) -> float:
     """Welch-Satterthwaite df of a sum of variance components: ``cluster`` as (variance, df) pairs (infinite df for
-    many groups) and each level's run-level component with n-1 df; infinite (the normal) when every component
-    with a finite df is 0."""
-    parts = [*cluster, *((level.run_var, level.n - 1) for level in levels if level.n > 1)]
+    many groups) and each level's run component with n-1 df. The run component enters with the spread of its
+    runs as observed (s^2/n), not net of the group noise: when the net run variance is clipped to 0 with few runs,
+    its estimate is still uncertain, and a df of infinity (the normal quantile) would make the interval too narrow;
+    infinite only when no level has two runs or every run mean is equal."""
+    parts = [*cluster, *((float(level.runs.var(ddof=1)) / level.n, level.n - 1) for level in levels if level.n > 1)]
     den = sum(var * var / dof for var, dof in parts if math.isfinite(dof))
     num = sum(var for var, _ in parts)
     return num * num / den if den > 0 else math.inf
@@ -238,13 +225,22 @@ def minimum_detectable_effect(se: float, df: float, alpha: float = 0.05, power: 
     return float((student_t.ppf(1 - alpha / 2, df) + student_t.ppf(power, df)) * se)
 
 
+def smallest_permutation_p(n: int, m: int) -> float:
+    """The smallest two-sided p :func:`run_permutation_p` can give for n against m runs (sign flips of n runs
+    against a one-run reference): what a design of that many runs could ever show. With n == m the mirrored
+    labelling is as extreme as the observed one (2 of C(2n, n)); with n != m it need not be (1 of C(n+m, n))."""
+    if m == 1:
+        return 2 / 2**n
+    return (2 if n == m else 1) / math.comb(n + m, n)
+
+
 def run_permutation_p(a, b, seed: int = 0) -> float:
     """Two-sided exact permutation p of the difference of mean run statistics (e.g. per-seed macro means).
 
     Both sides with >= 2 runs: every relabelling of the pooled runs into groups of the two sizes, on |mean(a) -
     mean(b)|. One side with a single run (a frozen model: a fixed value) and the other with n >= 2: the sign-flip
     test of the n differences to that value (2^n flips). p is the share of relabellings at least as extreme as the
-    observed one, which is included (so 3 vs 3 runs can never give less than 1/20). Exact up to
+    observed one, which is included (so 3 vs 3 separated runs can never give less than 2/20 = 0.1). Exact up to
     ``MAX_RELABELLINGS`` relabellings, else that many seeded Monte Carlo draws, p = (1 + #extreme) / (1 + draws).
     NaN when neither applies (one run each).
     """

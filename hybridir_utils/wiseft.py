@@ -6,11 +6,11 @@ Hybrid-batch fine-tuning gains cross-lingual mAP but loses monolingual mAP again
 arm, and it is chosen on the held-out dev articles of MLQA-R (never on the test set) by the rule of
 :func:`choose_lambda`, fixed before any result is seen, as :mod:`hybridir_utils.recipe` chooses the recipe.
 
-Settings outside the weights (max_seq_length, prompts, pooling, tokenizer) are the fine-tuned model's: the
-interpolated model is a trained arm moved toward the base and is evaluated as that arm is (training cuts sequences
-at ``TrainConfig.max_seq_length``, 128 by default, while the base keeps 512). So λ = 1 is the trained model itself,
-same fingerprint and embedding cache; λ = 0 has the base's weights but the arm's settings, which is why the sweep
-scores the base model itself, with its own settings, as the λ = 0 reference.
+Settings outside the weights (max_seq_length, prompts, pooling, tokenizer) are the fine-tuned model's, so λ = 1
+is the trained model itself (same fingerprint and embedding cache). Scoring sets one evaluation cut-off for every
+model (``lambda_sweep``'s ``max_seq_length``, the notebooks' ``eval_max_seq_length``), so the training cut-off the
+fine-tuned model carries does not reach any score; the sweep still scores the base model itself as the λ = 0
+reference.
 """
 
 from __future__ import annotations

@@ -21,8 +21,10 @@
 # with probability α and cross-lingual (X-Y) otherwise. First the **recipe** (MNRL scale = 1/temperature,
 # learning rate, steps) is chosen on held-out MLQA-R *dev articles*, never on the test set. Then the grid:
 # sampling presets on the general pool, and domain-focused hybrid runs with their **controls**: for each target
-# domain, pools of the same number of question groups drawn at random (same language coverage per group) and
-# from another domain, so a domain effect is separated from a pool-size effect.
+# domain and run, a new draw of S question groups from the domain, and controls of the same size and article
+# structure from random articles and from other topics, so a domain effect is separated from pool size and from
+# how many in-batch negatives share an article. Then WiSE-FT's λ is chosen on the dev articles and every run is
+# interpolated with it.
 # Zero-shot protocol: train on MLQA-R, evaluate on XQuAD-R (articles shared by the two are dropped from training).
 #
 # **Inputs.** LAReQA files; `run_dir/02_domains/labels.parquet` (domain of every article).

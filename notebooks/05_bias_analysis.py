@@ -58,7 +58,8 @@ test_set = results.dataset.iloc[0]
 # %% [markdown]
 # ## Rank distance
 # Lower is less biased: a language-agnostic model ranks all translations of the answer next to each other.
-# Mean over queries, macro over query languages, with a 95% CI (question groups resampled; seeds averaged).
+# Mean over queries, macro over query languages, with a run-level 95% CI (each system's runs and the question
+# groups resampled).
 
 # %%
 rank_distance = pd.concat(
@@ -77,7 +78,8 @@ plots.show(fig, "05_rank_distance", fig_dir)
 
 # %% [markdown]
 # *What to look at:* trained models against the untrained base (first bar): shorter bars rank the translations
-# of an answer closer together. Overlapping error bars between two systems mean no detectable difference.
+# of an answer closer together. The bars are each system's level; whether two systems differ is the paired
+# difference (the table above), not whether their bars overlap.
 
 # %% [markdown]
 # ## Beside the paper

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from hybridir_utils import answer, config
+from hybridir_utils.runstats import smallest_permutation_p
 
 GEN, IN, RND, CUL = "hybrid/general", "hybrid/news-in-domain", "hybrid/news-size-random", "hybrid/news-size-culture"
 
@@ -61,8 +62,8 @@ def _tables(domain_cross=(0.012, 0.004, 0.020, 0.01, 0.002), interaction=(0.02, 
 def test_a_domain_effect_needs_the_gain_and_the_interaction():
     text = answer.answer(_tables(), "xquad-r", base="e5")
     assert text.startswith(
-        "**Answer.** news focus: cross-lingual mAP higher than its random control (+0.012, MDE 0.011), larger on its "
-        "own articles: a domain effect; monolingual kept against it."
+        "**Answer.** news focus: cross-lingual mAP higher than its random control (+0.012; MDE 0.011 before Holm), "
+        "larger on its own articles: a domain effect; monolingual kept against it."
     )
     assert "is the cross-lingual gain about news? on-topic +0.030 vs elsewhere +0.010 (7 vs 41 articles): " \
            "interaction +0.020 [+0.005, +0.035], p_Holm 0.01" in text  # fmt: skip
@@ -96,7 +97,7 @@ def test_every_row_states_run_variance_and_what_it_could_detect():
     assert "`hybrid/news-in-domain` 92 groups in 55 articles, same-article negatives 0.021" in text
     assert "`hybrid/news-in-domain` 0.910, `hybrid/news-size-random` 0.920" in text  # CKA per arm
     assert "Target: cross-lingual above the base (the rules above) met; monolingual within −0.01 of the base (CI " \
-           "lower bound above −0.01) not met." in text  # fmt: skip
+           "lower bound above −0.01, at run level) not met." in text  # fmt: skip
     table = answer.comparison_table(t["comparisons"], "xquad-r").set_index(["system", "reference"])
     assert table.loc[(IN, RND), "run SD (cross)"] == "0.010 / 0.012" and table.loc[(IN, RND), "MDE (cross)"] == "0.011"
     inter = answer.interaction_table(t["interactions"], "xquad-r").set_index("system")
@@ -158,9 +159,13 @@ def test_levels_only_profiles_claim_nothing_and_state_the_run_level_floor():
 
 
 def test_smallest_possible_permutation_p_by_hand():
-    assert answer.smallest_p(3, 3) == pytest.approx(0.1)  # 2 of C(6, 3) = 20 relabellings
-    assert answer.smallest_p(3, 1) == pytest.approx(0.25)  # 2 of 2^3 sign flips
-    assert answer.smallest_p(6, 6) == pytest.approx(2 / 924)
+    from hybridir_utils.runstats import run_permutation_p, smallest_permutation_p
+
+    assert smallest_permutation_p(3, 3) == pytest.approx(0.1)  # 2 of C(6, 3) = 20 relabellings
+    assert smallest_permutation_p(3, 1) == pytest.approx(0.25)  # 2 of 2^3 sign flips
+    assert smallest_permutation_p(6, 6) == pytest.approx(2 / 924)
+    assert smallest_permutation_p(3, 2) == pytest.approx(1 / 10)  # unequal sizes: the mirror is less extreme
+    assert run_permutation_p([5, 6, 7], [0, 1]) == pytest.approx(smallest_permutation_p(3, 2))
 
 
 def test_the_readme_prose_about_the_3_run_and_gpu_tables_holds():
@@ -176,12 +181,16 @@ def test_the_readme_prose_about_the_3_run_and_gpu_tables_holds():
 
     old = rows("cpu").loc[(IN, RND, "cross")]
     assert old.p_perm == pytest.approx(0.2) and old.mde > old.delta > 0  # "p 0.2, MDE larger than the difference"
-    assert cpu.runs.eq("3 vs 3").any() and answer.smallest_p(3, 3) == pytest.approx(0.1)
+    assert cpu.runs.eq("3 vs 3").any() and smallest_permutation_p(3, 3) == pytest.approx(0.1)
+    cpu_levels = pd.read_csv(folder / "cpu" / "levels.csv")
+    mono = cpu_levels[cpu_levels.setting == "mono"].groupby("system")["map"].mean()
+    trained = [s for s in mono.index if "/" in s]
+    assert (mono[trained] < mono["multilingual-e5-small"]).all()  # "every trained system ... lower mean mono"
     gpu = rows("gpu")
     assert gpu.loc[(IN, RND, "cross")].p_perm > 0.05  # "not distinguishable from zero"
     for system in (IN, RND):  # "both below general training in all five runs against five"
         row = gpu.loc[(system, GEN, "cross")]
-        assert row.delta < 0 and row.p_perm == pytest.approx(answer.smallest_p(5, 5))
+        assert row.delta < 0 and row.p_perm == pytest.approx(smallest_permutation_p(5, 5))
 
 
 def test_the_readme_prose_about_the_partial_gpu_run_holds():
@@ -208,3 +217,16 @@ def test_the_readme_prose_about_the_partial_gpu_run_holds():
     for column in ("dev_mono", "dev_cross"):  # "higher than at λ = 1 and than the untrained base"
         assert curve.loc[0.5, column] > curve.loc[1.0, column] and curve.loc[0.5, column] > curve.loc[0.0, column]
     assert (pd.read_csv(folder / "truncation.csv").share_cut == 0).all()
+    assert (training.wise_lambda == 1.0).all()  # "written before interpolation"
+
+
+def test_one_run_never_supports_a_claim_and_few_articles_no_domain_effect():
+    """A trained side with one run has no permutation p and no run level: no claim, and no "kept"; an interaction
+    measured on fewer than report.MIN_SLICE_ARTICLES on-topic articles is no domain effect, however small its p."""
+    one_run = pd.Series({**_cmp(IN, RND, "cross", 0.03, 0.02, 0.04, 0.0001, p_perm=float("nan")), "n_seeds": 1})
+    assert not answer.significant(one_run) and answer.verdict(one_run) == "no detectable difference"
+    assert not answer.kept(pd.Series({**_cmp(IN, RND, "mono", 0.0, -0.005, 0.005, 1.0), "n_seeds": 1}))
+    assert answer.kept(pd.Series({**_cmp(IN, RND, "mono", 0.0, -0.005, 0.005, 1.0)}))  # 6 runs, CI above -0.01
+    few = pd.Series({**_inter(IN, 0.05, 0.02, 0.08, 0.001), "n_target_articles": 4})
+    assert answer.interaction_claimed(pd.Series(_inter(IN, 0.05, 0.02, 0.08, 0.001)))
+    assert not answer.interaction_claimed(few)

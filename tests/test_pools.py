@@ -285,3 +285,14 @@ def test_real_structure_control_matches_same_article_negatives(mlqa_pairs):
     print(f"same-article negative rate, news pseudo-domain, S=96: arm {arm:.4f}, new {new:.4f}, old {old:.4f}")
     assert old < 0.3 * arm
     assert abs(new - arm) < 0.2 * arm
+
+
+def test_language_sets_are_matched_without_preferring_supersets():
+    """A superset group adds pairs (and cross-lingual pairs) the drawn group lacks: the closest set wins."""
+    from hybridir_utils.pools import _match_language_sets
+
+    offered = {"all7": "ar,de,en,es,hi,vi,zh", "two": "de,en"}
+    assert _match_language_sets(["de,en,es"], offered, np.random.default_rng(0)) == ["two"]
+    assert _match_language_sets(["de,en"], {"three": "ar,de,en", "other": "de,es"}, np.random.default_rng(0)) == [
+        "three"
+    ]
