@@ -23,10 +23,11 @@ import pandas as pd
 from hybridir_utils import io
 from hybridir_utils.lareqa import evaluate_lareqa
 from hybridir_utils.models import load_encoder
+from hybridir_utils.stats import macro_mean_se
 from hybridir_utils.train_config import TrainConfig
 from hybridir_utils.training import pairs_fingerprint, train
 
-DEV_COLUMNS = ["scale", "lr", "step", "dev_mono", "dev_cross", "seconds"]
+DEV_COLUMNS = ["scale", "lr", "step", "dev_mono", "dev_cross", "dev_mono_se", "dev_cross_se", "seconds"]
 
 
 class RecipeError(ValueError):
@@ -36,7 +37,9 @@ class RecipeError(ValueError):
 def dev_scores(
     encoder, dev, out_dir: Path, batch_size: int = 16, max_seq_length: int | None = None
 ) -> dict[str, float]:
-    """Macro mono and cross mAP of ``encoder`` on the dev pools (no cache: the weights change every step).
+    """Macro mono and cross mAP of ``encoder`` on the dev pools (no cache: the weights change every step), each with
+    its standard error under a new draw of dev question groups (``stats.macro_mean_se``): the noise the recipe
+    rule's ``mono_margin`` must be read against.
 
     ``max_seq_length``: the evaluation cut-off, set for the scoring and restored after it, so that a model inside
     training (at the training cut-off) and the untrained base are scored on the same texts.
@@ -50,7 +53,11 @@ def dev_scores(
     finally:
         if max_seq_length is not None and kept is not None:
             encoder.max_seq_length = kept
-    return {"dev_mono": float(m["mono_map"]), "dev_cross": float(m["cross_map"])}
+    pq = pd.read_parquet(Path(out_dir) / m["files"]["per_query"])
+    se = {s: macro_mean_se(t.ap.to_numpy(), (t.query_lang + ">" + t.pool_lang).to_numpy(), t.group.to_numpy())
+          for s, t in pq.groupby("setting") if s in ("mono", "cross")}  # fmt: skip
+    return {"dev_mono": float(m["mono_map"]), "dev_cross": float(m["cross_map"]), "dev_mono_se": se["mono"],
+            "dev_cross_se": se["cross"]}  # fmt: skip
 
 
 def dev_callback(dev, steps, csv_path: Path, setting: dict, batch_size: int = 16, max_seq_length: int | None = None):
@@ -105,8 +112,9 @@ def _run_one(base: dict, setting: dict, pairs, dev, steps, out_dir: Path, batch_
            "extra": data}  # fmt: skip
     identity = TrainConfig.from_dict(cfg).identity()
     same = config_file.is_file() and {k: v for k, v in io.read_json(config_file).items() if k in identity} == identity
-    if same and csv.is_file() and set(pd.read_csv(csv).step) >= set(steps):
-        return pd.read_csv(csv)  # a finished sweep run on the same data and dev pools
+    done = pd.read_csv(csv) if same and csv.is_file() else None
+    if done is not None and set(done.step) >= set(steps) and set(DEV_COLUMNS) <= set(done.columns):
+        return done  # a finished sweep run on the same data and dev pools (with every column this code writes)
     shutil.rmtree(run_dir, ignore_errors=True)  # another setting, data or step list: start this run afresh
     train(cfg, pairs=pairs, callbacks=[dev_callback(dev, steps, csv, setting, batch_size, max_seq_length)])
     for heavy in ("model", "checkpoints"):

@@ -96,6 +96,13 @@ def per_language(results: pd.DataFrame, dataset: str, base: str, seen=()) -> pd.
     return out.assign(dataset=dataset, seen=out.lang.isin(list(seen)))
 
 
+def truncation_table(truncation: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Share of test texts past the evaluation cut-off, per language and kind (questions, candidates)."""
+    t = truncation[truncation.dataset == dataset]
+    table = t.pivot_table(index="kind", columns="lang", values="share_cut", sort=True)
+    return table.map(lambda v: f"{100 * v:.1f}%").reset_index()
+
+
 def ci_table(comparisons: pd.DataFrame, dataset: str, reference: str, settings=("mono", "cross", "multi")):
     """One row per system: seeds, and per setting its macro mAP and "difference [95% CI]" against ``reference``.
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["cluster_bootstrap", "holm"]
+__all__ = ["cluster_bootstrap", "holm", "macro_mean_se"]
 
 _CHUNK_CELLS = 2_000_000  # floats materialised at once per array (replicates x clusters, replicates x columns)
 _COLUMNS = [
@@ -250,6 +250,15 @@ def _seed_range(system: np.ndarray, reference: np.ndarray) -> tuple[float, float
         diffs = system - reference  # paired by seed index, or a single seed broadcast against every seed
         return float(diffs.min()), float(diffs.max())
     return float("nan"), float("nan")
+
+
+def macro_mean_se(values, strata, clusters, n_boot: int = 1000, seed: int = 0) -> float:
+    """The standard error of one model's macro mean (over strata) under a new draw of clusters (question groups):
+    how far a dev score could move by chance, to be read beside a selection rule's margin."""
+    mat = _check_scores({"values": values})["values"]
+    cells = _Cells.of(strata, clusters, mat.shape[1])
+    _check_options({"values": mat}, "values", n_boot, 0.95)
+    return float(np.std(_bootstrap(cells, mat[:1].T, n_boot, seed)[:, 0], ddof=1))
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:

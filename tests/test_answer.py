@@ -109,7 +109,10 @@ def test_recipe_lines_name_the_chosen_setting_and_its_dev_scores():
     (line,) = answer.recipe_lines(_tables()["recipe"])
     assert "scales {20, 100}, learning rates {3e-05}, steps {20}" in line
     assert "MNRL scale 100 (temperature 0.01), learning rate 3e-05, 20 steps" in line
-    assert "monolingual mAP 0.700 → 0.710 and cross-lingual mAP 0.450 → 0.520" in line
+    assert "monolingual mAP 0.700 → 0.710 and cross-lingual mAP 0.450 → 0.520." in line  # no noise recorded: none
+    recipe = _tables()["recipe"].assign(dev_mono_se=[0.011, 0.012, 0.013], dev_cross_se=0.01)
+    (line,) = answer.recipe_lines(recipe)
+    assert "(standard error of dev mono 0.011 untrained, 0.012 chosen; the rule's margin: 0.01)." in line
 
 
 def test_a_profile_without_domain_runs_says_so_and_reports_sampling():

@@ -439,3 +439,14 @@ def test_interaction_few_articles_get_the_small_sample_correction_and_t_interval
     assert out["se"] == pytest.approx(gains[:4].std(ddof=1) / 2, rel=0.03)
     assert out["df"] == pytest.approx(3.0)
     assert out["lo"] == pytest.approx(out["interaction"] - 3.182446 * out["se"], abs=1e-6)
+
+
+def test_macro_mean_se_matches_the_textbook_value_on_independent_clusters():
+    """One stratum, one row per cluster: the bootstrap SE of the mean is sd(v) / sqrt(n) (ddof 0); identical
+    clusters give 0; two strata with every cluster in both average the strata first."""
+    v = np.random.default_rng(1).normal(size=400)
+    se = stats.macro_mean_se(v, np.zeros(400), np.arange(400), n_boot=4000)
+    assert se == pytest.approx(v.std() / np.sqrt(400), rel=0.08)
+    assert stats.macro_mean_se(np.ones(50), np.zeros(50), np.arange(50), n_boot=200) == 0.0
+    with pytest.raises(ValueError, match="clusters"):
+        stats.macro_mean_se(v, np.zeros(400), np.arange(3), n_boot=10)
