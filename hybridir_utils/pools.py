@@ -2,8 +2,7 @@
 
 ``domain_pool`` realises a pool mode for one target domain: ``general`` (every pair), ``in-domain`` (only the
 target's groups) or ``weighted`` (every pair, the target's drawn ``weight`` times as often; the options go to
-``HybridBatchSampler``). ``matched_pool`` draws the older size-matched controls: as many question groups as the whole
-in-domain pool, from the general pool (``random``) or from another domain, with the same language sets per group.
+``HybridBatchSampler``).
 
 Per-seed arms (the domain grid): with one fixed in-domain pool and controls redrawn per seed, "domain" cannot be told
 apart from "this particular set of groups", and a domain whose groups crowd into few articles gets more same-article
@@ -119,66 +118,6 @@ def _group_domains(pairs: pd.DataFrame) -> pd.Series:
     return pairs.drop_duplicates("group").set_index("group").domain.sort_index()
 
 
-def _control_groups(sets: pd.Series, domain_of: pd.Series, target: str, control: str, n: int) -> pd.Series:
-    """The groups (group -> language set) a size control may draw from; raises if the control is invalid or
-    smaller than the target pool, because a control of another size would reintroduce the size confound."""
-    if n == 0:
-        raise DomainError(f"domain {target!r} has no groups to match; present: {sorted(domain_of.unique())}")
-    if control == RANDOM_CONTROL:
-        return sets
-    check_domain(control)
-    if control == target:
-        raise DomainError(f"control {control!r} is the target domain itself; name another domain or 'random'")
-    candidates = sets[domain_of.reindex(sets.index).to_numpy() == control]
-    if len(candidates) < n:
-        raise DomainError(
-            f"control domain {control!r} has {len(candidates)} group(s), fewer than the {n} of target {target!r}"
-        )
-    return candidates
-
-
-def _draw_stratified(candidates: pd.Series, quota: pd.Series, rng: np.random.Generator) -> list:
-    """Up to ``quota[s]`` groups of each language set ``s`` from ``candidates`` (group -> set), in a fixed order
-    (sorted sets, sorted group ids) so that the draw depends on the seed only."""
-    drawn: list = []
-    for lang_set in sorted(quota.index):
-        pool = np.sort(candidates.index[candidates.to_numpy() == lang_set].to_numpy())
-        k = min(int(quota[lang_set]), len(pool))
-        drawn.extend(rng.choice(pool, size=k, replace=False).tolist())
-    return drawn
-
-
-def matched_pool(
-    pairs: pd.DataFrame, target: str, control: str, seed: int, batch_size: int | None = None
-) -> DomainPool:
-    """A control for the ``in-domain`` pool of ``target`` that differs from it only in domain: as many whole groups
-    (every row kept) and, per language set, as many groups as the target pool. Without it a domain effect is
-    confounded with pool size (less data, less drift from the pre-trained model).
-
-    - ``control="random"``: groups of any domain (target included); the language-set distribution is identical.
-    - ``control=<domain>``: groups of that domain, stratified as far as the domain allows; a language set with too
-      few groups there is filled from the domain's other groups at random (see ``language_set_tvd`` in
-      ``matched_pool_summary`` for the resulting mismatch).
-    Deterministic for a given ``seed``. Raises ``DomainError`` for an unknown or target control, a control domain
-    with fewer groups than the target, or, given ``batch_size``, a pool with fewer groups than one batch.
-    Mono batches per language may still be infeasible, as for the in-domain pool: see ``language_support``.
-    """
-    require_columns(pairs, ("domain", "group", "query_lang", "passage_lang"), "pairs table")
-    check_domain(target)
-    sets, domain_of = language_sets(pairs), _group_domains(pairs)
-    quota = sets[domain_of.reindex(sets.index).to_numpy() == target].value_counts()
-    n = int(quota.sum())
-    candidates = _control_groups(sets, domain_of, target, control, n)
-    if batch_size is not None and n < batch_size:
-        raise DomainError(f"domain {target!r} has {n} distinct group(s), fewer than batch size {batch_size}")
-    rng = np.random.default_rng(seed)
-    drawn = _draw_stratified(candidates, quota, rng)
-    rest = np.sort(candidates.index.difference(pd.Index(drawn)).to_numpy())
-    drawn += rng.choice(rest, size=n - len(drawn), replace=False).tolist() if n > len(drawn) else []
-    table = pairs[pairs.group.isin(drawn)].reset_index(drop=True)
-    return DomainPool(table, {}, target, f"size-{control}", 1.0)
-
-
 def language_support(pairs: pd.DataFrame, batch_size: int | None = None) -> pd.DataFrame:
     """Per language: distinct groups with a monolingual (X-X) pair, an upper bound on the distinct questions an
     X-X-mono batch can draw (groups sharing an answer sentence count once in the sampler). Small pools (in-domain
@@ -268,7 +207,7 @@ def domain_draw(pairs: pd.DataFrame, target: str, size: int, seed: int, batch_si
 
 def _candidate_articles(groups: pd.DataFrame, target: str, control: str) -> dict[str, list]:
     """{article: its groups} a structure control may use: every article for ``random`` (any domain, the target's
-    included, like ``matched_pool``), else the control domain's articles (never the target's)."""
+    included), else the control domain's articles (never the target's)."""
     if control != RANDOM_CONTROL:
         check_domain(control)
         if control == target:

@@ -29,11 +29,8 @@ from hybridir_utils.domains import (
 )
 from hybridir_utils.pools import (
     domain_pool,
-    language_set_tvd,
     language_sets,
     language_support,
-    matched_pool,
-    matched_pool_summary,
 )
 from hybridir_utils.sampling import HybridBatchSampler
 from hybridir_utils.taxonomy import CLASS_NAMES, DOMAIN_NAMES, DomainError, check_domain
@@ -421,71 +418,6 @@ def assert_whole_groups(pool_pairs: pd.DataFrame, pairs: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(pool_pairs, expected)
 
 
-@settings(max_examples=12, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), target=st.sampled_from(["science", "news"]))
-def test_random_control_matches_size_and_language_sets(mlqa_pairs, seed, target):
-    pool = matched_pool(mlqa_pairs, target, "random", seed)
-    in_domain = mlqa_pairs[mlqa_pairs.domain == target]
-    assert pool.pairs.group.nunique() == in_domain.group.nunique()
-    assert set_counts(pool.pairs) == set_counts(in_domain)
-    assert_whole_groups(pool.pairs, mlqa_pairs)
-    assert (pool.mode, pool.target, pool.sampler_kwargs, pool.weight) == ("size-random", target, {}, 1.0)
-    assert pool.pairs.domain.nunique() > 1  # drawn from every domain, not from the target only
-
-
-def test_matched_pool_is_deterministic_per_seed_and_differs_across_seeds(mlqa_pairs):
-    for control in ("random", "history"):
-        pd.testing.assert_frame_equal(
-            matched_pool(mlqa_pairs, "news", control, 7).pairs, matched_pool(mlqa_pairs, "news", control, 7).pairs
-        )
-        drawn = {frozenset(matched_pool(mlqa_pairs, "news", control, seed).pairs.group) for seed in range(5)}
-        assert len(drawn) == 5, control
-
-
-@pytest.mark.parametrize("control", ["history", "geography", "culture"])
-def test_other_domain_control_is_stratified_as_far_as_the_domain_allows(mlqa_pairs, control):
-    pool = matched_pool(mlqa_pairs, "science", control, seed=3)
-    assert set(pool.pairs.domain) == {control} and pool.mode == f"size-{control}"
-    quota = set_counts(mlqa_pairs[mlqa_pairs.domain == "science"])
-    available = set_counts(mlqa_pairs[mlqa_pairs.domain == control])
-    got = set_counts(pool.pairs)
-    assert sum(got.values()) == sum(quota.values())
-    # each language set gets its quota where the domain has enough groups, else all the domain has
-    assert all(got.get(s, 0) >= min(q, available.get(s, 0)) for s, q in quota.items()), (got, quota, available)
-    assert_whole_groups(pool.pairs, mlqa_pairs)
-
-
-def test_short_language_set_is_filled_from_the_control_domains_other_groups():
-    en_de, en_ar, en_zh = ("en", "de"), ("en", "ar"), ("en", "zh")
-    pairs = make_set_pairs(
-        [("science", en_de)] * 2 + [("science", en_ar)] + [("history", en_de)] + [("history", en_zh)] * 3
-    )
-    pool = matched_pool(pairs, "science", "history", seed=0)
-    assert set_counts(pool.pairs) == {"de,en": 1, "en,zh": 2}  # the only en-de history group + 2 fillers
-    assert_whole_groups(pool.pairs, pairs)
-    summary = matched_pool_summary(pool, pairs)
-    assert summary["language_set_tvd"] == pytest.approx(0.5 * (1 / 3 + 1 / 3 + 2 / 3))
-    assert summary["target_group_share"] == 0.0 and summary["groups"] == 3 and summary["target_groups"] == 3
-    assert summary["groups_per_language"] == {"de": 1, "en": 3, "zh": 2}
-
-
-def test_matched_pool_errors_name_the_input():
-    pairs = make_set_pairs([("science", ("en", "de"))] * 3 + [("history", ("en", "de"))] * 2 + [("news", ("en",))] * 9)
-    with pytest.raises(DomainError, match=r"control domain 'history' has 2 group\(s\), fewer than the 3 of target"):
-        matched_pool(pairs, "science", "history", 0)
-    with pytest.raises(DomainError, match="control 'science' is the target"):
-        matched_pool(pairs, "science", "science", 0)
-    with pytest.raises(DomainError, match="unknown domain 'sports'"):
-        matched_pool(pairs, "science", "sports", 0)
-    with pytest.raises(DomainError, match="unknown domain 'physics'"):
-        matched_pool(pairs, "physics", "random", 0)
-    with pytest.raises(DomainError, match="domain 'culture' has no groups"):
-        matched_pool(pairs, "culture", "random", 0)
-    with pytest.raises(DomainError, match=r"'science' has 3 distinct group.*batch size 8"):
-        matched_pool(pairs, "science", "news", 0, batch_size=8)
-    assert matched_pool(pairs, "science", "news", 0, batch_size=3).pairs.group.nunique() == 3
-
-
 def test_language_support_counts_groups_with_a_monolingual_pair():
     pairs = make_set_pairs([("news", ("en", "de"))] * 3 + [("news", ("en", "ar"))])
     pairs = pairs[~((pairs.query_lang == "de") & (pairs.passage_lang == "de") & (pairs.group == "g0"))]
@@ -493,19 +425,3 @@ def test_language_support_counts_groups_with_a_monolingual_pair():
     assert table.groups.to_dict() == {"ar": 1, "de": 2, "en": 4}  # g0 lost its de-de pair
     assert table.fills_mono_batch.to_dict() == {"ar": False, "de": False, "en": True}
     assert "fills_mono_batch" not in language_support(pairs).columns
-
-
-def test_matched_pool_summary_on_real_pools(mlqa_pairs):
-    pool = matched_pool(mlqa_pairs, "news", "random", 0)
-    random = matched_pool_summary(pool, mlqa_pairs)
-    news_groups = pool.pairs[pool.pairs.domain == "news"].group.nunique()
-    assert random["target_group_share"] == news_groups / pool.pairs.group.nunique()  # groups, not pairs
-    in_domain = matched_pool_summary(domain_pool(mlqa_pairs, "news", "in-domain"), mlqa_pairs)
-    assert random["language_set_tvd"] == 0.0 and in_domain["language_set_tvd"] == 0.0
-    assert random["groups"] == in_domain["groups"] == random["target_groups"]
-    assert random["groups_per_language"] == in_domain["groups_per_language"]  # same sets -> same coverage
-    assert in_domain["target_group_share"] == 1.0 and 0.0 < random["target_group_share"] < 0.5
-    history = matched_pool_summary(matched_pool(mlqa_pairs, "news", "history", 0), mlqa_pairs)
-    assert history["target_group_share"] == 0.0 and history["mode"] == "size-history"
-    assert 0.0 <= history["language_set_tvd"] <= 1.0
-    assert language_set_tvd(mlqa_pairs, mlqa_pairs) == 0.0

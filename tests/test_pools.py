@@ -14,7 +14,6 @@ from hybridir_utils.pools import (
     domain_draw,
     language_set_tvd,
     language_sets,
-    matched_pool,
     matched_pool_summary,
     same_article_negative_rate,
     same_article_share,
@@ -272,19 +271,29 @@ def test_real_draws_and_controls_build_and_fill_batches(mlqa_pairs, seed):
 
 
 def test_real_structure_control_matches_same_article_negatives(mlqa_pairs):
-    """The old random control (whole-domain size, ~1.5 groups per article) has far fewer same-article negatives than
-    the arm; the structure-matched control about as many (measured over 3 seeds x 300 batches of 16)."""
+    """A control of random groups (the older design: ~1.5 groups per article) has far fewer same-article negatives
+    than the arm; the structure-matched control about as many (measured over 3 seeds x 300 batches of 16)."""
     rates = {"arm": [], "new": [], "old": []}
     for seed in range(3):
         arm = domain_draw(mlqa_pairs, "news", 96, seed)
-        pools = {"arm": arm, "new": structure_matched_pool(mlqa_pairs, "news", "random", 96, seed)}
-        pools["old"] = matched_pool(mlqa_pairs, "news", "random", seed)
+        pools = {"arm": arm.pairs, "new": structure_matched_pool(mlqa_pairs, "news", "random", 96, seed).pairs}
+        groups = np.random.default_rng(seed).choice(np.sort(mlqa_pairs.group.unique()), 96, replace=False)
+        pools["old"] = mlqa_pairs[mlqa_pairs.group.isin(groups)].reset_index(drop=True)
         for name, pool in pools.items():
-            rates[name].append(same_article_negative_rate(pool.pairs, 16, seed, 300, **pool.sampler_kwargs))
+            rates[name].append(same_article_negative_rate(pool, 16, seed, 300))
     arm, new, old = (float(np.mean(rates[k])) for k in ("arm", "new", "old"))
     print(f"same-article negative rate, news pseudo-domain, S=96: arm {arm:.4f}, new {new:.4f}, old {old:.4f}")
     assert old < 0.3 * arm
     assert abs(new - arm) < 0.2 * arm
+
+
+def test_language_set_tvd_by_hand():
+    """Sets {de,en}: 1/2, {en,zh}: 1/2 against {de,en}: 1 -> TVD = (1/2 + 1/2) / 2."""
+    rows = lambda g, langs: [{"group": g, "query_lang": x, "passage_lang": x} for x in langs]  # noqa: E731
+    pairs = pd.DataFrame(rows("g0", "en de".split()) + rows("g1", "en zh".split()))
+    reference = pd.DataFrame(rows("g2", "de en".split()))
+    assert language_set_tvd(pairs, reference) == pytest.approx(0.5)
+    assert language_set_tvd(pairs, pairs) == 0.0 and language_set_tvd(reference, pairs) == pytest.approx(0.5)
 
 
 def test_language_sets_are_matched_without_preferring_supersets():
