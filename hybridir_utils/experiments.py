@@ -241,6 +241,18 @@ def read_runs(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def select_systems(runs: pd.DataFrame, systems: list[str] | None) -> pd.DataFrame:
+    """The runs of the named trained systems (all when None): a profile that scores another's models on new test
+    data scores only the systems its hypothesis names. A name with no run is an error listing the known ones."""
+    if systems is None:
+        return runs
+    unknown = sorted(set(systems) - set(runs.system))
+    if unknown:
+        raise ExperimentError(f"eval_systems {unknown}: no run of notebook 03; trained systems: "
+                              f"{sorted(runs.system.unique())}")  # fmt: skip
+    return runs[runs.system.isin(systems)].reset_index(drop=True)
+
+
 def loss_log(runs: pd.DataFrame) -> pd.DataFrame:
     """All runs' loss logs (``<run dir>/loss_log.csv``) in one table with a ``run`` column."""
     frames = []

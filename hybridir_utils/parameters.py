@@ -151,6 +151,10 @@ PARAMS: dict[str, Param] = {
     "precision": Param("str", "training and encoding precision (auto: bf16 on a GPU)",
                        choices=_precisions),
     "write_runs": Param("bool", "write TREC run files (a large pool's runs cost minutes)", kind=bool),
+    "models_from": Param("Optional[str]", "profile whose data, domains and trained models this one scores (read by "
+                         "the pipeline; notebooks 01-03 are then not run)", optional=True),
+    "eval_systems": Param("Optional[list[str]]", "trained systems scored (None: every run of notebook 03)", many=True,
+                          optional=True),
     "cell_timeout": Param("int", "papermill's per-cell limit in seconds (read by the pipeline)", **number(int, 1)),
     "n_boot": Param("int", "bootstrap replicates for confidence intervals", **number(int, 1)),
     "encode_backend": Param("str", "inference backend of e5 and trained models", choices=_backends),

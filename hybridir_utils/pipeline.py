@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from hybridir_utils import config, parameters, report
+from hybridir_utils import config, io, parameters, report
 
 NOTEBOOKS = (
     "01_data_exploration",
@@ -27,7 +27,10 @@ NOTEBOOKS = (
     "05_bias_analysis",
 )
 RESERVED = ("run_dir", "results_dir")
-PIPELINE_KEYS = ("cell_timeout",)  # profile keys read by the pipeline itself, never passed to a notebook
+PIPELINE_KEYS = ("cell_timeout", "models_from")  # profile keys read by the pipeline itself, never by a notebook
+REUSED = ("01_data", "02_domains", "03_training")  # what a ``models_from`` profile takes from another profile,
+REUSED_NOTEBOOKS = NOTEBOOKS[:3]  # written by these notebooks, which it does not run
+REUSED_TABLES = ("recipe", "training", "wiseft")  # and the result tables notebook 03 wrote there (wiseft if any)
 
 
 class PipelineError(RuntimeError):
@@ -72,6 +75,31 @@ def split_parameters(params: dict, notebooks: list[Path]) -> dict[str, dict]:
     if reserved:
         raise PipelineError(f"parameter(s) {reserved} are set by the pipeline itself")
     return {stem: {k: v for k, v in params.items() if k in decl} for stem, decl in declared.items()}
+
+
+def reuse_models(source: str, out_dir: Path, results_dir: Path) -> list[str]:
+    """Link ``build/<source>/{01_data,02_domains,03_training}`` into ``out_dir`` and copy the source's recipe and
+    training tables into ``results_dir``, so a profile scores another profile's trained models on other test data
+    (the ``confirm`` profile) without training anything; returns the notebook stems it replaces. Missing outputs
+    are an error naming the command that makes them."""
+    source_dir, source_results = config.build_dir() / source, config.results_dir(source)
+    missing = [str(source_dir / s) for s in REUSED if not (source_dir / s).is_dir()]
+    missing += [str(p) for p in (source_dir / "03_training" / "runs.csv", source_results / "recipe.csv",
+                                 source_results / "training.csv") if not p.is_file()]  # fmt: skip
+    if missing:
+        raise PipelineError(f"models_from={source!r}: {missing} missing; run `make reproduce PROFILE={source}` first")
+    results_dir.mkdir(parents=True, exist_ok=True)
+    for name in REUSED_TABLES:
+        if (source_results / f"{name}.csv").is_file():
+            io.write_text(results_dir / f"{name}.csv", (source_results / f"{name}.csv").read_text(encoding="utf-8"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stage in REUSED:
+        link = out_dir / stage
+        if link.exists() and not link.is_symlink():
+            raise PipelineError(f"models_from={source!r}: {link} is a folder of this profile's own; remove it first")
+        link.unlink(missing_ok=True)
+        link.symlink_to(Path("..") / source / stage, target_is_directory=True)
+    return list(REUSED_NOTEBOOKS)
 
 
 def run_notebook(notebook: Path, out_dir: Path, params: dict, timeout: int) -> Path:
@@ -150,10 +178,15 @@ def run(profile: str, overrides: dict | None = None, only: list[str] | None = No
     except parameters.ParameterError as exc:
         raise PipelineError(f"profile {profile}: {exc}") from exc
     timeout = int(timeout or params.get("cell_timeout") or 3600)
+    models_from = params.get("models_from")
     params = {k: v for k, v in params.items() if k not in PIPELINE_KEYS}
     out_dir = config.build_dir() / profile
     out_dir.mkdir(parents=True, exist_ok=True)
+    reused = reuse_models(models_from, out_dir, config.results_dir(profile)) if models_from else []
     selected = select_notebooks(notebooks, only)
+    if reused and (clash := [nb.stem for nb in selected if nb.stem in reused and only]):
+        raise PipelineError(f"--only {clash}: this profile takes those notebooks' outputs from {models_from!r}")
+    selected = [nb for nb in selected if nb.stem not in reused]
     executed, timings = [], {}
     _stream_notebook_output()
     t0 = time.perf_counter()
@@ -166,7 +199,8 @@ def run(profile: str, overrides: dict | None = None, only: list[str] | None = No
         executed.append(run_notebook(nb, out_dir, {**per_notebook[nb.stem], **given}, timeout))
         timings[nb.stem] = {"seconds": round(time.perf_counter() - start, 1), "parameters": per_notebook[nb.stem]}
         print(f"[pipeline] {nb.stem} done in {_clock(timings[nb.stem]['seconds'])}", file=sys.stderr, flush=True)
-        record = report.record_run(out_dir, profile, params, timings, cell_timeout=timeout)  # kept if a later fails
+        recorded = {**params, "models_from": models_from} if models_from else params
+        record = report.record_run(out_dir, profile, recorded, timings, cell_timeout=timeout)  # kept if a later fails
     return render_html(executed, out_dir, record, config.results_dir(profile))
 
 

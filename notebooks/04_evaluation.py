@@ -48,6 +48,7 @@ eval_languages: dict[str, Optional[list[str]]] = {"xquad-r": None, "mlqa-r": Non
 eval_max_articles: Optional[int] = None  # evaluate on this many articles per dataset (seeded choice; None: all)
 base_model: str = "multilingual-e5-small"  # the model notebook 03 fine-tuned: the base of every comparison
 eval_max_seq_length: int = 512  # token cut-off at which every system is scored (one for all)
+eval_systems: Optional[list[str]] = None  # trained systems scored (None: every run of notebook 03)
 baselines: list[str] = ["multilingual-e5-small", "use-multilingual"]  # other frozen models, scored beside it
 n_boot: int = 5000  # bootstrap replicates for confidence intervals
 encode_backend: str = "torch"  # inference backend of e5 / trained models: torch, onnx (same numbers), onnx-int8
@@ -63,7 +64,7 @@ out = Path(run_dir) / "04_eval"
 fig_dir = Path(run_dir) / "figures"
 plots.theme()
 labels = pd.read_parquet(Path(run_dir) / "02_domains" / "labels.parquet")
-runs = experiments.read_runs(Path(run_dir) / "03_training" / "runs.csv")
+runs = experiments.select_systems(experiments.read_runs(Path(run_dir) / "03_training" / "runs.csv"), eval_systems)
 datasets = {name: experiments.evaluation_set(name, langs, eval_max_articles) for name, langs in eval_languages.items()}
 domain_of = dict(zip(labels.article, labels.domain, strict=False))
 pd.DataFrame({name: {"languages": len(ds.languages), "questions": len(ds.questions),

@@ -193,6 +193,16 @@ def test_the_base_of_every_comparison_is_the_model_that_was_trained():
     assert list(same.label) == ["multilingual-e5-small", "use-multilingual", "hybrid/general/s0"]
 
 
+def test_a_profile_scores_only_the_systems_it_names():
+    runs = pd.DataFrame({"system": ["hybrid/general", "hybrid/news-in-domain", "hybrid/news-in-domain"],
+                         "seed": [0, 0, 1]})  # fmt: skip
+    assert experiments.select_systems(runs, None) is runs
+    picked = experiments.select_systems(runs, ["hybrid/news-in-domain"])
+    assert list(picked.seed) == [0, 1] and set(picked.system) == {"hybrid/news-in-domain"}
+    with pytest.raises(ExperimentError, match=r"eval_systems \['hybrid/news'\]: no run of notebook 03; trained"):
+        experiments.select_systems(runs, ["hybrid/news", "hybrid/general"])
+
+
 def _topical_results(tmp_path, gains: dict[str, tuple[float, float]], seeds=(0, 1, 2)) -> pd.DataFrame:
     """Per-query tables of 2 languages x 24 groups in 12 articles (a0-a5 news, a6-a11 science); each system gains
     (on news articles, elsewhere) over the control, plus a small per-seed offset (run-to-run variance)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+from pathlib import Path
 
 import nbformat
 import papermill
@@ -13,7 +14,7 @@ import yaml
 from hybridir_utils import config, parameters, pipeline
 
 NOTEBOOKS = [config.notebooks_dir() / f"{name}.ipynb" for name in pipeline.NOTEBOOKS]
-PROFILES = ["smoke", "cpu", "sampling", "full", "gpu", "gpu-extra"]
+PROFILES = sorted(p.stem for p in config.params_dir().glob("*.yaml"))  # every profile, confirm included
 
 
 @pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.stem)
@@ -87,7 +88,10 @@ def test_profiles_only_use_declared_parameters(profile):
     params = pipeline.load_profile(profile)
     split = pipeline.split_parameters(params, NOTEBOOKS)
     declared = {nb.stem: set(papermill.inspect_notebook(str(nb))) - set(pipeline.RESERVED) for nb in NOTEBOOKS}
+    reused = pipeline.REUSED_NOTEBOOKS if params.get("models_from") else ()  # notebooks it does not run
     for stem, given in split.items():
+        if stem in reused:
+            continue
         assert set(given) == declared[stem], f"{profile} leaves {declared[stem] - set(given)} of {stem} at defaults"
 
 
@@ -228,3 +232,46 @@ def test_make_lab_notebooks_carry_the_profile_and_write_under_build(tmp_path, mo
     nb_file.write_text(nb_file.read_text().replace("# 01", "# 01 (edited in the lab)"))
     lab.prepare("cpu")
     assert "edited in the lab" in nb_file.read_text()  # a second `make lab` keeps the user's edits
+
+
+def _source_profile(tmp_path: Path, name: str = "cpu") -> None:
+    """The outputs of notebooks 01-03 of profile ``name`` that a ``models_from`` profile reuses (contents fake)."""
+    for stage in pipeline.REUSED:
+        (tmp_path / "build" / name / stage).mkdir(parents=True)
+    (tmp_path / "build" / name / "03_training" / "runs.csv").write_text("system\nhybrid/news-in-domain\n")
+    (tmp_path / "results" / name).mkdir(parents=True)
+    for table in ("recipe", "training"):
+        (tmp_path / "results" / name / f"{table}.csv").write_text(f"{table}\n1\n")
+
+
+def test_models_from_scores_another_profiles_models_without_training(monkeypatch, tmp_path):
+    """``confirm`` runs notebooks 04-05 only, over links to the cpu profile's data, domains and trained models, and
+    carries the cpu recipe and training tables beside its own results."""
+    seen = []
+    monkeypatch.setenv("HYBRIDIR_BUILD_DIR", str(tmp_path / "build"))
+    monkeypatch.setenv("HYBRIDIR_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setattr(pipeline, "run_notebook", lambda nb, out, params, timeout: seen.append((nb.stem, params)))
+    monkeypatch.setattr(pipeline, "render_html", lambda executed, out, record, results: out / "index.html")
+    with pytest.raises(pipeline.PipelineError, match=r"models_from='cpu'.*make reproduce PROFILE=cpu` first"):
+        pipeline.run("confirm")
+    _source_profile(tmp_path)
+    pipeline.run("confirm")
+    assert [stem for stem, _ in seen] == ["04_evaluation", "05_bias_analysis"]
+    assert seen[0][1]["eval_systems"] == ["hybrid/news-in-domain", "hybrid/news-size-random"]
+    assert all("models_from" not in params for _, params in seen)
+    out = tmp_path / "build" / "confirm"
+    for stage in pipeline.REUSED:
+        assert (out / stage).is_symlink() and (out / stage).resolve() == (tmp_path / "build" / "cpu" / stage).resolve()
+    assert (tmp_path / "results" / "confirm" / "recipe.csv").read_text() == "recipe\n1\n"
+    assert json.loads((out / "pipeline.json").read_text())["parameters"]["models_from"] == "cpu"
+    with pytest.raises(pipeline.PipelineError, match=r"--only \['03_hybrid_batch_training'\]: this profile takes"):
+        pipeline.run("confirm", only=["03"])
+
+
+def test_models_from_never_replaces_a_profiles_own_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("HYBRIDIR_BUILD_DIR", str(tmp_path / "build"))
+    monkeypatch.setenv("HYBRIDIR_RESULTS_DIR", str(tmp_path / "results"))
+    _source_profile(tmp_path)
+    (tmp_path / "build" / "confirm" / "03_training").mkdir(parents=True)
+    with pytest.raises(pipeline.PipelineError, match=r"03_training is a folder of this profile's own"):
+        pipeline.reuse_models("cpu", tmp_path / "build" / "confirm", tmp_path / "results" / "confirm")

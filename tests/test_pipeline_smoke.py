@@ -154,3 +154,31 @@ def test_a_partial_rerun_keeps_the_earlier_entries(smoke_run, monkeypatch):
     html = index.read_text()
     assert all(f'href="{name}.html"' in html for name in pipeline.NOTEBOOKS)
     assert (out / "report.html").read_text().count('<a id="') == len(pipeline.NOTEBOOKS)
+
+
+@pytest.mark.slow
+def test_confirm_scores_the_trained_models_on_new_languages_without_training(smoke_run, monkeypatch):
+    """The ``confirm`` profile's path over the smoke models: notebooks 04-05 only, other test languages, only the
+    named arms, the source's recipe and training tables carried; H1's verdict read from its tables."""
+    from hybridir_utils import confirmation
+
+    out, _ = smoke_run
+    monkeypatch.setenv("HYBRIDIR_BUILD_DIR", str(out.parent))
+    monkeypatch.setenv("HYBRIDIR_RESULTS_DIR", str(out.parent / "results"))
+    arms = ["hybrid/science-in-domain", "hybrid/science-size-random"]
+    overrides = {"models_from": "smoke", "eval_languages": {"xquad-r": ["es", "el"]}, "eval_systems": arms,
+                 "eval_max_articles": 8, "n_boot": 200}  # fmt: skip
+    pipeline.run("confirm", overrides, timeout=900)
+    confirm = out.parent / "confirm"
+    assert sorted(p.stem for p in confirm.glob("*.ipynb")) == ["04_evaluation", "05_bias_analysis"]
+    assert (confirm / "03_training").is_symlink()
+    results = out.parent / "results" / "confirm"
+    levels = pd.read_csv(results / "levels.csv")
+    assert set(levels.system) == {"multilingual-e5-small", *arms}  # general training and USE-m not scored
+    languages = pd.read_csv(results / "truncation.csv").lang
+    assert set(languages) == {"es", "el"}
+    smoke_results = out.parent / "results" / "smoke"
+    assert (results / "recipe.csv").read_text() == (smoke_results / "recipe.csv").read_text()
+    text = confirmation.render(results, arm=arms[0], control=arms[1])
+    assert "**H1 is not supported**" in text  # one run per arm: the permutation p is never below 0.05
+    assert "languages el, es" in text

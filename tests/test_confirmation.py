@@ -1,0 +1,43 @@
+"""The pre-registered H1 verdict: both parts, the rule fixed in advance (no Holm), hand-made rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybridir_utils import confirmation
+from hybridir_utils.confirmation import ARM, CONTROL, ConfirmationError
+
+
+def _tables(delta=0.02, p=0.01, p_perm=0.002, interaction=0.03, ip=0.02, ip_perm=0.01, n_news=8) -> dict:
+    row = dict(system=ARM, reference=CONTROL, dataset="xquad-r", slice="all", lo=delta - 0.01, hi=delta + 0.01,
+               n_seeds=6, n_ref_seeds=6, run_sd=0.01, ref_run_sd=0.012, mde=0.018)  # fmt: skip
+    comparisons = pd.DataFrame([{**row, "setting": s, "delta": delta, "p": p, "p_perm": p_perm, "p_holm": p}
+                                for s in ("mono", "cross", "multi")])  # fmt: skip
+    inter = pd.DataFrame([dict(system=ARM, reference=CONTROL, topic="news", dataset="xquad-r", setting="cross",
+                               gain_target=interaction + 0.01, gain_other=0.01, interaction=interaction,
+                               lo=interaction - 0.02, hi=interaction + 0.02, p=ip, p_holm=ip, p_perm=ip_perm,
+                               mde=0.04, n_target_articles=n_news, n_other_articles=48 - n_news,
+                               status="ok")])  # fmt: skip
+    return {"comparisons": comparisons, "interactions": inter}
+
+
+def test_h1_holds_only_when_both_parts_pass_the_rule_fixed_in_advance():
+    ok, lines = confirmation.verdict(_tables())
+    assert ok and len(lines) == 2 and all("**Holds.**" in line for line in lines)
+    assert "+0.0200 [+0.0100, +0.0300]" in lines[0] and "8 news test articles" in lines[1]
+    assert not confirmation.verdict(_tables(delta=-0.02))[0]  # a significant loss is not support
+    assert not confirmation.verdict(_tables(p=0.06))[0]
+    assert not confirmation.verdict(_tables(p_perm=np.nan))[0]  # no permutation p: never support
+    assert not confirmation.verdict(_tables(interaction=-0.03))[0]  # a broad gain alone: a pool effect
+    assert not confirmation.verdict(_tables(ip_perm=0.2))[0]
+    ok, lines = confirmation.verdict(_tables(n_news=3))
+    assert not ok and "not testable" in lines[1]
+
+
+def test_a_missing_h1_row_is_an_error_naming_the_table():
+    tables = _tables()
+    tables["comparisons"] = tables["comparisons"][tables["comparisons"].setting != "cross"]
+    with pytest.raises(ConfirmationError, match=r"comparisons.csv: 0 rows for hybrid/news-in-domain vs"):
+        confirmation.verdict(tables)
