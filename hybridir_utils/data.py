@@ -205,7 +205,7 @@ def _parse_file(path: Path, name: str, lang: str):
     """Rows of questions and candidates for one language file, and per question (changed, fallback) flags:
     whether the label differs from LAReQA's span rule, and whether that rule decided (see ``_answer_sentence``)."""
     doc = _read_json(path)
-    questions, candidates, flags = [], [], []
+    questions, candidates, flags, seen = [], [], [], {}
     for a_idx, article in enumerate(doc["data"]):
         paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
         if not isinstance(paragraphs, list):
@@ -218,6 +218,10 @@ def _parse_file(path: Path, name: str, lang: str):
                 candidates.append((f"{base}:{s_idx}", lang, text, para["context"], article["title"], paragraph))
             for qa in para["qas"]:
                 qa_id, question, start, answer = _question_fields(qa, where)
+                if qa_id in seen:  # a second entry would give the id two relevant sentences, in two places
+                    raise DataError(f"{path}: question id {qa_id!r} appears twice, in {seen[qa_id]} and in "
+                                    f"article {a_idx} paragraph {p_idx}; ids must be unique within a file")  # fmt: skip
+                seen[qa_id] = f"article {a_idx} paragraph {p_idx}"
                 s_idx, fallback = _answer_sentence(sentences, breaks, start, answer, f"{where} question {qa_id}")
                 flags.append((s_idx != _span_sentence(breaks, start), fallback))
                 questions.append((f"{lang}:{qa_id}", qa_id, lang, question, article["title"], paragraph,
@@ -230,11 +234,17 @@ def _english_titles(name: str, data_dir, check) -> dict[str, str]:
     path = check(locate(name, "en", data_dir), name, "en")
     doc = _read_json(path)
     try:
-        return {qa["id"]: a["title"] for a in doc["data"] for p in a["paragraphs"] for qa in p["qas"]}
+        pairs = [(qa["id"], a["title"]) for a in doc["data"] for p in a["paragraphs"] for qa in p["qas"]]
     except (KeyError, TypeError) as exc:
         raise DataError(
             f"{path}: malformed article/paragraph/question ({exc!r}); it names every group's article"
         ) from exc
+    titles = dict(pairs)
+    if len(titles) < len(pairs):
+        twice = pd.Series([i for i, _ in pairs]).value_counts()
+        raise DataError(f"{path}: question id {twice.index[0]!r} appears {twice.iloc[0]} times; ids must be unique "
+                        "within a file (this file names every group's article)")  # fmt: skip
+    return titles
 
 
 def article_key(title: str) -> str:
@@ -331,7 +341,20 @@ def load_lareqa(name: str, languages=None, data_dir: str | Path | None = None, v
         candidates["article"] = para_key.map(cand_article).fillna(candidates.lang + ":" + candidates.article)
     questions["article"] = questions.article.map(article_key)
     candidates["article"] = candidates.article.map(article_key)
+    _check_parallel_ids(questions, files)
     return _build(name, langs, questions, candidates, {lang: str(path.resolve()) for lang, path in files.items()})
+
+
+def _check_parallel_ids(questions: pd.DataFrame, files: dict) -> None:
+    """A question id names one question in every language: its article must be the same in each file, else the
+    translations of two different questions would be judged as one group."""
+    articles = questions.groupby("group").article.nunique()
+    if (articles > 1).any():
+        group = articles[articles > 1].index[0]
+        rows = questions[questions.group == group].drop_duplicates("article")
+        places = "; ".join(f"{files[r.lang]}: article {r.article!r} paragraph {r.paragraph}" for r in rows.itertuples())
+        raise DataError(f"question id {group!r} names questions of different articles across languages ({places}); "
+                        f"{int((articles > 1).sum())} such id(s) in all")  # fmt: skip
 
 
 def _check_english_titles(questions: pd.DataFrame, titles: dict, files: dict, name: str) -> None:

@@ -338,3 +338,38 @@ def test_truncated_share_counts_texts_past_the_cutoff():
     out = data.truncated_share(lengths, 96).set_index("lang")
     assert out.loc["th", "share_cut"] == 0.5 and out.loc["th", "texts"] == 4  # 97 and 400 are cut, 96 fits
     assert out.loc["en", "share_cut"] == 0.0 and (out.cutoff == 96).all()
+
+
+def test_a_duplicated_question_id_is_an_error_naming_both_places(tmp_path, shared_data_dir):
+    """Issue 25 defect 2: a qas entry copied into another paragraph loaded as 1,191 questions, its id relevant to
+    two sentences of two articles."""
+
+    def copy_qa(d):
+        d["data"][1]["paragraphs"][0]["qas"].append(dict(d["data"][0]["paragraphs"][0]["qas"][0]))
+        return json.dumps(d)
+
+    root, path = _broken_copy(tmp_path, shared_data_dir, copy_qa)
+    with pytest.raises(DataError, match=rf"{path}: question id '[0-9a-f]+' appears twice, in article 0 paragraph 0 "
+                       r"and in article 1 paragraph 0; ids must be unique within a file"):  # fmt: skip
+        load_lareqa("xquad-r", ["en"], data_dir=root, verify=False)
+
+
+def test_an_id_must_name_the_same_article_in_every_language(tmp_path, shared_data_dir):
+    target = tmp_path / "xquad-r"
+    target.mkdir()
+    for lang in ("en", "de"):
+        doc = json.loads((shared_data_dir / "xquad-r" / f"{lang}.json").read_text())
+        if lang == "de":  # swap the ids of one question of article 0 and one of article 1
+            a, b = doc["data"][0]["paragraphs"][0]["qas"][0], doc["data"][1]["paragraphs"][0]["qas"][0]
+            a["id"], b["id"] = b["id"], a["id"]
+        (target / f"{lang}.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=r"question id '[0-9a-f]+' names questions of different articles across "
+                       r"languages \(.*en.json: article .*; .*de.json: article .*\); 2 such id\(s\) in all"):
+        load_lareqa("xquad-r", ["en", "de"], data_dir=tmp_path, verify=False)
+
+
+def test_every_shared_file_has_unique_parallel_ids(shared_data_dir):
+    """The real files pass both id checks (all languages of both sets)."""
+    for name in ("xquad-r", "mlqa-r"):
+        ds = load_lareqa(name, data_dir=shared_data_dir)
+        assert ds.questions.qid.is_unique and ds.questions.groupby("group").article.nunique().max() == 1
