@@ -38,16 +38,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def fsync(path: str | Path) -> None:
-    """Flush a file, or a folder's entries (and, recursively, its files), to disk."""
+def fsync(path: str | Path, recursive: bool = False) -> None:
+    """Flush a file, or a folder's entries, to disk; ``recursive`` also flushes every file below the folder (a new
+    folder about to replace an old one). Only the entries of a parent folder need flushing after a rename: a
+    recursive flush there would walk everything beside the file (a build folder of trained models, or /tmp)."""
     path = Path(path)
-    if path.is_dir():
+    if recursive and path.is_dir():
         for child in path.rglob("*"):
             if child.is_file() and not child.is_symlink():
                 fsync(child)
-        fd = os.open(path, os.O_RDONLY)
-    else:
-        fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -69,7 +69,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_UMASK)
-        fsync(tmp)
+        fsync(tmp, recursive=True)
         old = path.parent / f".{path.name}.tmp-old-{time.time_ns()}"
         if path.exists():
             os.replace(path, old)

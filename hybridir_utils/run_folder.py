@@ -177,7 +177,7 @@ def _save_final(model, cfg: TrainConfig, run_dir: Path, info: dict[str, Any]) ->
         card.write_text((card.read_text(encoding="utf-8") if card.is_file() else "") + _model_card_section(cfg, info))
         if cfg.freeze_embeddings or cfg.freeze_layers:  # frozen tensors are the base model's: keep only what changed
             delta.slim(tmp, cfg.model, load_base)
-        io.fsync(tmp)  # on disk before the rename: a power cut cannot leave a renamed but empty model
+        io.fsync(tmp, recursive=True)  # on disk before the rename: a power cut cannot leave a renamed but empty model
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
