@@ -90,6 +90,13 @@ def build_dir() -> Path:
     return _env_path("HYBRIDIR_BUILD_DIR", root() / "build")
 
 
+def machine_lock_path() -> Path:
+    """The machine-wide lock of heavy jobs (every checkout on this machine shares it: they share its cores)."""
+    import tempfile
+
+    return _env_path("HYBRIDIR_MACHINE_LOCK", Path(tempfile.gettempdir()) / "hybridir-heavy-job.lock")
+
+
 def results_dir(profile: str) -> Path:
     """Result tables of a profile (``results/<profile>/*.csv``): committed for ``cpu``; the README is built from
     them."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from hybridir_utils import config, io, parameters, report
+from hybridir_utils import config, io, locks, parameters, report
 
 NOTEBOOKS = (
     "01_data_exploration",
@@ -182,6 +182,15 @@ def run(profile: str, overrides: dict | None = None, only: list[str] | None = No
     params = {k: v for k, v in params.items() if k not in PIPELINE_KEYS}
     out_dir = config.build_dir() / profile
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with locks.build_lock(out_dir), locks.machine_share():
+            return _run_locked(profile, params, models_from, notebooks, per_notebook, out_dir, only, timeout)
+    except locks.LockError as exc:
+        raise PipelineError(str(exc)) from exc
+
+
+def _run_locked(profile, params, models_from, notebooks, per_notebook, out_dir, only, timeout) -> Path:
+    """The notebooks of one run, with ``out_dir`` held (:func:`locks.build_lock`)."""
     reused = reuse_models(models_from, out_dir, config.results_dir(profile)) if models_from else []
     selected = select_notebooks(notebooks, only)
     if reused and (clash := [nb.stem for nb in selected if nb.stem in reused and only]):
