@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= cpu
 LAB_PROFILE ?= cpu
+LAB_ARGS ?=  # e.g. LAB_ARGS="--ip 0.0.0.0 --port 8890 --no-browser" for a remote machine
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # Use the shared read-only LAReQA copy when it sits beside the project (CI and developer machines).
@@ -67,7 +68,7 @@ smoke: $(STAMP)
 
 # The notebooks with the LAB_PROFILE parameters injected (copies in build/<profile>/lab/), writing under build/.
 lab: $(STAMP)
-	$(PY) -m hybridir_utils.lab --profile $(LAB_PROFILE)
+	$(PY) -m hybridir_utils.lab --profile $(LAB_PROFILE) $(LAB_ARGS)
 
 data: $(STAMP)
 	$(PY) -c "from hybridir_utils.data import ensure_data; ensure_data()"

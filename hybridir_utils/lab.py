@@ -1,6 +1,6 @@
 """``make lab``: open the five notebooks in JupyterLab with a profile's parameters (``cpu`` by default).
 
-    python -m hybridir_utils.lab [--profile cpu] [-p key value ...] [--no-open]
+    python -m hybridir_utils.lab [--profile cpu] [-p key value ...] [--no-open] [--no-browser] [--ip IP] [--port N]
 
 The notebooks' own defaults are examples, lighter or heavier than any profile; pressing "Run all" on them would
 not redo what ``make reproduce`` did. So, as papermill does for a run, the profile's values (and ``run_dir`` =
@@ -8,6 +8,11 @@ not redo what ``make reproduce`` did. So, as papermill does for a run, the profi
 ``build/<profile>/lab/``, below each ``parameters`` cell, and JupyterLab opens that folder. A copy is rewritten
 only when its source notebook is newer, so edits made in the lab survive a second ``make lab``. The copies are
 not jupytext-paired: lasting changes belong in ``notebooks/*.py``.
+
+JupyterLab refuses to start as root unless told (containers, cloud notebooks and these machines run as root), and
+on a machine without a display there is no browser to open: :func:`lab_command` adds ``--allow-root`` and
+``--no-browser`` there, so the server starts and prints its URL (with its token) to open from elsewhere; ``--ip``
+and ``--port`` serve a remote machine.
 """
 
 from __future__ import annotations
@@ -43,11 +48,27 @@ def prepare(profile: str = "cpu", overrides: dict | None = None) -> Path:
     return lab_dir
 
 
+def lab_command(folder: Path, ip: str = "127.0.0.1", port: int = 8888, browser: bool | None = None) -> list[str]:
+    """The ``jupyter lab`` command line for ``folder``: ``--allow-root`` when run as root, ``--no-browser`` when
+    asked or when there is no display to open one on (``browser=None``: decide from ``$DISPLAY``)."""
+    jupyter = Path(sys.executable).with_name("jupyter")
+    argv = [str(jupyter), "lab", str(folder), f"--ServerApp.ip={ip}", f"--ServerApp.port={port}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        argv.append("--allow-root")
+    headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform == "darwin")
+    if browser is False or (browser is None and headless):
+        argv.append("--no-browser")
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="cpu", help="params/<profile>.yaml")
     parser.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"), help="override")
     parser.add_argument("--no-open", action="store_true", help="only write the notebooks, do not start JupyterLab")
+    parser.add_argument("--no-browser", action="store_true", help="start the server only and print its URL")
+    parser.add_argument("--ip", default="127.0.0.1", help="address to serve on (0.0.0.0: reachable from elsewhere)")
+    parser.add_argument("--port", type=int, default=8888)
     args = parser.parse_args(argv)
     try:
         folder = prepare(args.profile, pipeline.parse_overrides(args.param))
@@ -57,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"notebooks with the {args.profile} parameters: {folder}")
     if args.no_open:
         return 0
-    jupyter = Path(sys.executable).with_name("jupyter")
-    os.execv(str(jupyter), [str(jupyter), "lab", str(folder)])
+    command = lab_command(folder, args.ip, args.port, False if args.no_browser else None)
+    print("starting:", " ".join(command), "(the server prints the URL to open, with its token)")
+    os.execv(command[0], command)
     return 0  # not reached
 
 

@@ -275,3 +275,20 @@ def test_models_from_never_replaces_a_profiles_own_folder(monkeypatch, tmp_path)
     (tmp_path / "build" / "confirm" / "03_training").mkdir(parents=True)
     with pytest.raises(pipeline.PipelineError, match=r"03_training is a folder of this profile's own"):
         pipeline.reuse_models("cpu", tmp_path / "build" / "confirm", tmp_path / "results" / "confirm")
+
+
+def test_make_lab_starts_as_root_and_without_a_display(monkeypatch, tmp_path):
+    """Issue 25 defect 1: `jupyter lab` exited with "Running as root is not recommended" and assumed a browser."""
+    from hybridir_utils import lab
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(lab.os, "geteuid", lambda: 0)
+    command = lab.lab_command(tmp_path, ip="0.0.0.0", port=8890)
+    assert command[1:3] == ["lab", str(tmp_path)] and Path(command[0]).name == "jupyter"
+    assert {"--allow-root", "--no-browser", "--ServerApp.ip=0.0.0.0", "--ServerApp.port=8890"} <= set(command)
+    monkeypatch.setattr(lab.os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("DISPLAY", ":0")
+    command = lab.lab_command(tmp_path)
+    assert "--allow-root" not in command and "--no-browser" not in command  # a desktop user: the browser opens
+    assert "--no-browser" in lab.lab_command(tmp_path, browser=False)
