@@ -363,8 +363,11 @@ def test_an_id_must_name_the_same_article_in_every_language(tmp_path, shared_dat
             a, b = doc["data"][0]["paragraphs"][0]["qas"][0], doc["data"][1]["paragraphs"][0]["qas"][0]
             a["id"], b["id"] = b["id"], a["id"]
         (target / f"{lang}.json").write_text(json.dumps(doc))
-    with pytest.raises(DataError, match=r"question id '[0-9a-f]+' names questions of different articles across "
-                       r"languages \(.*en.json: article .*; .*de.json: article .*\); 2 such id\(s\) in all"):
+    with pytest.raises(
+        DataError,
+        match=r"question id '[0-9a-f]+' names questions of different articles across "
+        r"languages \(.*en.json: article .*; .*de.json: article .*\); 2 such id\(s\) in all",
+    ):
         load_lareqa("xquad-r", ["en", "de"], data_dir=tmp_path, verify=False)
 
 
