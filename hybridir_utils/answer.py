@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from hybridir_utils import config, io, report
+from hybridir_utils import config, io, report, tables
 from hybridir_utils.experiments import Run
 from hybridir_utils.runstats import smallest_permutation_p
 
@@ -49,14 +49,8 @@ class AnswerError(ValueError):
 
 
 def load(results_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """The profile's result tables; a missing one is an error that names the file and what writes it."""
-    out = {}
-    for name in TABLES:
-        path = Path(results_dir) / f"{name}.csv"
-        if not path.is_file():
-            raise AnswerError(f"{path} not found: run the pipeline for this profile (notebooks 03-04 write it)")
-        out[name] = pd.read_csv(path)
-    return out
+    """The profile's result tables, checked (``tables.read``: one error naming the file and what is wrong)."""
+    return {name: tables.read(results_dir, name) for name in TABLES}
 
 
 def _row(c: pd.DataFrame, system: str, reference: str, setting: str):
@@ -424,8 +418,8 @@ def render_levels_only(results_dir: str | Path, dataset: str = "xquad-r", base: 
     ranges, the planned comparisons on run means alone (permutation p and MDE), recipe, training and machine, and in
     words that no difference is claimed: the question-group level of the uncertainty is missing."""
     folder = Path(results_dir)
-    levels, recipe = pd.read_csv(folder / "levels.csv"), pd.read_csv(folder / "recipe.csv")
-    training = pd.read_csv(folder / "training.csv") if (folder / "training.csv").is_file() else None
+    levels, recipe = tables.read(folder, "levels"), tables.read(folder, "recipe")
+    training = tables.read(folder, "training") if (folder / "training.csv").is_file() else None
     machine, training_text = _facts(folder, training)
     return "\n".join([
         f"Generated from `results/{folder.name}/*.csv` ({dataset}, all {levels.pool_size.max():.0f} candidates of the "
@@ -465,8 +459,12 @@ def replace_section(readme: str, section: str, profile: str = "cpu") -> str:
 def section(profile: str) -> str:
     """The README section of a profile, from its result tables: the full answer when notebook 04's comparisons
     are there, else the levels-only section (run means, no claim)."""
-    folder = config.results_dir(profile)
-    base = report.base_label(yaml.safe_load((config.params_dir() / f"{profile}.yaml").read_text())["base_model"])
+    folder, params = config.results_dir(profile), config.params_dir() / f"{profile}.yaml"
+    if not params.is_file() or not folder.is_dir():
+        known = sorted(p.name for p in folder.parent.iterdir() if (config.params_dir() / f"{p.name}.yaml").is_file())
+        raise AnswerError(f"no results for profile {profile!r} ({params if not params.is_file() else folder} not "
+                          f"found); profiles with results: {known}")  # fmt: skip
+    base = report.base_label(yaml.safe_load(params.read_text())["base_model"])
     return (
         render(folder, base=base) if (folder / "comparisons.csv").is_file() else render_levels_only(folder, base=base)
     )
@@ -480,7 +478,11 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--write", action="store_true", help="rewrite the README section")
     mode.add_argument("--check", action="store_true", help="exit 1 when the README section is stale")
     args = parser.parse_args(argv)
-    text = section(args.profile)
+    try:
+        text = section(args.profile)
+    except (AnswerError, tables.TableError) as exc:
+        print(f"answer: {exc}", file=sys.stderr)
+        return 1
     if not (args.write or args.check):
         print(text)
         return 0

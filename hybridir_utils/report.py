@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hybridir_utils import config, environment, io
+from hybridir_utils import config, environment, io, tables
 from hybridir_utils.bias import map_matrix
 
 PAPER = "Elmahdy, Lin, Ahmad (2024), Hybrid batch training, arXiv 2408.10536"
@@ -313,7 +313,7 @@ def _summary_html(out_dir: Path, results_dir: Path, record: dict, links: bool) -
     comparisons = Path(results_dir) / "comparisons.csv"
     base = base_label(record["parameters"].get("base_model") or "multilingual-e5-small")
     if comparisons.is_file():
-        table = pd.read_csv(comparisons)
+        table = tables.read(results_dir, "comparisons")
         table = table[table["slice"] == "all"] if "slice" in table else table
         dataset = table.dataset.iloc[0]
         for reference in (base, "hybrid/general"):
