@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hybridir_utils import answer, config
+from hybridir_utils import answer, config, tables
 from hybridir_utils.runstats import smallest_permutation_p
 
 GEN, IN, RND, CUL = "hybrid/general", "hybrid/news-in-domain", "hybrid/news-size-random", "hybrid/news-size-culture"
@@ -127,7 +127,7 @@ def test_a_profile_without_domain_runs_says_so_and_reports_sampling():
 
 
 def test_missing_table_is_named(tmp_path):
-    with pytest.raises(answer.AnswerError, match=r"levels\.csv not found"):
+    with pytest.raises(tables.TableError, match=r"levels\.csv not found: run the pipeline for this profile \(noteb"):
         answer.load(tmp_path)
 
 
@@ -148,11 +148,11 @@ def test_readme_results_are_generated_from_the_committed_tables(profile):
 
 def test_levels_only_profiles_claim_nothing_and_state_the_run_level_floor():
     """Without per-query tables no interval is drawn; the run-mean comparison says how little 3 or 5 runs can show."""
-    cpu, gpu = answer.section("cpu"), answer.section("gpu")
+    folder = config.root() / "results"
+    cpu, gpu = answer.render_levels_only(folder / "cpu-3run"), answer.section("gpu")
     for text in (cpu, gpu):
         assert "No comparison of this profile is claimed" in text and "[+" not in text and "[-" not in text
-    folder = config.root() / "results"
-    means = answer.run_means_table(pd.read_csv(folder / "cpu" / "levels.csv"), "xquad-r", "multilingual-e5-small")
+    means = answer.run_means_table(pd.read_csv(folder / "cpu-3run" / "levels.csv"), "xquad-r", "multilingual-e5-small")
     row = means.set_index(["system", "reference"]).loc[(IN, RND)]
     assert row.runs == "3 vs 3" and "p_perm 0.2;" in row.cross  # the 3-seed design: 0.626/0.618/0.596 vs 0.594/...
     gpu_means = answer.run_means_table(pd.read_csv(folder / "gpu" / "levels.csv"), "xquad-r", "multilingual-e5-small")
@@ -174,7 +174,7 @@ def test_smallest_possible_permutation_p_by_hand():
 def test_the_readme_prose_about_the_3_run_and_gpu_tables_holds():
     """The hand-written sentences of "Where the answer stands", checked against the committed tables."""
     folder = config.root() / "results"
-    cpu = answer.run_means_table(pd.read_csv(folder / "cpu" / "levels.csv"), "xquad-r", "multilingual-e5-small")
+    cpu = answer.run_means_table(pd.read_csv(folder / "cpu-3run" / "levels.csv"), "xquad-r", "multilingual-e5-small")
     from hybridir_utils.effects import comparison_plan, run_means_comparisons
 
     def rows(profile):
@@ -182,10 +182,10 @@ def test_the_readme_prose_about_the_3_run_and_gpu_tables_holds():
         plan = comparison_plan([s for s in lv.system.unique() if "/" in s], base="multilingual-e5-small")
         return run_means_comparisons(lv, plan).set_index(["system", "reference", "setting"])
 
-    old = rows("cpu").loc[(IN, RND, "cross")]
+    old = rows("cpu-3run").loc[(IN, RND, "cross")]
     assert old.p_perm == pytest.approx(0.2) and old.mde > old.delta > 0  # "p 0.2, MDE larger than the difference"
     assert cpu.runs.eq("3 vs 3").any() and smallest_permutation_p(3, 3) == pytest.approx(0.1)
-    cpu_levels = pd.read_csv(folder / "cpu" / "levels.csv")
+    cpu_levels = pd.read_csv(folder / "cpu-3run" / "levels.csv")
     mono = cpu_levels[cpu_levels.setting == "mono"].groupby("system")["map"].mean()
     trained = [s for s in mono.index if "/" in s]
     assert (mono[trained] < mono["multilingual-e5-small"]).all()  # "every trained system ... lower mean mono"
@@ -233,3 +233,47 @@ def test_one_run_never_supports_a_claim_and_few_articles_no_domain_effect():
     few = pd.Series({**_inter(IN, 0.05, 0.02, 0.08, 0.001), "n_target_articles": 4})
     assert answer.interaction_claimed(pd.Series(_inter(IN, 0.05, 0.02, 0.08, 0.001)))
     assert not answer.interaction_claimed(few)
+
+
+def test_the_readme_prose_about_the_run_level_cpu_run_holds():
+    """The hand-written sentences of "The answer: the run-level cpu design", checked against results/cpu."""
+    folder = config.root() / "results" / "cpu"
+    c = tables.read(folder, "comparisons").set_index(["system", "reference", "setting"])
+    news = c.loc[(IN, RND, "cross")]
+    assert (round(news.delta, 3), round(news.lo, 3), round(news.hi, 3)) == (0.006, 0.0, 0.012)
+    assert round(news.p, 3) == 0.049 and round(news.p_perm, 3) == 0.041 and news.p_holm == 1.0
+    assert not answer.significant(news) and round(news.mde, 3) == 0.008 and len(c) == 36
+    inter = tables.read(folder, "interactions").set_index("system").loc[IN]
+    assert (inter.n_target_articles, inter.n_other_articles) == (7, 41) and not answer.interaction_claimed(inter)
+    assert (round(inter.interaction, 3), round(inter.lo, 3), round(inter.hi, 3)) == (0.006, -0.008, 0.02)
+    level = c.loc[(IN, GEN, "cross")]
+    assert (round(level.delta, 3), round(level.lo, 3), round(level.hi, 3)) == (-0.001, -0.008, 0.007)
+    training = tables.read(folder, "training").groupby("system")["groups"].mean()
+    assert training[GEN] >= 10 * training[IN]  # "ten times as many question groups"
+    for control in ("hybrid/news-size-culture", "hybrid/news-size-geography"):
+        assert abs(c.loc[(control, RND, "cross")].delta) <= 0.002
+    base = "multilingual-e5-small"
+    trained = [s for s in c.index.get_level_values(0).unique()]
+    cross = [c.loc[(s, base, "cross")] for s in trained]
+    mono = [c.loc[(s, base, "mono")] for s in trained]
+    multi = [c.loc[(s, base, "multi")].delta for s in trained]
+    assert 0.070 <= round(min(r.delta for r in cross), 3) and round(max(r.delta for r in cross), 3) <= 0.078
+    assert (
+        all(answer.significant(r) for r in cross + mono)
+        and round(min(multi), 3) == 0.246
+        and round(max(multi), 3) == 0.256
+    )
+    assert round(min(r.delta for r in mono), 3) == -0.025 and round(max(r.delta for r in mono), 3) == -0.018
+    assert all(r.lo < -answer.KEEP_MARGIN for r in mono)  # "the target ... is not met" for every system
+    curve = tables.read(folder, "wiseft").set_index("lam")
+    assert curve.index[curve.chosen].tolist() == [0.5] and curve.loc[0.5, "dev_mono"] > curve.loc[0.0, "dev_mono"]
+    gpu_curve = tables.read(config.root() / "results" / "cpu-on-gpu", "wiseft").set_index("lam")
+    assert (curve[["dev_mono", "dev_cross"]] - gpu_curve[["dev_mono", "dev_cross"]]).abs().max().max() <= 0.002
+    lang = tables.read(folder, "languages").set_index(["system", "setting", "lang"]).delta_vs_base
+    general_mono = lang.loc[(GEN, "mono")]
+    assert general_mono.idxmin() == "th" and round(general_mono.th, 3) == -0.036
+    assert general_mono.idxmax() == "en" and round(general_mono.en, 3) == -0.007
+    assert lang.loc[(GEN, "cross")].idxmax() == "zh" and round(lang.loc[(GEN, "cross", "zh")], 3) == 0.149
+    assert (tables.read(folder, "truncation").share_cut == 0).all()
+    rank = tables.read(folder, "levels").query("setting == 'multi'").groupby("system").rank_distance.mean()
+    assert round(rank[base], 1) == 474.8 and 86 <= rank.drop(base).min() and rank.drop(base).max() <= 95
