@@ -34,8 +34,9 @@ SCHEMAS: dict[str, Schema] = {
                           ("delta", "lo", "hi", "p", "p_holm", "n_seeds", "n_ref_seeds", "se", "mde"),
                           ("p_perm", "run_sd", "ref_run_sd", "df"), "notebook 04"),
     "interactions": Schema(("system", "reference", "topic", "dataset", "setting", "status"),
-                           ("gain_target", "gain_other", "n_target_articles", "n_other_articles"),
-                           ("interaction", "lo", "hi", "p", "p_holm", "p_perm", "se", "df", "mde"), "notebook 04"),
+                           ("n_target_articles", "n_other_articles"),  # a topic with no test article: all empty
+                           ("gain_target", "gain_other", "interaction", "lo", "hi", "p", "p_holm", "p_perm", "se",
+                            "df", "mde"), "notebook 04"),
     "slices": Schema(("system", "dataset", "domain", "status"), ("queries", "articles", "seeds"), ("map",),
                      "notebook 04"),
     "truncation": Schema(("dataset", "kind", "lang"), ("texts", "share_cut", "cutoff"), (), "notebook 04"),

@@ -57,3 +57,17 @@ def test_the_cli_says_one_line_for_a_bad_table_and_an_unknown_profile(smoke_copy
     assert answer.main(["--profile", "nope"]) == 1
     err = capsys.readouterr().err
     assert "no results for profile 'nope'" in err and "profiles with results: ['smoke']" in err
+
+
+def test_a_topic_without_test_articles_may_leave_its_gains_empty(smoke_copy):
+    """A profile whose test set holds no article of a topic writes that interaction row with empty numbers."""
+    table = pd.read_csv(smoke_copy / "interactions.csv")
+    empty = ["gain_target", "gain_other", "interaction", "lo", "hi", "p", "p_holm", "p_perm", "se", "df", "mde"]
+    table.loc[0, empty] = float("nan")
+    table.loc[0, ["n_target_articles", "status"]] = [0, "too-few-articles"]
+    table.to_csv(smoke_copy / "interactions.csv", index=False)
+    assert len(tables.read(smoke_copy, "interactions")) == 1
+    table.loc[0, "n_target_articles"] = float("nan")
+    table.to_csv(smoke_copy / "interactions.csv", index=False)
+    with pytest.raises(TableError, match="column 'n_target_articles' is empty"):
+        tables.read(smoke_copy, "interactions")
