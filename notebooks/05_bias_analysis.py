@@ -101,13 +101,16 @@ preference.pivot_table(index="system", columns="dataset", values="own_language_p
 
 # %% [markdown]
 # ## X × Y mAP heatmaps
-# Rows: query language, columns: pool language (XQuAD-R). Base model, the general hybrid model, and their difference.
+# Rows: query language, columns: pool language (XQuAD-R). Base model, the general hybrid model (else the first
+# trained system scored: a profile may score only some), and their difference.
 
 # %%
-matrices = report.map_matrices(results, "xquad-r", ["multilingual-e5-small", "hybrid/general"])
+trained = [s for s in results.system.unique() if "/" in s]
+shown = "hybrid/general" if "hybrid/general" in trained else trained[0]
+matrices = report.map_matrices(results, "xquad-r", [report.base_label(base_model), shown])
 for name, matrix in matrices.items():
     diff = name == "difference"
-    title = "XQuAD-R mAP: hybrid/general minus base" if diff else f"XQuAD-R mAP: {name}"
+    title = f"XQuAD-R mAP: {shown} minus base" if diff else f"XQuAD-R mAP: {name}"
     fig = plots.heatmap(matrix, title=title, cmap="RdBu_r" if diff else "viridis", center=0 if diff else None,
                         cbar_label="difference in mAP" if diff else "mAP")  # fmt: skip
     plots.show(fig, f"05_heatmap_{name.replace('/', '_')}", fig_dir)
