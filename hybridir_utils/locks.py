@@ -53,14 +53,15 @@ def _alive(pid) -> bool:
 
 
 @contextlib.contextmanager
-def _held(path: Path, command: str) -> Iterator[bool]:
-    """Try ``path``'s lock without waiting: yields True while held (holder recorded beside it), else False."""
+def _held(path: Path, command: str) -> Iterator[dict | None]:
+    """Try ``path``'s lock without waiting: yields None while this process holds it (recorded beside it), else the
+    holder's record (empty when it left none)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lock, sidecar = FileLock(str(path)), path.with_name(path.name + ".json")
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        yield False
+        yield _holder(sidecar)
         return
     try:
         old = _holder(sidecar)
@@ -68,7 +69,7 @@ def _held(path: Path, command: str) -> Iterator[bool]:
             print(f"[lock] {path}: taken over from a run no longer running ({_describe(old)})", file=sys.stderr)
         me = {"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command}
         io.write_json(sidecar, me)
-        yield True
+        yield None
     finally:
         sidecar.unlink(missing_ok=True)
         lock.release()
@@ -78,9 +79,8 @@ def _held(path: Path, command: str) -> Iterator[bool]:
 def build_lock(out_dir: Path, command: str | None = None) -> Iterator[None]:
     """Hold ``out_dir``'s lock for a whole pipeline run; a second run raises :class:`LockError` naming the first."""
     path = Path(out_dir) / ".pipeline.lock"
-    with _held(path, command or " ".join(sys.argv)) as mine:
-        if not mine:
-            holder = _holder(path.with_name(path.name + ".json"))
+    with _held(path, command or " ".join(sys.argv)) as holder:
+        if holder is not None:
             raise LockError(f"{out_dir} is in use by another pipeline run ({_describe(holder)}); wait for it to end "
                             "or stop it, then run again")  # fmt: skip
         yield
@@ -91,12 +91,11 @@ def machine_share(command: str | None = None, cores: int | None = None) -> Itera
     """Hold the machine-wide heavy-job lock; yields None when alone (every core), else the thread count this job
     was given (half the cores, at least 1; set as ``OMP_NUM_THREADS`` for the notebook kernels) after saying so."""
     path = config.machine_lock_path()
-    with _held(path, command or " ".join(sys.argv)) as alone:
-        if alone:
+    with _held(path, command or " ".join(sys.argv)) as holder:
+        if holder is None:
             yield None
             return
         threads = max(1, (cores or os.cpu_count() or 2) // 2)
-        holder = _holder(path.with_name(path.name + ".json"))
         print(f"[machine] another heavy hybridir job is running on this machine ({_describe(holder)}): two torch "
               f"jobs on {cores or os.cpu_count()} cores thrash (a training step ~6x slower), so this one runs its "
               f"notebooks with {threads} thread(s); it will still be slower than alone", file=sys.stderr)  # fmt: skip

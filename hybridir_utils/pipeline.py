@@ -196,6 +196,7 @@ def _run_locked(profile, params, models_from, notebooks, per_notebook, out_dir, 
     if reused and (clash := [nb.stem for nb in selected if nb.stem in reused and only]):
         raise PipelineError(f"--only {clash}: this profile takes those notebooks' outputs from {models_from!r}")
     selected = [nb for nb in selected if nb.stem not in reused]
+    recorded = {**params, "models_from": models_from} if models_from else params
     executed, timings = [], {}
     _stream_notebook_output()
     t0 = time.perf_counter()
@@ -208,7 +209,6 @@ def _run_locked(profile, params, models_from, notebooks, per_notebook, out_dir, 
         executed.append(run_notebook(nb, out_dir, {**per_notebook[nb.stem], **given}, timeout))
         timings[nb.stem] = {"seconds": round(time.perf_counter() - start, 1), "parameters": per_notebook[nb.stem]}
         print(f"[pipeline] {nb.stem} done in {_clock(timings[nb.stem]['seconds'])}", file=sys.stderr, flush=True)
-        recorded = {**params, "models_from": models_from} if models_from else params
         record = report.record_run(out_dir, profile, recorded, timings, cell_timeout=timeout)  # kept if a later fails
     return render_html(executed, out_dir, record, config.results_dir(profile))
 
