@@ -21,6 +21,7 @@ from hybridir_utils.data import load_lareqa
 from hybridir_utils.parameters import BATCH_POLICIES
 from hybridir_utils.pools import (
     CONTROL_PREFIX,
+    RANDOM_CONTROL,
     domain_draw,
     domain_pool,
     parse_domain_run,
@@ -66,8 +67,13 @@ class Run:
         return cls(sampling, domain, mode)
 
 
-def grid(samplings, seeds, domain_runs=(), domain_seeds=(0,), domain_sampling: str = "hybrid") -> list[Run]:
-    """The main comparison (every sampling x seed, general pool) plus domain-focused runs of one sampling."""
+def grid(samplings, seeds, domain_runs=(), domain_seeds=(0,), domain_sampling: str = "hybrid",
+         topic_control_seeds=None) -> list[Run]:  # fmt: skip
+    """The main comparison (every sampling x seed, general pool) plus domain-focused runs of one sampling.
+
+    ``topic_control_seeds`` (None: ``domain_seeds``) are the seeds of the other-topic controls (``size-<domain>``):
+    they show the spread of "any coherent topic" around random, not the headline contrast, so a budget can give
+    them fewer runs than the in-domain arm and its random control."""
     unknown = [s for s in [*samplings, domain_sampling] if s not in PRESETS]
     if unknown:
         raise ExperimentError(f"unknown sampling preset(s) {unknown}; presets: {sorted(PRESETS)}")
@@ -79,7 +85,9 @@ def grid(samplings, seeds, domain_runs=(), domain_seeds=(0,), domain_sampling: s
             domain, mode = parse_domain_run(spec)
         except DomainError as exc:
             raise ExperimentError(str(exc)) from exc
-        runs += [Run(domain_sampling, domain, mode, int(seed)) for seed in domain_seeds]
+        topic = mode.startswith(CONTROL_PREFIX) and mode != f"{CONTROL_PREFIX}{RANDOM_CONTROL}"
+        arm_seeds = topic_control_seeds if topic and topic_control_seeds is not None else domain_seeds
+        runs += [Run(domain_sampling, domain, mode, int(seed)) for seed in arm_seeds]
     return runs
 
 

@@ -139,6 +139,8 @@ PARAMS: dict[str, Param] = {
                          valid=_domain_run, empty=True),
     "domain_seeds": Param("Optional[list[int]]", "seeds of the domain-focused runs (None: seeds)", many=True,
                           optional=True, **number(int, 0)),
+    "topic_control_seeds": Param("Optional[list[int]]", "seeds of the other-topic controls, size-<domain> runs "
+                                 "(None: domain_seeds)", many=True, optional=True, **number(int, 0)),
     "wise_lambdas": Param("list[float]", "WiSE-FT weights of the trained model swept on dev (empty: no WiSE-FT)",
                           many=True, empty=True, **number(float, 0, 1)),
     "wise_runs": Param("int", "runs of hybrid/general the WiSE-FT sweep averages over", **number(int, 1)),

@@ -70,6 +70,7 @@ samplings: list[str] = ["hybrid"]  # sampling presets on the general pool (x-x-m
 domain_runs: list[str] = ["news:in-domain", "news:size-random"]  # domain-focused runs and their size-matched controls
 domain_weight: float = 3.0  # oversampling weight of the target domain in weighted runs
 domain_seeds: Optional[list[int]] = None  # seeds of the domain-focused runs (None: the same as `seeds`)
+topic_control_seeds: Optional[list[int]] = None  # seeds of the size-<other domain> controls (None: domain_seeds)
 wise_lambdas: list[float] = [0.5, 0.75, 1.0]  # WiSE-FT: weights of the trained model swept on dev (empty: off)
 wise_runs: int = 3  # runs of hybrid/general the WiSE-FT sweep averages over (the choice is robust to one run's noise)
 domain_groups: Optional[int] = None  # question groups each domain arm draws per seed (None: 80% of the smallest target)
@@ -112,7 +113,8 @@ pd.DataFrame({name: {"articles": d.questions.article.nunique(), "groups": d.ques
 # batch size that every run can fill, so the systems of a comparison never differ in batch size.
 
 # %%
-runs = experiments.grid(samplings, seeds, domain_runs, domain_seeds=seeds if domain_seeds is None else domain_seeds)
+runs = experiments.grid(samplings, seeds, domain_runs, domain_seeds=seeds if domain_seeds is None else domain_seeds,
+                        topic_control_seeds=topic_control_seeds)  # fmt: skip
 size = experiments.draw_size(runs, pairs, domain_groups)
 batch = experiments.grid_batch_size(runs, pairs, batch_size, domain_weight, batch_policy, size=size)
 print(f"batch size: {batch} (asked: {batch_size}, policy: {batch_policy}); domain arms draw {size} groups per seed")

@@ -42,6 +42,17 @@ def test_size_matched_control_runs_parse_and_name_their_system():
         grid(["hybrid"], [0], ["news:size-sports"])
 
 
+def test_topic_controls_may_take_fewer_seeds_than_the_headline_arms():
+    specs = ["news:in-domain", "news:size-random", "news:size-culture", "news:size-geography"]
+    runs = grid(["hybrid"], [0, 1, 2], specs, domain_seeds=[0, 1, 2, 3], topic_control_seeds=[0, 1])
+    seeds = {system: sorted(r.seed for r in runs if r.system == system) for system in {r.system for r in runs}}
+    assert seeds == {"hybrid/general": [0, 1, 2], "hybrid/news-in-domain": [0, 1, 2, 3],
+                     "hybrid/news-size-random": [0, 1, 2, 3], "hybrid/news-size-culture": [0, 1],
+                     "hybrid/news-size-geography": [0, 1]}  # fmt: skip
+    assert grid(["hybrid"], [0], specs, domain_seeds=[0, 1]) == grid(["hybrid"], [0], specs, domain_seeds=[0, 1],
+                                                                   topic_control_seeds=None)  # fmt: skip
+
+
 def test_comparison_plan_states_each_question_once():
     trained = ["hybrid/general", "x-y/general", "hybrid/news-in-domain", "hybrid/news-size-random",
                "hybrid/news-size-culture", "hybrid/science-in-domain"]  # fmt: skip
