@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -90,6 +91,21 @@ def test_smoke_tables_equal_the_committed_ones(smoke_run, name):
     committed = committed_path.read_text(encoding="utf-8")
     changed = [(a, b) for a, b in zip(committed.splitlines(), fresh.splitlines(), strict=False) if a != b]
     assert fresh == committed, f"{name}.csv differs from {committed_path} (first of {len(changed)}): {changed[:1]}"
+
+
+@pytest.mark.slow
+def test_a_smoke_run_leaves_the_checkout_clean(smoke_run):
+    """Every file the run writes into results/smoke/ is committed there (and byte-identical: the test above) or
+    ignored by git, so `make reproduce PROFILE=smoke` on a clean clone leaves `git status` clean."""
+    out, _ = smoke_run
+    written = sorted(p.name for p in (out.parent / "results" / "smoke").iterdir())
+    paths = [f"results/smoke/{name}" for name in written]
+    tracked = set(subprocess.run(["git", "ls-files", "--", *paths], cwd=config.root(), capture_output=True,
+                                 text=True, check=True).stdout.split())  # fmt: skip
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=config.root(), capture_output=True,
+                             text=True).stdout.split()  # fmt: skip
+    assert "results/smoke/environment.json" in ignored  # machine-specific: never committed
+    assert [p for p in paths if p not in tracked and p not in ignored] == []
 
 
 @pytest.mark.slow
