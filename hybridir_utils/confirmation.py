@@ -14,14 +14,13 @@ and the exact permutation test on the run means agreeing; the interaction by the
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from hybridir_utils import answer, config, io, report
+from hybridir_utils import answer, config, readme, report
 
 PROFILE = "confirm"
 ARM, CONTROL, SETTING = "hybrid/news-in-domain", "hybrid/news-size-random", "cross"  # H1, as pre-registered
@@ -92,24 +91,8 @@ def render(results_dir: str | Path, dataset: str = "xquad-r", arm: str = ARM, co
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--readme", type=Path, default=config.root() / "README.md")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help="rewrite the README section")
-    mode.add_argument("--check", action="store_true", help="exit 1 when the README section is stale")
-    args = parser.parse_args(argv)
-    text = render(config.results_dir(PROFILE))
-    if not (args.write or args.check):
-        print(text)
-        return 0
-    current = args.readme.read_text(encoding="utf-8")
-    updated = answer.replace_section(current, text, PROFILE)
-    if args.check:
-        print("README confirmation is up to date" if updated == current else "README confirmation is stale",
-              file=sys.stderr)  # fmt: skip
-        return int(updated != current)
-    io.write_text(args.readme, updated)
-    return 0
+    return readme.command(argv, lambda profile: render(config.results_dir(profile)), PROFILE, name="confirmation",
+                          doc=__doc__)  # fmt: skip
 
 
 if __name__ == "__main__":

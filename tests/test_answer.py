@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hybridir_utils import answer, config, tables
+from hybridir_utils import answer, config, readme, tables
 from hybridir_utils.runstats import smallest_permutation_p
 
 GEN, IN, RND, CUL = "hybrid/general", "hybrid/news-in-domain", "hybrid/news-size-random", "hybrid/news-size-culture"
@@ -132,18 +132,18 @@ def test_missing_table_is_named(tmp_path):
 
 
 def test_replace_section_needs_markers():
-    readme = f"intro\n{answer.BEGIN}\nold\n{answer.END}\nrest\n"
-    assert answer.replace_section(readme, "new\n") == f"intro\n{answer.BEGIN}\nnew\n{answer.END}\nrest\n"
-    with pytest.raises(answer.AnswerError, match="no results markers"):
-        answer.replace_section("no markers", "x")
+    text = f"intro\n{readme.BEGIN}\nold\n{readme.END}\nrest\n"
+    assert readme.replace_section(text, "new\n") == f"intro\n{readme.BEGIN}\nnew\n{readme.END}\nrest\n"
+    with pytest.raises(readme.ReadmeError, match="no results markers"):
+        readme.replace_section("no markers", "x")
 
 
 @pytest.mark.parametrize("profile", ["cpu", "gpu"])
 def test_readme_results_are_generated_from_the_committed_tables(profile):
     """Every number in the README's results sections comes from results/<profile>/*.csv (`make readme`)."""
-    readme = (config.root() / "README.md").read_text(encoding="utf-8")
+    text = (config.root() / "README.md").read_text(encoding="utf-8")
     section = answer.section(profile)
-    assert answer.replace_section(readme, section, profile) == readme, "README results are stale: run `make readme`"
+    assert readme.replace_section(text, section, profile) == text, "README results are stale: run `make readme`"
 
 
 def test_levels_only_profiles_claim_nothing_and_state_the_run_level_floor():
