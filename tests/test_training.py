@@ -52,6 +52,22 @@ def test_without_eval_articles_removes_the_shared_articles_whole(shared_data_dir
     assert kept.questions.article.nunique() == mlqa.questions.article.nunique() - 2
 
 
+def test_no_test_article_question_or_answer_sentence_reaches_training(shared_data_dir, monkeypatch):
+    """The paper's claim that evaluation data is separate from training, checked on our split (all languages):
+    the two shared articles are removed whole, and no XQuAD-R question or candidate sentence text is a training
+    query or passage (compared case- and space-insensitively)."""
+    monkeypatch.setenv("HYBRIDIR_DATA_DIR", str(shared_data_dir))
+    from hybridir_utils.data import load_lareqa, training_pairs
+
+    kept, dropped = without_eval_articles(load_lareqa("mlqa-r", data_dir=shared_data_dir), "xquad-r")
+    pairs, test = training_pairs(kept), load_lareqa("xquad-r", data_dir=shared_data_dir)
+    norm = lambda texts: set(texts.str.strip().str.lower())  # noqa: E731
+    assert dropped == ["Harvard University", "Prime number"] and len(pairs) == 15_713
+    assert not {normalise_title(a) for a in pairs.article} & eval_articles("xquad-r", shared_data_dir)
+    assert not norm(pairs["query"]) & norm(test.questions.text)
+    assert not norm(pairs["passage"]) & norm(test.candidates.text)
+
+
 def test_pairs_fingerprint_tracks_the_data_not_the_row_order(tiny_pairs):
     pairs = tiny_pairs
     assert pairs_fingerprint(pairs) == pairs_fingerprint(pairs.sample(frac=1, random_state=0))
