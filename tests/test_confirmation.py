@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridir_utils import confirmation
+from hybridir_utils import config, confirmation, readme, tables
 from hybridir_utils.confirmation import ARM, CONTROL, ConfirmationError
 
 
@@ -41,3 +41,24 @@ def test_a_missing_h1_row_is_an_error_naming_the_table():
     tables["comparisons"] = tables["comparisons"][tables["comparisons"].setting != "cross"]
     with pytest.raises(ConfirmationError, match=r"comparisons.csv: 0 rows for hybrid/news-in-domain vs"):
         confirmation.verdict(tables)
+
+
+def test_the_readme_confirmation_section_is_generated_from_results_confirm():
+    text = (config.root() / "README.md").read_text(encoding="utf-8")
+    section = confirmation.render(config.results_dir("confirm"))
+    assert readme.replace_section(text, section, "confirm") == text, "stale: run `make readme`"
+
+
+def test_the_readme_prose_about_the_confirmation_holds():
+    """The hand-written paragraph "Run 2026-12-04" under "Pre-registered", checked against results/confirm."""
+    folder = config.root() / "results" / "confirm"
+    loaded = {name: tables.read(folder, name) for name in ("comparisons", "interactions")}
+    ok, _ = confirmation.verdict(loaded)
+    gain = loaded["comparisons"].set_index(["system", "reference", "setting"]).loc[(ARM, CONTROL, "cross")]
+    inter = loaded["interactions"].set_index("system").loc[ARM]
+    assert not ok and round(gain.delta, 3) == 0.007 and gain.lo < 0 < gain.hi and round(gain.p, 3) == 0.085
+    assert round(gain.mde, 3) == 0.012 and not confirmation.holds(inter) and inter.interaction < inter.mde
+    assert tables.read(folder, "truncation").lang.nunique() == 7
+    cpu = tables.read(config.root() / "results" / "cpu", "comparisons").set_index(["system", "reference", "setting"])
+    on_cpu = cpu.loc[(ARM, CONTROL, "cross")].delta
+    assert on_cpu > 0 and abs(on_cpu - gain.delta) < 0.005  # "the same direction and size as on the cpu test set"
