@@ -29,7 +29,7 @@ from hybridir_utils.pools import (
     structure_matched_pool,
 )
 from hybridir_utils.report import base_label
-from hybridir_utils.sampling import PRESETS, HybridBatchSampler, SamplerConfigError
+from hybridir_utils.sampling import PRESETS, HybridBatchSampler, SamplerConfigError, sampling_alpha
 from hybridir_utils.taxonomy import DomainError
 from hybridir_utils.training import pairs_fingerprint, train
 
@@ -68,18 +68,23 @@ class Run:
 
 
 def grid(samplings, seeds, domain_runs=(), domain_seeds=(0,), domain_sampling: str = "hybrid",
-         topic_control_seeds=None) -> list[Run]:  # fmt: skip
+         topic_control_seeds=None, alpha_curve_seeds=None) -> list[Run]:  # fmt: skip
     """The main comparison (every sampling x seed, general pool) plus domain-focused runs of one sampling.
+
+    A sampling is a preset or ``alpha<α>`` (a point of the α curve); ``alpha_curve_seeds`` (None: ``seeds``) are
+    the seeds of the ``alpha<α>`` samplings, which may be fewer than the presets' (the curve's inner points).
 
     ``topic_control_seeds`` (None: ``domain_seeds``) are the seeds of the other-topic controls (``size-<domain>``):
     they show the spread of "any coherent topic" around random, not the headline contrast, so a budget can give
     them fewer runs than the in-domain arm and its random control."""
-    unknown = [s for s in [*samplings, domain_sampling] if s not in PRESETS]
+    unknown = [s for s in [*samplings, domain_sampling] if not _is_sampling(s)]
     if unknown:
-        raise ExperimentError(f"unknown sampling preset(s) {unknown}; presets: {sorted(PRESETS)}")
+        raise ExperimentError(f"unknown sampling preset(s) {unknown}; presets: {sorted(PRESETS)}, or alpha<α> "
+                              "(e.g. alpha0.25)")  # fmt: skip
     if not samplings or not seeds:
         raise ExperimentError("the grid needs at least one sampling and one seed")
-    runs = [Run(s, seed=int(seed)) for s in samplings for seed in seeds]
+    curve = alpha_curve_seeds if alpha_curve_seeds is not None else seeds
+    runs = [Run(s, seed=int(seed)) for s in samplings for seed in (seeds if s in PRESETS else curve)]
     for spec in domain_runs or ():
         try:
             domain, mode = parse_domain_run(spec)
@@ -89,6 +94,14 @@ def grid(samplings, seeds, domain_runs=(), domain_seeds=(0,), domain_sampling: s
         arm_seeds = topic_control_seeds if topic and topic_control_seeds is not None else domain_seeds
         runs += [Run(domain_sampling, domain, mode, int(seed)) for seed in arm_seeds]
     return runs
+
+
+def _is_sampling(name: str) -> bool:
+    try:
+        sampling_alpha(name)
+    except SamplerConfigError:
+        return False
+    return True
 
 
 def draw_size(runs: list[Run], pairs: pd.DataFrame, size: int | None = None) -> int | None:
@@ -128,7 +141,7 @@ def infeasible_runs(runs: list[Run], pairs: pd.DataFrame, batch_size: int, weigh
     for run in runs:
         try:
             pool = training_pool(run, pairs, weight, batch_size, size)
-            options = {"alpha": PRESETS[run.sampling], **(pool.sampler_kwargs if pool else {})}
+            options = {"alpha": sampling_alpha(run.sampling), **(pool.sampler_kwargs if pool else {})}
             HybridBatchSampler(pool.pairs if pool else pairs, batch_size, seed=run.seed, **options)
         except (SamplerConfigError, DomainError) as exc:
             why[run.label] = str(exc)
@@ -180,7 +193,12 @@ def train_grid(runs: list[Run], pairs: pd.DataFrame, base: dict, out_dir: Path, 
         print(f"run {k}/{len(runs)} {run.label}: starting (grid elapsed {done:.0f} s{eta})", flush=True)
         pool = training_pool(run, pairs, weight, base["batch_size"], size)
         table = pool.pairs if pool else pairs
-        cfg = {**base, "preset": run.sampling, "seed": run.seed, "output_dir": str(out_dir / "models" / run.label),
+        named = (
+            {"preset": run.sampling}
+            if run.sampling in PRESETS
+            else {"preset": None, "alpha": sampling_alpha(run.sampling)}
+        )
+        cfg = {**base, **named, "seed": run.seed, "output_dir": str(out_dir / "models" / run.label),
                "extra": {"pairs_sha1": pairs_fingerprint(table)}}  # fmt: skip
         cfg.update(pool.sampler_kwargs if pool else {})
         start = time.perf_counter()
@@ -199,7 +217,8 @@ def _negative_rate(run: Run, table: pd.DataFrame, pool, base: dict) -> float:
     (the sampler's own sequence for the run's seed and pool): harder negatives, whatever the domain."""
     kwargs = pool.sampler_kwargs if pool else {}
     steps = int(base["max_steps"])
-    return same_article_negative_rate(table, base["batch_size"], run.seed, steps, alpha=PRESETS[run.sampling], **kwargs)
+    alpha = sampling_alpha(run.sampling)
+    return same_article_negative_rate(table, base["batch_size"], run.seed, steps, alpha=alpha, **kwargs)
 
 
 def training_table(runs: pd.DataFrame) -> pd.DataFrame:

@@ -40,12 +40,6 @@ def _datasets() -> Sequence[str]:
     return sorted(LANGUAGES)
 
 
-def _presets() -> Sequence[str]:
-    from hybridir_utils.sampling import PRESETS  # imports sentence-transformers: only when checked
-
-    return sorted(PRESETS)
-
-
 def _backends() -> Sequence[str]:
     from hybridir_utils.backends import BACKENDS  # imports torch: only when checked
 
@@ -62,6 +56,16 @@ def _precisions() -> Sequence[str]:
 
 def _miracl_languages() -> Sequence[str]:
     return MIRACL_LANGUAGES
+
+
+def _sampling(value: str) -> str | None:
+    from hybridir_utils.sampling import sampling_alpha  # imports sentence-transformers: only when checked
+
+    try:
+        sampling_alpha(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _domain_run(value: str) -> str | None:
@@ -134,7 +138,10 @@ PARAMS: dict[str, Param] = {
     "mono_margin": Param("float", "allowed loss of dev monolingual mAP against the untrained model",
                          **number(float, 0, 1)),
     "seeds": Param("list[int]", "seeds of the main comparison", many=True, **number(int, 0)),
-    "samplings": Param("list[str]", "sampling presets on the general pool", many=True, choices=_presets),
+    "samplings": Param("list[str]", "samplings on the general pool: presets or alpha<α> (the α curve)", many=True,
+                       valid=_sampling),
+    "alpha_curve_seeds": Param("Optional[list[int]]", "seeds of the alpha<α> samplings (None: seeds)", many=True,
+                               optional=True, **number(int, 0)),
     "domain_runs": Param("list[str]", "domain-focused runs and their controls ('<domain>:<mode>')", many=True,
                          valid=_domain_run, empty=True),
     "domain_seeds": Param("Optional[list[int]]", "seeds of the domain-focused runs (None: seeds)", many=True,

@@ -82,6 +82,25 @@ def resolve_alpha(alpha: float | None = None, preset: str | None = None) -> floa
     return value
 
 
+ALPHA_PREFIX = "alpha"  # a sampling named by its α: "alpha0.25" (the α curve between the presets)
+
+
+def sampling_alpha(name: str) -> float:
+    """α of a sampling name in a grid: a preset (``x-x-mono`` 1, ``x-y`` 0, ``hybrid`` 0.5) or ``alpha<value>``
+    (e.g. ``alpha0.25``), so the α curve is trained and named like the presets."""
+    if name in PRESETS:
+        return PRESETS[name]
+    text = str(name)
+    try:
+        value = float(text[len(ALPHA_PREFIX) :]) if text.startswith(ALPHA_PREFIX) else None
+    except ValueError:
+        value = None
+    if value is None or not 0.0 <= value <= 1.0:
+        raise SamplerConfigError(f"unknown sampling {name!r}: a preset {sorted(PRESETS)} or '{ALPHA_PREFIX}<α in "
+                                 f"[0, 1]>' (e.g. '{ALPHA_PREFIX}0.25')")  # fmt: skip
+    return value
+
+
 def _distributed_info() -> tuple[int, int]:
     """(world_size, rank) of the initialised process group, else from torchrun's environment, else (1, 0)."""
     import torch.distributed as dist

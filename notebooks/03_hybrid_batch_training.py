@@ -66,7 +66,8 @@ sweep_steps: list[int] = [10, 20, 40]  # step counts scored on dev (one run per 
 warmup_steps: int = 3  # linear warm-up, then a constant learning rate
 mono_margin: float = 0.01  # the recipe must keep dev monolingual mAP within this of the untrained model
 seeds: list[int] = [0, 1, 2]  # seeds of the main comparison
-samplings: list[str] = ["hybrid"]  # sampling presets on the general pool (x-x-mono, x-y, hybrid)
+samplings: list[str] = ["hybrid"]  # samplings on the general pool: x-x-mono, x-y, hybrid, or alpha<α> (e.g. alpha0.25)
+alpha_curve_seeds: Optional[list[int]] = None  # seeds of the alpha<α> samplings (None: the same as `seeds`)
 domain_runs: list[str] = ["news:in-domain", "news:size-random"]  # domain-focused runs and their size-matched controls
 domain_weight: float = 3.0  # oversampling weight of the target domain in weighted runs
 domain_seeds: Optional[list[int]] = None  # seeds of the domain-focused runs (None: the same as `seeds`)
@@ -114,7 +115,7 @@ pd.DataFrame({name: {"articles": d.questions.article.nunique(), "groups": d.ques
 
 # %%
 runs = experiments.grid(samplings, seeds, domain_runs, domain_seeds=seeds if domain_seeds is None else domain_seeds,
-                        topic_control_seeds=topic_control_seeds)  # fmt: skip
+                        topic_control_seeds=topic_control_seeds, alpha_curve_seeds=alpha_curve_seeds)  # fmt: skip
 size = experiments.draw_size(runs, pairs, domain_groups)
 batch = experiments.grid_batch_size(runs, pairs, batch_size, domain_weight, batch_policy, size=size)
 print(f"batch size: {batch} (asked: {batch_size}, policy: {batch_policy}); domain arms draw {size} groups per seed")

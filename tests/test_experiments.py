@@ -42,6 +42,16 @@ def test_size_matched_control_runs_parse_and_name_their_system():
         grid(["hybrid"], [0], ["news:size-sports"])
 
 
+def test_the_alpha_curve_trains_named_alpha_points_with_their_own_seeds():
+    runs = grid(["x-x-mono", "x-y", "hybrid", "alpha0.25", "alpha0.75"], [0, 1, 2, 3], alpha_curve_seeds=[0, 1])
+    seeds = {system: sorted(r.seed for r in runs if r.system == system) for system in {r.system for r in runs}}
+    assert seeds["hybrid/general"] == [0, 1, 2, 3] and seeds["alpha0.25/general"] == [0, 1]
+    assert seeds["alpha0.75/general"] == [0, 1] and len(runs) == 3 * 4 + 2 * 2
+    assert Run.from_system("alpha0.25/general") == Run("alpha0.25")
+    with pytest.raises(ExperimentError, match=r"unknown sampling preset\(s\) \['alpha1.5', 'alphabet'\]"):
+        grid(["alpha1.5", "alphabet"], [0])
+
+
 def test_topic_controls_may_take_fewer_seeds_than_the_headline_arms():
     specs = ["news:in-domain", "news:size-random", "news:size-culture", "news:size-geography"]
     runs = grid(["hybrid"], [0, 1, 2], specs, domain_seeds=[0, 1, 2, 3], topic_control_seeds=[0, 1])

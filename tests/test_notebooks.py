@@ -187,7 +187,11 @@ def test_only_matching_nothing_is_an_error_and_a_partial_rerun_keeps_the_report(
     [
         ({"batch_size": -3}, r"parameter batch_size=-3: expected an integer in \[1, inf\)"),
         ({"dev_share": "x"}, r"parameter dev_share='x': expected a number in \(0, 1\)"),
-        ({"samplings": ["hybird"]}, r"parameter samplings=\['hybird'\]: expected .* among \['hybrid'"),
+        (
+            {"samplings": ["hybird"]},
+            r"parameter samplings=\['hybird'\]: expected .*\(unknown sampling 'hybird': a "
+            r"preset \['hybrid', 'x-x-mono', 'x-y'\] or 'alpha<α",
+        ),
         ({"max_steps": "notanumber"}, r"unknown parameter\(s\) \['max_steps'\]"),
         ({"miracl_languages": ["sv"]}, r"parameter miracl_languages=\['sv'\]: expected .* among \['ar', 'bn'"),
     ],

@@ -1,0 +1,77 @@
+"""The paper's claims judged from hand-made sampling tables whose verdicts are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hybridir_utils import claims
+from hybridir_utils.claims import CONTRADICTED, HYBRID, NOT_SUPPORTED, NOT_TESTABLE, SUPPORTED
+
+BASE = "multilingual-e5-small"
+
+
+def _row(system, reference, setting, delta, half=0.01, p=0.001, p_perm=0.002):
+    return dict(system=system, reference=reference, dataset="xquad-r", setting=setting, slice="all", delta=delta,
+                lo=delta - half, hi=delta + half, p=p, p_holm=p, p_perm=p_perm, mde=0.012, n_seeds=6,
+                n_ref_seeds=6, run_sd=0.005, ref_run_sd=0.005)  # fmt: skip
+
+
+def _tables(mono_gap=-0.03, cross_gap=-0.02, curve=None, flat_half=0.004):
+    """X-X-mono and X-Y compared with hybrid as the plan writes them (other minus hybrid); ``curve``: α points."""
+    rows = [_row(f"{s}/general", HYBRID, setting, gap) for s, gap in (("x-x-mono", mono_gap), ("x-y", cross_gap))
+            for setting in ("mono", "cross", "multi")]  # fmt: skip
+    for point, delta in (curve or {}).items():
+        rows += [_row(f"{point}/general", HYBRID, s, delta, half=flat_half, p=0.6, p_perm=0.5)
+                 for s in ("mono", "cross", "multi")]  # fmt: skip
+    levels = pd.DataFrame([dict(system=s, seed=k, dataset="xquad-r", setting="multi", rank_distance=r + k)
+                           for s, r in ((HYBRID, 90.0), ("x-x-mono/general", 300.0), (BASE, 470.0))
+                           for k in range(6)])  # fmt: skip
+    th = (("cross", 0.08), ("mono", -0.036))
+    languages = pd.DataFrame([dict(system=HYBRID, setting=s, lang="th", dataset="xquad-r", seen=False, map=0.7,
+                                   runs=6, delta_vs_base=d) for s, d in th])  # fmt: skip
+    return {"comparisons": pd.DataFrame(rows), "levels": levels, "languages": languages}
+
+
+def test_hybrid_above_both_in_every_setting_supports_claims_1_and_2():
+    full = claims.claims_table(_tables())
+    table = full.set_index("claim")
+    assert table.loc[1, "verdict"] == SUPPORTED and table.loc[2, "verdict"] == SUPPORTED
+    assert "multi: hybrid − x-x-mono +0.030 [+0.020, +0.040]" in table.loc[1, "evidence"]  # flipped to hybrid − other
+    assert list(full.claim) == [1, 2, 3, 4, 5, 6] and (full.our_setting == claims.OURS).all()
+
+
+def test_a_sampling_claimed_above_hybrid_contradicts_and_a_null_does_not_support():
+    assert claims.claims_table(_tables(cross_gap=+0.02)).set_index("claim").loc[1, "verdict"] == CONTRADICTED
+    tables = _tables()
+    tables["comparisons"].loc[tables["comparisons"].system == "x-y/general", ["p_holm", "p_perm"]] = 0.5
+    table = claims.claims_table(tables).set_index("claim")
+    assert table.loc[1, "verdict"] == NOT_SUPPORTED and table.loc[2, "verdict"] == NOT_SUPPORTED
+
+
+def test_rank_distance_unseen_languages_and_the_data_claim():
+    table = claims.claims_table(_tables()).set_index("claim")
+    assert table.loc[3, "verdict"] == SUPPORTED and "92.5 vs X-X-mono 302.5" in table.loc[3, "evidence"]
+    assert table.loc[4, "verdict"] == NOT_SUPPORTED  # th gains cross-lingually but loses 0.036 monolingual
+    assert "th: cross +0.080, mono -0.036" in table.loc[4, "evidence"]
+    assert table.loc[5, "verdict"] == SUPPORTED and claims.DATA_TEST in table.loc[5, "source"]
+
+
+def test_the_alpha_curve_is_flat_only_inside_the_margin_and_untestable_without_points():
+    assert claims.claims_table(_tables()).set_index("claim").loc[6, "verdict"] == NOT_TESTABLE
+    flat = claims.claims_table(_tables(curve={"alpha0.25": 0.001, "alpha0.75": -0.002})).set_index("claim")
+    assert flat.loc[6, "verdict"] == SUPPORTED and "alpha0.25" in flat.loc[6, "source"]
+    wide = claims.claims_table(_tables(curve={"alpha0.25": 0.001}, flat_half=0.02)).set_index("claim")
+    assert wide.loc[6, "verdict"] == NOT_SUPPORTED  # no detectable difference, but not shown to be flat
+    tables = _tables(curve={"alpha0.25": -0.03})
+    tables["comparisons"].loc[tables["comparisons"].system == "alpha0.25/general", ["p_holm", "p_perm"]] = 0.001
+    assert claims.claims_table(tables).set_index("claim").loc[6, "verdict"] == CONTRADICTED
+
+
+def test_missing_rows_are_not_testable_not_a_verdict():
+    tables = _tables()
+    tables["comparisons"] = tables["comparisons"][tables["comparisons"].system != "x-y/general"]
+    tables["levels"] = tables["levels"][tables["levels"].seed == 0]
+    table = claims.claims_table(tables).set_index("claim")
+    assert table.loc[1, "verdict"] == NOT_TESTABLE and table.loc[3, "verdict"] == NOT_TESTABLE
+    assert np.isin(table.verdict, [SUPPORTED, CONTRADICTED, NOT_SUPPORTED, NOT_TESTABLE]).all()
