@@ -26,12 +26,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from hybridir_utils import config, io, readme, report, tables
+from hybridir_utils import claims, config, io, readme, report, tables
 from hybridir_utils.experiments import Run
+from hybridir_utils.rules import ALPHA, KEEP_MARGIN, kept, significant
+from hybridir_utils.rules import perm_ok as _perm_ok
 from hybridir_utils.runstats import smallest_permutation_p
 
-ALPHA = 0.05
-KEEP_MARGIN = 0.01
 TABLES = ("levels", "comparisons", "interactions", "slices", "recipe", "training", "truncation")
 # Multilingual candidate pools of the paper's evaluation (LAReQA): rank distance grows with the pool.
 PAPER_POOL = {"xquad-r": 13014, "mlqa-r": 20534}
@@ -53,25 +53,6 @@ def load(results_dir: str | Path) -> dict[str, pd.DataFrame]:
 def _row(c: pd.DataFrame, system: str, reference: str, setting: str):
     hit = c[(c.system == system) & (c.reference == reference) & (c.setting == setting) & (c.slice == "all")]
     return hit.iloc[0] if len(hit) else None
-
-
-def _perm_ok(row) -> bool:
-    """The exact permutation test on run means agrees. It needs runs: a trained side with one run has no p_perm
-    (NaN) and its interval no run level, so it never supports a claim."""
-    p_perm = getattr(row, "p_perm", np.nan)
-    return bool(np.isfinite(p_perm) and p_perm < ALPHA)
-
-
-def significant(row) -> bool:
-    """A claim needs all three: Holm-adjusted p below ALPHA, a 95% CI that excludes 0, and the exact permutation
-    test on the run means below ALPHA."""
-    return bool(row.p_holm < ALPHA and (row.lo > 0 or row.hi < 0) and _perm_ok(row))
-
-
-def kept(row) -> bool:
-    """Monolingual accuracy kept: the CI of the change stays above ``-KEEP_MARGIN``, at run level (two runs or more
-    of the trained system; a one-run interval says nothing about the method)."""
-    return bool(row.n_seeds >= 2 and row.lo > -KEEP_MARGIN)
 
 
 def verdict(row) -> str:
@@ -255,6 +236,9 @@ def answer(tables: dict[str, pd.DataFrame], dataset: str, base: str, general: st
     lines = [verdict_line(c, inter, targets), "", design_line(c, tables["training"]), "",
              *recipe_lines(tables["recipe"]), "", *base_lines(c, base, general), ""]  # fmt: skip
     lines += sampling_lines(c, levels, general)
+    if {claims.MONO, claims.CROSS} & set(c.system):
+        lines += [f"**The paper's claims** (`hybridir_utils.claims`; our setting: {claims.OURS}):", "",
+                  _md(claims.claims_table(tables, dataset).drop(columns="our_setting")), ""]  # fmt: skip
     if targets:
         lines += ["**The domain effect**, per target domain (difference in macro mAP [95% run-level CI], Holm-adjusted "
                   "p, permutation p on run means, run SDs of the two arms, minimum detectable effect):"]  # fmt: skip

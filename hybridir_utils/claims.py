@@ -1,10 +1,11 @@
 """The paper's own claims (Elmahdy, Lin, Ahmad 2024), each judged from a sampling profile's result tables.
 
-A claim gets one verdict: **supported** (every row it needs is claimed by the answer's rule: Holm-adjusted p, a CI
-excluding 0 and the permutation test on run means agreeing, all in the claim's direction), **contradicted** (a row
-claimed in the opposite direction), **not supported** (no claimed difference either way: the MDE says what the
-design could have seen) or **not testable here** (the tables lack what it needs, e.g. no α-curve runs). Each row
-names the table and rows it comes from, and how our setting differs from the paper's, so a reader can weigh it.
+A claim gets one verdict: **supported** (every row it needs is claimed by the project's rule, ``rules``:
+Holm-adjusted p, a CI excluding 0 and the permutation test on run means agreeing, all in the claim's direction),
+**contradicted** (a row claimed in the opposite direction), **not supported** (no claimed difference either way:
+the MDE says what the design could have seen) or **not testable here** (the tables lack what it needs, e.g. no
+α-curve runs). Each row names the table and rows it comes from, and how our setting differs from the paper's,
+so a reader can weigh it.
 The claim that test and training data are separate is checked by a test on the data itself
 (``tests/test_training.py::test_no_test_article_question_or_answer_sentence_reaches_training``), not by a table.
 """
@@ -14,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hybridir_utils import answer
+from hybridir_utils import rules
+from hybridir_utils.alpha import ALPHA_PREFIX, PRESETS, sampling_alpha
 from hybridir_utils.runstats import run_permutation_p
-from hybridir_utils.sampling import PRESETS, sampling_alpha
 
 MONO, CROSS, HYBRID = "x-x-mono/general", "x-y/general", "hybrid/general"
 SUPPORTED, CONTRADICTED, NOT_SUPPORTED, NOT_TESTABLE = "supported", "contradicted", "not supported", "not testable"
@@ -52,9 +53,9 @@ def _judge(rows: list[pd.Series], n_needed: int) -> str:
     """Supported when every needed row is claimed positive; contradicted when any is claimed negative."""
     if len(rows) < n_needed:
         return NOT_TESTABLE
-    if any(answer.significant(r) and r.delta < 0 for r in rows):
+    if any(rules.significant(r) and r.delta < 0 for r in rows):
         return CONTRADICTED
-    return SUPPORTED if all(answer.significant(r) and r.delta > 0 for r in rows) else NOT_SUPPORTED
+    return SUPPORTED if all(rules.significant(r) and r.delta > 0 for r in rows) else NOT_SUPPORTED
 
 
 def _evidence(rows: list[pd.Series]) -> str:
@@ -72,7 +73,7 @@ def _rank_distance(levels: pd.DataFrame, dataset: str) -> dict:
     if any(len(v) < 2 for v in runs.values()):
         return {"verdict": NOT_TESTABLE, "evidence": "needs 2 runs or more of hybrid and X-X-mono", "source": ""}
     diff, p = float(runs[HYBRID].mean() - runs[MONO].mean()), run_permutation_p(runs[HYBRID], runs[MONO])
-    verdict = NOT_SUPPORTED if p >= answer.ALPHA else SUPPORTED if diff < 0 else CONTRADICTED
+    verdict = NOT_SUPPORTED if p >= rules.ALPHA else SUPPORTED if diff < 0 else CONTRADICTED
     return {"verdict": verdict, "evidence": f"rank distance hybrid {runs[HYBRID].mean():.1f} vs X-X-mono "
             f"{runs[MONO].mean():.1f} ({len(runs[HYBRID])} vs {len(runs[MONO])} runs), permutation p on the run "
             f"means {p:.3g}", "source": "levels.csv: rank_distance, multi"}  # fmt: skip
@@ -85,7 +86,7 @@ def _unseen(languages: pd.DataFrame, dataset: str) -> dict:
     gains = rows.set_index(["setting", "lang"]).delta_vs_base
     cross = gains.xs("cross", level="setting")
     mono = gains.xs("mono", level="setting") if "mono" in gains.index.get_level_values(0) else pd.Series(dtype=float)
-    verdict = SUPPORTED if (cross > 0).all() and (mono > -answer.KEEP_MARGIN).all() else NOT_SUPPORTED
+    verdict = SUPPORTED if (cross > 0).all() and (mono > -rules.KEEP_MARGIN).all() else NOT_SUPPORTED
     parts = [f"{lang}: cross {cross[lang]:+.3f}, mono {mono.get(lang, np.nan):+.3f}" for lang in cross.index]
     return {"verdict": verdict, "evidence": "vs the untrained base, run means (no interval): " + "; ".join(parts),
             "source": "languages.csv: hybrid/general, unseen languages"}  # fmt: skip
@@ -93,18 +94,22 @@ def _unseen(languages: pd.DataFrame, dataset: str) -> dict:
 
 def _alpha_curve(c: pd.DataFrame, dataset: str) -> tuple[str, list[pd.Series]]:
     """Claim 6: the inner α points against hybrid (α 0.5) in every setting. A claimed difference contradicts it;
-    flat means every interval inside ±``answer.KEEP_MARGIN`` (an equivalence margin fixed in advance), since "no
+    flat means every interval inside ±``rules.KEEP_MARGIN`` (an equivalence margin fixed in advance), since "no
     detectable difference" alone is not "stable"; anything between is not supported either way."""
-    points = [s for s in c.system.unique() if s.endswith("/general") and s.split("/")[0] not in PRESETS]
-    inner = [s for s in points if 0 < sampling_alpha(s.split("/")[0]) < 1]
+    inner = [s for s in c.system.unique() if s.endswith("/general") and 0 < _alpha_point(s.split("/")[0]) < 1]
     if not inner:
         return NOT_TESTABLE, []
     rows = [r for setting in ("mono", "cross", "multi") for r in _rows(c, dataset, [(s, HYBRID) for s in inner],
                                                                        setting)]  # fmt: skip
-    if any(answer.significant(r) for r in rows):
+    if any(rules.significant(r) for r in rows):
         return CONTRADICTED, rows
-    flat = all(-answer.KEEP_MARGIN < r.lo and r.hi < answer.KEEP_MARGIN for r in rows)
+    flat = all(-rules.KEEP_MARGIN < r.lo and r.hi < rules.KEEP_MARGIN for r in rows)
     return (SUPPORTED if flat else NOT_SUPPORTED), rows
+
+
+def _alpha_point(sampling: str) -> float:
+    """α of an ``alpha<α>`` sampling; NaN for the presets (their rows are claims 1-3)."""
+    return sampling_alpha(sampling) if sampling.startswith(ALPHA_PREFIX) and sampling not in PRESETS else np.nan
 
 
 def claims_table(tables: dict[str, pd.DataFrame], dataset: str = "xquad-r") -> pd.DataFrame:

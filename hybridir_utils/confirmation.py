@@ -7,7 +7,7 @@
 H1, written down before any run of the run-level design: scored on the XQuAD-R languages the ``cpu`` test set
 leaves out (they never steered a choice), the news in-domain arm beats its structure-matched random control on
 cross-lingual mAP, and the gain is larger on the news test articles than elsewhere. The rule, fixed with it: a
-family of its own (no Holm); the two-level bootstrap's two-sided p < ``answer.ALPHA`` with a positive difference
+family of its own (no Holm); the two-level bootstrap's two-sided p < ``rules.ALPHA`` with a positive difference
 and the exact permutation test on the run means agreeing; the interaction by the same rule, on at least
 ``report.MIN_SLICE_ARTICLES`` news test articles. Everything else in the tables is secondary.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hybridir_utils import answer, config, readme, report
+from hybridir_utils import answer, config, readme, report, rules
 
 PROFILE = "confirm"
 ARM, CONTROL, SETTING = "hybrid/news-in-domain", "hybrid/news-size-random", "cross"  # H1, as pre-registered
@@ -43,7 +43,7 @@ def _one(table: pd.DataFrame, name: str, dataset: str, arm: str, control: str) -
 def holds(row: pd.Series) -> bool:
     """The pre-registered rule for one row: positive difference, p < ALPHA (no Holm), permutation p < ALPHA."""
     diff = row.interaction if "interaction" in row else row.delta
-    return bool(diff > 0 and row.p < answer.ALPHA and np.isfinite(row.p_perm) and row.p_perm < answer.ALPHA)
+    return bool(diff > 0 and row.p < rules.ALPHA and np.isfinite(row.p_perm) and row.p_perm < rules.ALPHA)
 
 
 def verdict(tables: dict[str, pd.DataFrame], dataset: str = "xquad-r", arm: str = ARM,

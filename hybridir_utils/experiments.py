@@ -17,6 +17,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hybridir_utils import io
+from hybridir_utils.alpha import PRESETS, SamplerConfigError, sampling_alpha
 from hybridir_utils.data import load_lareqa
 from hybridir_utils.parameters import BATCH_POLICIES
 from hybridir_utils.pools import (
@@ -29,7 +30,7 @@ from hybridir_utils.pools import (
     structure_matched_pool,
 )
 from hybridir_utils.report import base_label
-from hybridir_utils.sampling import PRESETS, HybridBatchSampler, SamplerConfigError, sampling_alpha
+from hybridir_utils.sampling import HybridBatchSampler
 from hybridir_utils.taxonomy import DomainError
 from hybridir_utils.training import pairs_fingerprint, train
 

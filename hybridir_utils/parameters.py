@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hybridir_utils.alpha import sampling_alpha
 from hybridir_utils.data import LANGUAGES
 from hybridir_utils.environment import PRECISIONS
 from hybridir_utils.miracl_data import LANGUAGES as MIRACL_LANGUAGES
@@ -59,8 +60,6 @@ def _miracl_languages() -> Sequence[str]:
 
 
 def _sampling(value: str) -> str | None:
-    from hybridir_utils.sampling import sampling_alpha  # imports sentence-transformers: only when checked
-
     try:
         sampling_alpha(value)
     except ValueError as exc:

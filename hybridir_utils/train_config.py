@@ -2,7 +2,7 @@
 
 Kept apart from ``training`` because a config is built, checked and compared (recipe sweeps, experiment grids,
 notebook parameter checks, resume decisions) far more often than a model is trained, and none of that needs the
-trainer (it does import ``sampling`` for the α presets, and with it sentence-transformers). ``identity`` and
+trainer nor sentence-transformers (the α presets come from ``alpha``). ``identity`` and
 ``run_name`` decide when a finished or interrupted run may be reused: they leave out ``RUNTIME_KEYS``, which change
 how fast a run goes, not what it learns.
 """
@@ -19,8 +19,8 @@ from typing import Any
 
 from hybridir_utils import config as paths
 from hybridir_utils import parameters
+from hybridir_utils.alpha import PRESETS, resolve_alpha
 from hybridir_utils.data import LANGUAGES
-from hybridir_utils.sampling import PRESETS, resolve_alpha
 
 LOSSES = ("mnrl", "cached-mnrl")
 # constant_with_warmup makes step k of a long run equal to a run of k steps: one sweep run scores several lengths.

@@ -124,6 +124,8 @@ def test_a_profile_without_domain_runs_says_so_and_reports_sampling():
     text = answer.answer(t, "xquad-r", base="e5")
     assert text.startswith("**Answer.** This profile trains no domain-focused model")
     assert "- `x-y/general` against `hybrid/general`: mono +0.010" in text and "rank distance 50.0" in text
+    assert "**The paper's claims**" in text and "| Hybrid beats both X-X-mono and X-Y in every setting" in text
+    assert "**The paper's claims**" not in answer.answer(_tables(), "xquad-r", base="e5")  # no sampling runs
 
 
 def test_missing_table_is_named(tmp_path):
