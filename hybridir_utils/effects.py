@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 
+from hybridir_utils.alpha import SamplerConfigError, sampling_alpha
 from hybridir_utils.experiments import ExperimentError, Run
 from hybridir_utils.pools import CONTROL_PREFIX, RANDOM_CONTROL
 from hybridir_utils.runstats import interaction_bootstrap, per_article_gain, run_bootstrap
@@ -211,3 +213,27 @@ def run_means_comparisons(levels: pd.DataFrame, plan: pd.DataFrame, settings=("m
 
 def _sd(values: np.ndarray) -> float:
     return float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+
+
+def alpha_curve(levels: pd.DataFrame, dataset: str, ci: float = 0.95) -> pd.DataFrame:
+    """The α curve: per general-pool sampling with a known α (presets and ``alpha<α>`` points), the run mean of
+    mono / cross / multi mAP and of rank distance, with a t interval over the runs (it widens when runs disagree;
+    NaN with one run). Columns: sampling, alpha, measure, mean, lo, hi, runs; empty when fewer than 3 α values."""
+    rows = []
+    for system, runs in levels[levels.dataset == dataset].groupby("system", sort=False):
+        sampling, _, strategy = system.partition("/")
+        try:
+            alpha = sampling_alpha(sampling)
+        except SamplerConfigError:
+            continue  # the base model and other frozen systems
+        if strategy != "general":
+            continue
+        per_run = {s: g.groupby("seed")["map"].mean() for s, g in runs.groupby("setting")}
+        per_run["rank distance"] = runs[runs.setting == "multi"].groupby("seed").rank_distance.mean()
+        for measure, values in per_run.items():
+            n, mean = len(values), float(values.mean())
+            half = student_t.ppf(0.5 + ci / 2, n - 1) * values.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+            rows.append({"sampling": sampling, "alpha": alpha, "measure": measure, "mean": mean, "lo": mean - half,
+                         "hi": mean + half, "runs": n})  # fmt: skip
+    curve = pd.DataFrame(rows, columns=["sampling", "alpha", "measure", "mean", "lo", "hi", "runs"])
+    return curve.sort_values(["measure", "alpha"], ignore_index=True) if curve.alpha.nunique() >= 3 else curve.iloc[:0]

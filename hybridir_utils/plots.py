@@ -15,6 +15,7 @@ import matplotlib
 if "ipykernel" not in sys.modules:
     matplotlib.use("Agg")  # scripts and CI have no display; a kernel keeps its inline backend so figures show
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
@@ -207,6 +208,23 @@ def sweep(table: pd.DataFrame, chosen: dict | None = None, title: str = "recipe 
         ax.set(title=f"{name} mAP (dev)", xlabel="training steps", ylabel="macro mAP")
     axes[1].legend(fontsize=8, loc="best")
     fig.suptitle(title)
+    return fig
+
+
+def alpha_curve(curve: pd.DataFrame, title: str = "the α curve (run means, 95% intervals over runs)"):
+    """``effects.alpha_curve``: one panel per measure against α (0 = X-Y, 1 = X-X-mono), run-level intervals.
+    A flat stretch is where the intervals overlap the hybrid point (α 0.5)."""
+    measures = list(dict.fromkeys(curve.measure))
+    fig, axes = plt.subplots(1, len(measures), figsize=(3.6 * len(measures), 3.6))
+    for ax, measure in zip(np.atleast_1d(axes), measures, strict=True):
+        rows = curve[curve.measure == measure]
+        err = [(rows["mean"] - rows.lo).fillna(0), (rows.hi - rows["mean"]).fillna(0)]
+        ax.errorbar(rows.alpha, rows["mean"], yerr=err, fmt="o-", capsize=3, color="C0")
+        ax.axvline(0.5, color="grey", lw=1, ls="--")
+        ylabel = "rank distance (multilingual pool)" if measure == "rank distance" else "macro mAP"
+        ax.set(title=measure, xlabel="α (share of monolingual batches)", ylabel=ylabel)
+    fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 

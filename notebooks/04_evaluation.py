@@ -122,6 +122,21 @@ experiments.write_table(results_dir, "levels", levels)
 levels.groupby(["dataset", "setting", "system"], sort=False)[["map", "cka"]].mean().unstack("setting").round(3)
 
 # %% [markdown]
+# ## The α curve
+# Drawn when the profile trains three α values or more on the general pool (the `sampling` profile: X-Y = 0,
+# 0.25, hybrid = 0.5, 0.75, X-X-mono = 1): run means with 95% t intervals over the runs.
+
+# %%
+curve = effects.alpha_curve(levels, next(iter(datasets)))
+if len(curve):
+    plots.show(plots.alpha_curve(curve), "04_alpha_curve", fig_dir)
+curve.round(3) if len(curve) else "fewer than three α values trained: no α curve"
+
+# %% [markdown]
+# *What to look at:* where the intervals of neighbouring α overlap the hybrid point (dashed line), the curve is flat
+# there; the paper reports it flat between 0.4 and 0.6. The comparisons below test each point against hybrid.
+
+# %% [markdown]
 # ## Comparisons with run-level 95% confidence intervals
 # The planned comparisons (`effects.comparison_plan`): every trained system against the untrained base, every
 # other system against general hybrid training, and each in-domain model (and other-domain control) against the

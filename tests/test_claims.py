@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from hybridir_utils import claims
 from hybridir_utils.claims import CONTRADICTED, HYBRID, NOT_SUPPORTED, NOT_TESTABLE, SUPPORTED
@@ -75,3 +76,22 @@ def test_missing_rows_are_not_testable_not_a_verdict():
     table = claims.claims_table(tables).set_index("claim")
     assert table.loc[1, "verdict"] == NOT_TESTABLE and table.loc[3, "verdict"] == NOT_TESTABLE
     assert np.isin(table.verdict, [SUPPORTED, CONTRADICTED, NOT_SUPPORTED, NOT_TESTABLE]).all()
+
+
+def test_the_alpha_curve_has_run_level_intervals_and_needs_three_alphas(tmp_path):
+    from hybridir_utils import effects, plots
+
+    rows = [dict(system=f"{s}/general", seed=k, dataset="xquad-r", setting=setting, map=m + 0.01 * k,
+                 rank_distance=100.0 + k) for s, m in (("x-y", 0.6), ("alpha0.25", 0.62), ("hybrid", 0.63))
+            for k in range(3) for setting in ("mono", "cross", "multi")]  # fmt: skip
+    rows += [dict(system=BASE, seed=0, dataset="xquad-r", setting="multi", map=0.3, rank_distance=470.0)]
+    curve = effects.alpha_curve(pd.DataFrame(rows), "xquad-r")
+    cross = curve[curve.measure == "cross"].set_index("alpha")
+    assert list(cross.index) == [0.0, 0.25, 0.5] and cross.loc[0.25, "mean"] == pytest.approx(0.63)
+    half = 4.302652729911275 * 0.01 / np.sqrt(3)  # t(0.975, 2) x SD of the runs 0.62, 0.63, 0.64 / sqrt(3)
+    assert cross.loc[0.25, "hi"] - cross.loc[0.25, "mean"] == pytest.approx(half)
+    assert set(curve.measure) == {"mono", "cross", "multi", "rank distance"} and (curve.runs == 3).all()
+    two = pd.DataFrame([r for r in rows if not r["system"].startswith("alpha")])
+    assert effects.alpha_curve(two, "xquad-r").empty  # two α values are no curve
+    plots.save_figure(plots.alpha_curve(curve), "alpha_curve", tmp_path)
+    assert (tmp_path / "alpha_curve.png").stat().st_size > 0
