@@ -58,6 +58,7 @@ readme: $(STAMP)
 	$(PY) -m hybridir_utils.answer --profile cpu --write
 	$(PY) -m hybridir_utils.answer --profile gpu --write
 	if [ -f results/confirm/comparisons.csv ]; then $(PY) -m hybridir_utils.confirmation --write; fi
+	if [ -f results/sampling/comparisons.csv ]; then $(PY) -m hybridir_utils.answer --profile sampling --write; fi
 
 # The GPU device check: the `gpu` profile (PROFILE=gpu-extra for the second one) -> results/<profile>/*.csv.
 gpu-check: $(STAMP)
