@@ -59,20 +59,20 @@ def _miracl_languages() -> Sequence[str]:
     return MIRACL_LANGUAGES
 
 
-def _sampling(value: str) -> str | None:
-    try:
-        sampling_alpha(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
+def _valid_when(parse: Callable[[Any], Any]) -> Callable[[Any], str | None]:
+    """A ``Param.valid`` check from a parser: None when ``parse`` accepts the value, else its error message."""
+
+    def problem(value: Any) -> str | None:
+        try:
+            parse(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    return problem
 
 
-def _domain_run(value: str) -> str | None:
-    try:
-        parse_domain_run(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
+_sampling, _domain_run = _valid_when(sampling_alpha), _valid_when(parse_domain_run)
 
 
 @dataclass(frozen=True)
