@@ -280,3 +280,46 @@ def test_the_readme_prose_about_the_30_run_design_holds():
     assert (tables.read(folder, "truncation").share_cut == 0).all()
     rank = tables.read(folder, "levels").query("setting == 'multi'").groupby("system").rank_distance.mean()
     assert round(rank[base], 1) == 474.8 and 86 <= rank.drop(base).min() and rank.drop(base).max() <= 95
+
+
+def test_the_readme_prose_about_the_budgeted_cpu_run_holds():
+    """The hand-written sentences of "The answer: the run-level cpu design within the budget", checked against
+    results/cpu (and, for the shared runs, results/cpu-30run)."""
+    folder, old = config.root() / "results" / "cpu", config.root() / "results" / "cpu-30run"
+    c = tables.read(folder, "comparisons").set_index(["system", "reference", "setting"])
+    news = c.loc[(IN, RND, "cross")]
+    assert f"{news.delta:+.3f} [{news.lo:+.3f}, {news.hi:+.3f}]" == "+0.004 [-0.003, +0.010]"  # as printed
+    assert (round(news.p, 2), round(news.p_perm, 2), round(news.mde, 3)) == (0.22, 0.16, 0.009)
+    assert not answer.significant(news)
+    inter = tables.read(folder, "interactions").set_index("system").loc[IN]
+    assert (inter.n_target_articles, inter.n_other_articles) == (7, 41) and not answer.interaction_claimed(inter)
+    assert f"{inter.interaction:+.3f} [{inter.lo:+.3f}, {inter.hi:+.3f}]" == "+0.005 [-0.006, +0.018]"
+    level = c.loc[(IN, GEN, "cross")]
+    assert f"{level.delta:+.3f} [{level.lo:+.3f}, {level.hi:+.3f}]" == "-0.004 [-0.019, +0.012]"
+    for control in ("hybrid/news-size-culture", "hybrid/news-size-geography"):
+        assert abs(c.loc[(control, RND, "cross")].delta) <= 0.0045
+    base = "multilingual-e5-small"
+    trained = list(c.index.get_level_values(0).unique())
+    rows = {k: {s: c.loc[(s, base, k)] for s in trained} for k in ("cross", "mono", "multi")}
+    span = {k: (round(min(r.delta for r in v.values()), 3), round(max(r.delta for r in v.values()), 3))
+            for k, v in rows.items()}  # fmt: skip
+    assert span == {"cross": (0.046, 0.056), "mono": (-0.025, -0.017), "multi": (0.239, 0.252)}
+    training = tables.read(folder, "training").groupby("system").seed.nunique()
+    six = {s for s in trained if training[s] == 6}
+    assert six == {IN, RND} and (training.drop(list(six)) == 3).all()
+    for k, v in rows.items():  # claimed for the 6-run arms only; 3 runs cannot reach the permutation rule
+        assert all(answer.significant(r) == (s in six) for s, r in v.items()), k
+        assert all(r.p_perm >= 0.25 for s, r in v.items() if s not in six)
+    assert all(not answer.kept(r) for r in rows["mono"].values())  # the target is met by no system
+    lang = tables.read(folder, "languages").set_index(["system", "setting", "lang"]).delta_vs_base.sort_index()
+    general_mono = lang.loc[(GEN, "mono")]
+    assert general_mono.idxmin() == "th" and round(general_mono.th, 3) == -0.035
+    assert general_mono.idxmax() == "en" and round(general_mono.en, 3) == -0.005
+    assert lang.loc[(GEN, "cross")].idxmax() == "zh" and round(lang.loc[(GEN, "cross", "zh")], 3) == 0.091
+    assert (tables.read(folder, "truncation").share_cut == 0).all()
+    rank = tables.read(folder, "levels").query("setting == 'multi'").groupby("system").rank_distance.mean()
+    assert round(rank[base], 1) == 390.6 and 43 <= rank.drop(base).min() and rank.drop(base).max() <= 50.5
+    for name in ("recipe", "wiseft"):  # the shared runs are the same models
+        assert (folder / f"{name}.csv").read_bytes() == (old / f"{name}.csv").read_bytes()
+    new_rows = tables.read(folder, "training").set_index("label")
+    assert new_rows.equals(tables.read(old, "training").set_index("label").loc[new_rows.index])
