@@ -63,7 +63,8 @@ def test_a_domain_effect_needs_the_gain_and_the_interaction():
     text = answer.answer(_tables(), "xquad-r", base="e5")
     assert text.startswith(
         "**Answer.** news focus: cross-lingual mAP higher than its random control (+0.012; MDE 0.011 before Holm), "
-        "larger on its own articles: a domain effect; monolingual kept against it."
+        "larger on its own articles: a domain effect; monolingual kept against that control (not against the base: "
+        "below)."
     )
     assert "is the cross-lingual gain about news? on-topic +0.030 vs elsewhere +0.010 (7 vs 41 articles): " \
            "interaction +0.020 [+0.005, +0.035], p_Holm 0.01" in text  # fmt: skip
@@ -229,7 +230,9 @@ def test_one_run_never_supports_a_claim_and_few_articles_no_domain_effect():
     """A trained side with one run has no permutation p and no run level: no claim, and no "kept"; an interaction
     measured on fewer than report.MIN_SLICE_ARTICLES on-topic articles is no domain effect, however small its p."""
     one_run = pd.Series({**_cmp(IN, RND, "cross", 0.03, 0.02, 0.04, 0.0001, p_perm=float("nan")), "n_seeds": 1})
-    assert not answer.significant(one_run) and answer.verdict(one_run) == "no detectable difference"
+    assert not answer.significant(one_run) and answer.verdict(one_run).startswith("not claimable: 1 vs 6 runs")
+    six = pd.Series(_cmp(IN, RND, "cross", 0.001, -0.01, 0.012, 0.9))  # 6 vs 6 runs can reach p < 0.05: a null
+    assert answer.verdict(six) == "no detectable difference"
     assert not answer.kept(pd.Series({**_cmp(IN, RND, "mono", 0.0, -0.005, 0.005, 1.0), "n_seeds": 1}))
     assert answer.kept(pd.Series({**_cmp(IN, RND, "mono", 0.0, -0.005, 0.005, 1.0)}))  # 6 runs, CI above -0.01
     few = pd.Series({**_inter(IN, 0.05, 0.02, 0.08, 0.001), "n_target_articles": 4})
