@@ -124,9 +124,10 @@ def base_lines(c: pd.DataFrame, base: str, general: str) -> list[str]:
     cross, mono = _row(c, general, base, "cross"), _row(c, general, base, "mono")
     if cross is None or mono is None:
         return []
-    gain, mono_kept = verdict(cross) == "higher", kept(mono)
-    why = " (not claimable with these runs)" if verdict(cross).startswith("not claimable") else ""
-    return [f"**Against the untrained `{base}`.** `{general}`: cross-lingual {fmt(cross)} ({verdict(cross)}); "
+    cross_verdict, mono_kept = verdict(cross), kept(mono)
+    gain = cross_verdict == "higher"
+    why = " (not claimable with these runs)" if cross_verdict.startswith("not claimable") else ""
+    return [f"**Against the untrained `{base}`.** `{general}`: cross-lingual {fmt(cross)} ({cross_verdict}); "
             f"monolingual {fmt(mono)} ({verdict(mono)}). Target: cross-lingual above the base (the rules above) "
             f"{'met' if gain else 'not met' + why}; monolingual within −{KEEP_MARGIN} of the base (CI lower bound "
             f"above −{KEEP_MARGIN}, at run level) {'met' if mono_kept else 'not met'}."]  # fmt: skip

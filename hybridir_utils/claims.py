@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from hybridir_utils import rules
-from hybridir_utils.alpha import ALPHA_PREFIX, PRESETS, sampling_alpha
+from hybridir_utils.alpha import ALPHA_PREFIX, sampling_alpha
 from hybridir_utils.runstats import run_permutation_p
 
 MONO, CROSS, HYBRID = "x-x-mono/general", "x-y/general", "hybrid/general"
@@ -109,7 +109,7 @@ def _alpha_curve(c: pd.DataFrame, dataset: str) -> tuple[str, list[pd.Series]]:
 
 def _alpha_point(sampling: str) -> float:
     """α of an ``alpha<α>`` sampling; NaN for the presets (their rows are claims 1-3)."""
-    return sampling_alpha(sampling) if sampling.startswith(ALPHA_PREFIX) and sampling not in PRESETS else np.nan
+    return sampling_alpha(sampling) if sampling.startswith(ALPHA_PREFIX) else np.nan
 
 
 def claims_table(tables: dict[str, pd.DataFrame], dataset: str = "xquad-r") -> pd.DataFrame:

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import t as student_t
 
 from hybridir_utils.alpha import SamplerConfigError, sampling_alpha
 from hybridir_utils.experiments import ExperimentError, Run
 from hybridir_utils.pools import CONTROL_PREFIX, RANDOM_CONTROL
-from hybridir_utils.runstats import interaction_bootstrap, per_article_gain, run_bootstrap
+from hybridir_utils.runstats import _t_interval, interaction_bootstrap, per_article_gain, run_bootstrap
 from hybridir_utils.stats import holm
 
 CONTROL_QUESTION = "vs size-matched random"
@@ -232,8 +231,8 @@ def alpha_curve(levels: pd.DataFrame, dataset: str, ci: float = 0.95) -> pd.Data
         per_run["rank distance"] = runs[runs.setting == "multi"].groupby("seed").rank_distance.mean()
         for measure, values in per_run.items():
             n, mean = len(values), float(values.mean())
-            half = student_t.ppf(0.5 + ci / 2, n - 1) * values.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
-            rows.append({"sampling": sampling, "alpha": alpha, "measure": measure, "mean": mean, "lo": mean - half,
-                         "hi": mean + half, "runs": n})  # fmt: skip
+            lo, hi = _t_interval(mean, _sd(values.to_numpy()) / np.sqrt(n), n - 1, ci)  # NaN with one run
+            rows.append({"sampling": sampling, "alpha": alpha, "measure": measure, "mean": mean, "lo": lo, "hi": hi,
+                         "runs": n})  # fmt: skip
     curve = pd.DataFrame(rows, columns=["sampling", "alpha", "measure", "mean", "lo", "hi", "runs"])
     return curve.sort_values(["measure", "alpha"], ignore_index=True) if curve.alpha.nunique() >= 3 else curve.iloc[:0]
