@@ -46,8 +46,12 @@ class AnswerError(ValueError):
 
 
 def load(results_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """The profile's result tables, checked (``tables.read``: one error naming the file and what is wrong)."""
-    return {name: tables.read(results_dir, name) for name in TABLES}
+    """The profile's result tables, checked (``tables.read``: one error naming the file and what is wrong), and
+    ``languages`` once notebook 05 has written it (the claims on unseen languages read it)."""
+    found = {name: tables.read(results_dir, name) for name in TABLES}
+    if (Path(results_dir) / "languages.csv").is_file():
+        found["languages"] = tables.read(results_dir, "languages")
+    return found
 
 
 def _row(c: pd.DataFrame, system: str, reference: str, setting: str):
@@ -300,6 +304,26 @@ def interaction_table(inter: pd.DataFrame, dataset: str) -> pd.DataFrame:
                          "p_perm": t.p_perm.round(4), "MDE": t.mde.round(3)})  # fmt: skip
 
 
+def language_table(languages: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Mono and cross mAP per query language (mean over runs), one row per system; unseen languages marked."""
+    rows = languages[languages.dataset == dataset]
+    unseen = set(rows.loc[~rows.seen.astype(bool), "lang"])
+    table = rows.assign(column=[f"{s} {lang}{' (unseen)' if lang in unseen else ''}"
+                                for s, lang in zip(rows.setting, rows.lang, strict=True)])  # fmt: skip
+    order = [f"{s} {lang}{' (unseen)' if lang in unseen else ''}" for s in ("mono", "cross")
+             for lang in sorted(set(rows.lang), key=lambda x: (x in unseen, x))]  # fmt: skip
+    wide = table.pivot_table(index="system", columns="column", values="map", sort=False)[order].round(3)
+    return wide.join(rows.groupby("system", sort=False).runs.max()).reset_index()
+
+
+def language_lines(t: dict[str, pd.DataFrame], dataset: str) -> list[str]:
+    """The per-language table of the results section, when notebook 05 has written ``languages.csv``."""
+    if "languages" not in t or not (t["languages"].dataset == dataset).any():
+        return []
+    return ["Per query language (macro mAP, mean over runs; cross: mean over the other pool languages; unseen: no "
+            "training pair in that language):", "", _md(language_table(t["languages"], dataset)), ""]  # fmt: skip
+
+
 def recipe_table(recipe: pd.DataFrame) -> pd.DataFrame:
     """Dev "mono / cross" mAP per (scale, lr) and step; the chosen cell is bold."""
     runs = recipe[recipe.step > 0].copy()
@@ -339,6 +363,7 @@ def render(results_dir: str | Path, dataset: str = "xquad-r", base: str = "multi
         "Domain specificity (gain of a topical pool over its random control on its topic's test articles minus "
         "elsewhere; seeds and articles resampled; * = Holm over these rows < 0.05, CI above 0, permutation agrees):",
         "", _md(interaction_table(t["interactions"], dataset)), "",
+        *language_lines(t, dataset),
         f"Every system is scored at one cut-off, {cutoff} tokens; share of test texts longer than that:", "",
         _md(report.truncation_table(t["truncation"], dataset)), "",
         "Recipe sweep on MLQA-R dev articles (dev mono / cross mAP; the chosen setting in bold):", "",

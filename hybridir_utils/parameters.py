@@ -136,6 +136,8 @@ PARAMS: dict[str, Param] = {
     "warmup_steps": Param("int", "linear warm-up steps, then a constant learning rate", **number(int, 1)),
     "mono_margin": Param("float", "allowed loss of dev monolingual mAP against the untrained model",
                          **number(float, 0, 1)),
+    "recipe_from": Param("Optional[str]", "profile whose committed recipe.csv is reused instead of sweeping (same "
+                         "data, dev split, grid and rule)", optional=True),
     "seeds": Param("list[int]", "seeds of the main comparison", many=True, **number(int, 0)),
     "samplings": Param("list[str]", "samplings on the general pool: presets or alpha<α> (the α curve)", many=True,
                        valid=_sampling),

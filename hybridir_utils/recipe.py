@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hybridir_utils import io
+from hybridir_utils import config, io
 from hybridir_utils.lareqa import evaluate_lareqa
 from hybridir_utils.models import load_encoder
 from hybridir_utils.stats import macro_mean_se
@@ -161,3 +161,38 @@ def table(sweep_table: pd.DataFrame, chosen: dict) -> pd.DataFrame:
     hit = (sweep_table.scale == chosen["scale"]) & (sweep_table.lr == chosen["lr"])
     return sweep_table.drop(columns="seconds").assign(chosen=hit & (sweep_table.step == chosen["max_steps"]),
                                                       rule=chosen["rule"])  # fmt: skip
+
+
+def reuse(profile: str, scales, lrs, steps, mono_margin: float) -> tuple[pd.DataFrame, dict]:
+    """Another profile's committed sweep (``results/<profile>/recipe.csv``) and the recipe the rule picks from it.
+
+    Why: a profile with the same training data, dev split, sweep grid and rule would re-run the same sweep to get
+    the same recipe; reusing it spends that time on runs. The grid must match this profile's and the rule is
+    re-applied, so a table that disagrees with its own ``chosen`` row (edited, or another rule) is refused.
+    """
+    path = config.results_dir(profile) / "recipe.csv"
+    if not path.is_file():
+        raise RecipeError(f"recipe_from={profile!r}: no {path} (run `make reproduce PROFILE={profile}` or sweep)")
+    table = pd.read_csv(path)
+    missing = sorted((set(DEV_COLUMNS[:5]) | {"chosen", "rule"}) - set(table.columns))
+    if missing:
+        raise RecipeError(f"recipe_from={profile!r}: {path} lacks column(s) {missing}")
+    trained = table[table.step > 0]
+    grid = {(s["scale"], s["lr"]) for s in settings(scales, lrs)}
+    if set(zip(trained.scale, trained.lr, strict=True)) != grid or set(trained.step) != {int(s) for s in steps}:
+        swept = sorted(set(zip(trained.scale, trained.lr, strict=True)))
+        raise RecipeError(f"recipe_from={profile!r}: {path} swept (scale, lr) {swept} at steps "
+                          f"{sorted(set(trained.step))}; this profile asks for {sorted(grid)} at "
+                          f"{sorted({int(s) for s in steps})}")  # fmt: skip
+    sweep_table = table.drop(columns=["chosen", "rule"]).assign(seconds=float("nan"))
+    chosen = choose(sweep_table, mono_margin)
+    marked = table[table.chosen.astype(bool)]
+    if len(marked) != 1 or (marked.scale.iloc[0], marked.lr.iloc[0], marked.step.iloc[0]) != (
+        chosen["scale"],
+        chosen["lr"],
+        chosen["max_steps"],
+    ):
+        raise RecipeError(f"recipe_from={profile!r}: the rule (mono_margin={mono_margin}) picks scale "
+                          f"{chosen['scale']}, lr {chosen['lr']}, {chosen['max_steps']} steps, but {path} marks "
+                          f"{len(marked)} other row(s) as chosen")  # fmt: skip
+    return sweep_table, chosen

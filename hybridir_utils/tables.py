@@ -25,6 +25,7 @@ class Schema:
     numbers: tuple[str, ...] = ()  # present, numeric, never empty
     optional: tuple[str, ...] = ()  # numeric where present; may be empty or absent
     writer: str = "the pipeline"
+    empty_ok: bool = False  # a header without rows is a valid answer (e.g. no domain arms: no interactions)
 
 
 _SETTING = ("system", "dataset", "setting")
@@ -36,7 +37,7 @@ SCHEMAS: dict[str, Schema] = {
     "interactions": Schema(("system", "reference", "topic", "dataset", "setting", "status"),
                            ("n_target_articles", "n_other_articles"),  # a topic with no test article: all empty
                            ("gain_target", "gain_other", "interaction", "lo", "hi", "p", "p_holm", "p_perm", "se",
-                            "df", "mde"), "notebook 04"),
+                            "df", "mde"), "notebook 04", empty_ok=True),  # no domain arms (sampling): none
     "slices": Schema(("system", "dataset", "domain", "status"), ("queries", "articles", "seeds"), ("map",),
                      "notebook 04"),
     "truncation": Schema(("dataset", "kind", "lang"), ("texts", "share_cut", "cutoff"), (), "notebook 04"),
@@ -67,7 +68,7 @@ def check(table: pd.DataFrame, name: str, path: Path | str = "") -> pd.DataFrame
         elif column in schema.numbers and values.isna().any():
             problems.append(f"column {column!r} is empty in {int(values.isna().sum())} row(s) (first: row "
                             f"{int(values.isna().to_numpy().argmax()) + 2})")  # fmt: skip
-    if not len(table):
+    if not len(table) and not schema.empty_ok:
         problems.append("no rows")
     if problems:
         raise TableError(f"{where}: " + "; ".join(problems) + f" (written by {schema.writer}; rerun it)")

@@ -131,18 +131,21 @@ matrices["difference"].round(3)
 seen = train_languages or data.LANGUAGES[train_dataset]
 languages = report.per_language(results, test_set, report.base_label(base_model), seen=seen)
 experiments.write_table(results_dir, "languages", languages)
-mono = languages[languages.setting == "mono"].pivot_table(index="system", columns="lang", values="delta_vs_base",
-                                                          sort=False)  # fmt: skip
-mono = mono.rename(columns=lambda x: x if x in seen else f"{x} (unseen)").rename_axis(columns="query language")
-fig = plots.heatmap(mono, title=f"{test_set}: monolingual mAP minus the base, per query language", cmap="RdBu_r",
-                    center=0, cbar_label="difference in mAP")  # fmt: skip
-plots.show(fig, "05_mono_by_language", fig_dir)
-mono.round(3)
+by_language = {}
+for setting, word in (("mono", "monolingual"), ("cross", "cross-lingual")):
+    wide = languages[languages.setting == setting].pivot_table(index="system", columns="lang",
+                                                               values="delta_vs_base", sort=False)  # fmt: skip
+    wide = wide.rename(columns=lambda x: x if x in seen else f"{x} (unseen)").rename_axis(columns="query language")
+    fig = plots.heatmap(wide, title=f"{test_set}: {word} mAP minus the base, per query language", cmap="RdBu_r",
+                        center=0, cbar_label="difference in mAP")  # fmt: skip
+    plots.show(fig, f"05_{setting}_by_language", fig_dir)
+    by_language[setting] = wide
+pd.concat(by_language, axis=1).round(3)
 
 # %% [markdown]
-# *What to look at:* blue cells are languages where a system ranks monolingual answers worse than the base; a
-# column blue for every system is a language training hurts whatever the pool; "(unseen)" marks languages no
-# training pair was in.
+# *What to look at:* blue cells are languages where a system ranks answers worse than the base (first map:
+# monolingual, second: cross-lingual); a column blue for every system is a language training hurts whatever the
+# pool; "(unseen)" marks languages no training pair was in: compare its cells with the seen columns.
 
 # %% [markdown]
 # ## The answer
@@ -152,6 +155,7 @@ mono.round(3)
 # own test articles (the interaction).
 
 # %%
+tables = answer.load(results_dir)  # again: languages.csv is written now (the claims on unseen languages read it)
 text = answer.answer(tables, test_set, base=report.base_label(base_model))
 io.write_text(out / "answer.md", text)
 Markdown(text)

@@ -49,6 +49,35 @@ def test_settings_validate_the_grid():
         recipe.settings([0], [1e-5])
 
 
+def _committed(tmp_path, monkeypatch, table: pd.DataFrame) -> None:
+    monkeypatch.setenv("HYBRIDIR_RESULTS_DIR", str(tmp_path))
+    (tmp_path / "other").mkdir(parents=True)
+    table.to_csv(tmp_path / "other" / "recipe.csv", index=False)
+
+
+def test_reuse_gives_the_committed_sweep_and_the_recipe_the_rule_picks(tmp_path, monkeypatch):
+    table = _sweep([(20, 3e-5, 20, 0.70, 0.50), (20, 3e-5, 40, 0.70, 0.52), (20, 1e-4, 20, 0.60, 0.60),
+                    (20, 1e-4, 40, 0.60, 0.62)])  # fmt: skip
+    _committed(tmp_path, monkeypatch, recipe.table(table, recipe.choose(table)))
+    sweep, chosen = recipe.reuse("other", [20], [3e-5, 1e-4], [20, 40], mono_margin=0.01)
+    assert (chosen["lr"], chosen["max_steps"]) == (3e-5, 40) and len(sweep) == 5
+    # re-written, the reused sweep is the committed table again
+    assert recipe.table(sweep, chosen).equals(pd.read_csv(tmp_path / "other" / "recipe.csv"))
+
+
+def test_reuse_refuses_another_grid_a_stale_choice_and_a_missing_table(tmp_path, monkeypatch):
+    table = _sweep([(20, 3e-5, 20, 0.70, 0.50), (20, 3e-5, 40, 0.70, 0.52)])
+    committed = recipe.table(table, recipe.choose(table))
+    _committed(tmp_path, monkeypatch, committed)
+    with pytest.raises(recipe.RecipeError, match=r"recipe_from='other'.*this profile asks for"):
+        recipe.reuse("other", [20, 100], [3e-5], [20, 40], mono_margin=0.01)
+    with pytest.raises(recipe.RecipeError, match=r"recipe_from='nowhere': no .*recipe\.csv"):
+        recipe.reuse("nowhere", [20], [3e-5], [20, 40], mono_margin=0.01)
+    _committed(tmp_path / "b", monkeypatch, committed.assign(chosen=[False, True, False]))  # marks 20 steps
+    with pytest.raises(recipe.RecipeError, match=r"the rule .* picks scale 20\.0, lr 3e-05, 40 steps"):
+        recipe.reuse("other", [20], [3e-5], [20, 40], mono_margin=0.01)
+
+
 @pytest.mark.slow
 def test_step_k_of_a_sweep_run_is_a_run_of_k_steps(tmp_path, shared_data_dir, e5_model):
     """The constant learning rate after warm-up makes one sweep run score every length exactly."""
@@ -66,3 +95,22 @@ def test_step_k_of_a_sweep_run_is_a_run_of_k_steps(tmp_path, shared_data_dir, e5
     at_two = swept[swept.step == 2].iloc[0]
     assert (at_two.dev_mono, at_two.dev_cross) == pytest.approx((two["dev_mono"], two["dev_cross"]), abs=1e-6)
     assert not (tmp_path / "s" / "scale100-lr0.0001" / "model").exists()  # sweep weights are not kept
+
+
+RECIPE_KEYS = ("base_model", "train_dataset", "train_languages", "train_max_groups", "batch_size", "max_seq_length",
+               "eval_max_seq_length", "dev_share", "dev_seed", "dev_languages", "sweep_scales", "sweep_lrs",
+               "sweep_steps", "warmup_steps", "mono_margin", "precision")  # fmt: skip
+
+
+def test_a_profile_that_reuses_a_recipe_shares_what_chose_it():
+    """recipe_from is sound only when the recipe would come out the same: same data, dev split, grid and rule."""
+    from hybridir_utils import config, pipeline
+
+    reusing = {p.stem: pipeline.load_profile(p.stem) for p in config.params_dir().glob("*.yaml")}
+    reusing = {name: params for name, params in reusing.items() if params.get("recipe_from")}
+    assert "sampling" in reusing
+    for name, params in reusing.items():
+        source = pipeline.load_profile(params["recipe_from"])
+        assert not source.get("recipe_from"), f"{name}: its recipe's profile reuses one itself"
+        differ = {k: (params.get(k), source.get(k)) for k in RECIPE_KEYS if params.get(k) != source.get(k)}
+        assert not differ, f"{name} reuses {params['recipe_from']}'s recipe but differs in {differ}"
