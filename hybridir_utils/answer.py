@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from hybridir_utils import claims, config, io, readme, report, tables
+from hybridir_utils import claims, config, effects, io, readme, report, tables
 from hybridir_utils.experiments import Run
 from hybridir_utils.rules import ALPHA, KEEP_MARGIN, kept, significant
 from hybridir_utils.rules import perm_ok as _perm_ok
@@ -245,12 +245,13 @@ def answer(tables: dict[str, pd.DataFrame], dataset: str, base: str, general: st
     inter = inter[inter.dataset == dataset]
     targets = _targets(c)
     levels = tables["levels"][tables["levels"].dataset == dataset]
-    lines = [verdict_line(c, inter, targets), "", design_line(c, tables["training"]), "",
-             *recipe_lines(tables["recipe"]), "", *base_lines(c, base, general), ""]  # fmt: skip
-    lines += sampling_lines(c, levels, general)
-    if {claims.MONO, claims.CROSS} & set(c.system):
-        lines += [f"**The paper's claims** (`hybridir_utils.claims`; our setting: {claims.OURS}):", "",
+    lines = [verdict_line(c, inter, targets), ""]
+    if {claims.MONO, claims.CROSS} & set(c.system):  # a sampling profile: the paper's claims come first
+        lines += [f"**The paper's claims** (`hybridir_utils.claims`; where our setting differs: {claims.OURS}):", "",
                   _md(claims.claims_table(tables, dataset).drop(columns="our_setting")), ""]  # fmt: skip
+    lines += [design_line(c, tables["training"]), "", *recipe_lines(tables["recipe"]), "",
+              *base_lines(c, base, general), ""]  # fmt: skip
+    lines += sampling_lines(c, levels, general)
     if targets:
         lines += ["**The domain effect**, per target domain (difference in macro mAP [95% run-level CI], Holm-adjusted "
                   "p, permutation p on run means, run SDs of the two arms, minimum detectable effect):"]  # fmt: skip
@@ -316,6 +317,21 @@ def language_table(languages: pd.DataFrame, dataset: str) -> pd.DataFrame:
     return wide.join(rows.groupby("system", sort=False).runs.max()).reset_index()
 
 
+def alpha_lines(levels: pd.DataFrame, dataset: str) -> list[str]:
+    """The α curve (``effects.alpha_curve``) as a table, when the profile trains three α values or more."""
+    curve = effects.alpha_curve(levels, dataset)
+    if curve.empty:
+        return []
+    curve = curve.assign(cell=[f"{m:.1f} [{lo:.1f}, {hi:.1f}]" if k == "rank distance" else
+                               f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for k, m, lo, hi in
+                               zip(curve.measure, curve["mean"], curve.lo, curve.hi, strict=True)])  # fmt: skip
+    wide = curve.pivot_table(index=["alpha", "sampling"], columns="measure", values="cell", aggfunc="first")
+    wide = wide[["mono", "cross", "multi", "rank distance"]].join(curve.groupby(["alpha", "sampling"]).runs.max())
+    return ["The α curve (run mean [95% t interval over the runs]; α = share of monolingual batches: 0 is X-Y, "
+            "0.5 hybrid, 1 X-X-mono; each point against hybrid is a row of the comparisons above):", "",
+            _md(wide.reset_index()), ""]  # fmt: skip
+
+
 def language_lines(t: dict[str, pd.DataFrame], dataset: str) -> list[str]:
     """The per-language table of the results section, when notebook 05 has written ``languages.csv``."""
     if "languages" not in t or not (t["languages"].dataset == dataset).any():
@@ -363,6 +379,7 @@ def render(results_dir: str | Path, dataset: str = "xquad-r", base: str = "multi
         "Domain specificity (gain of a topical pool over its random control on its topic's test articles minus "
         "elsewhere; seeds and articles resampled; * = Holm over these rows < 0.05, CI above 0, permutation agrees):",
         "", _md(interaction_table(t["interactions"], dataset)), "",
+        *alpha_lines(t["levels"], dataset),
         *language_lines(t, dataset),
         f"Every system is scored at one cut-off, {cutoff} tokens; share of test texts longer than that:", "",
         _md(report.truncation_table(t["truncation"], dataset)), "",

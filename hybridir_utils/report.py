@@ -190,9 +190,14 @@ QUESTION = (
     "Does domain adaptation inside hybrid batch training (focusing on science or news content) improve zero-shot "
     "cross-lingual retrieval while keeping monolingual accuracy?"
 )
+PAPER_QUESTION = (
+    "Does hybrid batching do what its paper (Elmahdy, Lin, Ahmad 2024) says: the best multilingual-pool retrieval of "
+    "X-X-mono, X-Y and hybrid batches, less language bias than monolingual batches, strong zero-shot retrieval in "
+    "unseen languages, and a choice of α that is not critical?"
+)
 # Figures shown on the index, in this order (glob patterns under <run>/figures/, PNG); missing ones are skipped.
-KEY_FIGURES = ("03_recipe_sweep", "04_cross_vs_*", "04_article_gains_*", "05_rank_distance", "05_heatmap_difference",
-               "05_mono_by_language")  # fmt: skip
+KEY_FIGURES = ("03_recipe_sweep", "04_alpha_curve", "04_cross_vs_*", "04_article_gains_*", "05_rank_distance",
+               "05_heatmap_difference", "05_mono_by_language", "05_cross_by_language")  # fmt: skip
 # nbconvert's lab template without the scripts it fetches from CDNs (require.js, MathJax, mermaid, widgets): the
 # report must open offline, from a mail attachment, with nothing to load and no console errors. Raw HTML cells are
 # the report's own summary, so they are not passed through clean_html (which drops its embedded figures).
@@ -296,6 +301,16 @@ def _png_tag(path: Path, alt: str) -> str:
     return f'<figure><img src="data:image/png;base64,{data}" alt="{alt}"><figcaption>{alt}</figcaption></figure>'
 
 
+def question(results_dir: Path) -> str:
+    """The question a profile answers: the paper's claims for a sampling profile (X-X-mono or X-Y trained and no
+    domain arm), else the project's domain question."""
+    path = Path(results_dir) / "comparisons.csv"
+    systems = set(pd.read_csv(path, usecols=["system"]).system) if path.is_file() else set()
+    samplings = {s.split("/")[0] for s in systems}
+    domain_arms = any("/" in s and not s.endswith("/general") for s in systems)
+    return PAPER_QUESTION if samplings & {"x-x-mono", "x-y"} and not domain_arms else QUESTION
+
+
 def _summary_html(out_dir: Path, results_dir: Path, record: dict, links: bool) -> str:
     """Question, answer with its CI table, key figures, and each notebook's parameters and wall time."""
     import html
@@ -306,7 +321,8 @@ def _summary_html(out_dir: Path, results_dir: Path, record: dict, links: bool) -
     parts = [f"<h1>hybridir — {esc(record['profile'])} profile</h1>",
              f"<p>Commit <code>{esc(record['commit'])}</code>, finished {esc(record['finished'])}; machine: "
              + ", ".join(f"{esc(k)} {esc(str(v))}" for k, v in record["machine"].items()) + ".</p>",
-             f'<section id="answer"><h2>The question</h2><blockquote>{esc(QUESTION)}</blockquote>']  # fmt: skip
+             '<section id="answer"><h2>The question</h2>',
+             f"<blockquote>{esc(question(results_dir))}</blockquote>"]  # fmt: skip
     answer_md = Path(out_dir) / "05_bias" / "answer.md"
     parts.append(markdown2html_mistune(answer_md.read_text(encoding="utf-8")) if answer_md.is_file()
                  else "<p>No answer yet: notebook 05 has not run.</p>")  # fmt: skip

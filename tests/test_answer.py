@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hybridir_utils import answer, config, readme, tables
+from hybridir_utils import answer, config, readme, report, tables
 from hybridir_utils.runstats import smallest_permutation_p
 
 GEN, IN, RND, CUL = "hybrid/general", "hybrid/news-in-domain", "hybrid/news-size-random", "hybrid/news-size-culture"
@@ -327,3 +327,15 @@ def _check_languages_and_bias(folder, th, en, zh_cross, base_rank, trained):
     assert (
         round(rank[base], 1) == base_rank and trained[0] <= rank.drop(base).min() <= rank.drop(base).max() <= trained[1]
     )
+
+
+def test_the_report_asks_the_question_its_profile_answers(tmp_path):
+    def asked(*systems):
+        pd.DataFrame({"system": list(systems)}).to_csv(tmp_path / "comparisons.csv", index=False)
+        return report.question(tmp_path)
+
+    assert asked("x-x-mono/general", "x-y/general", "alpha0.25/general") == report.PAPER_QUESTION
+    assert asked("hybrid/news-in-domain", "hybrid/general") == report.QUESTION
+    assert asked("x-x-mono/general", "hybrid/news-in-domain") == report.QUESTION  # domain arms: the domain question
+    (tmp_path / "comparisons.csv").unlink()
+    assert report.question(tmp_path) == report.QUESTION

@@ -18,17 +18,19 @@ def _row(system, reference, setting, delta, half=0.01, p=0.001, p_perm=0.002):
                 n_ref_seeds=6, run_sd=0.005, ref_run_sd=0.005)  # fmt: skip
 
 
-def _tables(mono_gap=-0.03, cross_gap=-0.02, curve=None, flat_half=0.004):
-    """X-X-mono and X-Y compared with hybrid as the plan writes them (other minus hybrid); ``curve``: α points."""
+def _tables(mono_gap=-0.03, cross_gap=-0.02, curve=None, flat_half=0.004, th_mono=-0.036, base_gain=0.05):
+    """X-X-mono and X-Y compared with hybrid as the plan writes them (other minus hybrid); ``curve``: α points;
+    hybrid against the base (cross-lingual, all languages) and its unseen language th (mono / cross gains)."""
     rows = [_row(f"{s}/general", HYBRID, setting, gap) for s, gap in (("x-x-mono", mono_gap), ("x-y", cross_gap))
             for setting in ("mono", "cross", "multi")]  # fmt: skip
+    rows += [_row(HYBRID, BASE, "cross", base_gain)] if base_gain is not None else []
     for point, delta in (curve or {}).items():
         rows += [_row(f"{point}/general", HYBRID, s, delta, half=flat_half, p=0.6, p_perm=0.5)
                  for s in ("mono", "cross", "multi")]  # fmt: skip
     levels = pd.DataFrame([dict(system=s, seed=k, dataset="xquad-r", setting="multi", rank_distance=r + k)
                            for s, r in ((HYBRID, 90.0), ("x-x-mono/general", 300.0), (BASE, 470.0))
                            for k in range(6)])  # fmt: skip
-    th = (("cross", 0.08), ("mono", -0.036))
+    th = (("cross", 0.08), ("mono", th_mono))
     languages = pd.DataFrame([dict(system=HYBRID, setting=s, lang="th", dataset="xquad-r", seen=False, map=0.7,
                                    runs=6, delta_vs_base=d) for s, d in th])  # fmt: skip
     return {"comparisons": pd.DataFrame(rows), "levels": levels, "languages": languages}
@@ -56,6 +58,19 @@ def test_rank_distance_unseen_languages_and_the_data_claim():
     assert table.loc[4, "verdict"] == NOT_SUPPORTED  # th gains cross-lingually but loses 0.036 monolingual
     assert "th: cross +0.080, mono -0.036" in table.loc[4, "evidence"]
     assert table.loc[5, "verdict"] == SUPPORTED and claims.DATA_TEST in table.loc[5, "source"]
+    assert "34 of 15,747 pairs" in table.loc[5, "evidence"]
+
+
+def test_zero_shot_needs_the_claimed_gain_over_the_base_and_unseen_languages_kept():
+    def verdict(**kw):
+        return claims.claims_table(_tables(**kw)).set_index("claim").loc[4, "verdict"]
+
+    assert verdict(th_mono=-0.005) == SUPPORTED  # claimed cross gain, th cross up and mono within the margin
+    assert verdict(th_mono=-0.005, base_gain=-0.05) == CONTRADICTED
+    assert verdict(th_mono=-0.005, base_gain=None) == NOT_TESTABLE
+    tables = _tables(th_mono=-0.005)
+    tables["comparisons"].loc[tables["comparisons"].reference == BASE, "p_holm"] = 0.3  # the gain is not claimed
+    assert claims.claims_table(tables).set_index("claim").loc[4, "verdict"] == NOT_SUPPORTED
 
 
 def test_the_alpha_curve_is_flat_only_inside_the_margin_and_untestable_without_points():

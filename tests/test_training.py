@@ -57,12 +57,17 @@ def test_no_test_article_question_or_answer_sentence_reaches_training(shared_dat
     the two shared articles are removed whole, and no XQuAD-R question or candidate sentence text is a training
     query or passage (compared case- and space-insensitively)."""
     monkeypatch.setenv("HYBRIDIR_DATA_DIR", str(shared_data_dir))
+    from hybridir_utils.claims import SEPARATION  # the numbers the claims table states
     from hybridir_utils.data import load_lareqa, training_pairs
 
-    kept, dropped = without_eval_articles(load_lareqa("mlqa-r", data_dir=shared_data_dir), "xquad-r")
-    pairs, test = training_pairs(kept), load_lareqa("xquad-r", data_dir=shared_data_dir)
+    mlqa = load_lareqa("mlqa-r", data_dir=shared_data_dir)
+    kept, dropped = without_eval_articles(mlqa, "xquad-r")
+    pairs, test, every = training_pairs(kept), load_lareqa("xquad-r", data_dir=shared_data_dir), training_pairs(mlqa)
     norm = lambda texts: set(texts.str.strip().str.lower())  # noqa: E731
-    assert dropped == ["Harvard University", "Prime number"] and len(pairs) == 15_713
+    assert tuple(dropped) == SEPARATION["articles"] and len(pairs) == 15_713
+    assert (len(every), len(every) - len(pairs)) == (SEPARATION["pairs"], SEPARATION["pairs_dropped"])
+    assert (every.group.nunique(), every.group.nunique() - pairs.group.nunique()) == (
+        SEPARATION["groups"], SEPARATION["groups_dropped"])  # fmt: skip
     assert not {normalise_title(a) for a in pairs.article} & eval_articles("xquad-r", shared_data_dir)
     assert not norm(pairs["query"]) & norm(test.questions.text)
     assert not norm(pairs["passage"]) & norm(test.candidates.text)
