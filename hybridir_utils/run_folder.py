@@ -109,6 +109,35 @@ def loss_log_callback(csv_path: Path):
     return LossLog()
 
 
+def batch_plan(sampler, steps: int) -> pd.DataFrame:
+    """What each global step of a run draws (step 1..``steps``): epoch, batch kind (mono / cross), language (mono
+    only), domain (domain-homogeneous only). The sampler is seeded by (seed, epoch), so this is the sequence the
+    trainer's copy yields (one optimizer step per global batch: no gradient accumulation)."""
+    rows, epoch = [], 0
+    while len(rows) < steps:
+        sampler.set_epoch(epoch)
+        for info, _ in sampler.iter_with_info(all_ranks=True):
+            if info.rank == 0 and len(rows) < steps:
+                rows.append({"step": len(rows) + 1, "epoch": epoch, "kind": info.kind, "language": info.language,
+                             "domain": info.domain})  # fmt: skip
+        epoch += 1
+    sampler.set_epoch(0)
+    return pd.DataFrame(rows, columns=["step", "epoch", "kind", "language", "domain"])
+
+
+def batch_log_callback(sampler, csv_path: Path):
+    """A TrainerCallback that writes ``csv_path`` (:func:`batch_plan` for the run's steps) when training begins:
+    sentence-transformers logs no batch composition, and the hybrid method is defined by it."""
+    from transformers import TrainerCallback
+
+    class BatchLog(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                io.write_text(csv_path, batch_plan(sampler, state.max_steps).to_csv(index=False))
+
+    return BatchLog()
+
+
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 
 
@@ -188,6 +217,17 @@ def _save_final(model, cfg: TrainConfig, run_dir: Path, info: dict[str, Any]) ->
     return final
 
 
+# sentence-transformers drops a callable batch sampler from the card's hyper-parameters: say what it was.
+SAMPLER_CARD = (
+    "Batch sampler: `hybridir_utils.sampling.HybridBatchSampler`, alpha = {alpha:g} (preset: {preset}). Each step "
+    "draws one global batch, monolingual (query and passage in one language, drawn uniformly) with probability "
+    "alpha, cross-lingual (every pair's query and passage in different languages) otherwise. Clash rules: at most "
+    "one pair per answer unit (a parallel question group, merged with every group sharing an answer sentence) and "
+    "no repeated query or passage text in a batch, so no translation of a query's own answer is an in-batch "
+    "negative; batches are always full."
+)
+
+
 def _model_card_section(cfg: TrainConfig, info: dict[str, Any]) -> str:
     """The model card's training section, so that a model folder found on its own says how it was trained."""
     import yaml
@@ -197,6 +237,7 @@ def _model_card_section(cfg: TrainConfig, info: dict[str, Any]) -> str:
         f"Hybrid batch training (Elmahdy, Lin & Ahmad 2024): batches monolingual with probability "
         f"alpha = {cfg.resolved_alpha:g} ({cfg.batches_name()}), cross-lingual otherwise; InfoNCE with in-batch "
         f"negatives ({cfg.loss}), trained on {cfg.train_dataset}, zero-shot evaluation set "
-        f"{cfg.resolved_eval_dataset}.\n\n```yaml\n{yaml.safe_dump(cfg.to_dict(), sort_keys=True)}```\n\n"
+        f"{cfg.resolved_eval_dataset}.\n\n{SAMPLER_CARD.format(alpha=cfg.resolved_alpha, preset=cfg.preset)}\n\n"
+        f"```yaml\n{yaml.safe_dump(cfg.to_dict(), sort_keys=True)}```\n\n"
         f"Run facts:\n\n```json\n{json.dumps(info, indent=2, sort_keys=True, default=str)}\n```\n"
     )

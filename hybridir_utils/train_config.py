@@ -28,7 +28,10 @@ SCHEDULERS = ("linear", "constant_with_warmup", "cosine")
 # Default evaluation set of each training set: the other LAReQA set (different articles, unseen languages).
 ZERO_SHOT_EVAL = {"mlqa-r": "xquad-r", "xquad-r": "mlqa-r"}
 # Keys that change how fast a run goes, not what it learns: left out of the run's identity (name, resume check).
-RUNTIME_KEYS = ("num_threads",)
+# Reporting keys (loggers, the hub, the batch log) say where a run is reported, not what it learns: runtime too.
+RUNTIME_KEYS = ("num_threads", "report_to", "push_to_hub", "hub_model_id", "log_batches")
+# The trainer's loggers this project passes through (transformers' names); each needs its package installed.
+REPORTERS = ("tensorboard", "wandb")
 
 
 class TrainConfigError(ValueError):
@@ -74,6 +77,10 @@ class TrainConfig:
     save_total_limit: int | None = 2
     num_threads: int | None = None  # torch CPU threads; 1 avoids thrashing on a CPU shared with other jobs
     precision: str = "fp32"  # "fp32" | "bf16" | "auto" (environment.resolve_precision: bf16 on a GPU)
+    report_to: list[str] = field(default_factory=list)  # trainer loggers: "tensorboard", "wandb" (empty: none)
+    push_to_hub: bool = False  # push the final (full) model to hub_model_id; off by default, refused offline
+    hub_model_id: str | None = None  # "<user or org>/<name>" on the hub
+    log_batches: bool = False  # write <run>/batches.csv: each step's batch type (mono / cross), language, domain
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, recorded in the model card
 
     def __post_init__(self) -> None:
@@ -117,8 +124,22 @@ class TrainConfig:
             raise TrainConfigError(f"lr_scheduler {self.lr_scheduler!r} is not one of {SCHEDULERS}")
         if self.loss not in LOSSES:
             raise TrainConfigError(f"loss {self.loss!r} is not one of {LOSSES}")
+        self._check_reporting()
         if self.domain_weights is not None and not isinstance(self.domain_weights, dict):
             raise TrainConfigError(f"domain_weights must be a mapping domain -> weight, got {self.domain_weights!r}")
+
+    def _check_reporting(self) -> None:
+        """report_to as a list of known loggers ("none" / None: no logger); the hub needs a model id."""
+        report = self.report_to
+        report = [] if report in (None, "none") else [report] if isinstance(report, str) else report
+        if not isinstance(report, list | tuple) or any(r not in REPORTERS for r in report):
+            raise TrainConfigError(f"report_to must be a list of {REPORTERS} (or 'none'), got {self.report_to!r}")
+        self.report_to = list(dict.fromkeys(report))
+        for key in ("push_to_hub", "log_batches"):
+            if not isinstance(getattr(self, key), bool):
+                raise TrainConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
+        if self.push_to_hub and not (isinstance(self.hub_model_id, str) and "/" in self.hub_model_id):
+            raise TrainConfigError(f"push_to_hub needs hub_model_id '<user or org>/<name>', got {self.hub_model_id!r}")
 
     # ------------------------------------------------------------------ (de)serialisation
     @classmethod

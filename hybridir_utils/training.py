@@ -13,8 +13,10 @@ The run folder (``output_dir``: config, checkpoints, loss log, final model) and 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -185,11 +187,15 @@ def train(
     }
     # Build once here so an infeasible setting fails before the model is loaded.
     probe = HybridBatchSampler(pairs, cfg.batch_size, seed=cfg.seed, **sampler_options)
+    _check_reporting(cfg)
     precision = _set_up_torch(cfg)
     model, counts = _load_model(cfg, probe.languages)
     main_process = run_folder.open_run_dir(cfg, run_dir)
     args = _training_arguments(cfg, run_dir, precision, HybridBatchSampler.factory(pairs, **sampler_options))
-    trainer = _make_trainer(cfg, model, args, pairs, run_dir, callbacks)
+    if cfg.log_batches:
+        callbacks = [run_folder.batch_log_callback(probe, run_dir / "batches.csv"), *(callbacks or [])]
+    with _tensorboard_dir(run_dir / "logs"):  # not under checkpoints/, which is removed once the run is done
+        trainer = _make_trainer(cfg, model, args, pairs, run_dir, callbacks)
     last = run_folder.last_complete_checkpoint(run_dir / "checkpoints", remove=main_process)
     if last:
         log.info("resuming from %s", last)
@@ -213,7 +219,36 @@ def train(
         **counts,
     }
     run_folder.publish(trainer, model, cfg, run_dir, info, main_process)
+    if cfg.push_to_hub and main_process:  # the model in memory is whole (the saved folder omits frozen tensors)
+        model.push_to_hub(cfg.hub_model_id, commit_message=f"hybridir: {cfg.run_name()}")
     return run_dir / "model"
+
+
+@contextlib.contextmanager
+def _tensorboard_dir(folder: Path):
+    """TensorBoard's log folder while the trainer builds its callbacks (it reads TENSORBOARD_LOGGING_DIR then),
+    unless the caller set one."""
+    if "TENSORBOARD_LOGGING_DIR" in os.environ:
+        yield
+        return
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+
+
+def _check_reporting(cfg: TrainConfig) -> None:
+    """Loggers and the hub, before any model is loaded: each logger's package installed, the hub reachable in
+    principle (not HF_HUB_OFFLINE)."""
+    import transformers.integrations as integrations
+
+    available = {"tensorboard": integrations.is_tensorboard_available, "wandb": integrations.is_wandb_available}
+    missing = [r for r in cfg.report_to if not available[r]()]
+    if missing:
+        raise TrainConfigError(f"report_to {missing}: not installed (pip install {' '.join(missing)})")
+    if cfg.push_to_hub and os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        raise TrainConfigError(f"push_to_hub to {cfg.hub_model_id!r}: HF_HUB_OFFLINE is set, so the hub is off")
 
 
 def _select_pairs(cfg: TrainConfig, pairs: pd.DataFrame | None, data_dir: str | Path | None) -> pd.DataFrame:
@@ -301,7 +336,7 @@ def _training_arguments(cfg: TrainConfig, run_dir: Path, precision: str, batch_s
         save_strategy="steps",
         save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit,
-        report_to="none",
+        report_to=cfg.report_to or "none",
         batch_sampler=batch_sampler,
         prompts=dict(PROMPTS),
         # Non-reentrant checkpointing: with a frozen embedding matrix the reentrant variant would see inputs that

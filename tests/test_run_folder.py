@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from hybridir_utils.run_folder import already_trained, last_complete_checkpoint, whole_run_loss
@@ -92,3 +93,24 @@ def test_resume_skips_a_checkpoint_killed_mid_save_and_reports_the_whole_run_los
     assert "incomplete checkpoint" in caplog.text and "checkpoint-4" in caplog.text
     assert not list(run.glob(".model.tmp-*"))
     assert info["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-5)
+
+
+def test_the_batch_plan_is_what_the_sampler_yields_across_epochs(tiny_pairs):
+    from hybridir_utils.run_folder import batch_plan
+    from hybridir_utils.sampling import HybridBatchSampler
+
+    sampler = HybridBatchSampler(tiny_pairs, 4, seed=3, alpha=0.5, world_size=1, rank=0)
+    per_epoch = len(sampler)
+    plan = batch_plan(sampler, per_epoch + 2)  # two steps into the second epoch
+    assert sampler.epoch == 0  # left as the trainer expects it
+    seen = []
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        for batch in sampler:
+            d = sampler.describe(batch)
+            mono = d["query_langs"] == d["passage_langs"] and len(set(d["query_langs"])) == 1
+            seen.append((epoch, "mono" if mono else "cross", d["query_langs"][0] if mono else None))
+    assert list(plan.step) == list(range(1, per_epoch + 3)) and set(plan.epoch) == {0, 1}
+    language = [None if pd.isna(x) else x for x in plan.language]
+    assert list(zip(plan.epoch, plan.kind, language, strict=True)) == seen[: per_epoch + 2]
+    assert {"mono", "cross"} <= set(plan.kind)

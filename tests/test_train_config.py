@@ -45,6 +45,11 @@ def test_config_round_trips_through_yaml_and_rejects_unknown_keys(tmp_path):
         ({"lr_scheduler": "step"}, "lr_scheduler"),
         ({"warmup_steps": 0}, "warmup_steps"),
         ({"domain_weights": ["news"]}, "domain_weights"),
+        ({"report_to": ["mlflow"]}, "report_to"),
+        ({"report_to": 3}, "report_to"),
+        ({"push_to_hub": True}, "hub_model_id"),
+        ({"push_to_hub": True, "hub_model_id": "no-owner"}, "hub_model_id"),
+        ({"log_batches": "yes"}, "log_batches"),
     ],
 )
 def test_config_rejects_bad_values_by_name(kwargs, needle):
@@ -59,6 +64,9 @@ def test_run_name_tracks_what_is_learned_not_runtime_settings():
     assert TrainConfig(seed=1).run_name() != base.run_name()
     assert TrainConfig(lr=1e-5).run_name() != base.run_name()
     assert TrainConfig(num_threads=1).run_name() == base.run_name()
+    reported = TrainConfig(report_to="tensorboard", log_batches=True, push_to_hub=True, hub_model_id="me/model")
+    assert reported.run_name() == base.run_name()  # where a run is reported is not what it learns
+    assert reported.report_to == ["tensorboard"] and TrainConfig(report_to="none").report_to == []
     assert (
         base.resolved_eval_dataset == "xquad-r"
         and TrainConfig(train_dataset="xquad-r").resolved_eval_dataset == "mlqa-r"
