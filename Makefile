@@ -29,7 +29,7 @@ export TOKENIZERS_PARALLELISM ?= false
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[notebooks,dev]"
+	$(PY) -m pip install -q -e ".[research,notebooks,dev]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (hybridir)" >/dev/null
 	touch $(STAMP)
 
@@ -42,8 +42,8 @@ browser:
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hybridir_utils tests notebooks
-	$(VENV)/bin/ruff format --check hybridir_utils tests notebooks
+	$(VENV)/bin/ruff check hybridir_utils tests notebooks examples
+	$(VENV)/bin/ruff format --check hybridir_utils tests notebooks examples
 
 pytest: $(STAMP) browser
 	$(VENV)/bin/pytest

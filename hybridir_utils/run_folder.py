@@ -186,6 +186,8 @@ def publish(trainer, model, cfg: TrainConfig, run_dir: Path, info: dict[str, Any
     if main_process:
         _save_final(model, cfg, run_dir, info)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        if cfg.push_to_hub:  # the model in memory is whole (the saved folder omits the frozen tensors)
+            model.push_to_hub(cfg.hub_model_id, commit_message=f"hybridir: {cfg.run_name()}")
     trainer.accelerator.wait_for_everyone()
 
 

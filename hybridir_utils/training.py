@@ -194,8 +194,7 @@ def train(
     args = _training_arguments(cfg, run_dir, precision, HybridBatchSampler.factory(pairs, **sampler_options))
     if cfg.log_batches:
         callbacks = [run_folder.batch_log_callback(probe, run_dir / "batches.csv"), *(callbacks or [])]
-    with _tensorboard_dir(run_dir / "logs"):  # not under checkpoints/, which is removed once the run is done
-        trainer = _make_trainer(cfg, model, args, pairs, run_dir, callbacks)
+    trainer = _make_trainer(cfg, model, args, pairs, run_dir, callbacks)
     last = run_folder.last_complete_checkpoint(run_dir / "checkpoints", remove=main_process)
     if last:
         log.info("resuming from %s", last)
@@ -219,8 +218,6 @@ def train(
         **counts,
     }
     run_folder.publish(trainer, model, cfg, run_dir, info, main_process)
-    if cfg.push_to_hub and main_process:  # the model in memory is whole (the saved folder omits frozen tensors)
-        model.push_to_hub(cfg.hub_model_id, commit_message=f"hybridir: {cfg.run_name()}")
     return run_dir / "model"
 
 
@@ -354,13 +351,14 @@ def _make_trainer(cfg: TrainConfig, model, args, pairs: pd.DataFrame, run_dir: P
     """The sentence-transformers trainer, with the loss log first so a caller's callbacks see it written."""
     from sentence_transformers import SentenceTransformerTrainer
 
-    return SentenceTransformerTrainer(
-        model=model,
-        args=args,
-        train_dataset=loss_dataset(pairs),
-        loss=make_loss(model, cfg),
-        callbacks=[run_folder.loss_log_callback(run_dir / "loss_log.csv"), *(callbacks or [])],
-    )
+    with _tensorboard_dir(run_dir / "logs"):  # not under checkpoints/, which is removed once the run is done
+        return SentenceTransformerTrainer(
+            model=model,
+            args=args,
+            train_dataset=loss_dataset(pairs),
+            loss=make_loss(model, cfg),
+            callbacks=[run_folder.loss_log_callback(run_dir / "loss_log.csv"), *(callbacks or [])],
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from datasets import Dataset, DatasetDict
 
-from hybridir_utils.sampling import HybridBatches, HybridBatchSampler, SamplerConfigError
+from hybridir_utils.batches import HybridBatches
+from hybridir_utils.sampling import HybridBatchSampler, SamplerConfigError
 
 
 @pytest.fixture

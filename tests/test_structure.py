@@ -124,3 +124,37 @@ def test_no_module_over_500_lines_and_no_function_over_60():
     modules, functions = sizes()
     assert {m: n for m, n in modules.items() if n > MAX_MODULE_LINES} == {}
     assert {f: n for f, n in functions.items() if n > MAX_FUNCTION_LINES} == {}
+
+
+LIGHT = ("alpha", "fillers", "sampling", "batches")  # the light install: `pip install hybridir`
+# sentence-transformers[train] brings torch, scipy (its own dependencies) and datasets (the train extra)
+LIGHT_THIRD_PARTY = {"numpy", "pandas", "sentence_transformers", "torch", "scipy", "datasets"}
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            found.add(node.module or "")
+    return found
+
+
+def test_the_light_install_imports_nothing_beyond_its_ranged_dependencies():
+    """`pip install hybridir` brings numpy, pandas and sentence-transformers[train] only: the sampler modules must
+    import nothing else (stdlib aside), anywhere in their files, and no research module of the package."""
+    import sys
+    import tomllib
+
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    names = {re.split(r"[\[<>=!~ ]", d, maxsplit=1)[0] for d in project["dependencies"]}
+    assert names == {"numpy", "pandas", "sentence-transformers"}
+    assert all(re.search(r"[<>]", d) and "==" not in d for d in project["dependencies"])  # ranged, not exact
+    for module in LIGHT:
+        for target in _imports(PACKAGE / f"{module}.py"):
+            top, *rest = target.split(".")
+            if top == PACKAGE.name:
+                assert rest and rest[0] in LIGHT, f"{module} imports {target}: not in the light install"
+            else:
+                assert top in LIGHT_THIRD_PARTY | set(sys.stdlib_module_names), f"{module} imports {target}"

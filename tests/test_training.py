@@ -222,3 +222,38 @@ def test_training_cli_trains_one_config_file_and_records_the_machine(tmp_path, s
     info = json.loads((tmp_path / "run" / "model" / "train_info.json").read_text())
     assert info["steps"] == 2 and info["environment"]["precision"] == "fp32"
     assert info["environment"]["device"] == "cpu" and "cpu_flags" in info["environment"]
+
+
+def test_loggers_and_the_hub_are_checked_before_a_model_loads(monkeypatch):
+    import transformers.integrations as integrations
+
+    from hybridir_utils.training import _check_reporting
+
+    monkeypatch.setattr(integrations, "is_wandb_available", lambda: False)
+    with pytest.raises(TrainConfigError, match=r"report_to \['wandb'\]: not installed \(pip install wandb\)"):
+        _check_reporting(TrainConfig(report_to=["wandb"]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(TrainConfigError, match="push_to_hub to 'me/model': HF_HUB_OFFLINE is set"):
+        _check_reporting(TrainConfig(push_to_hub=True, hub_model_id="me/model"))
+    _check_reporting(TrainConfig())  # nothing asked, nothing checked
+
+
+@pytest.mark.slow
+def test_a_run_logs_to_tensorboard_writes_its_batches_and_pushes_the_whole_model(tmp_path, shared_data_dir,
+                                                                                 monkeypatch):  # fmt: skip
+    from sentence_transformers import SentenceTransformer
+
+    pushed = []
+    monkeypatch.setattr(SentenceTransformer, "push_to_hub", lambda self, repo, **kw: pushed.append(
+        (repo, sum(p.numel() for p in self.parameters()))))  # fmt: skip
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # the push itself is replaced: nothing leaves the machine
+    cfg = TrainConfig(languages=["en", "de"], max_groups=30, batch_size=4, max_steps=3, max_seq_length=32,
+                      output_dir=str(tmp_path / "run"), report_to=["tensorboard"], log_batches=True,
+                      push_to_hub=True, hub_model_id="me/hybrid-e5", logging_steps=1)  # fmt: skip
+    model_dir = train(cfg, data_dir=shared_data_dir)
+    batches = pd.read_csv(tmp_path / "run" / "batches.csv")
+    assert batches.step.tolist() == [1, 2, 3] and set(batches.kind) <= {"mono", "cross"}
+    assert list((tmp_path / "run" / "logs").glob("events.out.tfevents.*"))  # kept: not under checkpoints/
+    assert pushed and pushed[0][0] == "me/hybrid-e5" and pushed[0][1] > 100_000_000  # whole: embeddings included
+    card = (model_dir / "README.md").read_text()
+    assert "Batch sampler: `hybridir_utils.sampling.HybridBatchSampler`, alpha = 0.5" in card
