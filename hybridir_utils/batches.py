@@ -42,7 +42,8 @@ class HybridBatches:
         group_column: id shared by the translations of one pair (a parallel group). None: every row is its own
             group, so translations are unknown and a cross-lingual batch may hold one as a negative; rows with the
             same positive text are still kept apart (their answer units are merged).
-        negative_columns: text columns holding hard negatives; their texts never repeat within a batch.
+        negative_columns: text columns holding hard negatives; in a batch no text is both one pair's negative and
+            another's positive (a false negative), and none repeats.
         metadata_columns: further columns to keep from the trainer (a ``domain`` column is kept when present).
         eval_sampler: what any other dataset (an eval split) gets: ``"no_duplicates"`` (sentence-transformers'
             ``NoDuplicatesBatchSampler``) or ``"default"`` (its plain batches). Evaluation loss needs no hybrid mix.
@@ -84,7 +85,7 @@ class HybridBatches:
             **{c: table[c].to_numpy() for c in negative_columns},
             **({domain_column: table[domain_column].to_numpy()} if domain_column in table.columns else {}),
         })  # fmt: skip
-        self.options = {**options, "unique_columns": [*options.get("unique_columns", []), *negative_columns]}
+        self.options = {**options, "negative_columns": list(negative_columns)}
         resolve_alpha(self.options.get("alpha"), self.options.get("preset"))  # a bad α fails here, not in the trainer
         self.train_dataset = self._text_dataset(dataset, table, texts)
 

@@ -80,26 +80,40 @@ class Stream:
         return found
 
 
+def shared_text_keys(table: pd.DataFrame, columns: list[str]) -> list[frozenset[int]]:
+    """Per row, the ids of its texts in ``columns`` (the positive, then hard negatives) in one id space: a text that
+    is one row's negative and another's positive gets one id, so :class:`Clash` keeps them apart."""
+    ids = pd.factorize(pd.concat([table[c].astype(str) for c in columns], ignore_index=True))[0]
+    per_column = ids.reshape(len(columns), len(table))
+    return [frozenset(per_column[:, row].tolist()) for row in range(len(table))]
+
+
 class Clash:
     """The no-false-negative rule for one batch: each row has integer keys (answer unit, query and passage text,
-    unique columns) and a batch holds every key value at most once."""
+    unique columns) and a batch holds every key value at most once; with ``shared`` (per row, the ids of its
+    positive and hard-negative texts) no text appears twice across those columns either."""
 
-    __slots__ = ("keys", "used")
+    __slots__ = ("keys", "shared", "shared_used", "used")
 
-    def __init__(self, keys: list[list[int]]) -> None:
+    def __init__(self, keys: list[list[int]], shared: list[frozenset[int]] | None = None) -> None:
         self.keys, self.used = keys, [set() for _ in keys]
+        self.shared, self.shared_used = shared, set()
 
     def fits(self, row: int) -> bool:
-        return all(k[row] not in u for k, u in zip(self.keys, self.used, strict=True))
+        return all(k[row] not in u for k, u in zip(self.keys, self.used, strict=True)) and (
+            self.shared is None or self.shared_used.isdisjoint(self.shared[row])
+        )
 
     def add(self, row: int) -> None:
         for k, u in zip(self.keys, self.used, strict=True):
             u.add(k[row])
+        if self.shared is not None:
+            self.shared_used.update(self.shared[row])
 
 
-def greedy_fill(keys: list[list[int]], rows: np.ndarray, need: int) -> int:
+def greedy_fill(keys: list[list[int]], rows: np.ndarray, need: int, shared=None) -> int:
     """How many of ``rows``, taken in order, fit one batch together (at most ``need``): the feasibility probe."""
-    clash, count = Clash(keys), 0
+    clash, count = Clash(keys, shared), 0
     for row in rows.tolist():
         if clash.fits(row):
             clash.add(row)

@@ -43,7 +43,7 @@ import pandas as pd
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
 from hybridir_utils.alpha import PRESETS, SamplerConfigError, resolve_alpha, sampling_alpha  # noqa: F401 (re-exported)
-from hybridir_utils.fillers import Clash, PoolFiller, Stream, clash_keys, greedy_fill
+from hybridir_utils.fillers import Clash, PoolFiller, Stream, clash_keys, greedy_fill, shared_text_keys
 
 log = logging.getLogger(__name__)
 MONO, CROSS = "mono", "cross"
@@ -135,6 +135,8 @@ class HybridBatchSampler(DefaultBatchSampler):
             drawn twice as often as one of weight 1 (missing domains weigh 1). domain_homogeneous: each batch from
             one domain, drawn with probability proportional to weight x pairs. domain_column: the domain column.
         unique_columns: columns whose values may not repeat within a global batch (besides the answer unit).
+        negative_columns: hard-negative text columns; their texts and the passages share one space, so no text is
+            both one pair's negative and another's positive in a batch, and none repeats.
         link_shared_answers: merge groups sharing an answer sentence into one unit (recommended; see above).
         steps_per_epoch: global steps per epoch instead of the row-count default.
         world_size, rank: default from torch.distributed (or torchrun's environment). shard: see the module doc.
@@ -163,6 +165,7 @@ class HybridBatchSampler(DefaultBatchSampler):
         passage_lang_column: str = "passage_lang",
         group_column: str = "group",
         unique_columns: Sequence[str] | None = None,
+        negative_columns: Sequence[str] = (),
         link_shared_answers: bool = True,
         steps_per_epoch: int | None = None,
         world_size: int | None = None,
@@ -189,12 +192,14 @@ class HybridBatchSampler(DefaultBatchSampler):
         needed = [query_column, passage_column, query_lang_column, passage_lang_column, group_column]
         self._refuse_trainer_metadata(dataset, pairs, shard, [*needed[2:], domain_column])
         steered = domains is not None or domain_weights is not None or domain_homogeneous
-        _check_columns(table, [*needed, *(unique_columns or []), *([domain_column] if steered else [])])
+        _check_columns(table, [*needed, *(unique_columns or []), *negative_columns,
+                               *([domain_column] if steered else [])])  # fmt: skip
         self._keep = self._select_rows(
             table, (query_lang_column, passage_lang_column), languages, domains, domain_weights
         )
         key_columns = list(dict.fromkeys([query_column, passage_column, *(unique_columns or [])]))
         self._keys = clash_keys(table, self._keep, group_column, passage_column, key_columns, link_shared_answers)
+        self._shared = shared_text_keys(table, [passage_column, *negative_columns]) if negative_columns else None
         self._build_pools()
         self._check_feasible()
         self.steps_per_epoch = self._epoch_length(steps_per_epoch)
@@ -385,7 +390,9 @@ class HybridBatchSampler(DefaultBatchSampler):
             if not self._option_prob_positive(option):
                 continue
             rows = self._pool_rows[option]
-            best = max(greedy_fill(self._keys, rng.permutation(rows), need) for _ in range(_FEASIBILITY_TRIES))
+            best = max(
+                greedy_fill(self._keys, rng.permutation(rows), need, self._shared) for _ in range(_FEASIBILITY_TRIES)
+            )
             if best < need:
                 kind, lang, dom = option
                 label = f"{kind}{' ' + lang if lang else ''}{f' domain {dom!r}' if dom is not None else ''}"
@@ -422,7 +429,7 @@ class HybridBatchSampler(DefaultBatchSampler):
         need = self.batch_size * self.world_size
         for step in range(self.steps_per_epoch):
             kind, lang, domain = option = policy.choose(rng)
-            rows = fillers[option].fill(rng, need, Clash(self._keys))
+            rows = fillers[option].fill(rng, need, Clash(self._keys, self._shared))
             if len(rows) < need:
                 raise RuntimeError(
                     f"step {step}: could fill only {len(rows)} of {need} rows for a {kind} {lang} batch (domain "

@@ -13,9 +13,10 @@ from hybridir_utils.sampling import HybridBatchSampler, SamplerConfigError
 @pytest.fixture
 def user_pairs() -> pd.DataFrame:
     """A user's table: anchor / positive / negative texts, their languages and a parallel-group id, 12 groups in
-    en, de and fr (every language pair), 3 articles' worth of negatives."""
+    en, de and fr (every language pair); each hard negative is the next group's positive (mined negatives often
+    are another pair's positive)."""
     langs = ("en", "de", "fr")
-    rows = [{"anchor": f"q{g}-{x}", "positive": f"p{g}-{y}", "negative": f"n{(g + 1) % 12}-{y}", "anchor_lang": x,
+    rows = [{"anchor": f"q{g}-{x}", "positive": f"p{g}-{y}", "negative": f"p{(g + 1) % 12}-{y}", "anchor_lang": x,
              "positive_lang": y, "id": g} for g in range(12) for x in langs for y in langs]  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -49,11 +50,13 @@ def test_without_group_ids_each_row_is_its_own_group_and_positives_never_repeat(
     assert all(hb.pairs.iloc[b].passage.is_unique and hb.pairs.iloc[b]["query"].is_unique for b in batches)
 
 
-def test_declared_negative_columns_never_repeat_within_a_batch(user_pairs):
+def test_no_declared_negative_is_a_batch_mates_positive_or_repeats(user_pairs):
     hb = HybridBatches(user_pairs, query_lang_column="anchor_lang", passage_lang_column="positive_lang",
                        group_column="id", negative_columns=["negative"], alpha=1.0)  # fmt: skip
     _, batches = _batches(hb)
-    assert all(hb.pairs.iloc[b].negative.is_unique for b in batches)
+    for b in batches:
+        rows = hb.pairs.iloc[b]
+        assert rows.negative.is_unique and not set(rows.negative) & set(rows.passage)  # no positive as a negative
     with pytest.raises(SamplerConfigError, match=r"negative_columns \['anchor'\] must be text columns after"):
         HybridBatches(user_pairs, query_lang_column="anchor_lang", passage_lang_column="positive_lang",
                       group_column="id", negative_columns=["anchor"])  # fmt: skip
