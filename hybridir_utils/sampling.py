@@ -191,9 +191,8 @@ class HybridBatchSampler(DefaultBatchSampler):
         table = self._metadata_table(dataset, pairs, query_column, passage_column)
         needed = [query_column, passage_column, query_lang_column, passage_lang_column, group_column]
         self._refuse_trainer_metadata(dataset, pairs, shard, [*needed[2:], domain_column])
-        steered = domains is not None or domain_weights is not None or domain_homogeneous
-        _check_columns(table, [*needed, *(unique_columns or []), *negative_columns,
-                               *([domain_column] if steered else [])])  # fmt: skip
+        steered = domains is not None or domain_weights is not None or domain_homogeneous  # needs the domain column
+        _check_columns(table, [*needed, *(unique_columns or []), *negative_columns, *[domain_column] * steered])
         self._keep = self._select_rows(
             table, (query_lang_column, passage_lang_column), languages, domains, domain_weights
         )
