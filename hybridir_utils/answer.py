@@ -247,8 +247,9 @@ def answer(tables: dict[str, pd.DataFrame], dataset: str, base: str, general: st
     levels = tables["levels"][tables["levels"].dataset == dataset]
     lines = [verdict_line(c, inter, targets), ""]
     if {claims.MONO, claims.CROSS} & set(c.system):  # a sampling profile: the paper's claims come first
-        lines += [f"**The paper's claims** (`hybridir_utils.claims`; where our setting differs: {claims.OURS}):", "",
-                  _md(claims.claims_table(tables, dataset).drop(columns="our_setting")), ""]  # fmt: skip
+        lines += ["**The paper's claims** (`hybridir_utils.claims`; each verdict by the rules above, the rows it "
+                  "comes from, and where our setting differs from the paper's):", "",
+                  _md(claims.claims_table(tables, dataset)), ""]  # fmt: skip
     lines += [design_line(c, tables["training"]), "", *recipe_lines(tables["recipe"]), "",
               *base_lines(c, base, general), ""]  # fmt: skip
     lines += sampling_lines(c, levels, general)
