@@ -121,8 +121,14 @@ class HybridBatches:
         return (len(dataset) == len(self.pairs) and columns[:2] == self.text_columns[:2]
                 and list(dataset[columns[0]]) == self.pairs["query"].tolist())  # fmt: skip
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The trainer pickles its arguments (this bound method included) into every checkpoint: not the data.
+        return {**self.__dict__, "pairs": None, "train_dataset": None}
+
     def batch_sampler(self, dataset: Any, **kwargs: Any):
         """``batch_sampler=`` for the trainer: hybrid batches for the training rows, ``eval_sampler`` otherwise."""
+        if self.pairs is None:
+            raise SamplerConfigError("this HybridBatches was unpickled without its data; build it from the dataset")
         if self.is_training_dataset(dataset):
             return HybridBatchSampler(dataset, pairs=self.pairs, **{**kwargs, **self.options})
         from sentence_transformers.base.sampler import NoDuplicatesBatchSampler

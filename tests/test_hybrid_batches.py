@@ -90,3 +90,14 @@ def test_a_dataset_dict_and_the_class_form_with_metadata_are_refused_by_name(use
     with pytest.raises(SamplerConfigError, match="two text columns"):
         HybridBatches(user_pairs[["anchor", "anchor_lang", "positive_lang", "id"]], query_lang_column="anchor_lang",
                       passage_lang_column="positive_lang", group_column="id")  # fmt: skip
+
+
+def test_a_pickled_copy_carries_no_data_and_says_so(user_pairs):
+    import pickle
+
+    hb = HybridBatches(user_pairs, query_lang_column="anchor_lang", passage_lang_column="positive_lang",
+                       group_column="id")  # fmt: skip
+    copy = pickle.loads(pickle.dumps(hb.batch_sampler))  # what a checkpoint's training_args.bin holds
+    assert len(pickle.dumps(hb.batch_sampler)) < 2_000
+    with pytest.raises(SamplerConfigError, match="unpickled without its data"):
+        copy(hb.train_dataset, batch_size=4, drop_last=False)
