@@ -318,6 +318,15 @@ def language_table(languages: pd.DataFrame, dataset: str) -> pd.DataFrame:
     return wide.join(rows.groupby("system", sort=False).runs.max()).reset_index()
 
 
+def interaction_lines(inter: pd.DataFrame, dataset: str) -> list[str]:
+    """The domain-specificity table, when the profile trains domain arms (a sampling profile has none)."""
+    if not (inter.dataset == dataset).any():
+        return []
+    return ["Domain specificity (gain of a topical pool over its random control on its topic's test articles minus "
+            "elsewhere; seeds and articles resampled; * = Holm over these rows < 0.05, CI above 0, permutation "
+            "agrees):", "", _md(interaction_table(inter, dataset)), ""]  # fmt: skip
+
+
 def alpha_lines(levels: pd.DataFrame, dataset: str) -> list[str]:
     """The α curve (``effects.alpha_curve``) as a table, when the profile trains three α values or more."""
     curve = effects.alpha_curve(levels, dataset)
@@ -377,9 +386,7 @@ def render(results_dir: str | Path, dataset: str = "xquad-r", base: str = "multi
         "the CI excludes 0 and the permutation test on run means agrees; run SD of system / reference; MDE: the "
         "difference detected with 80% power):", "",
         _md(comparison_table(t["comparisons"], dataset)), "",
-        "Domain specificity (gain of a topical pool over its random control on its topic's test articles minus "
-        "elsewhere; seeds and articles resampled; * = Holm over these rows < 0.05, CI above 0, permutation agrees):",
-        "", _md(interaction_table(t["interactions"], dataset)), "",
+        *interaction_lines(t["interactions"], dataset),
         *alpha_lines(t["levels"], dataset),
         *language_lines(t, dataset),
         f"Every system is scored at one cut-off, {cutoff} tokens; share of test texts longer than that:", "",

@@ -141,7 +141,7 @@ def test_replace_section_needs_markers():
         readme.replace_section("no markers", "x")
 
 
-@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+@pytest.mark.parametrize("profile", ["cpu", "gpu", "sampling"])
 def test_readme_results_are_generated_from_the_committed_tables(profile):
     """Every number in the README's results sections comes from results/<profile>/*.csv (`make readme`)."""
     text = (config.root() / "README.md").read_text(encoding="utf-8")
@@ -339,3 +339,44 @@ def test_the_report_asks_the_question_its_profile_answers(tmp_path):
     assert asked("x-x-mono/general", "hybrid/news-in-domain") == report.QUESTION  # domain arms: the domain question
     (tmp_path / "comparisons.csv").unlink()
     assert report.question(tmp_path) == report.QUESTION
+
+
+def test_the_readme_prose_about_the_sampling_run_holds():
+    """The hand-written sentences of "The paper's own claims" (and the summary at the top), against
+    results/sampling (and results/cpu for what the two profiles share)."""
+    from hybridir_utils import claims
+
+    folder, cpu = config.root() / "results" / "sampling", config.root() / "results" / "cpu"
+    t = answer.load(folder)
+    c = t["comparisons"].set_index(["system", "reference", "setting"])
+    mono, cross, hybrid, base = "x-x-mono/general", "x-y/general", "hybrid/general", "multilingual-e5-small"
+    verdicts = claims.claims_table(t).set_index("claim").verdict.to_dict()
+    assert verdicts == {1: "not supported", 2: "contradicted", 3: "not supported", 4: "not supported",
+                        5: "supported", 6: "not supported"}  # fmt: skip
+    multi = [c.loc[(s, hybrid, "multi")] for s in (mono, cross)]
+    assert max(abs(r.delta) for r in multi) < 0.0045 and [round(r.mde, 3) for r in multi] == [0.022, 0.027]
+    m = c.loc[(mono, hybrid, "mono")]
+    assert f"{m.delta:+.3f} [{m.lo:+.3f}, {m.hi:+.3f}]" == "+0.020 [+0.010, +0.030]" and answer.significant(m)
+    x = c.loc[(mono, hybrid, "cross")]
+    assert f"{x.delta:+.3f} [{x.lo:+.3f}, {x.hi:+.3f}]" == "+0.013 [+0.001, +0.026]" and not answer.significant(x)
+    assert not any(answer.significant(c.loc[(cross, hybrid, k)]) for k in ("mono", "cross", "multi"))
+    six = (mono, cross, hybrid)
+    assert [round(c.loc[(s, base, "mono")].delta, 3) for s in six] == [-0.047, -0.072, -0.067]
+    assert all(answer.significant(c.loc[(s, base, "mono")]) for s in six)
+    gains = [c.loc[(s, base, "cross")] for s in six]
+    assert -0.0075 < min(r.delta for r in gains) and max(r.delta for r in gains) < 0.0065
+    assert not any(answer.significant(r) for r in gains) and {round(r.mde, 3) for r in gains} <= {0.014, 0.019, 0.022}
+    assert all(0.205 < c.loc[(s, base, "multi")].delta < 0.225 for s in six)
+    levels = t["levels"][t["levels"].setting == "multi"].groupby("system").rank_distance.mean()
+    assert round(levels[base], 1) == 390.6 and 55.75 <= levels[list(six)].min() and levels[list(six)].max() < 59.05
+    lang = t["languages"].set_index(["system", "setting", "lang"]).delta_vs_base
+    assert (round(lang[(hybrid, "mono", "th")], 3), round(lang[(hybrid, "cross", "th")], 3)) == (-0.090, -0.033)
+    assert round(lang[(hybrid, "cross", "zh")], 3) == 0.026
+    curve = [c.loc[(f"alpha{a}/general", hybrid, k)] for a in ("0.25", "0.75") for k in ("mono", "cross", "multi")]
+    assert not any(answer.significant(r) for r in curve)
+    assert (round(min(r.mde for r in curve), 3), round(max(r.mde for r in curve), 3)) == (0.021, 0.055)
+    assert (folder / "recipe.csv").read_bytes() == (cpu / "recipe.csv").read_bytes()  # reused, not re-swept
+    cols = ["seed", "groups", "pairs", "train_loss", "same_article_negatives"]
+    ours, theirs = (tables.read(f, "training") for f in (folder, cpu))
+    assert ours[ours.system == hybrid][cols].head(3).reset_index(drop=True).equals(
+        theirs[theirs.system == hybrid][cols].reset_index(drop=True))  # fmt: skip
