@@ -374,7 +374,7 @@ def test_the_readme_prose_about_the_sampling_run_holds():
     assert round(lang[(hybrid, "cross", "zh")], 3) == 0.026
     curve = [c.loc[(f"alpha{a}/general", hybrid, k)] for a in ("0.25", "0.75") for k in ("mono", "cross", "multi")]
     assert not any(answer.significant(r) for r in curve)
-    assert (round(min(r.mde for r in curve), 3), round(max(r.mde for r in curve), 3)) == (0.021, 0.055)
+    assert (round(min(r.mde for r in curve), 3), round(max(r.mde for r in curve), 3)) == (0.020, 0.055)
     assert (folder / "recipe.csv").read_bytes() == (cpu / "recipe.csv").read_bytes()  # reused, not re-swept
     cols = ["seed", "groups", "pairs", "train_loss", "same_article_negatives"]
     ours, theirs = (tables.read(f, "training") for f in (folder, cpu))
