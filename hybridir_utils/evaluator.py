@@ -23,7 +23,7 @@ from sentence_transformers.sentence_transformer.evaluation import SentenceEvalua
 
 from hybridir_utils import config
 from hybridir_utils.data import LAReQAData, load_lareqa
-from hybridir_utils.lareqa import SETTINGS, evaluate_lareqa
+from hybridir_utils.lareqa import SETTINGS, evaluate_lareqa, language_means
 
 # What every evaluation returns besides the per-language scores (metrics.json keys of evaluate_lareqa).
 SUMMARY = (*(f"{s}_{m}" for s in SETTINGS for m in ("map", "r1", "r10")), "rank_distance")
@@ -86,13 +86,5 @@ class LAReQAEvaluator(SentenceEvaluator):
 
 
 def per_language(per_query: pd.DataFrame) -> dict[str, float]:
-    """``<setting>_map_<query language>``: mono and multi as the mean AP of that language's queries, cross as the
-    mean over the other pool languages of each (query, pool) language pair's mAP (as ``report.per_language``)."""
-    out = {}
-    for setting, rows in per_query.groupby("setting", sort=False):
-        if setting == "cross":
-            by_lang = rows.groupby(["query_lang", "pool_lang"]).ap.mean().groupby("query_lang").mean()
-        else:
-            by_lang = rows.groupby("query_lang").ap.mean()
-        out.update({f"{setting}_map_{lang}": float(v) for lang, v in by_lang.items()})
-    return out
+    """``<setting>_map_<query language>`` (:func:`lareqa.language_means`, as ``report.per_language``)."""
+    return {f"{setting}_map_{lang}": float(v) for (setting, lang), v in language_means(per_query).items()}

@@ -450,3 +450,9 @@ def _map_by_domain(per_query: pd.DataFrame) -> dict:
     for (setting, domain), value in macro.items():
         out.setdefault(setting, {})[domain] = float(value)
     return out
+
+
+def language_means(per_query):
+    """Macro mAP per (setting, query language) from a per-query table: mono and multi the mean AP of that language's
+    queries, cross the mean over the other pool languages of each (query, pool) language pair's mAP."""
+    return per_query.groupby(["setting", "query_lang", "pool_lang"]).ap.mean().groupby(["setting", "query_lang"]).mean()

@@ -10,6 +10,7 @@ import pandas as pd
 
 from hybridir_utils import config, environment, io, tables
 from hybridir_utils.bias import map_matrix
+from hybridir_utils.lareqa import language_means
 
 PAPER = "Elmahdy, Lin, Ahmad (2024), Hybrid batch training, arXiv 2408.10536"
 
@@ -80,7 +81,7 @@ def per_language(results: pd.DataFrame, dataset: str, base: str, seen=()) -> pd.
     for r in results[results.dataset == dataset].itertuples():
         pq = pd.read_parquet(r.per_query)
         pq = pq[pq.setting.isin(("mono", "cross"))]
-        pools = pq.groupby(["setting", "query_lang", "pool_lang"]).ap.mean().groupby(["setting", "query_lang"]).mean()
+        pools = language_means(pq)
         frames.append(pools.rename("map").reset_index().assign(system=r.system, seed=r.seed))
     if not frames:
         raise ValueError(f"no results for dataset {dataset!r}")
