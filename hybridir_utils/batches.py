@@ -8,7 +8,7 @@ binds them; part of the light install (numpy, pandas, sentence-transformers only
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,7 @@ import pandas as pd
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
 from hybridir_utils.alpha import resolve_alpha
-from hybridir_utils.sampling import HybridBatchSampler, SamplerConfigError, _check_columns
+from hybridir_utils.sampling import HybridBatchSampler, SamplerConfigError, _check_columns, rows_table
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class HybridBatches:
         eval_sampler: str = "no_duplicates",
         **options: Any,
     ) -> None:
-        table = self._table(dataset)
+        table = rows_table(dataset, "HybridBatches", "convert it first")
         domain_column = options.get("domain_column", "domain")
         meta = [query_lang_column, passage_lang_column, *([group_column] if group_column else []), *metadata_columns]
         meta += [domain_column] if domain_column in table.columns and domain_column not in meta else []
@@ -88,22 +88,6 @@ class HybridBatches:
         self.options = {**options, "negative_columns": list(negative_columns)}
         resolve_alpha(self.options.get("alpha"), self.options.get("preset"))  # a bad α fails here, not in the trainer
         self.train_dataset = self._text_dataset(dataset, table, texts)
-
-    @staticmethod
-    def _table(dataset: Any) -> pd.DataFrame:
-        if isinstance(dataset, pd.DataFrame):
-            return dataset.reset_index(drop=True)
-        if isinstance(dataset, Mapping) or type(dataset).__name__ in ("DatasetDict", "IterableDatasetDict"):
-            splits = list(dataset.keys()) if hasattr(dataset, "keys") else []
-            raise SamplerConfigError(
-                f"HybridBatches takes one training dataset, got a {type(dataset).__name__} with splits {splits}: pass "
-                "the training split and give evaluation splits to the trainer's eval_dataset; several training "
-                "splits must be concatenated first (datasets.concatenate_datasets), so one sampler sees every row"
-            )
-        if hasattr(dataset, "to_pandas") and hasattr(dataset, "column_names"):
-            return dataset.to_pandas()
-        raise SamplerConfigError(f"dataset must be a datasets.Dataset or a pandas DataFrame, got "
-                                 f"{type(dataset).__name__}")  # fmt: skip
 
     @staticmethod
     def _text_dataset(dataset: Any, table: pd.DataFrame, texts: list[str]):

@@ -117,6 +117,27 @@ class HybridPolicy:
         return options[int(rng.choice(len(options), p=weights / weights.sum()))]
 
 
+def rows_table(dataset: Any, owner: str, otherwise: str) -> pd.DataFrame:
+    """A training dataset (pandas DataFrame or 🤗 Dataset) as one table with a fresh 0..n-1 index.
+
+    The one reader both sampler forms use, so they accept and refuse the same inputs: several splits
+    (a ``DatasetDict``) are refused because one sampler must see every row of the one dataset it indexes.
+    """
+    if isinstance(dataset, pd.DataFrame):
+        return dataset.reset_index(drop=True)
+    if isinstance(dataset, Mapping) or type(dataset).__name__ in ("DatasetDict", "IterableDatasetDict"):
+        splits = list(dataset.keys()) if hasattr(dataset, "keys") else []
+        raise SamplerConfigError(
+            f"{owner} takes one training dataset, got a {type(dataset).__name__} with splits {splits}: pass "
+            "the training split and give evaluation splits to the trainer's eval_dataset; several training "
+            "splits must be concatenated first (datasets.concatenate_datasets), so one sampler sees every row"
+        )
+    if hasattr(dataset, "to_pandas") and hasattr(dataset, "column_names"):
+        return dataset.to_pandas()
+    raise SamplerConfigError(f"dataset of type {type(dataset).__name__} is neither a datasets.Dataset nor a pandas "
+                             f"DataFrame: {otherwise}")  # fmt: skip
+
+
 class HybridBatchSampler(DefaultBatchSampler):
     """Batches that are monolingual with probability ``alpha``, cross-lingual otherwise; see the module docstring.
 
@@ -268,14 +289,7 @@ class HybridBatchSampler(DefaultBatchSampler):
     def _metadata_table(dataset: Any, pairs: pd.DataFrame | None, query_column: str, passage_column: str):
         """The metadata table; when ``pairs`` is separate, check the dataset holds its rows in the same order."""
         if pairs is None:
-            if isinstance(dataset, pd.DataFrame):
-                return dataset.reset_index(drop=True)
-            if hasattr(dataset, "to_pandas"):
-                return dataset.to_pandas()
-            raise SamplerConfigError(
-                f"dataset of type {type(dataset).__name__} carries no metadata; pass pairs= "
-                "(see HybridBatchSampler.factory)"
-            )
+            return rows_table(dataset, "HybridBatchSampler", "pass pairs= (see HybridBatchSampler.factory)")
         if not isinstance(pairs, pd.DataFrame):
             raise SamplerConfigError(f"pairs must be a pandas DataFrame, got {type(pairs).__name__}")
         pairs = pairs.reset_index(drop=True)

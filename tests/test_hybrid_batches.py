@@ -81,6 +81,10 @@ def test_a_dataset_dict_and_the_class_form_with_metadata_are_refused_by_name(use
     splits = DatasetDict({"train": Dataset.from_pandas(user_pairs), "dev": Dataset.from_pandas(user_pairs)})
     with pytest.raises(SamplerConfigError, match=r"got a DatasetDict with splits \['train', 'dev'\].*concatenate"):
         HybridBatches(splits)
+    with pytest.raises(SamplerConfigError, match=r"HybridBatchSampler takes one training dataset, got a DatasetDict"):
+        HybridBatchSampler(splits, 4)  # both forms read datasets through one reader: same refusals
+    with pytest.raises(SamplerConfigError, match=r"type list is neither a datasets.Dataset nor a pandas DataFrame"):
+        HybridBatches([("q", "p")])
     names = {"anchor": "query", "positive": "passage", "anchor_lang": "query_lang", "positive_lang": "passage_lang",
              "id": "group"}  # fmt: skip
     lareqa_style = Dataset.from_pandas(user_pairs.rename(columns=names))
