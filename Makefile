@@ -55,10 +55,10 @@ reproduce: $(STAMP)
 
 # Rewrite the README's results section from results/cpu/*.csv (a test fails when it is stale).
 readme: $(STAMP)
-	$(PY) -m hybridir_utils.answer --profile cpu --write
-	$(PY) -m hybridir_utils.answer --profile gpu --write
-	if [ -f results/confirm/comparisons.csv ]; then $(PY) -m hybridir_utils.confirmation --write; fi
-	if [ -f results/sampling/comparisons.csv ]; then $(PY) -m hybridir_utils.answer --profile sampling --write; fi
+	$(PY) -m hybridir_utils.report answer --profile cpu --write
+	$(PY) -m hybridir_utils.report answer --profile gpu --write
+	if [ -f results/confirm/comparisons.csv ]; then $(PY) -m hybridir_utils.report confirmation --write; fi
+	if [ -f results/sampling/comparisons.csv ]; then $(PY) -m hybridir_utils.report answer --profile sampling --write; fi
 
 # The GPU device check: the `gpu` profile (PROFILE=gpu-extra for the second one) -> results/<profile>/*.csv.
 gpu-check: $(STAMP)
@@ -69,7 +69,7 @@ smoke: $(STAMP)
 
 # The notebooks with the LAB_PROFILE parameters injected (copies in build/<profile>/lab/), writing under build/.
 lab: $(STAMP)
-	$(PY) -m hybridir_utils.lab --profile $(LAB_PROFILE) $(LAB_ARGS)
+	$(PY) -m hybridir_utils.pipeline.lab --profile $(LAB_PROFILE) $(LAB_ARGS)
 
 data: $(STAMP)
 	$(PY) -c "from hybridir_utils.data import ensure_data; ensure_data()"

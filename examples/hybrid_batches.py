@@ -24,10 +24,10 @@ from datasets import Dataset
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-from hybridir_utils.batches import HybridBatches
 from hybridir_utils.data import load_lareqa, training_pairs
-from hybridir_utils.evaluator import LAReQAEvaluator
+from hybridir_utils.evaluation import LAReQAEvaluator
 from hybridir_utils.models import load_encoder
+from hybridir_utils.sampling import HybridBatches
 
 
 def user_pairs(languages: list[str], max_groups: int, seed: int = 0) -> pd.DataFrame:

@@ -16,18 +16,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hybridir_utils.alpha import sampling_alpha
-from hybridir_utils.data import LANGUAGES
-from hybridir_utils.environment import PRECISIONS
-from hybridir_utils.miracl_data import LANGUAGES as MIRACL_LANGUAGES
-from hybridir_utils.pools import parse_domain_run
-from hybridir_utils.taxonomy import CLASS_NAMES
+from hybridir_utils.data.lareqa_loader import LANGUAGES
+from hybridir_utils.data.miracl_loader import LANGUAGES as MIRACL_LANGUAGES
+from hybridir_utils.domains.pools import parse_domain_run
+from hybridir_utils.domains.taxonomy import CLASS_NAMES
+from hybridir_utils.errors import ParameterError
+from hybridir_utils.sampling.alpha import sampling_alpha
+from hybridir_utils.utils.environment import PRECISIONS
 
 BATCH_POLICIES = ("strict", "shrink")  # a run that cannot fill batch_size: stop, or lower every run's batch
-
-
-class ParameterError(ValueError):
-    """A parameter is unknown, or its value has the wrong type or range; the message names it and the value."""
 
 
 def _languages(dataset: str | None = None) -> Callable[[], Sequence[str]]:
@@ -42,7 +39,7 @@ def _datasets() -> Sequence[str]:
 
 
 def _backends() -> Sequence[str]:
-    from hybridir_utils.backends import BACKENDS  # imports torch: only when checked
+    from hybridir_utils.models.backends import BACKENDS
 
     return BACKENDS
 

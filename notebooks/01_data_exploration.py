@@ -33,9 +33,8 @@ from typing import Optional  # the parameters' annotations (papermill reads no `
 
 import pandas as pd
 
-from hybridir_utils import io, parameters, plots
-from hybridir_utils.data import answer_label_report, article_overlap, describe, examples, load_lareqa, token_lengths
-from hybridir_utils.models import load_encoder
+from hybridir_utils import data, models, parameters, utils
+from hybridir_utils.report import plots
 
 # %% tags=["parameters"]
 run_dir: str = "build/dev"  # output folder of this run (set by the pipeline)
@@ -48,8 +47,8 @@ parameters.check_given(globals())  # the pipeline's checks, also for defaults ed
 out = Path(run_dir) / "01_data"
 fig_dir = Path(run_dir) / "figures"
 plots.theme()
-xquad = load_lareqa("xquad-r", xquad_languages)
-mlqa = load_lareqa("mlqa-r", mlqa_languages)
+xquad = data.load_lareqa("xquad-r", xquad_languages)
+mlqa = data.load_lareqa("mlqa-r", mlqa_languages)
 
 # %% [markdown]
 # ## Questions and candidates per language
@@ -57,8 +56,8 @@ mlqa = load_lareqa("mlqa-r", mlqa_languages)
 # languages each, and its candidate pools are larger (whole Wikipedia paragraphs of each language).
 
 # %%
-summary = pd.concat([describe(xquad), describe(mlqa)], ignore_index=True)
-io.write_parquet(out / "summary.parquet", summary)
+summary = pd.concat([data.describe(xquad), data.describe(mlqa)], ignore_index=True)
+utils.write_parquet(out / "summary.parquet", summary)
 summary
 
 # %%
@@ -78,8 +77,8 @@ plots.show(fig, "01_candidates_per_language", fig_dir)
 # sentence break, so no sentence contains them and the span rule decides.
 
 # %%
-labels_report = pd.concat([answer_label_report(d.name, d.languages) for d in (xquad, mlqa)], ignore_index=True)
-io.atomic_write(out / "answer_labels.csv", lambda p: labels_report.to_csv(p, index=False))
+labels_report = pd.concat([data.answer_label_report(d.name, d.languages) for d in (xquad, mlqa)], ignore_index=True)
+utils.atomic_write(out / "answer_labels.csv", lambda p: labels_report.to_csv(p, index=False))
 labels_report.set_index(["dataset", "lang"]).T
 
 # %% [markdown]
@@ -97,9 +96,10 @@ groups
 # Lengths include the `query: ` / `passage: ` prompts. The 99th percentile sets the training `max_seq_length`.
 
 # %%
-tokenizer = load_encoder(encoder_name).tokenizer
-lengths = pd.concat([token_lengths(xquad, tokenizer), token_lengths(mlqa, tokenizer)], ignore_index=True)
-io.write_parquet(out / "token_lengths.parquet", lengths)
+tokenizer = models.load_encoder(encoder_name).tokenizer
+prompts = (models.E5_PROMPTS["query"], models.E5_PROMPTS["passage"])  # as the encoder sees the texts
+lengths = pd.concat([data.token_lengths(d, tokenizer, prompts) for d in (xquad, mlqa)], ignore_index=True)
+utils.write_parquet(out / "token_lengths.parquet", lengths)
 quantiles = lengths.groupby(["dataset", "kind"]).tokens.quantile([0.5, 0.9, 0.99, 1.0]).unstack()
 quantiles
 
@@ -118,9 +118,9 @@ plots.show(fig, "01_token_lengths", fig_dir)
 # dropped from training by notebook 03.
 
 # %%
-overlap = article_overlap(xquad, mlqa)
-io.atomic_write(out / "article_overlap.csv", lambda p: overlap.to_csv(p, index=False))
-io.write_json(
+overlap = data.article_overlap(xquad, mlqa)
+utils.atomic_write(out / "article_overlap.csv", lambda p: overlap.to_csv(p, index=False))
+utils.write_json(
     out / "data.json",
     {
         "p99_tokens": {f"{d}/{k}": float(v) for (d, k), v in quantiles[0.99].items()},
@@ -135,4 +135,4 @@ overlap
 # One question and its answer sentence in every language of the group.
 
 # %%
-examples(xquad)
+data.examples(xquad)

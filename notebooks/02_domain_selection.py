@@ -33,12 +33,8 @@ from typing import Optional  # the parameters' annotations (papermill reads no `
 
 import pandas as pd
 
-from hybridir_utils import domains, experiments, io, parameters, plots
-from hybridir_utils.data import load_lareqa, split_articles, training_pairs
-from hybridir_utils.models import load_encoder
-from hybridir_utils.pools import language_support, matched_pool_summary, parse_domain_run
-from hybridir_utils.train_config import ZERO_SHOT_EVAL
-from hybridir_utils.training import without_eval_articles
+from hybridir_utils import data, domains, models, parameters, training, utils
+from hybridir_utils.report import plots
 
 # %% tags=["parameters"]
 run_dir: str = "build/dev"  # output folder of this run (set by the pipeline)
@@ -59,8 +55,11 @@ parameters.check_given(globals())  # the pipeline's checks, also for defaults ed
 out = Path(run_dir) / "02_domains"
 fig_dir = Path(run_dir) / "figures"
 plots.theme()
-encoder = load_encoder(encoder_name)
-datasets = {"xquad-r": load_lareqa("xquad-r", xquad_languages), "mlqa-r": load_lareqa("mlqa-r", mlqa_languages)}
+encoder = models.load_encoder(encoder_name)
+datasets = {
+    "xquad-r": data.load_lareqa("xquad-r", xquad_languages),
+    "mlqa-r": data.load_lareqa("mlqa-r", mlqa_languages),
+}
 
 # %% [markdown]
 # ## Labels for every article
@@ -73,7 +72,7 @@ labels = pd.concat(
     [domains.label_articles(ds, classifier=classifier).assign(dataset=name) for name, ds in datasets.items()],
     ignore_index=True,
 )
-io.write_parquet(out / "labels.parquet", labels)
+utils.write_parquet(out / "labels.parquet", labels)
 labels[["dataset", "article", "domain", "confidence", "margin", "uncertain", "source"]].head(10)
 
 # %% [markdown]
@@ -83,7 +82,7 @@ labels[["dataset", "article", "domain", "confidence", "margin", "uncertain", "so
 
 # %%
 audit = domains.audit(labels[labels.dataset == "xquad-r"])
-io.write_json(out / "audit.json", {"accuracy": audit["accuracy"], "n": audit["n"], "method": labels.method.iloc[0],
+utils.write_json(out / "audit.json", {"accuracy": audit["accuracy"], "n": audit["n"], "method": labels.method.iloc[0],
                                    "errors": audit["errors"].to_dict("records")})  # fmt: skip
 print(f"agreement with the gold set: {audit['accuracy']:.1%} of {audit['n']} articles")
 audit["confusion"]
@@ -107,7 +106,7 @@ labelled = {name: domains.attach_domains(ds.questions, labels[labels.dataset == 
 distribution = pd.concat(
     [domains.domain_distribution(q).assign(dataset=name) for name, q in labelled.items()], ignore_index=True
 )
-io.atomic_write(out / "distribution.csv", lambda p: distribution.to_csv(p, index=False))
+utils.atomic_write(out / "distribution.csv", lambda p: distribution.to_csv(p, index=False))
 distribution.pivot(index="domain", columns="dataset", values="groups")
 
 # %%
@@ -128,7 +127,7 @@ support = pd.concat(
     [domains.check_domain_support(q, batch_size=batch_size).assign(dataset=name) for name, q in labelled.items()],
     ignore_index=True,
 )
-io.atomic_write(out / "support.csv", lambda p: support.to_csv(p, index=False))
+utils.atomic_write(out / "support.csv", lambda p: support.to_csv(p, index=False))
 support.pivot(index="domain", columns="dataset", values="status")
 
 # %% [markdown]
@@ -141,14 +140,14 @@ support.pivot(index="domain", columns="dataset", values="status")
 # language coverage equals the in-domain pool's.
 
 # %%
-train_ds, _ = split_articles(datasets[train_dataset], dev_share, dev_seed)
-train_ds, _ = without_eval_articles(train_ds, ZERO_SHOT_EVAL[train_dataset])
-train_pairs = domains.attach_domains(training_pairs(train_ds), labels[labels.dataset == train_dataset])
-runs = [experiments.Run("hybrid", *parse_domain_run(spec)) for spec in domain_runs]
-size = experiments.draw_size(runs, train_pairs, domain_groups)
-pools = {r.system: experiments.training_pool(r, train_pairs, domain_weight, batch_size, size) for r in runs}
-summary = {name: matched_pool_summary(p, train_pairs) for name, p in pools.items()}
-io.write_json(out / "pools.json", {"target_domains": target_domains, "weight": domain_weight, "draw_size": size,
+train_ds, _ = data.split_articles(datasets[train_dataset], dev_share, dev_seed)
+train_ds, _ = data.without_eval_articles(train_ds, data.ZERO_SHOT_EVAL[train_dataset])
+train_pairs = domains.attach_domains(data.training_pairs(train_ds), labels[labels.dataset == train_dataset])
+runs = [training.TrainingSpec("hybrid", *domains.parse_domain_run(spec)) for spec in domain_runs]
+size = training.draw_size(runs, train_pairs, domain_groups)
+pools = {r.system: training.training_pool(r, train_pairs, domain_weight, batch_size, size) for r in runs}
+summary = {name: domains.matched_pool_summary(p, train_pairs) for name, p in pools.items()}
+utils.write_json(out / "pools.json", {"target_domains": target_domains, "weight": domain_weight, "draw_size": size,
                                    "pools": summary})  # fmt: skip
 pd.DataFrame.from_dict(summary, orient="index").reindex(columns=["groups", "articles", "same_article_share", "pairs",
                                                                  "target_group_share", "language_set_tvd"])  # fmt: skip
@@ -159,5 +158,5 @@ pd.DataFrame.from_dict(summary, orient="index").reindex(columns=["groups", "arti
 
 # %%
 tables = {"general": train_pairs, **{name: p.pairs for name, p in pools.items()}}
-support = pd.concat({name: language_support(t, batch_size) for name, t in tables.items()})
+support = pd.concat({name: domains.language_support(t, batch_size) for name, t in tables.items()})
 support.reset_index(level=0, names="pool").pivot(index="pool", columns="lang", values="groups")

@@ -40,10 +40,8 @@ from typing import Optional  # the parameters' annotations (papermill reads no `
 
 import pandas as pd
 
-from hybridir_utils import domains, experiments, io, parameters, plots, recipe, wiseft
-from hybridir_utils.data import load_lareqa, split_articles, training_pairs
-from hybridir_utils.train_config import ZERO_SHOT_EVAL
-from hybridir_utils.training import without_eval_articles
+from hybridir_utils import data, domains, parameters, result_tables, training, utils
+from hybridir_utils.report import plots
 
 # %% tags=["parameters"]
 run_dir: str = "build/dev"  # output folder of this run (set by the pipeline)
@@ -92,14 +90,14 @@ labels = pd.read_parquet(Path(run_dir) / "02_domains" / "labels.parquet")
 # built on exactly what is trained on, and no test article steers the recipe.
 
 # %%
-ds = load_lareqa(train_dataset, train_languages)
+ds = data.load_lareqa(train_dataset, train_languages)
 if train_max_groups:
     ds = ds.subset(max_questions_per_lang=train_max_groups, seed=0)
-train_ds, dev_ds = split_articles(ds, dev_share, dev_seed)
-(train_ds, dropped), (dev_ds, dev_dropped) = (without_eval_articles(d, ZERO_SHOT_EVAL[train_dataset])
+train_ds, dev_ds = data.split_articles(ds, dev_share, dev_seed)
+(train_ds, dropped), (dev_ds, dev_dropped) = (data.without_eval_articles(d, data.ZERO_SHOT_EVAL[train_dataset])
                                               for d in (train_ds, dev_ds))  # fmt: skip
 dev = dev_ds.subset(dev_languages)
-pairs = domains.attach_domains(training_pairs(train_ds), labels[labels.dataset == train_dataset])
+pairs = domains.attach_domains(data.training_pairs(train_ds), labels[labels.dataset == train_dataset])
 print(f"test-set articles removed: {dropped} from train, {dev_dropped} from dev")
 pd.DataFrame({name: {"articles": d.questions.article.nunique(), "groups": d.questions.group.nunique(),
                      "questions": len(d.questions), "candidates": len(d.candidates)}
@@ -115,10 +113,10 @@ pd.DataFrame({name: {"articles": d.questions.article.nunique(), "groups": d.ques
 # batch size that every run can fill, so the systems of a comparison never differ in batch size.
 
 # %%
-runs = experiments.grid(samplings, seeds, domain_runs, domain_seeds=seeds if domain_seeds is None else domain_seeds,
+runs = training.grid(samplings, seeds, domain_runs, domain_seeds=seeds if domain_seeds is None else domain_seeds,
                         topic_control_seeds=topic_control_seeds, alpha_curve_seeds=alpha_curve_seeds)  # fmt: skip
-size = experiments.draw_size(runs, pairs, domain_groups)
-batch = experiments.grid_batch_size(runs, pairs, batch_size, domain_weight, batch_policy, size=size)
+size = training.draw_size(runs, pairs, domain_groups)
+batch = training.grid_batch_size(runs, pairs, batch_size, domain_weight, batch_policy, size=size)
 print(f"batch size: {batch} (asked: {batch_size}, policy: {batch_policy}); domain arms draw {size} groups per seed")
 pd.DataFrame([{"label": r.label, "sampling": r.sampling, "domain": r.domain, "mode": r.mode} for r in runs])
 
@@ -135,13 +133,13 @@ sweep_base = dict(model=base_model, train_dataset=train_dataset, languages=train
                   max_seq_length=max_seq_length, logging_steps=1, lr_scheduler="constant_with_warmup",
                   warmup_steps=warmup_steps, preset="hybrid", seed=0, precision=precision)  # fmt: skip
 if recipe_from:  # same data, dev split, grid and rule as that profile: its committed sweep, re-judged by the rule
-    sweep, chosen = recipe.reuse(recipe_from, sweep_scales, sweep_lrs, sweep_steps, mono_margin)
+    sweep, chosen = training.recipe.reuse(recipe_from, sweep_scales, sweep_lrs, sweep_steps, mono_margin)
 else:
-    sweep = recipe.sweep(sweep_base, pairs, dev, sweep_scales, sweep_lrs, sweep_steps, out / "sweep",
+    sweep = training.recipe.sweep(sweep_base, pairs, dev, sweep_scales, sweep_lrs, sweep_steps, out / "sweep",
                          max_seq_length=eval_max_seq_length)  # fmt: skip
-    chosen = recipe.choose(sweep, mono_margin)
-io.write_json(out / "recipe.json", {**chosen, "batch_size": batch})
-experiments.write_table(results_dir, "recipe", recipe.table(sweep, chosen))
+    chosen = training.recipe.choose(sweep, mono_margin)
+utils.write_json(out / "recipe.json", {**chosen, "batch_size": batch})
+result_tables.write_table(results_dir, "recipe", training.recipe.table(sweep, chosen))
 sweep.pivot_table(index=["scale", "lr"], columns="step", values=["dev_mono", "dev_cross"]).round(3)
 
 # %%
@@ -161,8 +159,8 @@ pd.Series(chosen)
 # %%
 base = {**sweep_base, "scale": chosen["scale"], "lr": chosen["lr"], "max_steps": chosen["max_steps"],
         "save_steps": chosen["max_steps"]}  # fmt: skip
-table = experiments.train_grid(runs, pairs, base, out, weight=domain_weight, size=size)
-experiments.write_table(results_dir, "training", experiments.training_table(table))
+table = training.train_grid(runs, pairs, base, out, weight=domain_weight, size=size)
+result_tables.write_table(results_dir, "training", training.training_table(table))
 table
 
 # %% [markdown]
@@ -171,8 +169,8 @@ table
 # compare curves within a sampling, not across.
 
 # %%
-log = experiments.loss_log(table)
-io.write_parquet(out / "loss.parquet", log)
+log = training.loss_log(table)
+utils.write_parquet(out / "loss.parquet", log)
 fig = plots.loss_curves(log.assign(system=log.run.str.rsplit("/", n=1).str[0]), hue="system", title="training loss")
 plots.show(fig, "03_loss_curves", fig_dir)
 
@@ -192,14 +190,14 @@ plots.show(fig, "03_loss_curves", fig_dir)
 # %%
 general = table[table.system == "hybrid/general"].head(wise_runs)
 if wise_lambdas and len(general):
-    wise = wiseft.lambda_sweep(base_model, general.model_dir, dev, wise_lambdas, out / "wiseft",
+    wise = training.wiseft.lambda_sweep(base_model, general.model_dir, dev, wise_lambdas, out / "wiseft",
                                max_seq_length=eval_max_seq_length)  # fmt: skip
-    lam = wiseft.choose_lambda(wise, mono_margin)
-    experiments.write_table(results_dir, "wiseft", wiseft.curve(wise, lam))
-    table = wiseft.interpolate_runs(table, base_model, lam["lam"], out / "wiseft" / "models")
-    experiments.write_table(results_dir, "training", experiments.training_table(table))
-    io.atomic_write(out / "runs.csv", lambda p: table.to_csv(p, index=False))
-    shown = wiseft.curve(wise, lam)
+    lam = training.wiseft.choose_lambda(wise, mono_margin)
+    result_tables.write_table(results_dir, "wiseft", training.wiseft.curve(wise, lam))
+    table = training.wiseft.interpolate_runs(table, base_model, lam["lam"], out / "wiseft" / "models")
+    result_tables.write_table(results_dir, "training", training.training_table(table))
+    utils.atomic_write(out / "runs.csv", lambda p: table.to_csv(p, index=False))
+    shown = training.wiseft.curve(wise, lam)
 else:
     shown = "WiSE-FT off (no wise_lambdas, or no hybrid/general run): notebook 04 scores the trained models"
 shown

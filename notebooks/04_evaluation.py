@@ -39,7 +39,8 @@ from typing import Optional  # the parameters' annotations (papermill reads no `
 
 import pandas as pd
 
-from hybridir_utils import data, effects, experiments, io, models, parameters, plots, report, scoring
+from hybridir_utils import analysis, data, evaluation, models, parameters, pipeline, report, result_tables, utils
+from hybridir_utils.report import plots
 
 # %% tags=["parameters"]
 run_dir: str = "build/dev"  # output folder of this run (set by the pipeline)
@@ -64,8 +65,8 @@ out = Path(run_dir) / "04_eval"
 fig_dir = Path(run_dir) / "figures"
 plots.theme()
 labels = pd.read_parquet(Path(run_dir) / "02_domains" / "labels.parquet")
-runs = experiments.select_systems(experiments.read_runs(Path(run_dir) / "03_training" / "runs.csv"), eval_systems)
-datasets = {name: experiments.evaluation_set(name, langs, eval_max_articles) for name, langs in eval_languages.items()}
+runs = evaluation.select_systems(evaluation.read_runs(Path(run_dir) / "03_training" / "runs.csv"), eval_systems)
+datasets = {name: evaluation.evaluation_set(name, langs, eval_max_articles) for name, langs in eval_languages.items()}
 domain_of = dict(zip(labels.article, labels.domain, strict=False))
 pd.DataFrame({name: {"languages": len(ds.languages), "questions": len(ds.questions),
                      "candidates": len(ds.candidates)} for name, ds in datasets.items()})  # fmt: skip
@@ -78,9 +79,10 @@ pd.DataFrame({name: {"languages": len(ds.languages), "questions": len(ds.questio
 
 # %%
 tokenizer = models.load_encoder(base_model).tokenizer
-lengths = pd.concat([data.token_lengths(ds, tokenizer) for ds in datasets.values()], ignore_index=True)
+prompts = (models.E5_PROMPTS["query"], models.E5_PROMPTS["passage"])  # as the encoder sees the texts
+lengths = pd.concat([data.token_lengths(ds, tokenizer, prompts) for ds in datasets.values()], ignore_index=True)
 truncation = data.truncated_share(lengths, eval_max_seq_length)
-experiments.write_table(results_dir, "truncation", truncation)
+result_tables.write_table(results_dir, "truncation", truncation)
 truncation.pivot_table(index="lang", columns=["dataset", "kind"], values="share_cut").round(4)
 
 # %% [markdown]
@@ -90,13 +92,13 @@ truncation.pivot_table(index="lang", columns=["dataset", "kind"], values="share_
 # exports each model once first (~45 s on 2 cores), so it pays off only on large pools.
 
 # %%
-base = report.base_label(base_model)
-systems = experiments.systems_to_evaluate(runs, baselines, base_model)
+base = evaluation.base_label(base_model)
+systems = evaluation.systems_to_evaluate(runs, baselines, base_model)
 options = dict(backend=encode_backend, precision=precision, batch_size=encode_batch_size, write_runs=write_runs,
                max_seq_length=eval_max_seq_length)  # fmt: skip
-results = scoring.evaluate_systems(systems, datasets, out, domain_of=domain_of, base=base, **options)
-io.write_json(Path(results_dir) / "environment.json", {**io.read_json(out / "environment.json"),
-                                                       "commit": report.git_commit()})  # fmt: skip
+results = evaluation.evaluate_systems(systems, datasets, out, domain_of=domain_of, base=base, **options)
+utils.write_json(Path(results_dir) / "environment.json", {**utils.read_json(out / "environment.json"),
+                                                       "commit": pipeline.git_commit()})  # fmt: skip
 summary = results.groupby(["dataset", "system"], sort=False)[["mono_map", "cross_map", "multi_map", "rank_distance"]]
 summary.mean().round(3)
 
@@ -117,8 +119,8 @@ pd.concat([paper, ours], ignore_index=True).round(3)
 # similarity structure kept up to rotation and scale; a rotation-invariant measure of how far training moved it).
 
 # %%
-levels = experiments.levels(results)
-experiments.write_table(results_dir, "levels", levels)
+levels = result_tables.levels(results)
+result_tables.write_table(results_dir, "levels", levels)
 levels.groupby(["dataset", "setting", "system"], sort=False)[["map", "cka"]].mean().unstack("setting").round(3)
 
 # %% [markdown]
@@ -127,7 +129,7 @@ levels.groupby(["dataset", "setting", "system"], sort=False)[["map", "cka"]].mea
 # 0.25, hybrid = 0.5, 0.75, X-X-mono = 1): run means with 95% t intervals over the runs.
 
 # %%
-curve = effects.alpha_curve(levels, next(iter(datasets)))
+curve = analysis.alpha_curve(levels, next(iter(datasets)))
 if len(curve):
     plots.show(plots.alpha_curve(curve), "04_alpha_curve", fig_dir)
 curve.round(3) if len(curve) else "fewer than three α values trained: no α curve"
@@ -148,10 +150,10 @@ curve.round(3) if len(curve) else "fewer than three α values trained: no α cur
 
 # %%
 test_set = next(iter(datasets))
-plan = effects.comparison_plan(runs.system.unique(), base=base)
-comparisons = effects.comparisons(results, plan, list(datasets), n_boot=n_boot)
-io.write_parquet(out / "comparisons.parquet", comparisons)
-experiments.write_table(results_dir, "comparisons", comparisons)
+plan = analysis.comparison_plan(runs.system.unique(), base=base)
+comparisons = analysis.comparisons(results, plan, list(datasets), n_boot=n_boot)
+utils.write_parquet(out / "comparisons.parquet", comparisons)
+result_tables.write_table(results_dir, "comparisons", comparisons)
 report.ci_table(comparisons[comparisons.slice == "all"], test_set, base)
 
 # %%
@@ -175,9 +177,9 @@ for reference in comparisons.reference.unique():
 # positive; a gain as large everywhere is a pool effect, not a domain effect.
 
 # %%
-interactions = effects.interactions(results, plan, test_set, n_boot=n_boot)
-experiments.write_table(results_dir, "interactions", interactions)
-gains = effects.article_gains(results, plan, test_set) if (interactions.status == "ok").any() else None
+interactions = analysis.interactions(results, plan, test_set, n_boot=n_boot)
+result_tables.write_table(results_dir, "interactions", interactions)
+gains = analysis.article_gains(results, plan, test_set) if (interactions.status == "ok").any() else None
 interactions
 
 # %%
@@ -197,8 +199,8 @@ if gains is not None:
 
 # %%
 slices = report.domain_slices(results, setting="multi")
-io.write_parquet(out / "domain_slices.parquet", slices)
-experiments.write_table(results_dir, "slices", slices)
+utils.write_parquet(out / "domain_slices.parquet", slices)
+result_tables.write_table(results_dir, "slices", slices)
 slices.pivot_table(index="system", columns=["dataset", "domain"], values="map", sort=False).round(3)
 
 # %% [markdown]
@@ -218,9 +220,10 @@ slices.pivot_table(index="system", columns=["dataset", "domain"], values="map", 
 # intervals: a difference here is descriptive, not a claim.
 
 # %%
-miracl = scoring.evaluate_miracl_systems(systems, miracl_dir, miracl_languages, out / "miracl", backend=encode_backend,
-                                         precision=precision, max_seq_length=eval_max_seq_length)  # fmt: skip
+miracl = evaluation.evaluate_miracl_systems(systems, miracl_dir, miracl_languages, out / "miracl",
+                                            backend=encode_backend, precision=precision,
+                                            max_seq_length=eval_max_seq_length)  # fmt: skip
 if miracl is not None:
-    io.write_parquet(out / "miracl.parquet", miracl)
-    experiments.write_table(results_dir, "miracl", report.miracl_levels(miracl))
+    utils.write_parquet(out / "miracl.parquet", miracl)
+    result_tables.write_table(results_dir, "miracl", report.miracl_levels(miracl))
 report.miracl_summary(miracl).round(3) if miracl is not None else "MIRACL not run (miracl_dir is None)"

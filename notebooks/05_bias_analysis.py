@@ -35,7 +35,8 @@ from typing import Optional  # the parameters' annotations (papermill reads no `
 import pandas as pd
 from IPython.display import Markdown
 
-from hybridir_utils import answer, data, effects, experiments, io, parameters, plots, report
+from hybridir_utils import analysis, data, evaluation, parameters, report, result_tables, utils
+from hybridir_utils.report import plots
 
 # %% tags=["parameters"]
 run_dir: str = "build/dev"  # output folder of this run (set by the pipeline)
@@ -52,7 +53,7 @@ out = Path(run_dir) / "05_bias"
 fig_dir = Path(run_dir) / "figures"
 plots.theme()
 results = pd.read_parquet(eval_dir / "results.parquet")
-tables = answer.load(results_dir)
+tables = report.answer.load(results_dir)
 test_set = results.dataset.iloc[0]
 
 # %% [markdown]
@@ -63,11 +64,11 @@ test_set = results.dataset.iloc[0]
 
 # %%
 rank_distance = pd.concat(
-    [effects.compare(results, d, "multi", report.base_label(base_model), metric="rank_distance", n_boot=n_boot)
+    [analysis.compare(results, d, "multi", evaluation.base_label(base_model), metric="rank_distance", n_boot=n_boot)
      for d in results.dataset.unique()],
     ignore_index=True,
 )  # fmt: skip
-io.write_parquet(out / "rank_distance.parquet", rank_distance)
+utils.write_parquet(out / "rank_distance.parquet", rank_distance)
 rank_distance.pivot_table(index="system", columns="dataset", values=["mean", "ci_low", "ci_high"], sort=False).round(1)
 
 # %%
@@ -87,7 +88,7 @@ plots.show(fig, "05_rank_distance", fig_dir)
 # the pool, so it is also shown divided by the pool size.
 
 # %%
-answer.paper_table(tables["levels"], test_set)
+report.answer.paper_table(tables["levels"], test_set)
 
 # %% [markdown]
 # ## Language preference
@@ -96,7 +97,7 @@ answer.paper_table(tables["levels"], test_set)
 
 # %%
 preference = report.language_preference(results)
-io.write_parquet(out / "language_preference.parquet", preference)
+utils.write_parquet(out / "language_preference.parquet", preference)
 preference.pivot_table(index="system", columns="dataset", values="own_language_preference", sort=False).round(2)
 
 # %% [markdown]
@@ -107,7 +108,7 @@ preference.pivot_table(index="system", columns="dataset", values="own_language_p
 # %%
 trained = [s for s in results.system.unique() if "/" in s]
 shown = "hybrid/general" if "hybrid/general" in trained else trained[0]
-matrices = report.map_matrices(results, "xquad-r", [report.base_label(base_model), shown])
+matrices = report.map_matrices(results, "xquad-r", [evaluation.base_label(base_model), shown])
 for name, matrix in matrices.items():
     diff = name == "difference"
     title = f"XQuAD-R mAP: {shown} minus base" if diff else f"XQuAD-R mAP: {name}"
@@ -129,8 +130,8 @@ matrices["difference"].round(3)
 
 # %%
 seen = train_languages or data.LANGUAGES[train_dataset]
-languages = report.per_language(results, test_set, report.base_label(base_model), seen=seen)
-experiments.write_table(results_dir, "languages", languages)
+languages = report.per_language(results, test_set, evaluation.base_label(base_model), seen=seen)
+result_tables.write_table(results_dir, "languages", languages)
 by_language = {}
 for setting, word in (("mono", "monolingual"), ("cross", "cross-lingual")):
     wide = languages[languages.setting == setting].pivot_table(index="system", columns="lang",
@@ -149,13 +150,13 @@ pd.concat(by_language, axis=1).round(3)
 
 # %% [markdown]
 # ## The answer
-# Written from `results_dir/*.csv` alone (`hybridir_utils.answer`; the README's results section is the same
+# Written from `results_dir/*.csv` alone (`hybridir_utils.report.answer`; the README's results section is the same
 # text): a difference is claimed only when its Holm-adjusted p is below 0.05, its run-level 95% CI excludes zero
 # and the permutation test on run means agrees; a domain effect also needs the gain to be larger on the domain's
 # own test articles (the interaction).
 
 # %%
-tables = answer.load(results_dir)  # again: languages.csv is written now (the claims on unseen languages read it)
-text = answer.answer(tables, test_set, base=report.base_label(base_model))
-io.write_text(out / "answer.md", text)
+tables = report.answer.load(results_dir)  # again: languages.csv is written now (the claims on unseen languages read it)
+text = report.answer.answer(tables, test_set, base=evaluation.base_label(base_model))
+utils.write_text(out / "answer.md", text)
 Markdown(text)

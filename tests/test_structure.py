@@ -1,40 +1,80 @@
-"""The package's structure stays readable: no import cycles (imports inside functions included), so each module can
-be read, and imported, knowing only the modules below it; no module over 500 lines and no function over 60; and the
-README's module table names exactly the package's modules."""
+"""The package's structure stays readable: subpackages in data-flow order with no import cycle between them (nor
+between modules; imports inside functions included), so each part can be read knowing only the parts below it;
+each subpackage's ``__init__`` is its public face and the notebooks import nothing else; no module over 500 lines
+and no function over 60; and the README's map (one table per subpackage) names exactly the package's modules."""
 
 from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hybridir_utils"
+NOTEBOOKS = PACKAGE.parent / "notebooks"
+
+
+def module_names(package: Path = PACKAGE) -> dict[str, Path]:
+    """{dotted module name under the package: file}; a subpackage is named by its folder (its ``__init__``)."""
+    found = {}
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package).with_suffix("").parts
+        if parts[-1] == "__main__":
+            continue
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if name:
+            found[name] = path
+    return found
+
+
+def subpackages(package: Path = PACKAGE) -> list[str]:
+    return sorted(p.parent.name for p in package.glob("*/__init__.py"))
+
+
+def _targets(node: ast.AST, package: str, known: set[str]) -> list[str]:
+    """The package's modules an import statement names: ``from P import x`` is module P.x when that is a module,
+    else P (the name comes from P's ``__init__``)."""
+    if isinstance(node, ast.Import):
+        dotted = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom) and not node.level:
+        base = node.module or ""
+        dotted = [f"{base}.{a.name}" if f"{base}.{a.name}".split(".", 1)[-1] in known else base for a in node.names]
+    else:
+        return []
+    out = []
+    for target in dotted:
+        parts = target.split(".")
+        if parts[0] != package:
+            continue
+        for cut in range(len(parts), 1, -1):
+            if ".".join(parts[1:cut]) in known:
+                out.append(".".join(parts[1:cut]))
+                break
+    return out
 
 
 def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
-    """{module: sibling modules it imports anywhere in its file (top level, functions, ``TYPE_CHECKING`` blocks)}."""
-    modules = {p.stem for p in package.glob("*.py")} - {"__init__"}
+    """{module: the package's modules it imports anywhere in its file (top level, functions, ``TYPE_CHECKING``)}."""
+    modules = module_names(package)
     graph: dict[str, set[str]] = {}
-    for name in sorted(modules):
-        deps: set[str] = set()
-        for node in ast.walk(ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:  # relative: "from . import x" / "from .x import y"
-                    base = f"{package.name}.{base}" if base else package.name
-                targets = [base] + [f"{base}.{a.name}" for a in node.names]
-            else:
-                continue
-            for target in targets:
-                parts = target.split(".")
-                if parts[0] == package.name and len(parts) > 1 and parts[1] in modules:
-                    deps.add(parts[1])
+    for name, path in modules.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            deps |= set(_targets(node, package.name, set(modules)))
         graph[name] = deps - {name}
     return graph
+
+
+def subpackage_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The module graph folded onto the top level (a subpackage or a top-level module): the layering."""
+    top = lambda m: m.split(".")[0]  # noqa: E731
+    folded: dict[str, set[str]] = {}
+    for module, deps in graph.items():
+        folded.setdefault(top(module), set()).update(top(d) for d in deps if top(d) != top(module))
+    return folded
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -72,37 +112,114 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_the_graph_sees_imports_inside_functions():
+def test_the_graph_sees_imports_inside_functions_and_through_a_subpackage_face():
     graph = import_graph()
-    assert {"models", "backends", "lareqa", "miracl", "embeddings"} <= set(graph)
-    assert "backends" in graph["models"]  # models imports backends inside load_encoder (torch is heavy)
-    assert "fingerprints" in graph["backends"] and "fingerprints" in graph["embeddings"]
+    assert {"models.loading", "models.backends", "evaluation.lareqa", "data", "training"} <= set(graph)
+    assert "models.backends" in graph["models.loading"]  # imported inside load_encoder (torch is heavy)
+    assert "models.fingerprints" in graph["models.backends"] and "models.fingerprints" in graph["retrieval.embeddings"]
+    assert "sampling.sampler" in graph["domains.pools"]  # inside a function: the pools do not need torch
+    assert {"data.lareqa_loader", "data.splits"} <= graph["data"]  # the face imports its modules
 
 
 def test_cycle_finder_finds_a_planted_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+    assert subpackage_graph({"a.x": {"b.y"}, "b.y": {"a"}, "a": {"a.x"}}) == {"a": {"b"}, "b": {"a"}}
 
 
-def test_the_package_has_no_import_cycles():
-    assert cycles(import_graph()) == []
+def test_the_package_has_no_import_cycles_between_modules_or_subpackages():
+    graph = import_graph()
+    assert cycles(graph) == []
+    assert cycles(subpackage_graph(graph)) == []
 
 
-def readme_modules(readme: Path = PACKAGE.parent / "README.md") -> set[str]:
-    """The modules the README's module table names (first column; ``bench*`` stands for the bench modules)."""
+# The layers, lowest first: a part may import only parts listed before it (the README's "how data flows").
+LAYERS = ["errors", "columns", "utils", "sampling", "models", "data", "retrieval", "domains", "evaluation",
+          "parameters", "training", "result_tables", "analysis", "report", "pipeline", "bench"]  # fmt: skip
+
+
+def test_each_part_imports_only_the_parts_below_it():
+    folded = subpackage_graph(import_graph())
+    assert set(folded) == set(LAYERS), "a new subpackage or top-level module needs a place in LAYERS"
+    upward = {(a, b) for a, deps in folded.items() for b in deps if LAYERS.index(b) > LAYERS.index(a)}
+    assert upward == set()
+
+
+def _public(subpackage: str) -> set[str]:
+    tree = ast.parse((PACKAGE / subpackage / "__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
+            return set(ast.literal_eval(node.value))
+    raise AssertionError(f"{subpackage}/__init__.py has no __all__")
+
+
+def notebook_imports(path: Path) -> list[tuple[str, str]]:
+    """(module, name) of every import of the package in a notebook's paired script."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PACKAGE.name):
+            found += [(node.module, a.name) for a in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(a.name, "") for a in node.names if a.name.startswith(PACKAGE.name)]
+    return found
+
+
+def public_problems(imports: list[tuple[str, str]]) -> list[str]:
+    """What a notebook imports past a public face: a module inside a subpackage, or a name not in ``__all__``."""
+    subs = set(subpackages())
+    tops = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
+    problems = []
+    for module, name in imports:
+        parts = module.split(".")
+        if len(parts) == 1 and name in subs | tops:
+            continue  # `from hybridir_utils import data` / `import parameters` (a top-level module is its own face)
+        if len(parts) == 2 and parts[1] in subs and name in _public(parts[1]):
+            continue
+        problems.append(f"{module} import {name}" if name else f"import {module}")
+    return problems
+
+
+def test_every_subpackage_face_exports_what_its_all_lists():
+    import importlib
+
+    for sub in subpackages():
+        face = importlib.import_module(f"{PACKAGE.name}.{sub}")
+        assert [n for n in _public(sub) if not hasattr(face, n)] == [], sub
+
+
+def test_the_notebooks_import_only_public_names():
+    problems = {nb.name: public_problems(notebook_imports(nb)) for nb in sorted(NOTEBOOKS.glob("0*.py"))}
+    assert {nb: p for nb, p in problems.items() if p} == {}
+    # and the check can fail: an internal module, a private name
+    assert public_problems([("hybridir_utils.data.lareqa_loader", "load_lareqa"), ("hybridir_utils.data", "_x")]) == [
+        "hybridir_utils.data.lareqa_loader import load_lareqa", "hybridir_utils.data import _x"]  # fmt: skip
+
+
+def test_the_top_level_package_imports_no_torch():
+    code = "import sys, hybridir_utils, hybridir_utils.errors; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def readme_blocks(readme: Path = PACKAGE.parent / "README.md") -> dict[str, set[str]]:
+    """{part: modules} from the README's map: one table per subpackage (header ``| `data/` | concern |``), and one
+    for the top-level modules (``| top level | concern |``); a row's first column names its modules in backticks."""
     text = readme.read_text(encoding="utf-8")
-    table = text[text.index("| module | concern |") :].split("\n\n")[0]
-    rows = [line.split("|")[1] for line in table.splitlines()[2:]]
-    return {name for row in rows for name in re.findall(r"`([a-z_0-9]+)\*?`", row)}
+    blocks = {}
+    for match in re.finditer(r"^\| (`(\w+)/`|top level) \| concern \|\n\|[-|]+\|\n((?:\|.*\n)+)", text, re.M):
+        rows = [line.split("|")[1] for line in match.group(3).splitlines()]
+        blocks[match.group(2) or ""] = {n for row in rows for n in re.findall(r"`([a-z_0-9]+)`", row)}
+    return blocks
 
 
-def test_the_readme_module_table_names_every_module_and_no_other():
-    """The README's map of the package must tell the truth: a new or renamed module appears there."""
-    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
-    named = readme_modules()
-    listed = {m for m in modules if m in named or any(m.startswith(n) for n in named if n == "bench")}
-    assert modules - listed == set(), f"modules missing from the README's module table: {sorted(modules - listed)}"
-    assert named - modules == set(), f"the README's module table names modules that do not exist: {named - modules}"
+def test_the_readme_map_names_every_module_and_no_other():
+    """The README's map of the package must tell the truth: a new, moved or renamed module appears there."""
+    on_disk: dict[str, set[str]] = {}
+    for name in module_names():
+        part, _, module = name.rpartition(".")
+        if module not in subpackages() or part:
+            on_disk.setdefault(part, set()).add(module)
+    on_disk.setdefault("", set())
+    assert readme_blocks() == on_disk
 
 
 MAX_MODULE_LINES = 500
@@ -112,12 +229,12 @@ MAX_FUNCTION_LINES = 60
 def sizes(package: Path = PACKAGE) -> tuple[dict[str, int], dict[str, int]]:
     """({module: lines}, {module.function: lines}) over the package (methods and nested functions included)."""
     modules, functions = {}, {}
-    for path in sorted(package.glob("*.py")):
+    for name, path in module_names(package).items():
         text = path.read_text(encoding="utf-8")
-        modules[path.stem] = len(text.splitlines())
+        modules[name] = len(text.splitlines())
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                functions[f"{path.stem}.{node.name}:{node.lineno}"] = node.end_lineno - node.lineno + 1
+                functions[f"{name}.{node.name}:{node.lineno}"] = node.end_lineno - node.lineno + 1
     return modules, functions
 
 
@@ -128,7 +245,7 @@ def test_no_module_over_500_lines_and_no_function_over_60():
     assert {f: n for f, n in functions.items() if n > MAX_FUNCTION_LINES} == {}
 
 
-LIGHT = ("alpha", "fillers", "sampling", "batches")  # the light install: `pip install hybridir`
+LIGHT = ("errors", "columns", "sampling", "sampling.alpha", "sampling.fillers", "sampling.sampler", "sampling.batches")
 # sentence-transformers[train] brings torch, scipy (its own dependencies) and datasets (the train extra)
 LIGHT_THIRD_PARTY = {"numpy", "pandas", "sentence_transformers", "torch", "scipy", "datasets"}
 
@@ -144,20 +261,21 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_the_light_install_imports_nothing_beyond_its_ranged_dependencies():
-    """`pip install hybridir` brings numpy, pandas and sentence-transformers[train] only: the sampler modules must
-    import nothing else (stdlib aside), anywhere in their files, and no research module of the package."""
-    import sys
+    """`pip install hybridir` brings numpy, pandas and sentence-transformers[train] only: the sampler subpackage
+    must import nothing else (stdlib aside), anywhere in its files, and no research module of the package."""
     import tomllib
 
     project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     names = {re.split(r"[\[<>=!~ ]", d, maxsplit=1)[0] for d in project["dependencies"]}
     assert names == {"numpy", "pandas", "sentence-transformers"}
     assert all(re.search(r"[<>]", d) and "==" not in d for d in project["dependencies"])  # ranged, not exact
+    modules = module_names()
+    assert {m for m in modules if m.startswith("sampling")} <= set(LIGHT)
     for module in LIGHT:
-        for target in _imports(PACKAGE / f"{module}.py"):
+        for target in _imports(modules[module]):
             top, *rest = target.split(".")
             if top == PACKAGE.name:
-                assert rest and rest[0] in LIGHT, f"{module} imports {target}: not in the light install"
+                assert ".".join(rest) in LIGHT, f"{module} imports {target}: not in the light install"
             else:
                 assert top in LIGHT_THIRD_PARTY | set(sys.stdlib_module_names), f"{module} imports {target}"
 

@@ -1,0 +1,16 @@
+"""Analysis: the planned comparisons at run level (seeds and question groups resampled), the domain-specificity
+interactions, the decision rules every claim follows, and the paper's claims judged from result tables."""
+
+from hybridir_utils.analysis.claims import claims_table
+from hybridir_utils.analysis.effects import (
+    alpha_curve,
+    article_gains,
+    compare,
+    comparison_plan,
+    comparisons,
+    interactions,
+    run_means_comparisons,
+)
+
+__all__ = ["alpha_curve", "article_gains", "claims_table", "compare", "comparison_plan", "comparisons",
+           "interactions", "run_means_comparisons"]  # fmt: skip

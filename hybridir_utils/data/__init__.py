@@ -1,0 +1,40 @@
+"""The data: LAReQA (XQuAD-R, MLQA-R) and MIRACL read with checks, training pairs, and the splits (dev articles
+held out for the recipe, test articles never trained on)."""
+
+from hybridir_utils.data.lareqa_loader import (
+    LANGUAGES,
+    LAReQAData,
+    answer_label_report,
+    article_key,
+    article_overlap,
+    describe,
+    ensure_data,
+    examples,
+    load_lareqa,
+    token_lengths,
+    training_pairs,
+    truncated_share,
+)
+from hybridir_utils.data.miracl_loader import MiraclData, load_miracl, resolve_source
+from hybridir_utils.data.splits import ZERO_SHOT_EVAL, split_articles, without_eval_articles
+
+__all__ = [
+    "LANGUAGES",
+    "ZERO_SHOT_EVAL",
+    "LAReQAData",
+    "MiraclData",
+    "answer_label_report",
+    "article_key",
+    "article_overlap",
+    "describe",
+    "ensure_data",
+    "examples",
+    "load_lareqa",
+    "load_miracl",
+    "resolve_source",
+    "split_articles",
+    "token_lengths",
+    "training_pairs",
+    "truncated_share",
+    "without_eval_articles",
+]  # fmt: skip

@@ -1,0 +1,36 @@
+"""Scoring systems: the LAReQA protocol (mono / cross / multilingual pool, rank distance), MIRACL, every system
+of a profile scored at one cut-off, and a score's uncertainty (the paired cluster bootstrap over question groups,
+Holm; evaluation libraries such as ranx keep their significance tests beside the metrics too).
+``LAReQAEvaluator`` runs the LAReQA protocol inside the sentence-transformers trainer."""
+
+from hybridir_utils.evaluation.evaluator import LAReQAEvaluator
+from hybridir_utils.evaluation.lareqa import evaluate_lareqa, language_means
+from hybridir_utils.evaluation.miracl import evaluate_miracl
+from hybridir_utils.evaluation.stats import cluster_bootstrap, holm
+from hybridir_utils.evaluation.systems import (
+    BASELINES,
+    base_label,
+    evaluate_miracl_systems,
+    evaluate_systems,
+    evaluation_set,
+    read_runs,
+    select_systems,
+    systems_to_evaluate,
+)
+
+__all__ = [
+    "BASELINES",
+    "LAReQAEvaluator",
+    "base_label",
+    "cluster_bootstrap",
+    "evaluate_lareqa",
+    "evaluate_miracl",
+    "evaluate_miracl_systems",
+    "evaluate_systems",
+    "evaluation_set",
+    "holm",
+    "language_means",
+    "read_runs",
+    "select_systems",
+    "systems_to_evaluate",
+]  # fmt: skip

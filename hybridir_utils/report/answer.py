@@ -1,0 +1,495 @@
+"""The research question's answer, written only from the result tables ``results/<profile>/*.csv``.
+
+    python -m hybridir_utils.report answer --profile cpu            # print the README results section
+    python -m hybridir_utils.report answer --profile cpu --write    # rewrite it in README.md (between the markers)
+    python -m hybridir_utils.report answer --profile cpu --check    # fail if README.md differs from the tables
+
+Rules, fixed before any result was seen:
+- intervals and p-values are run-level (``seed_level.run_bootstrap``: seeds and question groups resampled); a
+  difference is claimed only when its Holm-adjusted p (over every comparison in ``comparisons.csv``) is below
+  ``ALPHA``, its 95% CI excludes zero and the exact permutation test on the run means agrees (p_perm < ``ALPHA``);
+  otherwise it is "no detectable difference", stated with the minimum detectable effect of the design;
+- the in-domain model is compared with the *random* pool of the same number of question groups and the same
+  article structure (same recipe, a new draw of both per seed), not with general training; a **domain effect**
+  is claimed only when, in addition, the gain is larger on the test articles of that domain than elsewhere (the
+  interaction, Holm over ``interactions.csv``); a gain without it is a pool effect;
+- monolingual accuracy counts as kept when the CI of the change stays above ``-KEEP_MARGIN``;
+- a domain slice of the test set is discussed only with at least ``summaries.MIN_SLICE_ARTICLES`` articles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from hybridir_utils import result_tables
+from hybridir_utils.analysis import claims, effects
+from hybridir_utils.analysis.rules import ALPHA, KEEP_MARGIN, kept, perm_ok, significant
+from hybridir_utils.analysis.seed_level import smallest_permutation_p
+from hybridir_utils.errors import AnswerError
+from hybridir_utils.evaluation import systems
+from hybridir_utils.report import readme, summaries
+from hybridir_utils.training.experiment_grid import TrainingSpec
+from hybridir_utils.utils import atomic, paths
+
+TABLES = ("levels", "comparisons", "interactions", "slices", "recipe", "training", "truncation")
+# Multilingual candidate pools of the paper's evaluation (LAReQA): rank distance grows with the pool.
+PAPER_POOL = {"xquad-r": 13014, "mlqa-r": 20534}
+
+
+def _md(table: pd.DataFrame) -> str:
+    return table.to_markdown(index=False)
+
+
+def load(results_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """The profile's result tables, checked (``result_tables.read``: one error naming the file and what is wrong), and
+    ``languages`` once notebook 05 has written it (the claims on unseen languages read it)."""
+    found = {name: result_tables.read(results_dir, name) for name in TABLES}
+    if (Path(results_dir) / "languages.csv").is_file():
+        found["languages"] = result_tables.read(results_dir, "languages")
+    return found
+
+
+def _row(c: pd.DataFrame, system: str, reference: str, setting: str):
+    hit = c[(c.system == system) & (c.reference == reference) & (c.setting == setting) & (c.slice == "all")]
+    return hit.iloc[0] if len(hit) else None
+
+
+def verdict(row) -> str:
+    """higher / lower / no detectable difference, or "not claimable" when the runs cannot reach the permutation
+    rule at all (3 runs against the one-run base: no p below 0.25), so a null is not read as "nothing there"."""
+    if significant(row):
+        return "higher" if row.delta > 0 else "lower"
+    n, m = int(getattr(row, "n_seeds", 0) or 0), int(getattr(row, "n_ref_seeds", 0) or 0)
+    floor = smallest_permutation_p(n, m) if n >= 1 and m >= 1 else 0.0
+    return f"not claimable: {n} vs {m} runs give no permutation p below {floor:.2g}" if floor >= ALPHA else (
+        "no detectable difference")  # fmt: skip
+
+
+def fmt(row) -> str:
+    """``+0.012 [+0.004, +0.021], p_Holm 0.003, p_perm 0.002 (run SD 0.010 vs 0.012; MDE 0.011)``."""
+    text = f"{row.delta:+.3f} [{row.lo:+.3f}, {row.hi:+.3f}], p_Holm {row.p_holm:.3g}"
+    if not np.isnan(row.p_perm):
+        text += f", p_perm {row.p_perm:.3g}"
+    sds = " vs ".join("—" if np.isnan(v) else f"{v:.3f}" for v in (row.run_sd, row.ref_run_sd))
+    return text + f" (run SD {sds}; MDE {row.mde:.3f})"
+
+
+def interaction_claimed(row) -> bool:
+    """Domain specificity: the on-topic gain exceeds the off-topic gain (Holm-adjusted, CI above 0, the
+    randomisation test over articles agreeing), on at least ``summaries.MIN_SLICE_ARTICLES`` on-topic test articles."""
+    enough = row.status == "ok" and row.n_target_articles >= summaries.MIN_SLICE_ARTICLES
+    return bool(enough and row.p_holm < ALPHA and row.lo > 0 and perm_ok(row))
+
+
+def fmt_interaction(row) -> str:
+    if row.status != "ok":
+        return f"not testable ({row.status}: {row.n_target_articles} on-topic test articles)"
+    return (
+        f"on-topic {row.gain_target:+.3f} vs elsewhere {row.gain_other:+.3f} "
+        f"({row.n_target_articles} vs {row.n_other_articles} articles): interaction {row.interaction:+.3f} "
+        f"[{row.lo:+.3f}, {row.hi:+.3f}], p_Holm {row.p_holm:.3g}, p_perm {row.p_perm:.3g} (MDE {row.mde:.3f})"
+    )
+
+
+def _targets(c: pd.DataFrame) -> list[str]:
+    runs = [TrainingSpec.from_system(s) for s in c.system.unique()]
+    return sorted({r.domain for r in runs if r.mode == "in-domain"})
+
+
+def _arm_mean(levels: pd.DataFrame, system: str, column: str) -> float:
+    return float(levels[(levels.system == system) & (levels.setting == "multi")][column].mean())
+
+
+def recipe_lines(recipe: pd.DataFrame) -> list[str]:
+    """Which recipe every system trains with, chosen on held-out training articles."""
+    runs, base = recipe[recipe.step > 0], recipe[recipe.step == 0].iloc[0]
+    best = recipe[recipe.chosen.astype(bool)]
+    if best.empty:
+        raise AnswerError("recipe.csv marks no chosen row")
+    b = best.iloc[0]
+    # the dev noise beside the rule's margin (tables written before the standard errors were recorded: none)
+    noise = ("" if "dev_mono_se" not in base or pd.isna(base.dev_mono_se) else f" (standard error of dev mono "
+             f"{base.dev_mono_se:.3f} untrained, {b.dev_mono_se:.3f} chosen; the rule's margin: 0.01)")  # fmt: skip
+    grid = ", ".join(f"{name} {{{', '.join(f'{v:g}' for v in sorted(runs[col].unique()))}}}"
+                     for name, col in (("scales", "scale"), ("learning rates", "lr"), ("steps", "step")))  # fmt: skip
+    return [f"**Recipe, chosen on held-out MLQA-R dev articles (never the test set).** Sweep over {grid}. Chosen: "
+            f"MNRL scale {b.scale:g} (temperature {1 / b.scale:g}), learning rate {b.lr:g}, {int(b.step)} steps "
+            f"(rule: {b.rule}). On dev it moves monolingual mAP {base.dev_mono:.3f} → {b.dev_mono:.3f} and "
+            f"cross-lingual mAP {base.dev_cross:.3f} → {b.dev_cross:.3f}{noise}."]  # fmt: skip
+
+
+def base_lines(c: pd.DataFrame, base: str, general: str) -> list[str]:
+    """Does training beat the untrained model at all? The target: cross CI above zero, mono within -0.01."""
+    cross, mono = _row(c, general, base, "cross"), _row(c, general, base, "mono")
+    if cross is None or mono is None:
+        return []
+    cross_verdict, mono_kept = verdict(cross), kept(mono)
+    gain = cross_verdict == "higher"
+    why = " (not claimable with these runs)" if cross_verdict.startswith("not claimable") else ""
+    return [f"**Against the untrained `{base}`.** `{general}`: cross-lingual {fmt(cross)} ({cross_verdict}); "
+            f"monolingual {fmt(mono)} ({verdict(mono)}). Target: cross-lingual above the base (the rules above) "
+            f"{'met' if gain else 'not met' + why}; monolingual within −{KEEP_MARGIN} of the base (CI lower bound "
+            f"above −{KEEP_MARGIN}, at run level) {'met' if mono_kept else 'not met'}."]  # fmt: skip
+
+
+def _interaction(inter: pd.DataFrame, system: str, reference: str, setting: str = "cross"):
+    hit = inter[(inter.system == system) & (inter.reference == reference) & (inter.setting == setting)]
+    return hit.iloc[0] if len(hit) else None
+
+
+def _structure(training: pd.DataFrame, system: str) -> str:
+    t = training[training.system == system]
+    if t.empty:
+        return "not trained"
+    return (
+        f"{t.groups.mean():.0f} groups in {t.articles.mean():.0f} articles, same-article negatives "
+        f"{t.same_article_negatives.mean():.3f}"
+    )
+
+
+def domain_lines(c, inter, levels, training, target: str, general: str) -> list[str]:
+    """One target domain: the arm against its random control (per setting), whether the gain is specific to the
+    domain's articles (interaction), the pool-size and other-topic checks, pool structure and CKA per arm."""
+    inside, rnd = f"hybrid/{target}-in-domain", f"hybrid/{target}-size-random"
+    others = sorted(s for s in c.system.unique() if s.startswith(f"hybrid/{target}-size-") and s != rnd)
+    lines = [f"- **{target}** (`{inside}` against `{rnd}`: the same number of question groups and the same article "
+             "structure, drawn at random; both redrawn per seed):"]  # fmt: skip
+    for setting in ("cross", "mono", "multi"):
+        row = _row(c, inside, rnd, setting)
+        if row is not None:
+            lines.append(f"  - {setting}: {fmt(row)} → {verdict(row)}")
+    i_row = _interaction(inter, inside, rnd)
+    if i_row is not None:
+        specific = "domain-specific" if interaction_claimed(i_row) else "not shown to be domain-specific"
+        lines.append(f"  - is the cross-lingual gain about {target}? {fmt_interaction(i_row)} → {specific}")
+    checks = [(rnd, general, "pool-size effect (random pool vs general)"), (inside, general, "in-domain vs general")]
+    checks += [(o, rnd, f"other-topic control `{o}` vs random pool") for o in others]
+    for system, reference, what in checks:
+        row = _row(c, system, reference, "cross")
+        if row is not None:
+            lines.append(f"  - {what}, cross: {fmt(row)} → {verdict(row)}")
+    arms = (inside, rnd, *others, general)
+    lines.append("  - pools: " + "; ".join(f"`{s}` {_structure(training, s)}" for s in arms))
+    cka = ", ".join(f"`{s}` {_arm_mean(levels, s, 'cka'):.3f}" for s in arms)
+    return [*lines, f"  - linear CKA to the base on the test pool (1 = the base's geometry kept): {cka}"]
+
+
+def sampling_lines(c: pd.DataFrame, levels: pd.DataFrame, general: str) -> list[str]:
+    """The paper's comparison, when this profile trains it: X-X-mono and X-Y batches against hybrid ones."""
+    lines = []
+    for system in ("x-x-mono/general", "x-y/general"):
+        rows = {k: _row(c, system, general, k) for k in ("mono", "cross", "multi")}
+        if all(r is not None for r in rows.values()):
+            rd = levels[(levels.system == system) & (levels.setting == "multi")].rank_distance.mean()
+            lines.append(f"- `{system}` against `{general}`: " + "; ".join(
+                f"{k} {fmt(r)} → {verdict(r)}" for k, r in rows.items()) + f"; rank distance {rd:.1f}")  # fmt: skip
+    if lines:
+        rd = levels[(levels.system == general) & (levels.setting == "multi")].rank_distance.mean()
+        lines = ["**Sampling** (the paper's question; `" + general + f"` rank distance {rd:.1f}):", *lines, ""]
+    return lines
+
+
+def _domain_verdict(c, inter, t: str) -> str:
+    inside, rnd = f"hybrid/{t}-in-domain", f"hybrid/{t}-size-random"
+    cross = _row(c, inside, rnd, "cross")
+    if cross is None:
+        return f"{t}: no random control was trained, so no domain effect can be stated"
+    i_row = _interaction(inter, inside, rnd)
+    specific = i_row is not None and interaction_claimed(i_row)
+    what = {"higher": "higher than", "lower": "lower than"}.get(verdict(cross), "no detectable difference from")
+    text = (
+        f"{t} focus: cross-lingual mAP {what} its random control ({cross.delta:+.3f}; MDE {cross.mde:.3f} before Holm)"
+    )
+    if verdict(cross) == "higher":
+        text += ", larger on its own articles: a domain effect" if specific else (
+            ", but not larger on its own articles than elsewhere: a pool effect, not a domain effect")  # fmt: skip
+    mono = _row(c, inside, rnd, "mono")
+    if mono is not None:
+        kept_text = "kept" if kept(mono) else "not shown to be kept"
+        text += f"; monolingual {kept_text} against that control (not against the base: below)"
+    return text
+
+
+def verdict_line(c: pd.DataFrame, inter: pd.DataFrame, targets: list[str]) -> str:
+    """The one-sentence answer per target domain: the arm against its random control on cross-lingual mAP, with the
+    smallest difference the design could detect, whether the gain is domain-specific, and monolingual accuracy."""
+    if not targets:
+        return "**Answer.** This profile trains no domain-focused model, so it does not address the domain question."
+    return "**Answer.** " + "; ".join(_domain_verdict(c, inter, t) for t in targets) + "."
+
+
+def design_line(c: pd.DataFrame, training: pd.DataFrame) -> str:
+    """How many runs each arm has, and what the design could detect (the MDE range of the cross rows)."""
+    seeds = training.groupby("system").seed.nunique()
+    cross = c[(c.setting == "cross") & (c.slice == "all")]
+    return (
+        f"**Design.** {len(seeds)} trained systems, {seeds.min()}–{seeds.max()} runs each (each run a new seed "
+        f"and, for domain arms, a new pool draw); intervals include run-to-run variance. On cross-lingual mAP "
+        f"the planned comparisons detect differences of {cross.mde.min():.3f}–{cross.mde.max():.3f} with 80% "
+        "power (two-sided 5%, before Holm); a smaller true difference would usually be missed."
+    )
+
+
+def answer(tables: dict[str, pd.DataFrame], dataset: str, base: str, general: str = "hybrid/general") -> str:
+    """The answer in plain words (markdown), from the result tables alone."""
+    c = tables["comparisons"]
+    c = c[c.dataset == dataset]
+    if c.empty:
+        raise AnswerError(f"comparisons.csv has no rows for dataset {dataset!r}")
+    inter = tables["interactions"]
+    inter = inter[inter.dataset == dataset]
+    targets = _targets(c)
+    levels = tables["levels"][tables["levels"].dataset == dataset]
+    lines = [verdict_line(c, inter, targets), ""]
+    if {claims.MONO, claims.CROSS} & set(c.system):  # a sampling profile: the paper's claims come first
+        lines += ["**The paper's claims** (`hybridir_utils.analysis.claims`; each verdict by the rules above, the rows "
+                  "it comes from, and where our setting differs from the paper's):", "",
+                  _md(claims.claims_table(tables, dataset)), ""]  # fmt: skip
+    lines += [design_line(c, tables["training"]), "", *recipe_lines(tables["recipe"]), "",
+              *base_lines(c, base, general), ""]  # fmt: skip
+    lines += sampling_lines(c, levels, general)
+    if targets:
+        lines += ["**The domain effect**, per target domain (difference in macro mAP [95% run-level CI], Holm-adjusted "
+                  "p, permutation p on run means, run SDs of the two arms, minimum detectable effect):"]  # fmt: skip
+    for t in targets:
+        lines += domain_lines(c, inter, levels, tables["training"], t, general)
+    return "\n".join(lines) + "\n"
+
+
+def _cell(row) -> str:
+    return f"{row.delta:+.3f} [{row.lo:+.3f}, {row.hi:+.3f}]{'*' if significant(row) else ''}"
+
+
+def levels_table(levels: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Per system: runs, mono / cross / multi mAP (mean over runs), rank distance (also per pool candidate), CKA."""
+    lv = levels[levels.dataset == dataset]
+    wide = lv.pivot_table(index="system", columns="setting", values="map", sort=False)
+    multi = lv[lv.setting == "multi"].groupby("system", sort=False)
+    out = pd.DataFrame({"runs": multi.seed.nunique(), "mono": wide["mono"], "cross": wide["cross"],
+                        "multi": wide["multi"], "rank distance": multi.rank_distance.mean(),
+                        "rank dist. / pool": multi.rank_distance.mean() / multi.pool_size.mean()})  # fmt: skip
+    if "cka" in lv:
+        out["CKA to base"] = multi.cka.mean()
+    return out.round({"mono": 3, "cross": 3, "multi": 3, "rank distance": 1, "rank dist. / pool": 4, "CKA to base": 3})
+
+
+def comparison_table(c: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Per planned (system, reference): Δ [95% run-level CI] per setting (* = claimed), and on cross-lingual mAP the
+    run SDs of both sides and the minimum detectable effect."""
+    c = c[(c.dataset == dataset) & (c.slice == "all")]
+    rows = {}
+    for r in c.itertuples():
+        row = rows.setdefault((r.system, r.reference), {"system": r.system, "reference": r.reference})
+        row[r.setting] = _cell(r)
+        if r.setting == "cross":
+            row["run SD (cross)"] = " / ".join("—" if np.isnan(v) else f"{v:.3f}" for v in (r.run_sd, r.ref_run_sd))
+            row["MDE (cross)"] = f"{r.mde:.3f}"
+    columns = ["system", "reference", "mono", "cross", "multi", "run SD (cross)", "MDE (cross)"]
+    return pd.DataFrame(list(rows.values())).reindex(columns=columns)
+
+
+def interaction_table(inter: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Per topical pool: gain on its topic's test articles, elsewhere, and the difference [95% CI]."""
+    t = inter[inter.dataset == dataset]
+    cell = lambda r: (f"{r.interaction:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]{'*' if interaction_claimed(r) else ''}"  # noqa: E731
+                      if r.status == "ok" else r.status)  # fmt: skip
+    articles = t.n_target_articles.astype(str) + " / " + t.n_other_articles.astype(str)
+    return pd.DataFrame({"system": t.system, "control": t.reference, "topic": t.topic, "setting": t.setting,
+                         "articles (topic / other)": articles,
+                         "gain on topic": t.gain_target.round(3), "gain elsewhere": t.gain_other.round(3),
+                         "interaction [95% CI]": [cell(r) for r in t.itertuples()],
+                         "p_perm": t.p_perm.round(4), "MDE": t.mde.round(3)})  # fmt: skip
+
+
+def language_table(languages: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Mono and cross mAP per query language (mean over runs), one row per system; unseen languages marked."""
+    rows = languages[languages.dataset == dataset]
+    unseen = set(rows.loc[~rows.seen.astype(bool), "lang"])
+    table = rows.assign(column=[f"{s} {lang}{' (unseen)' if lang in unseen else ''}"
+                                for s, lang in zip(rows.setting, rows.lang, strict=True)])  # fmt: skip
+    order = [f"{s} {lang}{' (unseen)' if lang in unseen else ''}" for s in ("mono", "cross")
+             for lang in sorted(set(rows.lang), key=lambda x: (x in unseen, x))]  # fmt: skip
+    wide = table.pivot_table(index="system", columns="column", values="map", sort=False)[order].round(3)
+    return wide.join(rows.groupby("system", sort=False).runs.max()).reset_index()
+
+
+def interaction_lines(inter: pd.DataFrame, dataset: str) -> list[str]:
+    """The domain-specificity table, when the profile trains domain arms (a sampling profile has none)."""
+    if not (inter.dataset == dataset).any():
+        return []
+    return ["Domain specificity (gain of a topical pool over its random control on its topic's test articles minus "
+            "elsewhere; seeds and articles resampled; * = Holm over these rows < 0.05, CI above 0, permutation "
+            "agrees):", "", _md(interaction_table(inter, dataset)), ""]  # fmt: skip
+
+
+def alpha_lines(levels: pd.DataFrame, dataset: str) -> list[str]:
+    """The α curve (``effects.alpha_curve``) as a table, when the profile trains three α values or more."""
+    curve = effects.alpha_curve(levels, dataset)
+    if curve.empty:
+        return []
+    curve = curve.assign(cell=[f"{m:.1f} [{lo:.1f}, {hi:.1f}]" if k == "rank distance" else
+                               f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for k, m, lo, hi in
+                               zip(curve.measure, curve["mean"], curve.lo, curve.hi, strict=True)])  # fmt: skip
+    wide = curve.pivot_table(index=["alpha", "sampling"], columns="measure", values="cell", aggfunc="first")
+    wide = wide[["mono", "cross", "multi", "rank distance"]].join(curve.groupby(["alpha", "sampling"]).runs.max())
+    return ["The α curve (run mean [95% t interval over the runs]; α = share of monolingual batches: 0 is X-Y, "
+            "0.5 hybrid, 1 X-X-mono; each point against hybrid is a row of the comparisons above):", "",
+            _md(wide.reset_index()), ""]  # fmt: skip
+
+
+def language_lines(t: dict[str, pd.DataFrame], dataset: str) -> list[str]:
+    """The per-language table of the results section, when notebook 05 has written ``languages.csv``."""
+    if "languages" not in t or not (t["languages"].dataset == dataset).any():
+        return []
+    return ["Per query language (macro mAP, mean over runs; cross: mean over the other pool languages; unseen: no "
+            "training pair in that language):", "", _md(language_table(t["languages"], dataset)), ""]  # fmt: skip
+
+
+def recipe_table(recipe: pd.DataFrame) -> pd.DataFrame:
+    """Dev "mono / cross" mAP per (scale, lr) and step; the chosen cell is bold."""
+    runs = recipe[recipe.step > 0].copy()
+    runs["cell"] = runs.dev_mono.map("{:.3f}".format) + " / " + runs.dev_cross.map("{:.3f}".format)
+    runs.loc[runs.chosen.astype(bool), "cell"] = "**" + runs.cell + "**"
+    table = runs.pivot_table(index=["scale", "lr"], columns="step", values="cell", aggfunc="first")
+    return table.rename(columns=lambda s: f"{s} steps").reset_index()
+
+
+def paper_table(levels: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """The paper's rows beside ours; rank distance also divided by the multilingual pool size (pools differ)."""
+    paper = summaries.paper_anchors()
+    paper = paper[paper.dataset == dataset].assign(pool=PAPER_POOL[dataset])
+    ours = levels_table(levels, dataset).reset_index()
+    pool = levels[(levels.dataset == dataset) & (levels.setting == "multi")].pool_size.mean()
+    ours = pd.DataFrame({"model": "ours: " + ours.system, "batches": "", "mono_map": ours.mono, "cross_map": ours.cross,
+                         "multi_map": ours.multi, "rank_distance": ours["rank distance"], "pool": pool})  # fmt: skip
+    table = pd.concat([paper.drop(columns="dataset"), ours], ignore_index=True)
+    table["rank distance / pool"] = (table.rank_distance / table.pool).round(4)
+    return table.round({"mono_map": 3, "cross_map": 3, "multi_map": 3, "rank_distance": 1})
+
+
+def render(results_dir: str | Path, dataset: str = "xquad-r", base: str = "multilingual-e5-small") -> str:
+    """The README results section: the answer, then the tables it is written from."""
+    t = load(results_dir)
+    cutoff = int(t["truncation"].cutoff.iloc[0])
+    return "\n".join([
+        f"Generated from `results/{Path(results_dir).name}/*.csv` ({dataset}, zero-shot).", "",
+        answer(t, dataset, base),
+        "Levels (macro mAP, mean over runs; rank distance in the multilingual pool; CKA: linear CKA of the model's "
+        "and the base's candidate embeddings):", "",
+        _md(levels_table(t["levels"], dataset).reset_index()), "",
+        "Planned comparisons (Δ macro mAP [95% run-level CI]; * = claimed: Holm-adjusted p < 0.05 over every row, "
+        "the CI excludes 0 and the permutation test on run means agrees; run SD of system / reference; MDE: the "
+        "difference detected with 80% power):", "",
+        _md(comparison_table(t["comparisons"], dataset)), "",
+        *interaction_lines(t["interactions"], dataset),
+        *alpha_lines(t["levels"], dataset),
+        *language_lines(t, dataset),
+        f"Every system is scored at one cut-off, {cutoff} tokens; share of test texts longer than that:", "",
+        _md(summaries.truncation_table(t["truncation"], dataset)), "",
+        "Recipe sweep on MLQA-R dev articles (dev mono / cross mAP; the chosen setting in bold):", "",
+        _md(recipe_table(t["recipe"])), "",
+        "The paper's models beside ours. Its pools hold 11 languages and 11 parallel answers per question, ours fewer: "
+        "rank distance (highest minus lowest rank of the parallel answers) grows with both, so even divided by the "
+        "pool it compares orderings within each source, not values across them:", "",
+        _md(paper_table(t["levels"], dataset)),
+    ]) + "\n"  # fmt: skip
+
+
+def seed_range_table(levels: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Per system and setting: mean mAP over seeds and the lowest-highest seed, for tables without intervals."""
+    lv = levels[levels.dataset == dataset]
+    stats = lv.groupby(["system", "setting"], sort=False)["map"].agg(["mean", "min", "max", "count"])
+    cells = stats.apply(lambda r: f"{r['mean']:.3f} ({r['min']:.3f}–{r['max']:.3f})", axis=1).unstack("setting")
+    seeds = stats["count"].groupby(level="system", sort=False).max().rename("seeds")
+    return pd.concat([seeds, cells[["mono", "cross", "multi"]]], axis=1).reset_index()
+
+
+def run_means_table(levels: pd.DataFrame, dataset: str, base: str) -> pd.DataFrame:
+    """The planned comparisons from the run means alone (``effects.run_means_comparisons``): Δ of the run means,
+    the permutation p on them, and the MDE of the runs, per setting."""
+    from hybridir_utils.analysis.effects import comparison_plan, run_means_comparisons
+
+    lv = levels[levels.dataset == dataset]
+    trained = [s for s in lv.system.unique() if "/" in s]
+    table = run_means_comparisons(lv, comparison_plan(trained, base=base))
+    table["cell"] = [f"{r.delta:+.3f} (p_perm {r.p_perm:.2g}; MDE {r.mde:.3f})" for r in table.itertuples()]
+    wide = table.pivot_table(index=["system", "reference"], columns="setting", values="cell", aggfunc="first",
+                             sort=False)  # fmt: skip
+    runs = table.groupby(["system", "reference"], sort=False)[["n_seeds", "n_ref_seeds"]].first()
+    out = pd.concat([runs.astype(int).astype(str).agg(" vs ".join, axis=1).rename("runs"), wide], axis=1)
+    return out.reindex(columns=["runs", "mono", "cross", "multi"]).reset_index()
+
+
+def _smallest_p_text(levels: pd.DataFrame, dataset: str) -> str:
+    runs = levels[levels.dataset == dataset].groupby("system").seed.nunique()
+    trained = runs[[("/" in s) for s in runs.index]]
+    n = int(trained.min())
+    return (
+        f"{n} runs against {n} cannot give a p below {smallest_permutation_p(n, n):.2g}, {n} runs against the "
+        f"one-run base not below {smallest_permutation_p(n, 1):.2g}"
+    )
+
+
+def _facts(folder: Path, training: pd.DataFrame | None) -> tuple[str, str]:
+    """The machine line and the training table of a levels-only section (either may not have been recorded)."""
+    env_path = folder / "environment.json"
+    machine = "machine not recorded"
+    if env_path.is_file():
+        env = atomic.read_json(env_path)
+        machine = f"{env['gpu'] or env['device']}, {env['precision']}, torch {env['torch']}, commit {env.get('commit')}"
+    if training is None:
+        return machine, "Training facts were not recorded for this profile."
+    per_run = training.groupby("system", sort=False).agg(runs=("seed", "size"), batch=("batch_size", "first"),
+                                                         steps=("steps", "first"), pairs=("pairs", "first"),
+                                                         train_loss=("train_loss", "mean"))  # fmt: skip
+    where = (f"{', '.join(sorted(set(training.precision.astype(str))))} on "
+             f"{', '.join(sorted(set(training.device.astype(str))))}")  # fmt: skip
+    return machine, f"Training (per system; {where}):\n\n" + per_run.round(4).reset_index().to_markdown(index=False)
+
+
+def render_levels_only(results_dir: str | Path, dataset: str = "xquad-r", base: str = "multilingual-e5-small") -> str:
+    """The section of a profile without ``comparisons.csv`` (its per-query tables were not kept): levels with run
+    ranges, the planned comparisons on run means alone (permutation p and MDE), recipe, training and machine, and in
+    words that no difference is claimed: the question-group level of the uncertainty is missing."""
+    folder = Path(results_dir)
+    levels, recipe = result_tables.read(folder, "levels"), result_tables.read(folder, "recipe")
+    training = result_tables.read(folder, "training") if (folder / "training.csv").is_file() else None
+    machine, training_text = _facts(folder, training)
+    return "\n".join([
+        f"Generated from `results/{folder.name}/*.csv` ({dataset}, all {levels.pool_size.max():.0f} candidates of the "
+        f"multilingual pool; {machine}).", "",
+        f"**No comparison of this profile is claimed**: `results/{folder.name}/` holds one macro mAP per run but no "
+        "per-query tables, so the two-level intervals (runs and question groups) cannot be computed. The ranges "
+        "below are over runs only.", "",
+        "Macro mAP, mean over runs (lowest–highest run):", "", _md(seed_range_table(levels, dataset)), "",
+        "The planned comparisons on run means alone: Δ of the means, the exact permutation p on the runs (sign flips "
+        "against the one-run base) and the difference a Welch t test on these runs detects with 80% power. The "
+        f"question-group sampling is not in it, so these p-values are a floor on the uncertainty, never a claim "
+        f"({_smallest_p_text(levels, dataset)}):", "", _md(run_means_table(levels, dataset, base)), "",
+        "Recipe sweep on MLQA-R dev articles (dev mono / cross mAP; the chosen setting in bold):", "",
+        _md(recipe_table(recipe)), "", training_text, "",
+        "The paper's models beside ours (the paper's models are larger and trained far longer, on other data: "
+        "compare orderings, not levels):", "", _md(paper_table(levels, dataset)),
+    ]) + "\n"  # fmt: skip
+
+
+def section(profile: str) -> str:
+    """The README section of a profile, from its result tables: the full answer when notebook 04's comparisons
+    are there, else the levels-only section (run means, no claim)."""
+    folder, params = paths.results_dir(profile), paths.params_dir() / f"{profile}.yaml"
+    if not params.is_file() or not folder.is_dir():
+        known = sorted(p.name for p in folder.parent.iterdir() if (paths.params_dir() / f"{p.name}.yaml").is_file())
+        raise AnswerError(f"no results for profile {profile!r} ({params if not params.is_file() else folder} not "
+                          f"found); profiles with results: {known}")  # fmt: skip
+    base = systems.base_label(yaml.safe_load(params.read_text())["base_model"])
+    return (
+        render(folder, base=base) if (folder / "comparisons.csv").is_file() else render_levels_only(folder, base=base)
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return readme.command(argv, section, name="answer", doc=__doc__)

@@ -1,0 +1,384 @@
+"""The answer is written from the result tables alone, by rules fixed in advance; the README shows that text."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from hybridir_utils import errors, result_tables
+from hybridir_utils.analysis.seed_level import smallest_permutation_p
+from hybridir_utils.report import answer, html, readme, summaries
+from hybridir_utils.utils import paths
+
+GEN, IN, RND, CUL = "hybrid/general", "hybrid/news-in-domain", "hybrid/news-size-random", "hybrid/news-size-culture"
+
+
+def _cmp(system, reference, setting, delta, lo, hi, p_holm, p_perm=0.002, slice_="all", mde=0.011):
+    return dict(system=system, reference=reference, dataset="xquad-r", setting=setting, slice=slice_, delta=delta,
+                lo=lo, hi=hi, p=p_holm / 4, p_holm=p_holm, p_perm=p_perm, n_seeds=6, n_ref_seeds=6, run_sd=0.010,
+                ref_run_sd=0.012, se=0.004, df=9.0, mde=mde)  # fmt: skip
+
+
+def _inter(system, interaction, lo, hi, p_holm, status="ok", topic="news"):
+    return dict(system=system, reference=RND, topic=topic, dataset="xquad-r", setting="cross", gain_target=0.03,
+                gain_other=0.03 - interaction, interaction=interaction, lo=lo, hi=hi, p=p_holm, p_holm=p_holm,
+                p_perm=min(1.0, p_holm), se=0.01, df=8.0, mde=0.03, n_target_articles=7, n_other_articles=41,
+                status=status)  # fmt: skip
+
+
+def _tables(domain_cross=(0.012, 0.004, 0.020, 0.01, 0.002), interaction=(0.02, 0.005, 0.035, 0.01)):
+    d, lo, hi, p, p_perm = domain_cross
+    comparisons = pd.DataFrame([
+        _cmp(GEN, "e5", "cross", 0.020, 0.011, 0.030, 0.0002), _cmp(GEN, "e5", "mono", -0.004, -0.012, 0.003, 0.3),
+        _cmp(IN, RND, "cross", d, lo, hi, p, p_perm), _cmp(IN, RND, "mono", 0.001, -0.006, 0.008, 1.0, 0.8),
+        _cmp(RND, GEN, "cross", 0.010, 0.003, 0.017, 0.02, p_perm=0.09),
+        _cmp(IN, GEN, "cross", 0.022, 0.014, 0.030, 0.0002), _cmp(CUL, RND, "cross", -0.001, -0.008, 0.006, 1.0, 0.7),
+        _cmp(IN, "e5", "mono", -0.02, -0.03, -0.012, 0.001),
+        _cmp(IN, RND, "cross", 0.015, 0.001, 0.03, 0.04, slice_="outside-exploration-8"),
+        _cmp(IN, RND, "cross", 0.01, -0.01, 0.03, 1.0, slice_="domain:news"),
+    ])  # fmt: skip
+    i, ilo, ihi, ip = interaction
+    interactions = pd.DataFrame([_inter(IN, i, ilo, ihi, ip), _inter(CUL, 0.0, 0, 0, 1, "too-few-articles", "culture")])
+    ckas = (("e5", 1.0), (GEN, 0.93), (IN, 0.91), (RND, 0.92), (CUL, 0.90))
+    levels = pd.DataFrame([dict(system=s, seed=0, dataset="xquad-r", setting="multi", map=0.5, r1=0.4, r10=0.8,
+                                rank_distance=60.0, cka=c, pool_size=4500.0) for s, c in ckas])  # fmt: skip
+    training = pd.DataFrame([dict(system=s, label=f"{s}/s{k}", seed=k, groups=g, articles=a, same_article_negatives=r,
+                                  pairs=1000, batch_size=16, steps=40, train_loss=0.5)
+                             for s, g, a, r in ((GEN, 986, 440, 0.004), (IN, 92, 55, 0.021), (RND, 92, 55, 0.020),
+                                                (CUL, 92, 55, 0.019)) for k in range(6)])  # fmt: skip
+    slices = pd.DataFrame([dict(system=s, dataset="xquad-r", setting="multi", domain="news", map=m, queries=300,
+                                groups=100, articles=7, seeds=6, status="ok")
+                           for s, m in ((IN, 0.61), (RND, 0.60))])  # fmt: skip
+    recipe = pd.DataFrame([
+        dict(scale=None, lr=None, step=0, dev_mono=0.70, dev_cross=0.45, chosen=False, rule="r"),
+        dict(scale=100.0, lr=3e-5, step=20, dev_mono=0.71, dev_cross=0.52, chosen=True, rule="r"),
+        dict(scale=20.0, lr=3e-5, step=20, dev_mono=0.65, dev_cross=0.53, chosen=False, rule="r"),
+    ])  # fmt: skip
+    truncation = pd.DataFrame([dict(dataset="xquad-r", kind=k, lang=x, texts=100, share_cut=v, cutoff=512)
+                               for k in ("question", "candidate")
+                               for x, v in (("en", 0.0), ("th", 0.012))])  # fmt: skip
+    return {"comparisons": comparisons, "interactions": interactions, "levels": levels, "training": training,
+            "slices": slices, "recipe": recipe, "truncation": truncation}  # fmt: skip
+
+
+def test_a_domain_effect_needs_the_gain_and_the_interaction():
+    text = answer.answer(_tables(), "xquad-r", base="e5")
+    assert text.startswith(
+        "**Answer.** news focus: cross-lingual mAP higher than its random control (+0.012; MDE 0.011 before Holm), "
+        "larger on its own articles: a domain effect; monolingual kept against that control (not against the base: "
+        "below)."
+    )
+    assert "is the cross-lingual gain about news? on-topic +0.030 vs elsewhere +0.010 (7 vs 41 articles): " \
+           "interaction +0.020 [+0.005, +0.035], p_Holm 0.01" in text  # fmt: skip
+    assert "→ domain-specific" in text
+
+
+def test_a_broad_gain_without_the_interaction_is_a_pool_effect():
+    text = answer.answer(_tables(interaction=(0.004, -0.01, 0.018, 0.6)), "xquad-r", base="e5")
+    assert "but not larger on its own articles than elsewhere: a pool effect, not a domain effect" in text
+    assert "→ not shown to be domain-specific" in text
+
+
+@pytest.mark.parametrize(
+    "cross, phrase",
+    [((0.012, 0.004, 0.020, 0.06, 0.002), "no detectable difference from"),  # CI excludes 0, but not after Holm
+     ((0.012, -0.001, 0.020, 0.01, 0.002), "no detectable difference from"),  # Holm passes, CI touches 0
+     ((0.012, 0.004, 0.020, 0.01, 0.10), "no detectable difference from"),  # the run-mean permutation disagrees
+     ((-0.012, -0.020, -0.004, 0.01, 0.002), "lower than")],
+)  # fmt: skip
+def test_a_claim_needs_holm_a_ci_that_excludes_zero_and_the_permutation_test(cross, phrase):
+    text = answer.answer(_tables(domain_cross=cross), "xquad-r", base="e5")
+    assert f"news focus: cross-lingual mAP {phrase} its random control" in text
+
+
+def test_every_row_states_run_variance_and_what_it_could_detect():
+    t = _tables()
+    text = answer.answer(t, "xquad-r", base="e5")
+    assert "pool-size effect (random pool vs general), cross: +0.010 [+0.003, +0.017], p_Holm 0.02, p_perm 0.09 " \
+           "(run SD 0.010 vs 0.012; MDE 0.011) → no detectable difference" in text  # p_perm 0.09 blocks it  # fmt: skip
+    assert "**Design.** 4 trained systems, 6–6 runs each" in text and "differences of 0.011–0.011" in text
+    assert "`hybrid/news-in-domain` 92 groups in 55 articles, same-article negatives 0.021" in text
+    assert "`hybrid/news-in-domain` 0.910, `hybrid/news-size-random` 0.920" in text  # CKA per arm
+    assert "Target: cross-lingual above the base (the rules above) met; monolingual within −0.01 of the base (CI " \
+           "lower bound above −0.01, at run level) not met." in text  # fmt: skip
+    table = answer.comparison_table(t["comparisons"], "xquad-r").set_index(["system", "reference"])
+    assert table.loc[(IN, RND), "run SD (cross)"] == "0.010 / 0.012" and table.loc[(IN, RND), "MDE (cross)"] == "0.011"
+    inter = answer.interaction_table(t["interactions"], "xquad-r").set_index("system")
+    assert inter.loc[IN, "interaction [95% CI]"] == "+0.020 [+0.005, +0.035]*"
+    assert inter.loc[CUL, "interaction [95% CI]"] == "too-few-articles"
+
+
+def test_recipe_lines_name_the_chosen_setting_and_its_dev_scores():
+    (line,) = answer.recipe_lines(_tables()["recipe"])
+    assert "scales {20, 100}, learning rates {3e-05}, steps {20}" in line
+    assert "MNRL scale 100 (temperature 0.01), learning rate 3e-05, 20 steps" in line
+    assert "monolingual mAP 0.700 → 0.710 and cross-lingual mAP 0.450 → 0.520." in line  # no noise recorded: none
+    recipe = _tables()["recipe"].assign(dev_mono_se=[0.011, 0.012, 0.013], dev_cross_se=0.01)
+    (line,) = answer.recipe_lines(recipe)
+    assert "(standard error of dev mono 0.011 untrained, 0.012 chosen; the rule's margin: 0.01)." in line
+
+
+def test_a_profile_without_domain_runs_says_so_and_reports_sampling():
+    t = _tables()
+    extra = [_cmp("x-y/general", GEN, k, 0.01, 0.005, 0.015, 0.01) for k in ("mono", "cross", "multi")]
+    t["comparisons"] = pd.concat([t["comparisons"][~t["comparisons"].system.str.startswith("hybrid/news")],
+                                  pd.DataFrame(extra)])  # fmt: skip
+    t["levels"] = pd.concat([t["levels"], t["levels"].iloc[:1].assign(system="x-y/general", rank_distance=50.0)])
+    text = answer.answer(t, "xquad-r", base="e5")
+    assert text.startswith("**Answer.** This profile trains no domain-focused model")
+    assert "- `x-y/general` against `hybrid/general`: mono +0.010" in text and "rank distance 50.0" in text
+    assert "**The paper's claims**" in text and "| Hybrid beats both X-X-mono and X-Y in every setting" in text
+    assert "**The paper's claims**" not in answer.answer(_tables(), "xquad-r", base="e5")  # no sampling runs
+
+
+def test_missing_table_is_named(tmp_path):
+    with pytest.raises(errors.TableError, match=r"levels\.csv not found: run the pipeline for this profile \(noteb"):
+        answer.load(tmp_path)
+
+
+def test_replace_section_needs_markers():
+    text = f"intro\n{readme.BEGIN}\nold\n{readme.END}\nrest\n"
+    assert readme.replace_section(text, "new\n") == f"intro\n{readme.BEGIN}\nnew\n{readme.END}\nrest\n"
+    with pytest.raises(errors.ReadmeError, match="no results markers"):
+        readme.replace_section("no markers", "x")
+
+
+@pytest.mark.parametrize("profile", ["cpu", "gpu", "sampling"])
+def test_readme_results_are_generated_from_the_committed_tables(profile):
+    """Every number in the README's results sections comes from results/<profile>/*.csv (`make readme`)."""
+    text = (paths.root() / "README.md").read_text(encoding="utf-8")
+    section = answer.section(profile)
+    assert readme.replace_section(text, section, profile) == text, "README results are stale: run `make readme`"
+
+
+def test_levels_only_profiles_claim_nothing_and_state_the_run_level_floor():
+    """Without per-query tables no interval is drawn; the run-mean comparison says how little 3 or 5 runs can show."""
+    folder = paths.root() / "results"
+    cpu, gpu = answer.render_levels_only(folder / "cpu-3run"), answer.section("gpu")
+    for text in (cpu, gpu):
+        assert "No comparison of this profile is claimed" in text and "[+" not in text and "[-" not in text
+    means = answer.run_means_table(pd.read_csv(folder / "cpu-3run" / "levels.csv"), "xquad-r", "multilingual-e5-small")
+    row = means.set_index(["system", "reference"]).loc[(IN, RND)]
+    assert row.runs == "3 vs 3" and "p_perm 0.2;" in row.cross  # the 3-seed design: 0.626/0.618/0.596 vs 0.594/...
+    gpu_means = answer.run_means_table(pd.read_csv(folder / "gpu" / "levels.csv"), "xquad-r", "multilingual-e5-small")
+    assert gpu_means.set_index(["system", "reference"]).loc[(IN, RND)].runs == "5 vs 5"
+    table = answer.seed_range_table(pd.read_csv(folder / "gpu" / "levels.csv"), "xquad-r").set_index("system")
+    assert table.loc["hybrid/general", "seeds"] == 5 and table.loc["hybrid/general", "cross"].startswith("0.682 (")
+
+
+def test_smallest_possible_permutation_p_by_hand():
+    from hybridir_utils.analysis.seed_level import run_permutation_p, smallest_permutation_p
+
+    assert smallest_permutation_p(3, 3) == pytest.approx(0.1)  # 2 of C(6, 3) = 20 relabellings
+    assert smallest_permutation_p(3, 1) == pytest.approx(0.25)  # 2 of 2^3 sign flips
+    assert smallest_permutation_p(6, 6) == pytest.approx(2 / 924)
+    assert smallest_permutation_p(3, 2) == pytest.approx(1 / 10)  # unequal sizes: the mirror is less extreme
+    assert run_permutation_p([5, 6, 7], [0, 1]) == pytest.approx(smallest_permutation_p(3, 2))
+
+
+def test_the_readme_prose_about_the_3_run_and_gpu_tables_holds():
+    """The hand-written sentences of "Where the answer stands", checked against the committed tables."""
+    folder = paths.root() / "results"
+    cpu = answer.run_means_table(pd.read_csv(folder / "cpu-3run" / "levels.csv"), "xquad-r", "multilingual-e5-small")
+    from hybridir_utils.analysis.effects import comparison_plan, run_means_comparisons
+
+    def rows(profile):
+        lv = pd.read_csv(folder / profile / "levels.csv")
+        plan = comparison_plan([s for s in lv.system.unique() if "/" in s], base="multilingual-e5-small")
+        return run_means_comparisons(lv, plan).set_index(["system", "reference", "setting"])
+
+    old = rows("cpu-3run").loc[(IN, RND, "cross")]
+    assert old.p_perm == pytest.approx(0.2) and old.mde > old.delta > 0  # "p 0.2, MDE larger than the difference"
+    assert cpu.runs.eq("3 vs 3").any() and smallest_permutation_p(3, 3) == pytest.approx(0.1)
+    cpu_levels = pd.read_csv(folder / "cpu-3run" / "levels.csv")
+    mono = cpu_levels[cpu_levels.setting == "mono"].groupby("system")["map"].mean()
+    trained = [s for s in mono.index if "/" in s]
+    assert (mono[trained] < mono["multilingual-e5-small"]).all()  # "every trained system ... lower mean mono"
+    gpu = rows("gpu")
+    assert gpu.loc[(IN, RND, "cross")].p_perm > 0.05  # "not distinguishable from zero"
+    for system in (IN, RND):  # "both below general training in all five runs against five"
+        row = gpu.loc[(system, GEN, "cross")]
+        assert row.delta < 0 and row.p_perm == pytest.approx(smallest_permutation_p(5, 5))
+
+
+def test_the_readme_prose_about_the_partial_gpu_run_holds():
+    """The sentences about results/cpu-on-gpu (structure-matched controls, WiSE-FT on dev, no truncation)."""
+    folder = paths.root() / "results" / "cpu-on-gpu"
+    training = pd.read_csv(folder / "training.csv")
+    arms = training.groupby("system").agg(
+        groups=("groups", "mean"),
+        articles=("articles", "mean"),
+        rate=("same_article_negatives", "mean"),
+        runs=("seed", "nunique"),
+    )
+    assert (arms.runs == 6).all() and len(arms) == 5
+    news = arms.loc["hybrid/news-in-domain"]
+    for control in ("hybrid/news-size-random", "hybrid/news-size-culture", "hybrid/news-size-geography"):
+        assert arms.loc[control, "groups"] == news.groups == 92
+        assert abs(arms.loc[control, "rate"] - news.rate) < 0.25 * news.rate  # "within a quarter"
+        assert arms.loc[control, "rate"] > 2.5 * arms.loc["hybrid/general", "rate"]  # "about three times"
+    for control in ("hybrid/news-size-random", "hybrid/news-size-culture"):
+        assert arms.loc[control, "articles"] == news.articles  # "as many articles as the news draw"
+    assert arms.loc["hybrid/news-size-geography", "articles"] > news.articles
+    curve = pd.read_csv(folder / "wiseft.csv").set_index("lam")
+    assert curve.index[curve.chosen].tolist() == [0.5] and (curve.runs == 3).all()
+    for column in ("dev_mono", "dev_cross"):  # "higher than at λ = 1 and than the untrained base"
+        assert curve.loc[0.5, column] > curve.loc[1.0, column] and curve.loc[0.5, column] > curve.loc[0.0, column]
+    assert (pd.read_csv(folder / "truncation.csv").share_cut == 0).all()
+    assert (training.wise_lambda == 1.0).all()  # "written before interpolation"
+
+
+def test_one_run_never_supports_a_claim_and_few_articles_no_domain_effect():
+    """A trained side with one run has no permutation p and no run level: no claim, and no "kept"; an interaction
+    measured on fewer than summaries.MIN_SLICE_ARTICLES on-topic articles is no domain effect, however small its p."""
+    one_run = pd.Series({**_cmp(IN, RND, "cross", 0.03, 0.02, 0.04, 0.0001, p_perm=float("nan")), "n_seeds": 1})
+    assert not answer.significant(one_run) and answer.verdict(one_run).startswith("not claimable: 1 vs 6 runs")
+    six = pd.Series(_cmp(IN, RND, "cross", 0.001, -0.01, 0.012, 0.9))  # 6 vs 6 runs can reach p < 0.05: a null
+    assert answer.verdict(six) == "no detectable difference"
+    assert not answer.kept(pd.Series({**_cmp(IN, RND, "mono", 0.0, -0.005, 0.005, 1.0), "n_seeds": 1}))
+    assert answer.kept(pd.Series({**_cmp(IN, RND, "mono", 0.0, -0.005, 0.005, 1.0)}))  # 6 runs, CI above -0.01
+    few = pd.Series({**_inter(IN, 0.05, 0.02, 0.08, 0.001), "n_target_articles": 4})
+    assert answer.interaction_claimed(pd.Series(_inter(IN, 0.05, 0.02, 0.08, 0.001)))
+    assert not answer.interaction_claimed(few)
+
+
+def test_the_readme_prose_about_the_30_run_design_holds():
+    """The hand-written sentences about the 30-run design (6 runs for every arm, 4 test languages), checked against
+    its tables, kept in results/cpu-30run."""
+    folder = paths.root() / "results" / "cpu-30run"
+    c = result_tables.read(folder, "comparisons").set_index(["system", "reference", "setting"])
+    news = c.loc[(IN, RND, "cross")]
+    assert (round(news.delta, 3), round(news.lo, 3), round(news.hi, 3)) == (0.006, 0.0, 0.012)
+    assert round(news.p, 3) == 0.049 and round(news.p_perm, 3) == 0.041 and news.p_holm == 1.0
+    assert not answer.significant(news) and round(news.mde, 3) == 0.008 and len(c) == 36
+    inter = result_tables.read(folder, "interactions").set_index("system").loc[IN]
+    assert (inter.n_target_articles, inter.n_other_articles) == (7, 41) and not answer.interaction_claimed(inter)
+    assert (round(inter.interaction, 3), round(inter.lo, 3), round(inter.hi, 3)) == (0.006, -0.008, 0.02)
+    level = c.loc[(IN, GEN, "cross")]
+    assert (round(level.delta, 3), round(level.lo, 3), round(level.hi, 3)) == (-0.001, -0.008, 0.007)
+    training = result_tables.read(folder, "training").groupby("system")["groups"].mean()
+    assert training[GEN] >= 10 * training[IN]  # "ten times as many question groups"
+    for control in ("hybrid/news-size-culture", "hybrid/news-size-geography"):
+        assert abs(c.loc[(control, RND, "cross")].delta) <= 0.002
+    base = "multilingual-e5-small"
+    trained = [s for s in c.index.get_level_values(0).unique()]
+    cross = [c.loc[(s, base, "cross")] for s in trained]
+    mono = [c.loc[(s, base, "mono")] for s in trained]
+    multi = [c.loc[(s, base, "multi")].delta for s in trained]
+    assert 0.070 <= round(min(r.delta for r in cross), 3) and round(max(r.delta for r in cross), 3) <= 0.078
+    assert (
+        all(answer.significant(r) for r in cross + mono)
+        and round(min(multi), 3) == 0.246
+        and round(max(multi), 3) == 0.256
+    )
+    assert round(min(r.delta for r in mono), 3) == -0.025 and round(max(r.delta for r in mono), 3) == -0.018
+    assert all(r.lo < -answer.KEEP_MARGIN for r in mono)  # "the target ... is not met" for every system
+    curve = result_tables.read(folder, "wiseft").set_index("lam")
+    assert curve.index[curve.chosen].tolist() == [0.5] and curve.loc[0.5, "dev_mono"] > curve.loc[0.0, "dev_mono"]
+    gpu_curve = result_tables.read(paths.root() / "results" / "cpu-on-gpu", "wiseft").set_index("lam")
+    assert (curve[["dev_mono", "dev_cross"]] - gpu_curve[["dev_mono", "dev_cross"]]).abs().max().max() <= 0.002
+    _check_languages_and_bias(folder, th=-0.036, en=-0.007, zh_cross=0.149, base_rank=474.8, trained=(86, 95))
+
+
+def test_the_readme_prose_about_the_budgeted_cpu_run_holds():
+    """The hand-written sentences of "The answer: the run-level cpu design within the budget", checked against
+    results/cpu (and, for the shared runs, results/cpu-30run)."""
+    folder, old = paths.root() / "results" / "cpu", paths.root() / "results" / "cpu-30run"
+    c = result_tables.read(folder, "comparisons").set_index(["system", "reference", "setting"])
+    news = c.loc[(IN, RND, "cross")]
+    assert f"{news.delta:+.3f} [{news.lo:+.3f}, {news.hi:+.3f}]" == "+0.004 [-0.003, +0.010]"  # as printed
+    assert (round(news.p, 2), round(news.p_perm, 2), round(news.mde, 3)) == (0.22, 0.16, 0.009)
+    assert not answer.significant(news)
+    inter = result_tables.read(folder, "interactions").set_index("system").loc[IN]
+    assert (inter.n_target_articles, inter.n_other_articles) == (7, 41) and not answer.interaction_claimed(inter)
+    assert f"{inter.interaction:+.3f} [{inter.lo:+.3f}, {inter.hi:+.3f}]" == "+0.005 [-0.006, +0.018]"
+    level = c.loc[(IN, GEN, "cross")]
+    assert f"{level.delta:+.3f} [{level.lo:+.3f}, {level.hi:+.3f}]" == "-0.004 [-0.019, +0.012]"
+    for control in ("hybrid/news-size-culture", "hybrid/news-size-geography"):
+        assert abs(c.loc[(control, RND, "cross")].delta) <= 0.0045
+    base = "multilingual-e5-small"
+    trained = list(c.index.get_level_values(0).unique())
+    rows = {k: {s: c.loc[(s, base, k)] for s in trained} for k in ("cross", "mono", "multi")}
+    span = {k: (round(min(r.delta for r in v.values()), 3), round(max(r.delta for r in v.values()), 3))
+            for k, v in rows.items()}  # fmt: skip
+    assert span == {"cross": (0.046, 0.056), "mono": (-0.025, -0.017), "multi": (0.239, 0.252)}
+    training = result_tables.read(folder, "training").groupby("system").seed.nunique()
+    six = {s for s in trained if training[s] == 6}
+    assert six == {IN, RND} and (training.drop(list(six)) == 3).all()
+    for k, v in rows.items():  # claimed for the 6-run arms only; 3 runs cannot reach the permutation rule
+        assert all(answer.significant(r) == (s in six) for s, r in v.items()), k
+        assert all(r.p_perm >= 0.25 for s, r in v.items() if s not in six)
+    assert all(not answer.kept(r) for r in rows["mono"].values())  # the target is met by no system
+    _check_languages_and_bias(folder, th=-0.035, en=-0.005, zh_cross=0.091, base_rank=390.6, trained=(43, 50.5))
+    for name in ("recipe", "wiseft"):  # the shared runs are the same models
+        assert (folder / f"{name}.csv").read_bytes() == (old / f"{name}.csv").read_bytes()
+    new_rows = result_tables.read(folder, "training").set_index("label")
+    assert new_rows.equals(result_tables.read(old, "training").set_index("label").loc[new_rows.index])
+
+
+def _check_languages_and_bias(folder, th, en, zh_cross, base_rank, trained):
+    """The "where the monolingual loss sits" and "language bias falls" sentences of a cpu design's prose."""
+    lang = result_tables.read(folder, "languages").set_index(["system", "setting", "lang"]).delta_vs_base.sort_index()
+    general_mono = lang.loc[(GEN, "mono")]
+    assert general_mono.idxmin() == "th" and round(general_mono.th, 3) == th
+    assert general_mono.idxmax() == "en" and round(general_mono.en, 3) == en
+    assert lang.loc[(GEN, "cross")].idxmax() == "zh" and round(lang.loc[(GEN, "cross", "zh")], 3) == zh_cross
+    assert (result_tables.read(folder, "truncation").share_cut == 0).all()
+    rank = result_tables.read(folder, "levels").query("setting == 'multi'").groupby("system").rank_distance.mean()
+    base = "multilingual-e5-small"
+    assert (
+        round(rank[base], 1) == base_rank and trained[0] <= rank.drop(base).min() <= rank.drop(base).max() <= trained[1]
+    )
+
+
+def test_the_report_asks_the_question_its_profile_answers(tmp_path):
+    def asked(*systems):
+        pd.DataFrame({"system": list(systems)}).to_csv(tmp_path / "comparisons.csv", index=False)
+        return html.question(tmp_path)
+
+    assert asked("x-x-mono/general", "x-y/general", "alpha0.25/general") == summaries.PAPER_QUESTION
+    assert asked("hybrid/news-in-domain", "hybrid/general") == summaries.QUESTION
+    assert asked("x-x-mono/general", "hybrid/news-in-domain") == summaries.QUESTION  # domain arms: the domain question
+    (tmp_path / "comparisons.csv").unlink()
+    assert html.question(tmp_path) == summaries.QUESTION
+
+
+def test_the_readme_prose_about_the_sampling_run_holds():
+    """The hand-written sentences of "The paper's own claims" (and the summary at the top), against
+    results/sampling (and results/cpu for what the two profiles share)."""
+    from hybridir_utils.analysis import claims
+
+    folder, cpu = paths.root() / "results" / "sampling", paths.root() / "results" / "cpu"
+    t = answer.load(folder)
+    c = t["comparisons"].set_index(["system", "reference", "setting"])
+    mono, cross, hybrid, base = "x-x-mono/general", "x-y/general", "hybrid/general", "multilingual-e5-small"
+    verdicts = claims.claims_table(t).set_index("claim").verdict.to_dict()
+    assert verdicts == {1: "not supported", 2: "contradicted", 3: "not supported", 4: "not supported",
+                        5: "supported", 6: "not supported"}  # fmt: skip
+    multi = [c.loc[(s, hybrid, "multi")] for s in (mono, cross)]
+    assert max(abs(r.delta) for r in multi) < 0.0045 and [round(r.mde, 3) for r in multi] == [0.022, 0.027]
+    m = c.loc[(mono, hybrid, "mono")]
+    assert f"{m.delta:+.3f} [{m.lo:+.3f}, {m.hi:+.3f}]" == "+0.020 [+0.010, +0.030]" and answer.significant(m)
+    x = c.loc[(mono, hybrid, "cross")]
+    assert f"{x.delta:+.3f} [{x.lo:+.3f}, {x.hi:+.3f}]" == "+0.013 [+0.001, +0.026]" and not answer.significant(x)
+    assert not any(answer.significant(c.loc[(cross, hybrid, k)]) for k in ("mono", "cross", "multi"))
+    six = (mono, cross, hybrid)
+    assert [round(c.loc[(s, base, "mono")].delta, 3) for s in six] == [-0.047, -0.072, -0.067]
+    assert all(answer.significant(c.loc[(s, base, "mono")]) for s in six)
+    gains = [c.loc[(s, base, "cross")] for s in six]
+    assert -0.0075 < min(r.delta for r in gains) and max(r.delta for r in gains) < 0.0065
+    assert not any(answer.significant(r) for r in gains) and {round(r.mde, 3) for r in gains} <= {0.014, 0.019, 0.022}
+    assert all(0.205 < c.loc[(s, base, "multi")].delta < 0.225 for s in six)
+    levels = t["levels"][t["levels"].setting == "multi"].groupby("system").rank_distance.mean()
+    assert round(levels[base], 1) == 390.6 and 55.75 <= levels[list(six)].min() and levels[list(six)].max() < 59.05
+    lang = t["languages"].set_index(["system", "setting", "lang"]).delta_vs_base
+    assert (round(lang[(hybrid, "mono", "th")], 3), round(lang[(hybrid, "cross", "th")], 3)) == (-0.090, -0.033)
+    assert round(lang[(hybrid, "cross", "zh")], 3) == 0.026
+    curve = [c.loc[(f"alpha{a}/general", hybrid, k)] for a in ("0.25", "0.75") for k in ("mono", "cross", "multi")]
+    assert not any(answer.significant(r) for r in curve)
+    assert (round(min(r.mde for r in curve), 3), round(max(r.mde for r in curve), 3)) == (0.020, 0.055)
+    assert (folder / "recipe.csv").read_bytes() == (cpu / "recipe.csv").read_bytes()  # reused, not re-swept
+    cols = ["seed", "groups", "pairs", "train_loss", "same_article_negatives"]
+    ours, theirs = (result_tables.read(f, "training") for f in (folder, cpu))
+    assert ours[ours.system == hybrid][cols].head(3).reset_index(drop=True).equals(
+        theirs[theirs.system == hybrid][cols].reset_index(drop=True))  # fmt: skip
