@@ -1,4 +1,6 @@
-"""TODO docstring (carried from `report`)."""
+"""Provenance of a pipeline run: the commit it ran from (``+dirty`` when tracked files differ), the machine (CPU
+model and flags, cores, GPU), and ``pipeline.json`` recording both with the profile, its parameters and each
+notebook's time, so every result table can be traced to the code and the hardware that made it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring (carried from `report`)."""
+"""The HTML report: each executed notebook rendered offline (no CDN, widgets kept as text) and the index page that
+asks the profile's question, shows the key figures and links every notebook, written beside ``pipeline.json``."""
 
 from __future__ import annotations
 
