@@ -101,13 +101,13 @@ def test_a_smoke_run_leaves_the_checkout_clean(smoke_run):
     ignored by git, so `make reproduce PROFILE=smoke` on a clean clone leaves `git status` clean."""
     out, _ = smoke_run
     written = sorted(p.name for p in (out.parent / "results" / "smoke").iterdir())
-    paths = [f"results/smoke/{name}" for name in written]
-    tracked = set(subprocess.run(["git", "ls-files", "--", *paths], cwd=paths.root(), capture_output=True,
+    files = [f"results/smoke/{name}" for name in written]
+    tracked = set(subprocess.run(["git", "ls-files", "--", *files], cwd=paths.root(), capture_output=True,
                                  text=True, check=True).stdout.split())  # fmt: skip
-    ignored = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=paths.root(), capture_output=True,
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *files], cwd=paths.root(), capture_output=True,
                              text=True).stdout.split()  # fmt: skip
     assert "results/smoke/environment.json" in ignored  # machine-specific: never committed
-    assert [p for p in paths if p not in tracked and p not in ignored] == []
+    assert [p for p in files if p not in tracked and p not in ignored] == []
 
 
 @pytest.mark.slow
