@@ -21,7 +21,7 @@ from hybridir_utils.data.miracl_loader import LANGUAGES as MIRACL_LANGUAGES
 from hybridir_utils.domains.pools import parse_domain_run
 from hybridir_utils.domains.taxonomy import CLASS_NAMES
 from hybridir_utils.errors import ParameterError
-from hybridir_utils.sampling.alpha import sampling_alpha
+from hybridir_utils.sampling.alpha import sampling_problem
 from hybridir_utils.utils.environment import PRECISIONS
 
 BATCH_POLICIES = ("strict", "shrink")  # a run that cannot fill batch_size: stop, or lower every run's batch
@@ -69,7 +69,7 @@ def _valid_when(parse: Callable[[Any], Any]) -> Callable[[Any], str | None]:
     return problem
 
 
-_sampling, _domain_run = _valid_when(sampling_alpha), _valid_when(parse_domain_run)
+_sampling, _domain_run = sampling_problem, _valid_when(parse_domain_run)
 
 
 @dataclass(frozen=True)

@@ -46,3 +46,13 @@ def sampling_alpha(name: str) -> float:
         raise SamplerConfigError(f"unknown sampling {name!r}: a preset {sorted(PRESETS)} or '{ALPHA_PREFIX}<α in "
                                  f"[0, 1]>' (e.g. '{ALPHA_PREFIX}0.25')")  # fmt: skip
     return value
+
+
+def sampling_problem(name: str) -> str | None:
+    """What is wrong with a sampling name (None: it is a preset or an α point): the one check behind a grid's
+    refusal and a profile's parameter check, so both accept exactly what :func:`sampling_alpha` can read."""
+    try:
+        sampling_alpha(name)
+    except SamplerConfigError as exc:
+        return str(exc)
+    return None

@@ -6,7 +6,7 @@ and ``model/`` (the final model, written atomically, with ``train_config.{json,y
 model card naming the config; with frozen tensors saved as its difference from the base, see ``delta``).
 ``models.load_encoder(model_dir)`` loads it with its E5 prompts.
 
-Apart from ``training`` because none of this decides what a run learns: only whether and where it resumes and
+Apart from ``trainer`` because none of this decides what a run learns: only whether and where it resumes and
 how its results reach the disk.
 """
 
@@ -31,10 +31,10 @@ from hybridir_utils.utils import atomic
 log = logging.getLogger(__name__)
 
 
-def already_trained(cfg: TrainConfig, run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds this config's finished model; refuses a folder of another config's run, whose
+def already_trained(cfg: TrainConfig, train_dir: Path) -> bool:
+    """Whether ``train_dir`` holds this config's finished model; refuses a folder of another config's run, whose
     checkpoints a resume would otherwise silently continue."""
-    config_file = run_dir / "train_config.json"
+    config_file = train_dir / "train_config.json"
     if not config_file.is_file():
         return False
     previous = {k: v for k, v in atomic.read_json(config_file).items() if k not in RUNTIME_KEYS}
@@ -43,16 +43,16 @@ def already_trained(cfg: TrainConfig, run_dir: Path) -> bool:
     if previous != current:
         changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
         raise TrainConfigError(
-            f"{run_dir} holds a run with a different config (keys {changed}); choose another output_dir or delete it"
+            f"{train_dir} holds a run with a different config (keys {changed}); choose another output_dir or delete it"
         )
-    if (run_dir / "model" / "modules.json").is_file():
-        log.info("%s already trained with this config", run_dir / "model")
+    if (train_dir / "model" / "modules.json").is_file():
+        log.info("%s already trained with this config", train_dir / "model")
         return True
     return False
 
 
-def open_run_dir(cfg: TrainConfig, run_dir: Path) -> bool:
-    """Create ``run_dir`` and record the config in it; returns whether this is the main process.
+def open_train_dir(cfg: TrainConfig, train_dir: Path) -> bool:
+    """Create ``train_dir`` and record the config in it; returns whether this is the main process.
 
     Under torchrun every rank runs train(); only the main process writes shared files.
     """
@@ -60,15 +60,15 @@ def open_run_dir(cfg: TrainConfig, run_dir: Path) -> bool:
 
     main_process = PartialState().is_main_process
     if main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _remove_stale_tmp(run_dir)
-        atomic.write_json(run_dir / "train_config.json", cfg.to_dict())
+        train_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_tmp(train_dir)
+        atomic.write_json(train_dir / "train_config.json", cfg.to_dict())
     return main_process
 
 
-def _remove_stale_tmp(run_dir: Path) -> None:
+def _remove_stale_tmp(train_dir: Path) -> None:
     """Remove ``.model.tmp-*`` folders left by a run killed during its final save (~270 MB each)."""
-    for tmp in run_dir.glob(".model.tmp-*"):
+    for tmp in train_dir.glob(".model.tmp-*"):
         log.warning("removing %s, left by a run interrupted while saving its model", tmp)
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -178,7 +178,7 @@ def whole_run_loss(history: list[dict], resumed_at: int | None, loss_after: floa
     return (before + loss_after * (final_step - resumed_at)) / max(last + final_step - resumed_at, 1)
 
 
-def publish(trainer, model, cfg: TrainConfig, run_dir: Path, info: dict[str, Any], main_process: bool) -> None:
+def publish(trainer, model, cfg: TrainConfig, train_dir: Path, info: dict[str, Any], main_process: bool) -> None:
     """Save the final model once every rank is done, then drop the checkpoints (needed only to resume).
 
     A callback may end training early (early stopping): that model is final too. A crash leaves no model/, so the
@@ -186,26 +186,26 @@ def publish(trainer, model, cfg: TrainConfig, run_dir: Path, info: dict[str, Any
     """
     trainer.accelerator.wait_for_everyone()
     if main_process:
-        _save_final(model, cfg, run_dir, info)
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        _save_final(model, cfg, train_dir, info)
+        shutil.rmtree(train_dir / "checkpoints", ignore_errors=True)
         if cfg.push_to_hub:  # the model in memory is whole (the saved folder omits the frozen tensors)
             model.push_to_hub(cfg.hub_model_id, commit_message=f"hybridir: {cfg.run_name()}")
     trainer.accelerator.wait_for_everyone()
 
 
-def _save_final(model, cfg: TrainConfig, run_dir: Path, info: dict[str, Any]) -> Path:
+def _save_final(model, cfg: TrainConfig, train_dir: Path, info: dict[str, Any]) -> Path:
     """Write the final model folder next to its destination, then move it into place (never half a model)."""
     import yaml
 
-    final = run_dir / "model"
-    tmp = run_dir / f".model.tmp-{time.time_ns()}"
+    final = train_dir / "model"
+    tmp = train_dir / f".model.tmp-{time.time_ns()}"
     try:
         model.save_pretrained(str(tmp))
         (tmp / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
         (tmp / "train_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=True))
         (tmp / "train_info.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
-        if (run_dir / "loss_log.csv").is_file():
-            shutil.copy2(run_dir / "loss_log.csv", tmp / "loss_log.csv")
+        if (train_dir / "loss_log.csv").is_file():
+            shutil.copy2(train_dir / "loss_log.csv", tmp / "loss_log.csv")
         card = tmp / "README.md"
         card.write_text((card.read_text(encoding="utf-8") if card.is_file() else "") + _model_card_section(cfg, info))
         if cfg.freeze_embeddings or cfg.freeze_layers:  # frozen tensors are the base model's: keep only what changed
@@ -216,7 +216,7 @@ def _save_final(model, cfg: TrainConfig, run_dir: Path, info: dict[str, Any]) ->
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
-        atomic.fsync(run_dir)
+        atomic.fsync(train_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

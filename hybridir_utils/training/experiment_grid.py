@@ -26,7 +26,7 @@ from hybridir_utils.domains.pools import (
 )
 from hybridir_utils.errors import DomainError, ExperimentError, SamplerConfigError
 from hybridir_utils.parameters import BATCH_POLICIES
-from hybridir_utils.sampling.alpha import PRESETS, sampling_alpha
+from hybridir_utils.sampling.alpha import PRESETS, sampling_alpha, sampling_problem
 from hybridir_utils.sampling.sampler import HybridBatchSampler
 from hybridir_utils.training.trainer import pairs_fingerprint, train
 from hybridir_utils.utils import atomic
@@ -70,7 +70,7 @@ def grid(samplings, seeds, domain_runs=(), domain_seeds=(0,), domain_sampling: s
     ``topic_control_seeds`` (None: ``domain_seeds``) are the seeds of the other-topic controls (``size-<domain>``):
     they show the spread of "any coherent topic" around random, not the headline contrast, so a budget can give
     them fewer runs than the in-domain arm and its random control."""
-    unknown = [s for s in [*samplings, domain_sampling] if not _is_sampling(s)]
+    unknown = [s for s in [*samplings, domain_sampling] if sampling_problem(s)]
     if unknown:
         raise ExperimentError(f"unknown sampling preset(s) {unknown}; presets: {sorted(PRESETS)}, or alpha<α> "
                               "(e.g. alpha0.25)")  # fmt: skip
@@ -87,14 +87,6 @@ def grid(samplings, seeds, domain_runs=(), domain_seeds=(0,), domain_sampling: s
         arm_seeds = topic_control_seeds if topic and topic_control_seeds is not None else domain_seeds
         runs += [TrainingSpec(domain_sampling, domain, mode, int(seed)) for seed in arm_seeds]
     return runs
-
-
-def _is_sampling(name: str) -> bool:
-    try:
-        sampling_alpha(name)
-    except SamplerConfigError:
-        return False
-    return True
 
 
 def draw_size(runs: list[TrainingSpec], pairs: pd.DataFrame, size: int | None = None) -> int | None:

@@ -98,14 +98,14 @@ def _dev_table(dev) -> pd.DataFrame:
 
 def _run_one(base: dict, setting: dict, pairs, dev, steps, out_dir: Path, batch_size: int, max_seq_length=None):
     """Train one setting (reusing a finished dev log) and drop its weights: only the dev scores are kept."""
-    run_dir = out_dir / f"scale{setting['scale']:g}-lr{setting['lr']:g}"
-    csv, config_file = run_dir / "dev_scores.csv", run_dir / "train_config.json"
+    train_dir = out_dir / f"scale{setting['scale']:g}-lr{setting['lr']:g}"
+    csv, config_file = train_dir / "dev_scores.csv", train_dir / "train_config.json"
     data = {
         "pairs_sha1": pairs_fingerprint(pairs),
         "dev_questions_sha1": pairs_fingerprint(_dev_table(dev)),
         "eval_max_seq_length": max_seq_length,
     }
-    cfg = {**base, **setting, "max_steps": max(steps), "save_steps": max(steps), "output_dir": str(run_dir),
+    cfg = {**base, **setting, "max_steps": max(steps), "save_steps": max(steps), "output_dir": str(train_dir),
            "extra": data}  # fmt: skip
     identity = TrainConfig.from_dict(cfg).identity()
     same = (
@@ -114,10 +114,10 @@ def _run_one(base: dict, setting: dict, pairs, dev, steps, out_dir: Path, batch_
     done = pd.read_csv(csv) if same and csv.is_file() else None
     if done is not None and set(done.step) >= set(steps) and set(DEV_COLUMNS) <= set(done.columns):
         return done  # a finished sweep run on the same data and dev pools (with every column this code writes)
-    shutil.rmtree(run_dir, ignore_errors=True)  # another setting, data or step list: start this run afresh
+    shutil.rmtree(train_dir, ignore_errors=True)  # another setting, data or step list: start this run afresh
     train(cfg, pairs=pairs, callbacks=[dev_callback(dev, steps, csv, setting, batch_size, max_seq_length)])
     for heavy in ("model", "checkpoints"):
-        shutil.rmtree(run_dir / heavy, ignore_errors=True)
+        shutil.rmtree(train_dir / heavy, ignore_errors=True)
     return pd.read_csv(csv)
 
 

@@ -122,9 +122,9 @@ def train(
     A finished run with the same config is returned as is; an interrupted one resumes from its last checkpoint.
     """
     cfg = TrainConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
-    run_dir = cfg.resolved_output_dir()
-    if checkpoints.already_trained(cfg, run_dir):
-        return run_dir / "model"
+    train_dir = cfg.resolved_output_dir()
+    if checkpoints.already_trained(cfg, train_dir):
+        return train_dir / "model"
     pairs, dropped = _without_test_articles(cfg, _select_pairs(cfg, pairs, data_dir), data_dir)
     sampler_options = {
         "alpha": cfg.resolved_alpha,
@@ -139,12 +139,12 @@ def train(
     _check_reporting(cfg)
     precision = _set_up_torch(cfg)
     model, counts = _load_model(cfg, probe.languages)
-    main_process = checkpoints.open_run_dir(cfg, run_dir)
-    args = _training_arguments(cfg, run_dir, precision, HybridBatchSampler.factory(pairs, **sampler_options))
+    main_process = checkpoints.open_train_dir(cfg, train_dir)
+    args = _training_arguments(cfg, train_dir, precision, HybridBatchSampler.factory(pairs, **sampler_options))
     if cfg.log_batches:
-        callbacks = [checkpoints.batch_log_callback(probe, run_dir / "batches.csv"), *(callbacks or [])]
-    trainer = _make_trainer(cfg, model, args, pairs, run_dir, callbacks)
-    last = checkpoints.last_complete_checkpoint(run_dir / "checkpoints", remove=main_process)
+        callbacks = [checkpoints.batch_log_callback(probe, train_dir / "batches.csv"), *(callbacks or [])]
+    trainer = _make_trainer(cfg, model, args, pairs, train_dir, callbacks)
+    last = checkpoints.last_complete_checkpoint(train_dir / "checkpoints", remove=main_process)
     if last:
         log.info("resuming from %s", last)
     start = time.perf_counter()
@@ -166,8 +166,8 @@ def train(
         "environment": environment.describe(precision),
         **counts,
     }
-    checkpoints.publish(trainer, model, cfg, run_dir, info, main_process)
-    return run_dir / "model"
+    checkpoints.publish(trainer, model, cfg, train_dir, info, main_process)
+    return train_dir / "model"
 
 
 @contextlib.contextmanager
@@ -260,13 +260,13 @@ def _load_model(cfg: TrainConfig, languages) -> tuple[Any, dict[str, int]]:
     return model, counts
 
 
-def _training_arguments(cfg: TrainConfig, run_dir: Path, precision: str, batch_sampler):
-    """The config in the trainer's terms: the paper's optimiser, checkpoints under ``run_dir``, hybrid batches."""
+def _training_arguments(cfg: TrainConfig, train_dir: Path, precision: str, batch_sampler):
+    """The config in the trainer's terms: the paper's optimiser, checkpoints under ``train_dir``, hybrid batches."""
     import torch
     from sentence_transformers import SentenceTransformerTrainingArguments
 
     return SentenceTransformerTrainingArguments(
-        output_dir=str(run_dir / "checkpoints"),
+        output_dir=str(train_dir / "checkpoints"),
         per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.lr,
         weight_decay=cfg.weight_decay,
@@ -296,17 +296,17 @@ def _training_arguments(cfg: TrainConfig, run_dir: Path, precision: str, batch_s
     )
 
 
-def _make_trainer(cfg: TrainConfig, model, args, pairs: pd.DataFrame, run_dir: Path, callbacks: list | None):
+def _make_trainer(cfg: TrainConfig, model, args, pairs: pd.DataFrame, train_dir: Path, callbacks: list | None):
     """The sentence-transformers trainer, with the loss log first so a caller's callbacks see it written."""
     from sentence_transformers import SentenceTransformerTrainer
 
-    with _tensorboard_dir(run_dir / "logs"):  # not under checkpoints/, which is removed once the run is done
+    with _tensorboard_dir(train_dir / "logs"):  # not under checkpoints/, which is removed once the run is done
         return SentenceTransformerTrainer(
             model=model,
             args=args,
             train_dataset=loss_dataset(pairs),
             loss=make_loss(model, cfg),
-            callbacks=[checkpoints.loss_log_callback(run_dir / "loss_log.csv"), *(callbacks or [])],
+            callbacks=[checkpoints.loss_log_callback(train_dir / "loss_log.csv"), *(callbacks or [])],
         )
 
 

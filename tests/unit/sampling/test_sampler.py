@@ -371,8 +371,11 @@ def test_alpha_must_be_a_real_number(alpha):
 
 def test_a_sampling_is_a_preset_or_an_alpha_point():
     from hybridir_utils.sampling import sampling_alpha
+    from hybridir_utils.sampling.alpha import sampling_problem
 
     assert [sampling_alpha(n) for n in ("x-x-mono", "x-y", "hybrid", "alpha0.25", "alpha1")] == [1, 0, 0.5, 0.25, 1]
     for bad in ("alpha", "alpha-0.1", "alpha1.01", "alphax", "mono", "alphanan"):
         with pytest.raises(SamplerConfigError, match=f"unknown sampling '{bad}'"):
             sampling_alpha(bad)
+        assert f"unknown sampling '{bad}'" in sampling_problem(bad)  # the check a grid and a profile share
+    assert sampling_problem("hybrid") is None and sampling_problem("alpha0.25") is None
