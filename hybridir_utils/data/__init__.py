@@ -1,22 +1,27 @@
 """The data: LAReQA (XQuAD-R, MLQA-R) and MIRACL read with checks, training pairs, and the splits (dev articles
 held out for the recipe, test articles never trained on)."""
 
-from hybridir_utils.data.lareqa_loader import (
-    LANGUAGES,
-    LAReQAData,
-    answer_label_report,
-    article_key,
-    article_overlap,
-    describe,
-    ensure_data,
-    examples,
-    load_lareqa,
-    token_lengths,
-    training_pairs,
-    truncated_share,
-)
-from hybridir_utils.data.miracl_loader import MiraclData, load_miracl, resolve_source
-from hybridir_utils.data.splits import ZERO_SHOT_EVAL, split_articles, without_eval_articles
+from typing import TYPE_CHECKING
+
+from hybridir_utils import lazy_face
+
+if TYPE_CHECKING:  # what the names are, for readers and type checkers; imported on first use
+    from hybridir_utils.data.lareqa_loader import (
+        LANGUAGES,
+        LAReQAData,
+        answer_label_report,
+        article_key,
+        article_overlap,
+        describe,
+        ensure_data,
+        examples,
+        load_lareqa,
+        token_lengths,
+        training_pairs,
+        truncated_share,
+    )
+    from hybridir_utils.data.miracl_loader import MiraclData, load_miracl, resolve_source
+    from hybridir_utils.data.splits import ZERO_SHOT_EVAL, split_articles, without_eval_articles
 
 __all__ = [
     "LANGUAGES",
@@ -37,4 +42,25 @@ __all__ = [
     "training_pairs",
     "truncated_share",
     "without_eval_articles",
-]  # fmt: skip
+]
+_EXPORTS = {
+    "answer_label_report": "lareqa_loader",
+    "article_key": "lareqa_loader",
+    "article_overlap": "lareqa_loader",
+    "describe": "lareqa_loader",
+    "ensure_data": "lareqa_loader",
+    "examples": "lareqa_loader",
+    "LANGUAGES": "lareqa_loader",
+    "LAReQAData": "lareqa_loader",
+    "load_lareqa": "lareqa_loader",
+    "load_miracl": "miracl_loader",
+    "MiraclData": "miracl_loader",
+    "resolve_source": "miracl_loader",
+    "split_articles": "splits",
+    "token_lengths": "lareqa_loader",
+    "training_pairs": "lareqa_loader",
+    "truncated_share": "lareqa_loader",
+    "without_eval_articles": "splits",
+    "ZERO_SHOT_EVAL": "splits",
+}
+__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)

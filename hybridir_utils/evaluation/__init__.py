@@ -3,20 +3,25 @@ of a profile scored at one cut-off, and a score's uncertainty (the paired cluste
 Holm; evaluation libraries such as ranx keep their significance tests beside the metrics too).
 ``LAReQAEvaluator`` runs the LAReQA protocol inside the sentence-transformers trainer."""
 
-from hybridir_utils.evaluation.evaluator import LAReQAEvaluator
-from hybridir_utils.evaluation.lareqa import evaluate_lareqa, language_means
-from hybridir_utils.evaluation.miracl import evaluate_miracl
-from hybridir_utils.evaluation.stats import cluster_bootstrap, holm
-from hybridir_utils.evaluation.systems import (
-    BASELINES,
-    base_label,
-    evaluate_miracl_systems,
-    evaluate_systems,
-    evaluation_set,
-    read_runs,
-    select_systems,
-    systems_to_evaluate,
-)
+from typing import TYPE_CHECKING
+
+from hybridir_utils import lazy_face
+
+if TYPE_CHECKING:  # what the names are, for readers and type checkers; imported on first use
+    from hybridir_utils.evaluation.evaluator import LAReQAEvaluator
+    from hybridir_utils.evaluation.lareqa import evaluate_lareqa, language_means
+    from hybridir_utils.evaluation.miracl import evaluate_miracl
+    from hybridir_utils.evaluation.stats import cluster_bootstrap, holm
+    from hybridir_utils.evaluation.systems import (
+        BASELINES,
+        base_label,
+        evaluate_miracl_systems,
+        evaluate_systems,
+        evaluation_set,
+        read_runs,
+        select_systems,
+        systems_to_evaluate,
+    )
 
 __all__ = [
     "BASELINES",
@@ -33,4 +38,21 @@ __all__ = [
     "read_runs",
     "select_systems",
     "systems_to_evaluate",
-]  # fmt: skip
+]
+_EXPORTS = {
+    "base_label": "systems",
+    "BASELINES": "systems",
+    "cluster_bootstrap": "stats",
+    "evaluate_lareqa": "lareqa",
+    "evaluate_miracl": "miracl",
+    "evaluate_miracl_systems": "systems",
+    "evaluate_systems": "systems",
+    "evaluation_set": "systems",
+    "holm": "stats",
+    "language_means": "lareqa",
+    "LAReQAEvaluator": "evaluator",
+    "read_runs": "systems",
+    "select_systems": "systems",
+    "systems_to_evaluate": "systems",
+}
+__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)

@@ -1,18 +1,48 @@
 """The report: summary tables beside the paper's numbers, figures, the HTML index, and the answer written from
 ``results/<profile>/*.csv`` into the README. ``answer`` and ``plots`` are public as modules."""
 
-from hybridir_utils.report import answer, plots
-from hybridir_utils.report.html import write_report
-from hybridir_utils.report.summaries import (
-    ci_table,
-    domain_slices,
-    language_preference,
-    map_matrices,
-    miracl_levels,
-    miracl_summary,
-    paper_anchors,
-    per_language,
-)
+from typing import TYPE_CHECKING
 
-__all__ = ["answer", "ci_table", "domain_slices", "language_preference", "map_matrices", "miracl_levels",
-           "miracl_summary", "paper_anchors", "per_language", "plots", "write_report"]  # fmt: skip
+from hybridir_utils import lazy_face
+
+if TYPE_CHECKING:  # what the names are, for readers and type checkers; imported on first use
+    from hybridir_utils.report import answer, plots
+    from hybridir_utils.report.html import write_report
+    from hybridir_utils.report.summaries import (
+        ci_table,
+        domain_slices,
+        language_preference,
+        map_matrices,
+        miracl_levels,
+        miracl_summary,
+        paper_anchors,
+        per_language,
+    )
+
+__all__ = [
+    "answer",
+    "ci_table",
+    "domain_slices",
+    "language_preference",
+    "map_matrices",
+    "miracl_levels",
+    "miracl_summary",
+    "paper_anchors",
+    "per_language",
+    "plots",
+    "write_report",
+]
+_EXPORTS = {
+    "answer": "answer",
+    "ci_table": "summaries",
+    "domain_slices": "summaries",
+    "language_preference": "summaries",
+    "map_matrices": "summaries",
+    "miracl_levels": "summaries",
+    "miracl_summary": "summaries",
+    "paper_anchors": "summaries",
+    "per_language": "summaries",
+    "plots": "plots",
+    "write_report": "html",
+}
+__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)

@@ -1,9 +1,35 @@
 """The retrieval toolkit under both benchmarks: cached embeddings, exact / FAISS ranking with AP and R@k, TREC
 runs and qrels with one tie rule, and an independent re-scoring of those files with pytrec_eval."""
 
-from hybridir_utils.retrieval.embeddings import encode_cached, encode_queries_and_passages
-from hybridir_utils.retrieval.search import ap_recall, faiss_search, ranks_of
-from hybridir_utils.retrieval.trec import RunWriter, read_trec_qrels, read_trec_run, write_qrels
+from typing import TYPE_CHECKING
 
-__all__ = ["RunWriter", "ap_recall", "encode_cached", "encode_queries_and_passages", "faiss_search", "ranks_of",
-           "read_trec_qrels", "read_trec_run", "write_qrels"]  # fmt: skip
+from hybridir_utils import lazy_face
+
+if TYPE_CHECKING:  # what the names are, for readers and type checkers; imported on first use
+    from hybridir_utils.retrieval.embeddings import encode_cached, encode_queries_and_passages
+    from hybridir_utils.retrieval.search import ap_recall, faiss_search, ranks_of
+    from hybridir_utils.retrieval.trec import RunWriter, read_trec_qrels, read_trec_run, write_qrels
+
+__all__ = [
+    "RunWriter",
+    "ap_recall",
+    "encode_cached",
+    "encode_queries_and_passages",
+    "faiss_search",
+    "ranks_of",
+    "read_trec_qrels",
+    "read_trec_run",
+    "write_qrels",
+]
+_EXPORTS = {
+    "ap_recall": "search",
+    "encode_cached": "embeddings",
+    "encode_queries_and_passages": "embeddings",
+    "faiss_search": "search",
+    "ranks_of": "search",
+    "read_trec_qrels": "trec",
+    "read_trec_run": "trec",
+    "RunWriter": "trec",
+    "write_qrels": "trec",
+}
+__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)

@@ -5,8 +5,23 @@
 (presets, ``alpha0.25``). Imports numpy, pandas and sentence-transformers only.
 """
 
-from hybridir_utils.sampling.alpha import ALPHA_PREFIX, PRESETS, resolve_alpha, sampling_alpha
-from hybridir_utils.sampling.batches import HybridBatches
-from hybridir_utils.sampling.sampler import HybridBatchSampler
+from typing import TYPE_CHECKING
+
+from hybridir_utils import lazy_face
+
+if TYPE_CHECKING:  # what the names are, for readers and type checkers; imported on first use
+    from hybridir_utils.sampling.alpha import ALPHA_PREFIX, PRESETS, resolve_alpha, sampling_alpha
+    from hybridir_utils.sampling.batches import HybridBatches
+    from hybridir_utils.sampling.sampler import HybridBatchSampler
 
 __all__ = ["ALPHA_PREFIX", "PRESETS", "HybridBatchSampler", "HybridBatches", "resolve_alpha", "sampling_alpha"]
+_EXPORTS = {
+    "ALPHA_PREFIX": "alpha",
+    "HybridBatches": "batches",
+    "HybridBatchSampler": "sampler",
+    "PRESETS": "alpha",
+    "resolve_alpha": "alpha",
+    "sampling_alpha": "alpha",
+    "SamplerFactory": "sampler",  # not public: the name pickled into training_args.bin before the subpackages
+}
+__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)

@@ -3,19 +3,53 @@ kill), the recipe chosen on held-out dev articles, the grid of trainings a profi
 
 ``recipe`` and ``wiseft`` are public as modules (``training.recipe.choose``, ``training.wiseft.curve``)."""
 
-from hybridir_utils.training import recipe, wiseft
-from hybridir_utils.training.config import TrainConfig
-from hybridir_utils.training.experiment_grid import (
-    TrainingSpec,
-    draw_size,
-    grid,
-    grid_batch_size,
-    loss_log,
-    train_grid,
-    training_pool,
-    training_table,
-)
-from hybridir_utils.training.trainer import loss_dataset, train
+from typing import TYPE_CHECKING
 
-__all__ = ["TrainConfig", "TrainingSpec", "draw_size", "grid", "grid_batch_size", "loss_dataset", "loss_log",
-           "recipe", "train", "train_grid", "training_pool", "training_table", "wiseft"]  # fmt: skip
+from hybridir_utils import lazy_face
+
+if TYPE_CHECKING:  # what the names are, for readers and type checkers; imported on first use
+    from hybridir_utils.training import recipe, wiseft
+    from hybridir_utils.training.config import TrainConfig
+    from hybridir_utils.training.experiment_grid import (
+        TrainingSpec,
+        draw_size,
+        grid,
+        grid_batch_size,
+        loss_log,
+        train_grid,
+        training_pool,
+        training_table,
+    )
+    from hybridir_utils.training.trainer import loss_dataset, train
+
+__all__ = [
+    "TrainConfig",
+    "TrainingSpec",
+    "draw_size",
+    "grid",
+    "grid_batch_size",
+    "loss_dataset",
+    "loss_log",
+    "recipe",
+    "train",
+    "train_grid",
+    "training_pool",
+    "training_table",
+    "wiseft",
+]
+_EXPORTS = {
+    "draw_size": "experiment_grid",
+    "grid": "experiment_grid",
+    "grid_batch_size": "experiment_grid",
+    "loss_dataset": "trainer",
+    "loss_log": "experiment_grid",
+    "recipe": "recipe",
+    "train": "trainer",
+    "train_grid": "experiment_grid",
+    "TrainConfig": "config",
+    "training_pool": "experiment_grid",
+    "training_table": "experiment_grid",
+    "TrainingSpec": "experiment_grid",
+    "wiseft": "wiseft",
+}
+__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)

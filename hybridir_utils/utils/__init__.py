@@ -5,8 +5,36 @@ never leaves half a file, ``environment`` records device, precision, versions an
 stages, ``locks`` keeps one pipeline per build folder and one heavy job per machine.
 """
 
-from hybridir_utils.utils import atomic, environment, locks, paths, timing
-from hybridir_utils.utils.atomic import atomic_write, read_json, write_json, write_parquet, write_text
+from typing import TYPE_CHECKING
 
-__all__ = ["atomic", "atomic_write", "environment", "locks", "paths", "read_json", "timing", "write_json",
-           "write_parquet", "write_text"]  # fmt: skip
+from hybridir_utils import lazy_face
+
+if TYPE_CHECKING:  # what the names are, for readers and type checkers; imported on first use
+    from hybridir_utils.utils import atomic, environment, locks, paths, timing
+    from hybridir_utils.utils.atomic import atomic_write, read_json, write_json, write_parquet, write_text
+
+__all__ = [
+    "atomic",
+    "atomic_write",
+    "environment",
+    "locks",
+    "paths",
+    "read_json",
+    "timing",
+    "write_json",
+    "write_parquet",
+    "write_text",
+]
+_EXPORTS = {
+    "atomic": "atomic",
+    "atomic_write": "atomic",
+    "environment": "environment",
+    "locks": "locks",
+    "paths": "paths",
+    "read_json": "atomic",
+    "timing": "timing",
+    "write_json": "atomic",
+    "write_parquet": "atomic",
+    "write_text": "atomic",
+}
+__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)
