@@ -1,8 +1,9 @@
 """The column names of a training-pairs table, defined once.
 
 The loaders write them (``data.training_pairs``), the sampler reads them by default (``HybridBatchSampler``,
-``HybridBatches``, the fillers) and the domain pools and the trainer select by them: one spelling, so a renamed
-column is one edit here. The light install imports this module (standard library only).
+``HybridBatches``, the fillers) and the trainer fingerprints the pairs by them. The domain pools, the splits and
+the evaluation still spell some of these names out (``"group"``, ``"article"``): moving them here is the next
+step; the values here are the ones every table holds. The light install imports this module (standard library only).
 """
 
 QUERY = "query"  # the question text (the anchor)

@@ -140,7 +140,7 @@ curve.round(3) if len(curve) else "fewer than three α values trained: no α cur
 
 # %% [markdown]
 # ## Comparisons with run-level 95% confidence intervals
-# The planned comparisons (`effects.comparison_plan`): every trained system against the untrained base, every
+# The planned comparisons (`analysis.comparison_plan`): every trained system against the untrained base, every
 # other system against general hybrid training, and each in-domain model (and other-domain control) against the
 # random pool of the same size and article structure. Two-level bootstrap: each replicate resamples every
 # system's seeds (its training runs) and, once for all systems, the question groups; `p_perm` is the exact

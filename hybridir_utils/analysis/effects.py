@@ -62,7 +62,7 @@ def per_query_matrix(results: pd.DataFrame, dataset: str, setting: str, metric: 
 
 def compare(results, dataset, setting, reference, metric="ap", n_boot=5000, seed=0, articles=None, cluster="group",
             matrix=None):  # fmt: skip
-    """``stats.run_bootstrap`` of every system against ``reference`` on one dataset and setting.
+    """``seed_level.run_bootstrap`` of every system against ``reference`` on one dataset and setting.
 
     ``articles`` restricts the comparison to queries of those articles (a slice); queries where ``metric`` is
     undefined for any system (NaN) are left out for all; ``cluster`` is the resampled
@@ -133,7 +133,7 @@ INTERACTION_COLUMNS = ["system", "reference", "topic", "dataset", "setting", "ga
 
 def interactions(results, plan, dataset: str, settings=("cross",), n_boot=5000, min_articles: int = 2):
     """``results/<profile>/interactions.csv``: for every topical pool against its random control, the gain on the
-    test articles of the pool's topic minus the gain on the other articles (``stats.interaction_bootstrap``:
+    test articles of the pool's topic minus the gain on the other articles (``seed_level.interaction_bootstrap``:
     seeds and articles resampled, and a randomisation test over which articles are on-topic). A side with fewer
     than ``min_articles`` articles gets status ``too-few-articles`` and no numbers. Holm over the rows."""
     rows = []

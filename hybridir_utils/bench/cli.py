@@ -1,8 +1,8 @@
 """Benchmarks, one function per command:
 
     python -m hybridir_utils.bench eval --dataset xquad-r --languages en de --model multilingual-e5-small
-    python -m hybridir_utils.bench sampler [...]      (hybrid batch sampler, see bench_training.py)
-    python -m hybridir_utils.bench throughput [...]   (encode backends / training options, see bench_throughput.py)
+    python -m hybridir_utils.bench sampler [...]      (hybrid batch sampler, see bench/sampler.py)
+    python -m hybridir_utils.bench throughput [...]   (encode backends / training options, see bench/throughput.py)
 
 ``eval`` evaluates twice from one process: first with a fresh temporary embedding cache (everything encoded), then
 again with that warm cache, and prints encode / search / metric / write times and the cold-to-warm wall-clock
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hybridir_utils.bench import throughput, training
+from hybridir_utils.bench import sampler, throughput
 from hybridir_utils.data.lareqa_loader import load_lareqa
 from hybridir_utils.evaluation.lareqa import evaluate_lareqa
 from hybridir_utils.utils import atomic, paths
@@ -119,14 +119,14 @@ def bench_throughput(args: argparse.Namespace) -> dict:
 
 
 def bench_sampler(args: argparse.Namespace) -> dict:
-    return training.bench_sampler(args)
+    return sampler.bench_sampler(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hybridir_utils.bench", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _eval_arguments(sub.add_parser("eval", help="evaluation timings, cold vs cached")).set_defaults(func=bench_eval)
-    training.add_arguments(sub.add_parser("sampler", help="batch sampler speed")).set_defaults(func=bench_sampler)
+    sampler.add_arguments(sub.add_parser("sampler", help="batch sampler speed")).set_defaults(func=bench_sampler)
     throughput.add_arguments(sub.add_parser("throughput", help="encode / training speed options")).set_defaults(
         func=bench_throughput
     )

@@ -1,9 +1,9 @@
 """The topic-domain taxonomy: which domains exist, what each covers, and the multilingual descriptions that
-define them for the zero-shot classifier of :mod:`domains`.
+define them for the zero-shot classifier of :mod:`domains.labelling`.
 
 Kept apart from the classifier so that the definitions read (and get reviewed) as one piece, and so that modules
 needing only the names and their checks (:mod:`parameters`, the training pools of
-:mod:`domains.pools`) import no classifier code. :class:`DomainError` is the error of every domain input.
+:mod:`domains.pools`) import no classifier code. :class:`errors.DomainError` is the error of every domain input.
 
 One label per article; a person or organisation takes the domain of what it is known for:
 

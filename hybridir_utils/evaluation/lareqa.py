@@ -217,7 +217,7 @@ def evaluate_lareqa(
     ``domain_of`` maps article -> domain: per-query rows get a ``domain`` column and metrics ``map_by_domain``.
     ``run_depth`` sets the TREC run cut (None: whole pool); ``write_runs`` = True (every setting), False (none)
     or the settings to write (e.g. ``("mono", "cross")``: a weak model's multilingual run can reach ~1 GB).
-    ``use_cache=False`` encodes everything afresh; ``cache_dir`` overrides ``config.embeddings_dir()``.
+    ``use_cache=False`` encodes everything afresh; ``cache_dir`` overrides ``paths.embeddings_dir()``.
     """
     timings = dict.fromkeys(("fingerprint", "encode", "search", "metric", "write", "total"), 0.0)
     with atomic.atomic_dir(out_dir) as staging:  # outputs appear together, or the previous ones stay

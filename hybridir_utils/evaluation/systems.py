@@ -1,9 +1,10 @@
 """Scoring every system: each system's LAReQA and MIRACL scores, one encoder in memory at a time.
 
-Kept apart from :mod:`training.experiment_grid` (the grid, its training and the planned comparisons): this is the
-one loop over systems that both benchmarks share (load the encoder, encode in the asked precision, record the
-machine), so neither path repeats it. Outputs: ``results.parquet`` (LAReQA, one row per system and test set) and the
-MIRACL table (one row per system, seed, language and retriever), each beside an ``environment.json``.
+Kept apart from :mod:`training.experiment_grid` (the grid and its training) and :mod:`analysis.effects` (the
+planned comparisons): this is the one loop over systems that both benchmarks share (load the encoder, encode in
+the asked precision, record the machine), so neither path repeats it. Outputs: ``results.parquet`` (LAReQA, one
+row per system and test set) and the MIRACL table (one row per system, seed, language and retriever), each beside
+an ``environment.json``.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def evaluate_miracl_systems(
     precision: str = "fp32",
     max_seq_length: int | None = None,
 ) -> pd.DataFrame | None:
-    """MIRACL nDCG@10 / Recall@100 of every system and seed, BM25 once; None when no source (``report.MIRACL_CAVEAT``).
+    """MIRACL nDCG@10 / Recall@100 of every system and seed, BM25 once; None when no source
+    (``report.summaries.MIRACL_CAVEAT``).
 
     Every row of ``systems`` (baselines, hybrid/general, domain variants and controls, each seed) is scored: the
     LAReQA tables average seeds, and MIRACL says nothing about the domain question unless the domain systems and

@@ -27,7 +27,7 @@ MANIFEST = "hybridir_base.json"
 WEIGHTS = "model.safetensors"  # the transformer module's weights (sentence-transformers module path "")
 
 
-# Loads a base model by name (``models.load_base``): passed in, since ``models`` itself loads slim folders
+# Loads a base model by name (``models.loading.load_base``): passed in, since ``models`` itself loads slim folders
 BaseLoader = Callable[[str], object]
 
 
@@ -38,7 +38,7 @@ def _digest(tensor) -> str:
     return xxhash.xxh3_128(t.reshape(-1).view(torch.uint8).numpy()).hexdigest()
 
 
-def _same_bits(a, b) -> bool:
+def same_bits(a, b) -> bool:
     import torch
 
     if a.dtype != b.dtype or a.shape != b.shape:
@@ -63,7 +63,7 @@ def _backbone_state(encoder) -> dict:
 def slim(model_dir: str | Path, base: str, load_base: BaseLoader) -> dict[str, int]:
     """Drop from ``model_dir/model.safetensors`` every tensor bitwise equal to ``base``'s; returns byte counts.
 
-    ``base`` is a name ``load_base`` (``models.load_base``) loads: the run's ``TrainConfig.model``. Nothing is
+    ``base`` is a name ``load_base`` (``models.loading.load_base``) loads: the run's ``TrainConfig.model``. Nothing is
     dropped, and no manifest written, when no tensor is shared (e.g. full fine-tuning).
     """
     from safetensors import safe_open
@@ -77,7 +77,7 @@ def slim(model_dir: str | Path, base: str, load_base: BaseLoader) -> dict[str, i
         for key in f.keys():
             tensor = f.get_tensor(key)
             nbytes = tensor.numel() * tensor.element_size()
-            if key in base_state and _same_bits(tensor, base_state[key]):
+            if key in base_state and same_bits(tensor, base_state[key]):
                 dropped[key] = {"dtype": str(tensor.dtype), "shape": list(tensor.shape), "xxh3": _digest(tensor)}
                 sizes["dropped_bytes"] += nbytes
             else:

@@ -1,6 +1,6 @@
 """Who an encoder is: its behaviour's fingerprint (keys embedding caches and ONNX graphs) and its display name.
 
-Apart from :mod:`models` (loading) so that ``models``, ``backends`` and ``embeddings`` can all import
+Apart from :mod:`models.loading` so that ``loading``, ``backends`` and ``retrieval.embeddings`` can all import
 it without a cycle.
 """
 

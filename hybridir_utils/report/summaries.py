@@ -35,7 +35,6 @@ def paper_anchors(path=None) -> pd.DataFrame:
 
 
 MIN_SLICE_ARTICLES = 5  # fewer articles than this: no claim about the domain slice ("too few articles")
-KEEP_MARGIN = 0.01  # monolingual mAP counts as "kept" when the CI of the change stays above -KEEP_MARGIN
 
 
 def _metrics(row) -> dict:

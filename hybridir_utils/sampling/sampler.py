@@ -64,7 +64,7 @@ class BatchInfo:
     rank: int
 
 
-def _distributed_info() -> tuple[int, int]:
+def distributed_info() -> tuple[int, int]:
     """(world_size, rank) of the initialised process group, else from torchrun's environment, else (1, 0)."""
     import torch.distributed as dist
 
@@ -74,8 +74,8 @@ def _distributed_info() -> tuple[int, int]:
 
 
 def _placement(world_size: int | None, rank: int | None) -> tuple[int, int]:
-    """(world_size, rank) as given, else as detected by :func:`_distributed_info`; the rank must be in range."""
-    detected_world, detected_rank = _distributed_info()
+    """(world_size, rank) as given, else as detected by :func:`distributed_info`; the rank must be in range."""
+    detected_world, detected_rank = distributed_info()
     world_size = int(world_size if world_size is not None else detected_world)
     rank = int(rank if rank is not None else detected_rank)
     if world_size < 1 or not 0 <= rank < world_size:

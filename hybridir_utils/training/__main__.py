@@ -1,4 +1,4 @@
-"""``python -m hybridir_utils.training --config run.json``: one training run from the command line."""
+"""``python -m hybridir_utils.training --config train.yaml``: one training from a TrainConfig YAML file."""
 
 from hybridir_utils.training.trainer import main
 

@@ -1,8 +1,8 @@
 """What one fine-tuning run is: :class:`TrainConfig`, its validation and its identity.
 
-Kept apart from ``training`` because a config is built, checked and compared (recipe sweeps, experiment grids,
+Kept apart from ``training.trainer`` because a config is built, checked and compared (recipe sweeps, experiment grids,
 notebook parameter checks, resume decisions) far more often than a model is trained, and none of that needs the
-trainer nor sentence-transformers (the α presets come from ``alpha``). ``identity`` and
+trainer nor sentence-transformers (the α presets come from ``sampling.alpha``). ``identity`` and
 ``run_name`` decide when a finished or interrupted run may be reused: they leave out ``RUNTIME_KEYS``, which change
 how fast a run goes, not what it learns.
 """

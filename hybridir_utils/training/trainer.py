@@ -31,7 +31,7 @@ from hybridir_utils.errors import ArticleOverlapError, TrainConfigError
 from hybridir_utils.models.delta import transformer_backbone
 from hybridir_utils.models.e5convert import E5_PROMPTS
 from hybridir_utils.models.loading import load_encoder
-from hybridir_utils.sampling.sampler import HybridBatchSampler, _distributed_info
+from hybridir_utils.sampling.sampler import HybridBatchSampler, distributed_info
 from hybridir_utils.training import checkpoints
 from hybridir_utils.training.config import TrainConfig
 from hybridir_utils.utils import environment
@@ -100,7 +100,7 @@ def make_loss(model, cfg: TrainConfig):
 
     # On N GPUs the sampler draws one clash-free global batch per step and gives each rank a share: gathering the
     # embeddings makes every other pair of the global batch a negative, as on one device.
-    gather = {"gather_across_devices": True} if _distributed_info()[0] > 1 else {}
+    gather = {"gather_across_devices": True} if distributed_info()[0] > 1 else {}
     if cfg.loss == "cached-mnrl":
         return losses.CachedMultipleNegativesRankingLoss(
             model, scale=cfg.scale, mini_batch_size=cfg.mini_batch_size, **gather
@@ -117,7 +117,7 @@ def train(
 ) -> Path:
     """Fine-tune ``cfg.model`` on hybrid batches and return the final model folder.
 
-    ``pairs`` overrides the configured training set (e.g. a table with a domain column from ``domains.py``); it
+    ``pairs`` overrides the configured training set (e.g. with a domain column from ``domains.attach_domains``); it
     must hold the ``data.training_pairs`` columns. Same config and seed give the same batches and weights.
     A finished run with the same config is returned as is; an interrupted one resumes from its last checkpoint.
     """

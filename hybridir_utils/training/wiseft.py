@@ -63,7 +63,7 @@ def _mix(b, f, lam: float):
     b = b.to(f.device)
     if lam == 0.0:
         return b
-    if lam == 1.0 or delta._same_bits(b, f):
+    if lam == 1.0 or delta.same_bits(b, f):
         return f
     return ((1.0 - lam) * b.float() + lam * f.float()).to(f.dtype)
 

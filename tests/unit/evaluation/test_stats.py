@@ -178,7 +178,7 @@ def test_holm_rejects_values_outside_unit_interval():
         stats.holm([0.1, np.nan])
 
 
-# ---- run-level inference (runstats): seeds are runs of a training method, resampled per system ----
+# ---- run-level inference (analysis.seed_level): seeds are runs of a training method, resampled per system ----
 
 
 def test_run_permutation_p_hand_cases():

@@ -379,3 +379,13 @@ def test_a_sampling_is_a_preset_or_an_alpha_point():
             sampling_alpha(bad)
         assert f"unknown sampling '{bad}'" in sampling_problem(bad)  # the check a grid and a profile share
     assert sampling_problem("hybrid") is None and sampling_problem("alpha0.25") is None
+
+
+def test_the_names_old_checkpoints_pickled_still_resolve():
+    """A training's training_args.bin from before the subpackages names the sampler by its old global names."""
+    import pickle
+
+    from hybridir_utils.sampling.sampler import SamplerFactory
+
+    assert pickle.loads(b"chybridir_utils.sampling\nSamplerFactory\n.") is SamplerFactory
+    assert pickle.loads(b"chybridir_utils.sampling\nHybridBatchSampler\n.") is HybridBatchSampler

@@ -1,6 +1,6 @@
 """Benchmark: hybrid batch sampler speed and its share of a real e5-small training step on this CPU.
 
-``python -m hybridir_utils.bench sampler`` (wired by bench.py) or ``python -m hybridir_utils.bench.training``:
+``python -m hybridir_utils.bench sampler`` (wired by bench/cli.py) or ``python -m hybridir_utils.bench.sampler``:
 
 * batches/s of :class:`~hybridir_utils.sampling.HybridBatchSampler` vs sentence-transformers'
   ``NoDuplicatesBatchSampler`` (plain and with precomputed hashes) on the same real training pairs;
