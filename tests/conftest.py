@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+from doubles import MIRACL_HUB
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -81,3 +84,30 @@ def smoke_run(tmp_path_factory):
     finally:
         mp.undo()
     return build / "smoke", index
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch):
+    """``huggingface_hub.snapshot_download`` copying the files its ``allow_patterns`` match from the fixture tree.
+
+    Checks what the loader asks for (a dataset repo, only the files it needs), never touches the network, and
+    returns the list of calls for the tests to inspect.
+    """
+    import huggingface_hub
+
+    calls = []
+
+    def snapshot_download(repo_id, *, repo_type=None, allow_patterns=None, **kwargs):
+        calls.append((repo_id, repo_type, list(allow_patterns)))
+        assert repo_type == "dataset" and allow_patterns and not kwargs
+        dest = tmp_path / "hf-cache" / repo_id.replace("/", "--")
+        dest.mkdir(parents=True, exist_ok=True)
+        for path in (MIRACL_HUB / repo_id).rglob("*"):
+            rel = path.relative_to(MIRACL_HUB / repo_id).as_posix()
+            if path.is_file() and any(fnmatch.fnmatch(rel, pattern) for pattern in allow_patterns):
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, dest / rel)
+        return str(dest)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    return calls

@@ -7,7 +7,7 @@ the MDE says what the design could have seen) or **not testable here** (the tabl
 α-curve runs). Each row names the table and rows it comes from, and how our setting differs from the paper's,
 so a reader can weigh it.
 The claim that test and training data are separate is checked by a test on the data itself
-(``tests/unit/training/test_trainer.py::test_no_test_article_question_or_answer_sentence_reaches_training``),
+(``tests/unit/data/test_splits.py::test_no_test_article_question_or_answer_sentence_reaches_training``),
 not by a table.
 """
 
@@ -40,7 +40,7 @@ DIFFERS = {
     5: "MLQA-R pairs for training, XQuAD-R for test (different sources) vs the paper's translated training data",
     6: "α 0.25 and 0.75 (3 runs each) against 0.5 (6 runs), vs the paper's sweep between 0.4 and 0.6",
 }
-DATA_TEST = "tests/unit/training/test_trainer.py::test_no_test_article_question_or_answer_sentence_reaches_training"
+DATA_TEST = "tests/unit/data/test_splits.py::test_no_test_article_question_or_answer_sentence_reaches_training"
 # What that test counts on the shared data (it fails when these numbers stop holding).
 SEPARATION = {"articles": ("Harvard University", "Prime number"), "pairs": 15_747, "pairs_dropped": 34,
               "groups": 1_148, "groups_dropped": 3}  # fmt: skip

@@ -74,3 +74,10 @@ def test_a_topic_without_test_articles_may_leave_its_gains_empty(smoke_copy):
     table.to_csv(smoke_copy / "interactions.csv", index=False)
     with pytest.raises(TableError, match="column 'n_target_articles' is empty"):
         result_tables.read(smoke_copy, "interactions")
+
+
+def test_write_table_rounds_floats_and_replaces_atomically(tmp_path):
+    table = pd.DataFrame({"system": ["a"], "map": [0.123456789], "rank_distance": [61.23456], "seed": [0]})
+    path = result_tables.write_table(tmp_path / "results" / "cpu", "levels", table)
+    assert path.read_text() == "system,map,rank_distance,seed\na,0.1235,61.23,0\n"
+    assert [p.name for p in path.parent.iterdir()] == ["levels.csv"]  # no temporary file left behind
