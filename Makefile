@@ -42,8 +42,8 @@ browser:
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hybridir_utils tests notebooks examples
-	$(VENV)/bin/ruff format --check hybridir_utils tests notebooks examples
+	$(VENV)/bin/ruff check hybridir_utils tests notebooks examples scripts
+	$(VENV)/bin/ruff format --check hybridir_utils tests notebooks examples scripts
 
 pytest: $(STAMP) browser
 	$(VENV)/bin/pytest
@@ -73,6 +73,10 @@ lab: $(STAMP)
 
 data: $(STAMP)
 	$(PY) -c "from hybridir_utils.data import ensure_data; ensure_data()"
+
+# A benchmark against plain sentence-transformers: BENCH=eval (default), throughput or sampler; BENCH_ARGS its options.
+bench: $(STAMP)
+	$(PY) -m hybridir_utils.bench $(or $(BENCH),eval) $(BENCH_ARGS)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache
