@@ -23,7 +23,7 @@ export HF_HUB_OFFLINE ?= 1
 endif
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv browser test lint pytest reproduce readme smoke lab data bench gpu-check clean
+.PHONY: venv browser test lint pytest reproduce readme smoke lab data bench gpu-check gpu-results clean
 
 # The venv is rebuilt only when pyproject.toml changes: the stamp makes repeated calls quick.
 $(STAMP): pyproject.toml
@@ -63,6 +63,10 @@ readme: $(STAMP)
 # The GPU device check: the `gpu` profile (PROFILE=gpu-extra for the second one) -> results/<profile>/*.csv.
 gpu-check: $(STAMP)
 	PROFILE=$(if $(filter gpu%,$(PROFILE)),$(PROFILE),gpu) bash scripts/gpu_check.sh
+
+# The CPU's part of a GPU run: ARCHIVE=<the folder gpu-check packed> -> notebooks 04-05 and the report.
+gpu-results: $(STAMP)
+	ARCHIVE=$(ARCHIVE) PROFILE=$(if $(filter gpu%,$(PROFILE)),$(PROFILE),gpu) bash scripts/gpu_results.sh
 
 smoke: $(STAMP)
 	$(PY) -m hybridir_utils.pipeline --profile smoke

@@ -158,6 +158,7 @@ PARAMS: dict[str, Param] = {
     "precision": Param("str", "training and encoding precision (auto: bf16 on a GPU)",
                        choices=_precisions),
     "write_runs": Param("bool", "write TREC run files (a large pool's runs cost minutes)", kind=bool),
+    "score_systems": Param("bool", "score every system (False: read the scores an archive brought)", kind=bool),
     "models_from": Param("Optional[str]", "profile whose data, domains and trained models this one scores (read by "
                          "the pipeline; notebooks 01-03 are then not run)", optional=True),
     "eval_systems": Param("Optional[list[str]]", "trained systems scored (None: every run of notebook 03)", many=True,

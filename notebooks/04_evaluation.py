@@ -55,6 +55,7 @@ n_boot: int = 5000  # bootstrap replicates for confidence intervals
 encode_backend: str = "torch"  # inference backend of e5 / trained models: torch, onnx (same numbers), onnx-int8
 encode_batch_size: int = 64  # encode batch size (16 pads less with token-length batching)
 write_runs: bool = True  # TREC run files (False: none; a large pool's runs cost minutes)
+score_systems: bool = True  # False: read the scores in 04_eval/ (a GPU archive, `make gpu-results`), compute none
 precision: str = "fp32"  # encoding precision: fp32, bf16, auto (bf16 on a GPU; environment.resolve_precision)
 miracl_dir: Optional[str] = None  # MIRACL: None (skip), "hub", or a folder of local topics/qrels/corpus files
 miracl_languages: Optional[list[str]] = None  # MIRACL languages
@@ -89,16 +90,20 @@ truncation.pivot_table(index="lang", columns=["dataset", "kind"], values="share_
 # ## Scores of every system
 # Baselines first, then each trained run (sampling / domain strategy / seed). Embeddings are cached per model
 # and backend; `encode_backend` "onnx" gives the same mAP as torch (checked by a test) and encodes faster, but
-# exports each model once first (~45 s on 2 cores), so it pays off only on large pools.
+# exports each model once first (~45 s on 2 cores), so it pays off only on large pools. On a lent GPU the pipeline
+# stops after this cell (`--until scores`) and the scores travel back as an archive (`hybridir_utils.pipeline.archive`).
 
-# %%
+# %% tags=["scores"]
 base = evaluation.base_label(base_model)
 systems = evaluation.systems_to_evaluate(runs, baselines, base_model)
 options = dict(backend=encode_backend, precision=precision, batch_size=encode_batch_size, write_runs=write_runs,
                max_seq_length=eval_max_seq_length)  # fmt: skip
-results = evaluation.evaluate_systems(systems, datasets, out, domain_of=domain_of, base=base, **options)
-utils.write_json(Path(results_dir) / "environment.json", {**utils.read_json(out / "environment.json"),
-                                                       "commit": pipeline.git_commit()})  # fmt: skip
+if score_systems:
+    results = evaluation.evaluate_systems(systems, datasets, out, domain_of=domain_of, base=base, **options)
+    utils.write_json(Path(results_dir) / "environment.json", {**utils.read_json(out / "environment.json"),
+                                                           "commit": pipeline.git_commit()})  # fmt: skip
+else:  # scored on another machine (its environment.json came with the scores): read them, compute none
+    results = evaluation.read_scores(out, systems, list(datasets))
 summary = results.groupby(["dataset", "system"], sort=False)[["mono_map", "cross_map", "multi_map", "rank_distance"]]
 summary.mean().round(3)
 

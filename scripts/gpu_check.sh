@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The GPU device check: run a GPU profile and leave its result tables in results/<profile>/.
+# The GPU device check: train and score a GPU profile, and pack what the analysis needs into a few files.
 #
 #   bash scripts/gpu_check.sh [-p key value ...]     # PROFILE=gpu (default) or gpu-extra; REQUIRE_CUDA=1 to
-#                                                     # stop at once where torch sees no GPU
+#                                                     # stop at once where torch sees no GPU; ARCHIVE_DIR (else
+#                                                     # $OUT, else build/<profile>-archive) receives the archive
+#   bash scripts/gpu_results.sh [-p key value ...]   # on the CPU: ARCHIVE=<folder> -> notebooks 04-05, report
 #
 # With the project's .venv (`make venv`): notebooks 01-02 (data, domain labels; no GPU needed) run first, then
 # 03-05 train, evaluate and analyse on the GPU (bf16 autocast, TF32) — or on the CPU where there is none, which
@@ -50,5 +52,9 @@ else
   "$PY" -m hybridir_utils.pipeline --profile "$PROFILE" --only 01 02 "${overrides[@]}"  # labels match the profile
 fi
 start=$(date +%s)
-"$PY" -m hybridir_utils.pipeline --profile "$PROFILE" --only 03 04 05 "${overrides[@]}"
-echo "gpu_check: notebooks 03-05 took $(( $(date +%s) - start )) s; results in results/$PROFILE/"
+# the GPU's part: train (03) and score every system (04 up to its `scores` cell); the analysis runs on the CPU
+"$PY" -m hybridir_utils.pipeline --profile "$PROFILE" --only 03 04 --until scores "${overrides[@]}"
+echo "gpu_check: notebooks 03-04 (to the scores) took $(( $(date +%s) - start )) s"
+ARCHIVE_DIR=${ARCHIVE_DIR:-${OUT:-$BUILD/$PROFILE-archive}}  # $OUT: the folder a device command brings back
+"$PY" -m hybridir_utils.pipeline.archive pack "$ARCHIVE_DIR" --profile "$PROFILE"
+echo "gpu_check: then, on the CPU: make gpu-results ARCHIVE=$ARCHIVE_DIR (PROFILE=$PROFILE)"

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # what the names are, for readers and type checkers; imported
         evaluate_systems,
         evaluation_set,
         read_runs,
+        read_scores,
         select_systems,
         systems_to_evaluate,
     )
@@ -36,6 +37,7 @@ __all__ = [
     "holm",
     "language_means",
     "read_runs",
+    "read_scores",
     "select_systems",
     "systems_to_evaluate",
 ]
@@ -52,6 +54,7 @@ _EXPORTS = {
     "language_means": "lareqa",
     "LAReQAEvaluator": "evaluator",
     "read_runs": "systems",
+    "read_scores": "systems",
     "select_systems": "systems",
     "systems_to_evaluate": "systems",
 }

@@ -98,6 +98,24 @@ def evaluate_systems(
     return table
 
 
+def read_scores(out_dir: Path, systems: pd.DataFrame, datasets: list[str]) -> pd.DataFrame:
+    """The scores :func:`evaluate_systems` wrote into ``out_dir`` (here, or on a GPU machine and unpacked by
+    ``pipeline.archive``), for exactly ``systems`` x ``datasets`` in that order; a missing one is named."""
+    path = Path(out_dir) / "results.parquet"
+    if not path.is_file():
+        raise ExperimentError(f"{path} not found: score the systems (score_systems true) or unpack an archive first")
+    table = pd.read_parquet(path)
+    wanted = pd.DataFrame([(label, d) for label in systems.label for d in datasets], columns=["label", "dataset"])
+    found = wanted.merge(table, on=["label", "dataset"], how="left", validate="one_to_one")
+    missing = found[found.per_query.isna()]
+    if len(missing):
+        raise ExperimentError(f"{path} lacks the scores of {list(zip(missing.label, missing.dataset, strict=True))}")
+    absent = [p for p in [*found.per_query, *found.per_pair] if not Path(p).is_file()]
+    if absent:
+        raise ExperimentError(f"{path} names score files that do not exist, e.g. {absent[0]}")
+    return found[table.columns]
+
+
 def evaluate_miracl_systems(
     systems: pd.DataFrame,
     source,

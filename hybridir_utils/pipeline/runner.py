@@ -102,8 +102,26 @@ def reuse_models(source: str, out_dir: Path, results_dir: Path) -> list[str]:
     return list(REUSED_NOTEBOOKS)
 
 
-def run_notebook(notebook: Path, out_dir: Path, params: dict, timeout: int) -> Path:
-    """Execute one notebook; on failure keep ``<name>.failed.ipynb`` and raise naming notebook and cell."""
+def until_cell(notebook: Path, tag: str | None, out_dir: Path) -> Path:
+    """``notebook`` cut after its first cell tagged ``tag`` (a copy in ``out_dir``), or itself when it has none:
+    ``--until scores`` stops notebook 04 once every system is scored, the part a lent GPU must do."""
+    if not tag:
+        return notebook
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    ends = [i for i, cell in enumerate(nb.cells) if tag in cell.get("metadata", {}).get("tags", [])]
+    if not ends:
+        return notebook
+    nb.cells = nb.cells[: ends[0] + 1]
+    cut = out_dir / f"{notebook.stem}.until-{tag}.ipynb"
+    atomic.write_text(cut, nbformat.writes(nb))
+    return cut
+
+
+def run_notebook(notebook: Path, out_dir: Path, params: dict, timeout: int, until: str | None = None) -> Path:
+    """Execute one notebook (up to its cell tagged ``until``, if any); on failure keep ``<name>.failed.ipynb`` and
+    raise naming notebook and cell."""
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
@@ -111,9 +129,10 @@ def run_notebook(notebook: Path, out_dir: Path, params: dict, timeout: int) -> P
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"{notebook.stem}.ipynb"
     running = out_dir / f"{notebook.stem}.running.ipynb"
+    source = until_cell(notebook, until, out_dir)
     try:
         papermill.execute_notebook(
-            str(notebook), str(running), parameters=params, kernel_name="python3", cwd=str(notebook.parent),
+            str(source), str(running), parameters=params, kernel_name="python3", cwd=str(notebook.parent),
             execution_timeout=timeout, progress_bar=False, log_output=True,
         )  # fmt: skip
     except PapermillExecutionError as exc:
@@ -161,8 +180,15 @@ def _stream_notebook_output() -> None:
     logger.setLevel(logging.INFO)
 
 
-def run(profile: str, overrides: dict | None = None, only: list[str] | None = None, timeout: int | None = None) -> Path:
-    """Run the pipeline for ``profile``; returns ``build/<profile>/index.html``.
+def run(
+    profile: str,
+    overrides: dict | None = None,
+    only: list[str] | None = None,
+    timeout: int | None = None,
+    until: str | None = None,
+) -> Path:
+    """Run the pipeline for ``profile``; returns ``build/<profile>/index.html``. ``until``: stop each notebook after
+    its first cell with that tag (:func:`until_cell`).
 
     ``timeout`` is papermill's per-cell limit in seconds: ``--timeout``, else the profile's ``cell_timeout``, else
     3600. The training grid is one cell, so a profile whose grid takes longer must say so.
@@ -184,12 +210,12 @@ def run(profile: str, overrides: dict | None = None, only: list[str] | None = No
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         with locks.build_lock(out_dir), locks.machine_share():
-            return _run_locked(profile, params, models_from, notebooks, per_notebook, out_dir, only, timeout)
+            return _run_locked(profile, params, models_from, notebooks, per_notebook, out_dir, only, timeout, until)
     except errors.LockError as exc:
         raise PipelineError(str(exc)) from exc
 
 
-def _run_locked(profile, params, models_from, notebooks, per_notebook, out_dir, only, timeout) -> Path:
+def _run_locked(profile, params, models_from, notebooks, per_notebook, out_dir, only, timeout, until=None) -> Path:
     """The notebooks of one run, with ``out_dir`` held (:func:`locks.build_lock`)."""
     reused = reuse_models(models_from, out_dir, paths.results_dir(profile)) if models_from else []
     selected = select_notebooks(notebooks, only)
@@ -206,11 +232,11 @@ def _run_locked(profile, params, models_from, notebooks, per_notebook, out_dir, 
               file=sys.stderr, flush=True)  # fmt: skip
         given = {"run_dir": str(out_dir), "results_dir": str(paths.results_dir(profile))}
         given = {k: v for k, v in given.items() if k in declared_parameters(nb)}
-        executed.append(run_notebook(nb, out_dir, {**per_notebook[nb.stem], **given}, timeout))
+        executed.append(run_notebook(nb, out_dir, {**per_notebook[nb.stem], **given}, timeout, until))
         timings[nb.stem] = {"seconds": round(time.perf_counter() - start, 1), "parameters": per_notebook[nb.stem]}
         print(f"[pipeline] {nb.stem} done in {_clock(timings[nb.stem]['seconds'])}", file=sys.stderr, flush=True)
         record = provenance.record_run(
-            out_dir, profile, recorded, timings, cell_timeout=timeout
+            out_dir, profile, recorded, timings, cell_timeout=timeout, **({"until": until} if until else {})
         )  # kept if a later fails
     return render_html(executed, out_dir, record, paths.results_dir(profile))
 
@@ -226,9 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", help="run only notebooks whose name starts with these prefixes")
     parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (default: the "
                         "profile's cell_timeout, else 3600)")  # fmt: skip
+    parser.add_argument(
+        "--until", help="stop each notebook after its first cell with this tag (scores: the GPU's part)"
+    )
     args = parser.parse_args(argv)
     try:
-        index = run(args.profile, parse_overrides(args.param), args.only, args.timeout)
+        index = run(args.profile, parse_overrides(args.param), args.only, args.timeout, args.until)
     except PipelineError as exc:
         print(f"pipeline error: {exc}", file=sys.stderr)
         return 1

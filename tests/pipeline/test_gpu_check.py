@@ -25,23 +25,43 @@ TINY = {"xquad_languages": "[en]", "mlqa_languages": "[en]", "train_languages": 
 
 
 @pytest.mark.slow
-def test_gpu_check_runs_the_gpu_profile_on_a_cpu_and_records_the_device(tmp_path):
-    env = {**os.environ, "HYBRIDIR_BUILD_DIR": str(tmp_path / "build"), "HYBRIDIR_RESULTS_DIR": str(tmp_path / "res")}
+def test_gpu_check_trains_and_scores_then_the_cpu_finishes_from_the_archive_alone(tmp_path):
+    """The GPU path end to end on the CPU (same scripts and code path, device recorded as cpu): gpu_check.sh trains
+    and scores and packs; gpu_results.sh, in other build and results folders, finishes from the archive alone."""
+    gpu = {"HYBRIDIR_BUILD_DIR": str(tmp_path / "build"), "HYBRIDIR_RESULTS_DIR": str(tmp_path / "res"),
+           "ARCHIVE_DIR": str(tmp_path / "archive")}  # fmt: skip
     args = [a for key, value in TINY.items() for a in ("-p", key, value)]
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), *args], env=env, capture_output=True,
-                          text=True, timeout=1500)  # fmt: skip
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), *args], env={**os.environ, **gpu},
+                          capture_output=True, text=True, timeout=1500)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "gpu_check: notebooks 03-05 took" in proc.stdout
-    for table in ("recipe", "levels", "comparisons"):
-        assert (tmp_path / "res" / "gpu" / f"{table}.csv").is_file()
+    assert "gpu_check: notebooks 03-04 (to the scores) took" in proc.stdout
     out = tmp_path / "build" / "gpu"
+    assert not (tmp_path / "res" / "gpu" / "comparisons.csv").exists()  # no analysis on the GPU machine
+    manifest = json.loads((tmp_path / "archive" / "manifest.json").read_text())
+    assert len(manifest["files"]) + 1 <= 8 and all(f["bytes"] <= 16 * 2**20 for f in manifest["files"].values())
+    assert set(manifest["scoring_run"]["seconds"]) >= {"03_hybrid_batch_training", "04_evaluation"}
+    assert manifest["scoring_run"]["until"] == "scores"
     recipe = json.loads((out / "03_training" / "recipe.json").read_text())
     assert recipe["batch_size"] < 100  # batch_policy shrink: the tiny news pool cannot fill 100
     runs = pd.read_csv(out / "03_training" / "runs.csv")
     for model_dir in runs.model_dir:
         info = json.loads((Path(model_dir) / "train_info.json").read_text())
         assert info["environment"]["device"] == "cpu" and info["environment"]["precision"] in ("fp32", "bf16")
-    evaluated = json.loads((out / "04_eval" / "environment.json").read_text())
+
+    cpu = {"HYBRIDIR_BUILD_DIR": str(tmp_path / "cpu-build"), "HYBRIDIR_RESULTS_DIR": str(tmp_path / "cpu-res"),
+           "ARCHIVE": str(tmp_path / "archive")}  # fmt: skip
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_results.sh"), *args], env={**os.environ, **cpu},
+                          capture_output=True, text=True, timeout=1500)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for table in ("recipe", "training", "levels", "comparisons"):
+        assert (tmp_path / "cpu-res" / "gpu" / f"{table}.csv").is_file()
+    scored, restored = (pd.read_parquet(d / "gpu" / "04_eval" / "results.parquet") for d in (
+        tmp_path / "build", tmp_path / "cpu-build"))  # fmt: skip
+    for old, new in zip(scored.per_query, restored.per_query, strict=True):
+        pd.testing.assert_frame_equal(pd.read_parquet(new), pd.read_parquet(old))  # the same scores, analysed
+    scoring = json.loads((tmp_path / "cpu-build" / "gpu" / "pipeline.scoring.json").read_text())
+    assert scoring == manifest["scoring_run"]  # the GPU's per-stage times survive the CPU's own record
+    evaluated = json.loads((tmp_path / "cpu-res" / "gpu" / "environment.json").read_text())
     assert evaluated["device"] == "cpu" and evaluated["cpu_flags"] == info["environment"]["cpu_flags"]
 
 
