@@ -7,8 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
+import doubles
 import pytest
-from doubles import MIRACL_HUB
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -102,8 +102,8 @@ def fake_hub(tmp_path, monkeypatch):
         assert repo_type == "dataset" and allow_patterns and not kwargs
         dest = tmp_path / "hf-cache" / repo_id.replace("/", "--")
         dest.mkdir(parents=True, exist_ok=True)
-        for path in (MIRACL_HUB / repo_id).rglob("*"):
-            rel = path.relative_to(MIRACL_HUB / repo_id).as_posix()
+        for path in (doubles.MIRACL_HUB / repo_id).rglob("*"):
+            rel = path.relative_to(doubles.MIRACL_HUB / repo_id).as_posix()
             if path.is_file() and any(fnmatch.fnmatch(rel, pattern) for pattern in allow_patterns):
                 (dest / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, dest / rel)

@@ -232,7 +232,7 @@ def _run_locked(profile, params, models_from, notebooks, per_notebook, out_dir, 
               file=sys.stderr, flush=True)  # fmt: skip
         given = {"run_dir": str(out_dir), "results_dir": str(paths.results_dir(profile))}
         given = {k: v for k, v in given.items() if k in declared_parameters(nb)}
-        executed.append(run_notebook(nb, out_dir, {**per_notebook[nb.stem], **given}, timeout, until))
+        executed.append(run_notebook(nb, out_dir, {**per_notebook[nb.stem], **given}, timeout, until=until))
         timings[nb.stem] = {"seconds": round(time.perf_counter() - start, 1), "parameters": per_notebook[nb.stem]}
         print(f"[pipeline] {nb.stem} done in {_clock(timings[nb.stem]['seconds'])}", file=sys.stderr, flush=True)
         record = provenance.record_run(

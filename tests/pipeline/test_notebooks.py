@@ -155,7 +155,9 @@ def test_smoke_profile_is_small():
 def test_profile_cell_timeout_reaches_papermill_and_no_notebook(monkeypatch, tmp_path):
     seen = []
     monkeypatch.setenv("HYBRIDIR_BUILD_DIR", str(tmp_path))
-    monkeypatch.setattr(runner, "run_notebook", lambda nb, out, params, timeout: seen.append((params, timeout)))
+    monkeypatch.setattr(
+        runner, "run_notebook", lambda nb, out, params, timeout, until=None: seen.append((params, timeout))
+    )
     monkeypatch.setattr(runner, "render_html", lambda executed, out, record, results: out / "index.html")
     runner.run("gpu", only=["05"])
     assert seen[0][1] == runner.load_profile("gpu")["cell_timeout"] and "cell_timeout" not in seen[0][0]
@@ -255,7 +257,9 @@ def test_models_from_scores_another_profiles_models_without_training(monkeypatch
     seen = []
     monkeypatch.setenv("HYBRIDIR_BUILD_DIR", str(tmp_path / "build"))
     monkeypatch.setenv("HYBRIDIR_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setattr(runner, "run_notebook", lambda nb, out, params, timeout: seen.append((nb.stem, params)))
+    monkeypatch.setattr(
+        runner, "run_notebook", lambda nb, out, params, timeout, until=None: seen.append((nb.stem, params))
+    )
     monkeypatch.setattr(runner, "render_html", lambda executed, out, record, results: out / "index.html")
     with pytest.raises(errors.PipelineError, match=r"models_from='cpu'.*make reproduce PROFILE=cpu` first"):
         runner.run("confirm")

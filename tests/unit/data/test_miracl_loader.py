@@ -5,9 +5,9 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
-import sys
 from pathlib import Path
 
+import doubles
 import pandas as pd
 import pytest
 from doubles import MIRACL_HUB, MIRACL_LOCAL, BigramEncoder, copy_local_miracl
@@ -117,7 +117,7 @@ def test_hub_file_missing_names_the_repo_and_file(fake_hub, tmp_path):
     for shard in (tmp_path / "hub" / "miracl" / "miracl-corpus" / "miracl-corpus-v1.0-es").iterdir():
         shard.unlink()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sys.modules[__name__], "MIRACL_HUB", tmp_path / "hub")
+        mp.setattr(doubles, "MIRACL_HUB", tmp_path / "hub")  # where the fake hub (conftest) reads its files
         match = r"miracl/miracl-corpus has no files miracl-corpus-v1\.0-es/docs-"
         with pytest.raises(errors.MiraclError, match=match):
             miracl_loader.load_miracl_hub("es")

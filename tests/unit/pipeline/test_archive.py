@@ -112,7 +112,7 @@ def test_the_gpu_profile_at_full_size_fits_what_a_device_command_returns(tmp_pat
     from hybridir_utils.data import load_lareqa
 
     params = yaml.safe_load((paths.params_dir() / "gpu.yaml").read_text())
-    questions = load_lareqa("xquad-r").questions.groupby("lang").size().to_dict()
+    questions = load_lareqa("xquad-r", data_dir=shared_data_dir).questions.groupby("lang").size().to_dict()
     rows = archive.per_query_rows(questions)
     assert len(questions) == 11 and rows == sum(questions.values()) * 12  # mono, 10 other pools, multi
     trained = len(params["samplings"]) * len(params["seeds"]) + len(params["domain_runs"]) * len(params["domain_seeds"])

@@ -47,7 +47,7 @@ def holder(tmp_path, monkeypatch):
 
 
 def _fake_notebooks(monkeypatch, seen):
-    monkeypatch.setattr(runner, "run_notebook", lambda nb, out, params, timeout: seen.append(
+    monkeypatch.setattr(runner, "run_notebook", lambda nb, out, params, timeout, until=None: seen.append(
         os.environ.get("OMP_NUM_THREADS")))  # fmt: skip
     monkeypatch.setattr(runner, "render_html", lambda executed, out, record, results: out / "index.html")
 
