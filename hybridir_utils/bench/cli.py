@@ -3,6 +3,7 @@
     python -m hybridir_utils.bench eval --dataset xquad-r --languages en de --model multilingual-e5-small
     python -m hybridir_utils.bench sampler [...]      (hybrid batch sampler, see bench/sampler.py)
     python -m hybridir_utils.bench throughput [...]   (encode backends / training options, see bench/throughput.py)
+    python -m hybridir_utils.bench device [...]       (on a GPU: project vs plain encode, trainer vs bare step)
 
 ``eval`` evaluates twice from one process: first with a fresh temporary embedding cache (everything encoded), then
 again with that warm cache, and prints encode / search / metric / write times and the cold-to-warm wall-clock
@@ -18,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hybridir_utils.bench import sampler, throughput
+from hybridir_utils.bench import device, sampler, throughput
 from hybridir_utils.data.lareqa_loader import load_lareqa
 from hybridir_utils.evaluation.lareqa import evaluate_lareqa
 from hybridir_utils.utils import atomic, paths
@@ -129,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     sampler.add_arguments(sub.add_parser("sampler", help="batch sampler speed")).set_defaults(func=bench_sampler)
     throughput.add_arguments(sub.add_parser("throughput", help="encode / training speed options")).set_defaults(
         func=bench_throughput
+    )
+    device.add_arguments(sub.add_parser("device", help="project vs plain encode, trainer vs bare step")).set_defaults(
+        func=lambda args: device.bench_device(args)
     )
     return parser
 

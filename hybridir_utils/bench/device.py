@@ -1,0 +1,159 @@
+"""Benchmark: the project's throughput beside what the hardware allows, side by side in one command.
+
+``python -m hybridir_utils.bench device`` (a GPU when there is one, else this CPU; bf16 autocast on a GPU):
+
+* **encode**: sentences/s of the project's encode path (:func:`retrieval.embeddings.encode_cached`, no cache, the
+  precision's autocast) vs plain ``SentenceTransformer.encode`` (length-sorted, the same batch size and autocast)
+  on the same LAReQA candidate sentences. Target: ratio >= 1 (the project no slower than plain).
+* **train**: seconds per step of the project's trainer (:func:`training.train`: sentence-transformers trainer,
+  hybrid batch sampler, MNRL; steps timed by a callback, the first ``--warmup`` left out) vs a bare loop of
+  tokenise + forward + backward + AdamW on the same model, batch size and sampler batches. Target: ratio <= 3
+  (the trainer's overhead: Python, data loading, host<->device copies, logging).
+
+It prints both ratios with the device's model (GPU name, or the CPU's model and flags) and writes them as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybridir_utils.data.lareqa_loader import load_lareqa, training_pairs
+from hybridir_utils.retrieval.embeddings import encode_cached
+from hybridir_utils.utils import atomic, environment, paths
+
+TARGETS = {"encode_ratio": 1.0, "train_ratio": 3.0}  # project/plain encode >= 1; trainer/bare step <= 3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--model", default="multilingual-e5-small")
+    parser.add_argument("--data-dir", default=None, help="LAReQA folder (default: $HYBRIDIR_DATA_DIR, shared data)")
+    parser.add_argument("--n", type=int, default=4096, help="candidate sentences encoded (XQuAD-R, all languages)")
+    parser.add_argument("--batch-size", type=int, default=256, help="encode batch size of both paths")
+    parser.add_argument("--train-batch-size", type=int, default=64)
+    parser.add_argument("--train-steps", type=int, default=20, help="timed steps of each training path")
+    parser.add_argument("--warmup", type=int, default=2, help="steps left out of each training path's time")
+    parser.add_argument("--precision", default="auto", help="auto (bf16 on a GPU, fp32 on a CPU), fp32 or bf16")
+    parser.add_argument("--out", default=None, help="JSON result file (default: <build>/bench/device.json)")
+    return parser
+
+
+def bench_encode(model, texts: list[str], batch_size: int, precision: str) -> dict[str, Any]:
+    """Sentences/s of plain ``encode`` and of the project's path on the same texts (each once warm)."""
+    rates = {}
+    for name, run in (
+        ("plain", lambda: model.encode(texts, batch_size=batch_size, prompt_name="passage", show_progress_bar=False)),
+        ("project", lambda: encode_cached(model, texts, "passage", batch_size=batch_size, use_cache=False,
+                                          show_progress_bar=False)),
+    ):  # fmt: skip
+        with environment.autocast(precision):
+            run()  # warm: kernels, allocator
+            _sync()
+            start = time.perf_counter()
+            run()
+            _sync()
+        rates[name] = len(texts) / (time.perf_counter() - start)
+    return {"plain_per_s": rates["plain"], "project_per_s": rates["project"],
+            "encode_ratio": rates["project"] / rates["plain"]}  # fmt: skip
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def bare_steps(model_name: str, pairs, batches: list[list[int]], precision: str, warmup: int) -> float:
+    """Seconds per step of tokenise + forward + backward + AdamW, nothing else, on the trainer's settings."""
+    import torch
+
+    from hybridir_utils.models.loading import load_encoder
+    from hybridir_utils.training.config import TrainConfig
+    from hybridir_utils.training.trainer import PROMPTS, freeze, make_loss
+
+    cfg = TrainConfig(model=model_name)
+    model = load_encoder(model_name, device=environment.device())
+    model.max_seq_length = cfg.max_seq_length
+    freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
+    loss = make_loss(model, cfg)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    queries, passages = pairs["query"].tolist(), pairs["passage"].tolist()
+    model.train()
+    times = []
+    for step, batch in enumerate(batches):
+        start = time.perf_counter()
+        texts = [[PROMPTS[kind] + column[i] for i in batch] for kind, column in (("query", queries),
+                                                                                 ("passage", passages))]  # fmt: skip
+        features = [{k: v.to(model.device) for k, v in model.preprocess(side).items()} for side in texts]
+        with environment.autocast(precision):
+            value = loss(features, None)
+        value.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        _sync()
+        if step >= warmup:
+            times.append(time.perf_counter() - start)
+    return float(np.mean(times))
+
+
+def trainer_steps(model_name: str, pairs, batch_size: int, steps: int, precision: str, warmup: int) -> float:
+    """Seconds per step of the project's trainer, timed by a callback between step begin and end."""
+    from transformers import TrainerCallback
+
+    from hybridir_utils.training.trainer import train
+
+    times: list[float] = []
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            _sync()
+            self.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            _sync()
+            times.append(time.perf_counter() - self.start)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = dict(model=model_name, batch_size=batch_size, max_steps=steps + warmup, output_dir=tmp,
+                   precision=precision, save_steps=10**6, logging_steps=10**6, allow_test_overlap=True)  # fmt: skip
+        train(cfg, pairs=pairs, callbacks=[StepTimer()])
+    return float(np.mean(times[warmup:]))
+
+
+def bench_device(args: argparse.Namespace | None = None) -> dict[str, Any]:
+    """Run both comparisons, print them with the device, write them as JSON and return them."""
+    from hybridir_utils.models.loading import load_encoder
+    from hybridir_utils.sampling.sampler import HybridBatchSampler
+
+    args = args if args is not None else add_arguments(argparse.ArgumentParser()).parse_args([])
+    precision = environment.resolve_precision(args.precision, training=True)  # one precision for both paths
+    data_dir = paths.lareqa_dir(args.data_dir)
+    candidates = load_lareqa("xquad-r", data_dir=data_dir).candidates.text.tolist()
+    texts = [candidates[i] for i in np.random.default_rng(0).permutation(len(candidates))[: args.n]]
+    model = load_encoder(args.model, device=environment.device())
+    encode = bench_encode(model, texts, args.batch_size, precision)
+    del model
+    pairs = training_pairs(load_lareqa("mlqa-r", data_dir=data_dir))
+    sampler = HybridBatchSampler(pairs, args.train_batch_size, seed=0, alpha=0.5, world_size=1, rank=0)
+    batches = [b for b, _ in zip(sampler, range(args.train_steps + args.warmup), strict=False)]
+    bare = bare_steps(args.model, pairs, batches, precision, args.warmup)
+    step = trainer_steps(args.model, pairs, args.train_batch_size, args.train_steps, precision, args.warmup)
+    result = {"environment": environment.describe(precision), "texts": len(texts), **encode,
+              "bare_step_s": bare, "trainer_step_s": step, "train_ratio": step / bare,
+              "targets": TARGETS, "settings": vars(args)}  # fmt: skip
+    env = result["environment"]
+    print(f"device: {env.get('gpu') or env.get('cpu_model')} ({env.get('device')}, {precision}); "
+          f"cpu flags: {' '.join(env.get('cpu_flags') or [])}\n"
+          f"  encode: project {encode['project_per_s']:.0f}/s vs plain SentenceTransformer.encode "
+          f"{encode['plain_per_s']:.0f}/s = {encode['encode_ratio']:.2f}x (target >= {TARGETS['encode_ratio']})\n"
+          f"  train: trainer {step:.3f} s/step vs bare loop {bare:.3f} s/step = {step / bare:.2f}x "
+          f"(target <= {TARGETS['train_ratio']})", flush=True)  # fmt: skip
+    out = Path(args.out) if args.out else paths.build_dir() / "bench" / "device.json"
+    atomic.write_json(out, result)
+    return result
