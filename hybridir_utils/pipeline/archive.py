@@ -5,8 +5,9 @@ trains and scores only (notebooks 01-03, and 04 up to its cell tagged ``scores``
 :func:`pack` writes what the analysis needs:
 
 - ``tables.tar.gz``: the profile's result tables so far and the small files of ``build/<profile>`` (domain labels,
-  ``runs.csv``, recipe, loss logs, executed notebooks, figures, ``pipeline.json`` with each notebook's time,
-  ``04_eval/results.parquet`` with its paths made relative, the scoring machine's ``environment.json``);
+  ``runs.csv``, recipe, loss logs, executed notebooks, figures, ``pipeline.json`` with each notebook's time, each
+  system's ``metrics.json``, ``04_eval/results.parquet`` with its paths made relative, the scoring machine's
+  ``environment.json``);
 - ``per_query-<k>.parquet`` and ``per_pair.parquet``: every system's per-query and per-pair scores in one table
   each (zstd), cut between systems so that no file passes ``MAX_BYTES``;
 - ``manifest.json``: each file's bytes and sha256, the row counts, and the scoring run's notebook times and
@@ -46,13 +47,14 @@ def _sha256(path: Path) -> str:
 
 
 def _small_files(run_dir: Path):
-    """The files of ``run_dir`` that travel in ``tables.tar.gz``: small, of a kind the analysis or the report reads,
-    and under ``04_eval/`` only its top-level tables (the per-system folders travel as the score tables)."""
+    """The files of ``run_dir`` that travel in ``tables.tar.gz``: small, of a kind the analysis or the report reads
+    (each system's ``metrics.json`` and language preference among them); never TREC runs, and never the per-query
+    and per-pair tables, which travel as the score tables."""
     for path in sorted(run_dir.rglob("*")):
         rel = path.relative_to(run_dir)
         if not path.is_file() or path.suffix not in SMALL_SUFFIXES or path.stat().st_size > SMALL_BYTES:
             continue
-        if (rel.parts[0] == "04_eval" and len(rel.parts) > 2) or path.name.startswith("tokenizer"):
+        if path.stem in SCORE_TABLES or "runs" in rel.parts or path.name.startswith("tokenizer"):
             continue
         yield path, rel
 

@@ -42,6 +42,9 @@ def _scored_run(tmp_path, systems=("base", "hybrid/general/s0", "hybrid/general/
         folder.mkdir(parents=True)
         per_query = _per_query(rng)
         per_query.to_parquet(folder / "per_query.parquet")
+        (folder / "metrics.json").write_text('{"mono_map": 0.5}')  # notebook 05 reads it
+        (folder / "runs").mkdir()
+        (folder / "runs" / "mono.trec").write_text("q0 Q0 d1 1 1.0 x\n")  # TREC runs never travel
         per_query.groupby(["query_lang", "pool_lang", "setting"], as_index=False).ap.mean().rename(
             columns={"ap": "map"}).to_parquet(folder / "per_pair.parquet")  # fmt: skip
         rows.append(
@@ -74,7 +77,8 @@ def test_a_packed_run_unpacks_to_the_same_scores_in_parts_under_the_limit(tmp_pa
     with tarfile.open(tmp_path / "archive" / "tables.tar.gz") as tar:
         names = set(tar.getnames())
     assert "results/recipe.csv" in names and "build/03_training/runs.csv" in names
-    assert not any(n.endswith(".safetensors") or "per_query" in n for n in names)
+    assert not any(n.endswith((".safetensors", ".trec")) or "per_query" in n for n in names)
+    assert "build/04_eval/base/xquad-r/metrics.json" in names
 
     new_run, new_results = tmp_path / "cpu" / "build" / "gpu", tmp_path / "cpu" / "results" / "gpu"
     restored = archive.unpack(tmp_path / "archive", new_run, new_results)
