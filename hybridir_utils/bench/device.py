@@ -90,7 +90,8 @@ def bare_steps(model_name: str, pairs, batches: list[list[int]], precision: str,
         start = time.perf_counter()
         texts = [[PROMPTS[kind] + column[i] for i in batch] for kind, column in (("query", queries),
                                                                                  ("passage", passages))]  # fmt: skip
-        features = [{k: v.to(model.device) for k, v in model.preprocess(side).items()} for side in texts]
+        features = [{k: v.to(model.device) if hasattr(v, "to") else v for k, v in model.preprocess(side).items()}
+                    for side in texts]  # fmt: skip
         with environment.autocast(precision):
             value = loss(features, None)
         value.backward()
