@@ -252,6 +252,8 @@ def check(params: dict[str, Any], required: Sequence[str] = ()) -> dict[str, Any
     problems = [f"unknown parameter(s) {unknown}: not declared in hybridir_utils.parameters.PARAMS"] if unknown else []
     problems += [f"parameter {k} is missing" for k in required if k not in params]
     problems += [m for k, v in params.items() if k in PARAMS and (m := check_value(k, v, raise_=False))]
+    if params.get("score_systems") is False and params.get("miracl_dir"):  # MIRACL would load the trained models
+        problems.append("score_systems false (scores from an archive) cannot score MIRACL: set miracl_dir null")
     if problems:
         raise ParameterError("; ".join(problems))
     return params

@@ -52,9 +52,17 @@ else
   "$PY" -m hybridir_utils.pipeline --profile "$PROFILE" --only 01 02 "${overrides[@]}"  # labels match the profile
 fi
 start=$(date +%s)
-# the GPU's part: train (03) and score every system (04 up to its `scores` cell); the analysis runs on the CPU
-"$PY" -m hybridir_utils.pipeline --profile "$PROFILE" --only 03 04 --until scores "${overrides[@]}"
-echo "gpu_check: notebooks 03-04 (to the scores) took $(( $(date +%s) - start )) s"
+# the GPU's part: train (03) and score every system (04 up to its `scores` cell); the analysis runs on the CPU.
+# STAGE=train / STAGE=score split it into two device commands when one cannot hold both (build/ stays between them)
+case "${STAGE:-all}" in
+  all) only=(03 04) ;;
+  train) only=(03) ;;
+  score) only=(04) ;;
+  *) echo "gpu_check: STAGE must be all, train or score, got ${STAGE}" >&2; exit 2 ;;
+esac
+"$PY" -m hybridir_utils.pipeline --profile "$PROFILE" --only "${only[@]}" --until scores "${overrides[@]}"
+echo "gpu_check: notebooks ${only[*]} (to the scores) took $(( $(date +%s) - start )) s"
+[ "${STAGE:-all}" = train ] && exit 0
 ARCHIVE_DIR=${ARCHIVE_DIR:-${OUT:-$BUILD/$PROFILE-archive}}  # $OUT: the folder a device command brings back
 "$PY" -m hybridir_utils.pipeline.archive pack "$ARCHIVE_DIR" --profile "$PROFILE"
 echo "gpu_check: then, on the CPU: make gpu-results ARCHIVE=$ARCHIVE_DIR (PROFILE=$PROFILE)"

@@ -40,6 +40,7 @@ SMALL_SUFFIXES = {".csv", ".json", ".parquet", ".ipynb", ".png", ".yaml"}
 SMALL_BYTES = 2**20  # a model's tokenizer (17 MB) or weights never travel: the analysis needs none
 SCORE_TABLES = ("per_query", "per_pair")
 _KEY = ["label", "dataset"]
+SCORING_FACTS = ("seconds", "machine", "commit", "until", "parameters")  # of the scoring run's pipeline.json
 
 
 def _sha256(path: Path) -> str:
@@ -91,6 +92,10 @@ def pack(run_dir: Path, results_dir: Path, out_dir: Path, max_bytes: int = MAX_B
         raise PipelineError(f"{scored} not found: score the systems first (notebook 04 up to its `scores` cell)")
     out_dir.mkdir(parents=True, exist_ok=True)
     results = pd.read_parquet(scored)
+    outside = [p for k in SCORE_TABLES for p in results[k] if not Path(p).is_relative_to(run_dir)]
+    if outside:
+        raise PipelineError(f"{scored} names score files outside {run_dir}, e.g. {outside[0]}: pack the folder that "
+                            "scored them")  # fmt: skip
     relative = results.assign(**{k: [str(Path(p).relative_to(run_dir)) for p in results[k]] for k in SCORE_TABLES})
     buffer = io.BytesIO()
     relative.to_parquet(buffer, index=False)
@@ -106,53 +111,68 @@ def pack(run_dir: Path, results_dir: Path, out_dir: Path, max_bytes: int = MAX_B
         info.size = buffer.tell()
         buffer.seek(0)
         tar.addfile(info, buffer)
+    if tables.stat().st_size > max_bytes:
+        raise PipelineError(f"{tables} holds {tables.stat().st_size} bytes, over the {max_bytes} a device command "
+                            "returns")  # fmt: skip
     files = [tables, *_write_parts(_score_table(results, "per_query"), out_dir, "per_query", max_bytes),
              *_write_parts(_score_table(results, "per_pair"), out_dir, "per_pair", max_bytes)]  # fmt: skip
     if len(files) + 1 > MAX_FILES:
         raise PipelineError(f"the archive needs {len(files) + 1} files, over the {MAX_FILES} a device command returns")
     record = atomic.read_json(run_dir / "pipeline.json") if (run_dir / "pipeline.json").is_file() else {}
-    manifest = {"files": {f.name: {"bytes": f.stat().st_size, "sha256": _sha256(f)} for f in files},
-                "systems": int(results.label.nunique()), "rows": {"results": len(results)},
-                "scoring_run": {k: record.get(k) for k in ("seconds", "machine", "commit", "until")}}  # fmt: skip
+    left_out = [str(p.relative_to(run_dir)) for p in run_dir.rglob("*.ipynb") if p.stat().st_size > SMALL_BYTES]
+    manifest = {"profile": record.get("profile"), "files": {f.name: {"bytes": f.stat().st_size,
+                "sha256": _sha256(f)} for f in files}, "systems": int(results.label.nunique()),
+                "rows": {"results": len(results)}, "left_out_notebooks": left_out,
+                "scoring_run": {k: record.get(k) for k in SCORING_FACTS}}  # fmt: skip
     atomic.write_json(out_dir / "manifest.json", manifest)
     return manifest
 
 
-def _safe_members(tar: tarfile.TarFile):
+def _safe_members(tar: tarfile.TarFile, roots: dict[str, Path]):
+    """(member, target) of every file; a name that is not a plain relative path under results/ or build/, or that
+    would land outside its folder, is refused by name."""
     for member in tar.getmembers():
         parts = Path(member.name).parts
-        if member.name.startswith("/") or ".." in parts or parts[0] not in ("results", "build") or not member.isfile():
+        target = roots[parts[0]].joinpath(*parts[1:]) if parts and parts[0] in roots else None
+        inside = target is not None and target.resolve().is_relative_to(roots[parts[0]].resolve())
+        if member.name.startswith("/") or ".." in parts or "" in member.name.split("/") or not inside or \
+                not member.isfile():  # fmt: skip
             raise PipelineError(f"tables.tar.gz holds {member.name!r}: not a file under results/ or build/")
-        yield member
+        yield member, target
 
 
-def unpack(archive_dir: Path, run_dir: Path, results_dir: Path) -> pd.DataFrame:
-    """Restore a packed run into ``run_dir`` (``build/<profile>``) and ``results_dir``; returns its results table."""
+def unpack(archive_dir: Path, run_dir: Path, results_dir: Path, profile: str | None = None) -> pd.DataFrame:
+    """Restore a packed run into ``run_dir`` (``build/<profile>``) and ``results_dir``; returns its results table.
+    ``profile`` (when given) must be the one the archive was packed from."""
     archive_dir, run_dir, results_dir = Path(archive_dir), Path(run_dir), Path(results_dir)
     manifest_file = archive_dir / "manifest.json"
     if not manifest_file.is_file():
         raise PipelineError(f"{manifest_file} not found: ARCHIVE must be the folder `archive pack` wrote")
     manifest = atomic.read_json(manifest_file)
+    if profile is not None and manifest.get("profile") not in (None, profile):
+        raise PipelineError(f"{manifest_file} is an archive of profile {manifest['profile']!r}, not {profile!r}")
     for name, facts in manifest["files"].items():
         path = archive_dir / name
         if not path.is_file() or _sha256(path) != facts["sha256"]:
             raise PipelineError(f"{path}: missing or not the file the manifest names (sha256 differs)")
     with tarfile.open(archive_dir / "tables.tar.gz", "r:gz") as tar:
-        for member in _safe_members(tar):
-            kind, rel = member.name.split("/", 1)
-            target = (results_dir if kind == "results" else run_dir) / rel
-            data = tar.extractfile(member).read()
-            atomic.write_bytes(target, data)
+        for member, target in _safe_members(tar, {"results": results_dir, "build": run_dir}):
+            atomic.write_bytes(target, tar.extractfile(member).read())
     results = pd.read_parquet(run_dir / "04_eval" / "results.parquet")
     for kind in SCORE_TABLES:
         parts = sorted(n for n in manifest["files"] if n.startswith(f"{kind}-"))
+        if not parts:
+            raise PipelineError(f"{manifest_file} lists no {kind} table: not an archive `archive pack` wrote")
         table = pd.concat([pd.read_parquet(archive_dir / n) for n in parts], ignore_index=True)
+        where = {(r.label, r.dataset): r[kind] for _, r in results.iterrows()}
         for (label, dataset), rows in table.groupby(_KEY, sort=False):
-            target = run_dir / results.loc[(results.label == label) & (results.dataset == dataset), kind].iloc[0]
-            atomic.write_parquet(target, rows.drop(columns=_KEY).reset_index(drop=True))
+            if (label, dataset) not in where:
+                raise PipelineError(f"{archive_dir}: {kind} scores of {label!r} on {dataset} have no row in results")
+            atomic.write_parquet(run_dir / where[label, dataset], rows.drop(columns=_KEY).reset_index(drop=True))
         results[kind] = [str(run_dir / p) for p in results[kind]]
     atomic.write_parquet(run_dir / "04_eval" / "results.parquet", results)
-    # the scoring machine's notebook times and hardware, kept apart: this machine's pipeline.json records its own
+    # the scoring machine's notebook times, hardware and parameters, kept apart: the unpacked pipeline.json is the
+    # scoring machine's, and this machine's pipeline run merges its own notebooks into it
     atomic.write_json(run_dir / "pipeline.scoring.json", manifest["scoring_run"])
     return results
 
@@ -178,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"archive: {args.folder} ({sum(f['bytes'] for f in manifest['files'].values())} bytes in "
                   f"{len(manifest['files']) + 1} files, {manifest['systems']} systems)")  # fmt: skip
         else:
-            results = unpack(args.folder, run_dir, results_dir)
+            results = unpack(args.folder, run_dir, results_dir, args.profile)
             print(f"unpacked {results.label.nunique()} systems into {run_dir} and {results_dir}")
     except PipelineError as exc:
         print(f"archive: {exc}", file=sys.stderr)

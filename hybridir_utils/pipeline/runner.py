@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -114,8 +115,8 @@ def until_cell(notebook: Path, tag: str | None, out_dir: Path) -> Path:
     if not ends:
         return notebook
     nb.cells = nb.cells[: ends[0] + 1]
-    cut = out_dir / f"{notebook.stem}.until-{tag}.ipynb"
-    atomic.write_text(cut, nbformat.writes(nb))
+    cut = Path(tempfile.mkdtemp(prefix="hybridir-until-")) / f"{notebook.stem}.until-{tag}.ipynb"  # not in the run
+    cut.write_text(nbformat.writes(nb), encoding="utf-8")
     return cut
 
 
@@ -233,7 +234,11 @@ def _run_locked(profile, params, models_from, notebooks, per_notebook, out_dir, 
         given = {"run_dir": str(out_dir), "results_dir": str(paths.results_dir(profile))}
         given = {k: v for k, v in given.items() if k in declared_parameters(nb)}
         executed.append(run_notebook(nb, out_dir, {**per_notebook[nb.stem], **given}, timeout, until=until))
-        timings[nb.stem] = {"seconds": round(time.perf_counter() - start, 1), "parameters": per_notebook[nb.stem]}
+        timings[nb.stem] = {
+            "seconds": round(time.perf_counter() - start, 1),
+            "parameters": per_notebook[nb.stem],
+            **({"until": until} if until else {}),
+        }  # this notebook's entry says it was cut
         print(f"[pipeline] {nb.stem} done in {_clock(timings[nb.stem]['seconds'])}", file=sys.stderr, flush=True)
         record = provenance.record_run(
             out_dir, profile, recorded, timings, cell_timeout=timeout, **({"until": until} if until else {})

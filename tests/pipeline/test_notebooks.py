@@ -196,6 +196,7 @@ def test_only_matching_nothing_is_an_error_and_a_partial_rerun_keeps_the_report(
         ),
         ({"max_steps": "notanumber"}, r"unknown parameter\(s\) \['max_steps'\]"),
         ({"miracl_languages": ["sv"]}, r"parameter miracl_languages=\['sv'\]: expected .* among \['ar', 'bn'"),
+        ({"score_systems": False, "miracl_dir": "hub"}, r"score_systems false \(scores from an archive\) cannot"),
     ],
 )
 def test_bad_parameters_fail_before_the_first_notebook(tmp_path, monkeypatch, overrides, needle):

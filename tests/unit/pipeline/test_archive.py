@@ -3,6 +3,7 @@ the gpu profile's full size, and refuses a damaged or foreign archive by name.""
 
 from __future__ import annotations
 
+import json
 import tarfile
 
 import numpy as np
@@ -103,11 +104,17 @@ def test_a_damaged_or_foreign_archive_is_refused_by_name(tmp_path):
         archive.unpack(tmp_path, tmp_path / "b", tmp_path / "r")
     with pytest.raises(errors.PipelineError, match=r"results\.parquet not found: score the systems first"):
         archive.pack(tmp_path / "nothing", results_dir, tmp_path / "a2")
-    evil = tmp_path / "evil.tar.gz"
-    with tarfile.open(evil, "w:gz") as tar:
-        tar.add(results_dir / "recipe.csv", arcname="../outside.csv")
-    with tarfile.open(evil) as tar, pytest.raises(errors.PipelineError, match=r"not a file under results/ or build/"):
-        list(archive._safe_members(tar))
+    roots = {"results": tmp_path / "r", "build": tmp_path / "b"}
+    for name in ("../outside.csv", "build//tmp/evil.txt", "build/../../evil.txt", "other/x.csv"):
+        evil = tmp_path / "evil.tar.gz"
+        with tarfile.open(evil, "w:gz") as tar:
+            tar.add(results_dir / "recipe.csv", arcname=name)
+        with tarfile.open(evil) as tar, pytest.raises(errors.PipelineError, match=r"not a file under results/ or"):
+            list(archive._safe_members(tar, roots))
+    manifest = tmp_path / "archive" / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "profile": "cpu"}))
+    with pytest.raises(errors.PipelineError, match=r"an archive of profile 'cpu', not 'gpu'"):
+        archive.unpack(tmp_path / "archive", tmp_path / "b", tmp_path / "r", profile="gpu")
 
 
 def test_the_gpu_profile_at_full_size_fits_what_a_device_command_returns(tmp_path, shared_data_dir):
