@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from hybridir_utils.bench.throughput import cuda_sync, timed_steps
 from hybridir_utils.data.lareqa_loader import load_lareqa, training_pairs
 from hybridir_utils.retrieval.embeddings import encode_cached
 from hybridir_utils.utils import atomic, environment, paths
@@ -53,20 +54,13 @@ def bench_encode(model, texts: list[str], batch_size: int, precision: str) -> di
     ):  # fmt: skip
         with environment.autocast(precision):
             run()  # warm: kernels, allocator
-            _sync()
+            cuda_sync()
             start = time.perf_counter()
             run()
-            _sync()
+            cuda_sync()
         rates[name] = len(texts) / (time.perf_counter() - start)
     return {"plain_per_s": rates["plain"], "project_per_s": rates["project"],
             "encode_ratio": rates["project"] / rates["plain"]}  # fmt: skip
-
-
-def _sync() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def bare_steps(model_name: str, pairs, batches: list[list[int]], precision: str, warmup: int) -> float:
@@ -75,7 +69,7 @@ def bare_steps(model_name: str, pairs, batches: list[list[int]], precision: str,
 
     from hybridir_utils.models.loading import load_encoder
     from hybridir_utils.training.config import TrainConfig
-    from hybridir_utils.training.trainer import PROMPTS, freeze, make_loss
+    from hybridir_utils.training.trainer import freeze, make_loss
 
     cfg = TrainConfig(model=model_name)
     model = load_encoder(model_name, device=environment.device())
@@ -83,24 +77,9 @@ def bare_steps(model_name: str, pairs, batches: list[list[int]], precision: str,
     freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
     loss = make_loss(model, cfg)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
-    queries, passages = pairs["query"].tolist(), pairs["passage"].tolist()
-    model.train()
-    times = []
-    for step, batch in enumerate(batches):
-        start = time.perf_counter()
-        texts = [[PROMPTS[kind] + column[i] for i in batch] for kind, column in (("query", queries),
-                                                                                 ("passage", passages))]  # fmt: skip
-        features = [{k: v.to(model.device) if hasattr(v, "to") else v for k, v in model.preprocess(side).items()}
-                    for side in texts]  # fmt: skip
-        with environment.autocast(precision):
-            value = loss(features, None)
-        value.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        _sync()
-        if step >= warmup:
-            times.append(time.perf_counter() - start)
-    return float(np.mean(times))
+    return timed_steps(
+        model, loss, optimizer, batches, pairs["query"].tolist(), pairs["passage"].tolist(), precision, warmup
+    )
 
 
 def trainer_steps(model_name: str, pairs, batch_size: int, steps: int, precision: str, warmup: int) -> float:
@@ -114,7 +93,7 @@ def trainer_steps(model_name: str, pairs, batch_size: int, steps: int, precision
 
     class StepTimer(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            _sync()
+            cuda_sync()
             ends.append(time.perf_counter())
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -152,6 +152,39 @@ def bench_encode(args: argparse.Namespace, texts: list[str], map_ds) -> list[dic
 # ---------------------------------------------------------------------------------------------- training
 
 
+def cuda_sync() -> None:
+    """Wait for the GPU's queued work (timings end there); nothing on a CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def timed_steps(model, loss, optimizer, batches, queries, passages, precision: str = "fp32", warmup: int = 1) -> float:
+    """Mean seconds per step of the bare loop, tokenise + forward + backward + AdamW and nothing else, over the
+    steps after ``warmup``: what ``bench throughput`` times per option and ``bench device`` sets the trainer beside.
+    """
+    from hybridir_utils.training.trainer import PROMPTS
+
+    model.train()
+    times = []
+    for step, batch in enumerate(batches):
+        start = time.perf_counter()
+        sides = [[PROMPTS[kind] + column[i] for i in batch] for kind, column in (("query", queries),
+                                                                                 ("passage", passages))]  # fmt: skip
+        features = [{k: v.to(model.device) if hasattr(v, "to") else v for k, v in model.preprocess(side).items()}
+                    for side in sides]  # fmt: skip
+        with environment.autocast(precision):
+            value = loss(features, None)
+        value.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        cuda_sync()
+        if step >= warmup:
+            times.append(time.perf_counter() - start)
+    return float(np.mean(times))
+
+
 def bench_training_options(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Seconds per training step for each cost option, on the same real hybrid batches (1 warm-up step)."""
     import torch
@@ -159,7 +192,7 @@ def bench_training_options(args: argparse.Namespace) -> list[dict[str, Any]]:
     from hybridir_utils.models.loading import load_encoder
     from hybridir_utils.sampling.sampler import HybridBatchSampler
     from hybridir_utils.training.config import TrainConfig
-    from hybridir_utils.training.trainer import PROMPTS, freeze, make_loss, transformer_backbone
+    from hybridir_utils.training.trainer import freeze, make_loss, transformer_backbone
 
     pairs = training_pairs(load_lareqa(args.train_dataset, data_dir=paths.lareqa_dir(args.data_dir)))
     sampler = HybridBatchSampler(pairs, args.train_batch_size, seed=args.seed, alpha=0.5, world_size=1, rank=0)
@@ -179,20 +212,7 @@ def bench_training_options(args: argparse.Namespace) -> list[dict[str, Any]]:
         loss = make_loss(model, cfg)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        model.train()
-        times = []
-        for step, batch in enumerate(batches):
-            start = time.perf_counter()
-            features = [
-                model.preprocess([PROMPTS["query"] + queries[i] for i in batch]),
-                model.preprocess([PROMPTS["passage"] + passages[i] for i in batch]),
-            ]
-            loss(features, None).backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if step:
-                times.append(time.perf_counter() - start)
-        step_s = float(np.mean(times))
+        step_s = timed_steps(model, loss, optimizer, batches, queries, passages)
         rows.append({"setting": label, "step_s": step_s, "steps_per_s": 1.0 / step_s, **counts, **overrides})
         print(f"  train {label}: {step_s:.2f} s/step", flush=True)
         del model, loss, optimizer
