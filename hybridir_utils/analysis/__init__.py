@@ -27,14 +27,4 @@ __all__ = [
     "interactions",
     "run_means_comparisons",
 ]
-_EXPORTS = {
-    "alpha_curve": "effects",
-    "article_gains": "effects",
-    "claims_table": "claims",
-    "compare": "effects",
-    "comparison_plan": "effects",
-    "comparisons": "effects",
-    "interactions": "effects",
-    "run_means_comparisons": "effects",
-}
-__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)
+__getattr__, __dir__ = lazy_face(__name__, __file__)

@@ -9,7 +9,4 @@ if TYPE_CHECKING:  # what the names are, for readers and type checkers; imported
     from hybridir_utils.bench.cli import main
 
 __all__ = ["main"]
-_EXPORTS = {
-    "main": "cli",
-}
-__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)
+__getattr__, __dir__ = lazy_face(__name__, __file__)

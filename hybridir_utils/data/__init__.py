@@ -43,24 +43,4 @@ __all__ = [
     "truncated_share",
     "without_eval_articles",
 ]
-_EXPORTS = {
-    "answer_label_report": "lareqa_loader",
-    "article_key": "lareqa_loader",
-    "article_overlap": "lareqa_loader",
-    "describe": "lareqa_loader",
-    "ensure_data": "lareqa_loader",
-    "examples": "lareqa_loader",
-    "LANGUAGES": "lareqa_loader",
-    "LAReQAData": "lareqa_loader",
-    "load_lareqa": "lareqa_loader",
-    "load_miracl": "miracl_loader",
-    "MiraclData": "miracl_loader",
-    "resolve_source": "miracl_loader",
-    "split_articles": "splits",
-    "token_lengths": "lareqa_loader",
-    "training_pairs": "lareqa_loader",
-    "truncated_share": "lareqa_loader",
-    "without_eval_articles": "splits",
-    "ZERO_SHOT_EVAL": "splits",
-}
-__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)
+__getattr__, __dir__ = lazy_face(__name__, __file__)

@@ -30,17 +30,4 @@ __all__ = [
     "matched_pool_summary",
     "parse_domain_run",
 ]
-_EXPORTS = {
-    "attach_domains": "labelling",
-    "audit": "labelling",
-    "check_domain_support": "labelling",
-    "domain_distribution": "labelling",
-    "DOMAIN_NAMES": "taxonomy",
-    "DomainClassifier": "labelling",
-    "DOMAINS": "taxonomy",
-    "label_articles": "labelling",
-    "language_support": "pools",
-    "matched_pool_summary": "pools",
-    "parse_domain_run": "pools",
-}
-__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)
+__getattr__, __dir__ = lazy_face(__name__, __file__)

@@ -41,21 +41,4 @@ __all__ = [
     "select_systems",
     "systems_to_evaluate",
 ]
-_EXPORTS = {
-    "base_label": "systems",
-    "BASELINES": "systems",
-    "cluster_bootstrap": "stats",
-    "evaluate_lareqa": "lareqa",
-    "evaluate_miracl": "miracl",
-    "evaluate_miracl_systems": "systems",
-    "evaluate_systems": "systems",
-    "evaluation_set": "systems",
-    "holm": "stats",
-    "language_means": "lareqa",
-    "LAReQAEvaluator": "evaluator",
-    "read_runs": "systems",
-    "read_scores": "systems",
-    "select_systems": "systems",
-    "systems_to_evaluate": "systems",
-}
-__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)
+__getattr__, __dir__ = lazy_face(__name__, __file__)

@@ -11,12 +11,4 @@ if TYPE_CHECKING:  # what the names are, for readers and type checkers; imported
     from hybridir_utils.models.loading import E5_NAME, USE_NAME, load_encoder
 
 __all__ = ["E5_NAME", "E5_PROMPTS", "USE_NAME", "encoder_name", "fingerprint", "load_encoder"]
-_EXPORTS = {
-    "E5_NAME": "loading",
-    "E5_PROMPTS": "e5convert",
-    "encoder_name": "fingerprints",
-    "fingerprint": "fingerprints",
-    "load_encoder": "loading",
-    "USE_NAME": "loading",
-}
-__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)
+__getattr__, __dir__ = lazy_face(__name__, __file__)

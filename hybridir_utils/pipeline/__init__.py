@@ -10,11 +10,4 @@ if TYPE_CHECKING:  # what the names are, for readers and type checkers; imported
     from hybridir_utils.pipeline.runner import load_profile, run
 
 __all__ = ["git_commit", "load_profile", "machine", "record_run", "run"]
-_EXPORTS = {
-    "git_commit": "provenance",
-    "load_profile": "runner",
-    "machine": "provenance",
-    "record_run": "provenance",
-    "run": "runner",
-}
-__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)
+__getattr__, __dir__ = lazy_face(__name__, __file__)

@@ -32,17 +32,4 @@ __all__ = [
     "plots",
     "write_report",
 ]
-_EXPORTS = {
-    "answer": "answer",
-    "ci_table": "summaries",
-    "domain_slices": "summaries",
-    "language_preference": "summaries",
-    "map_matrices": "summaries",
-    "miracl_levels": "summaries",
-    "miracl_summary": "summaries",
-    "paper_anchors": "summaries",
-    "per_language": "summaries",
-    "plots": "plots",
-    "write_report": "html",
-}
-__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)
+__getattr__, __dir__ = lazy_face(__name__, __file__)

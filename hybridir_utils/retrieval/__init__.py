@@ -21,15 +21,4 @@ __all__ = [
     "read_trec_run",
     "write_qrels",
 ]
-_EXPORTS = {
-    "ap_recall": "search",
-    "encode_cached": "embeddings",
-    "encode_queries_and_passages": "embeddings",
-    "faiss_search": "search",
-    "ranks_of": "search",
-    "read_trec_qrels": "trec",
-    "read_trec_run": "trec",
-    "RunWriter": "trec",
-    "write_qrels": "trec",
-}
-__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)
+__getattr__, __dir__ = lazy_face(__name__, __file__)

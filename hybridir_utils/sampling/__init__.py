@@ -15,13 +15,5 @@ if TYPE_CHECKING:  # what the names are, for readers and type checkers; imported
     from hybridir_utils.sampling.sampler import HybridBatchSampler
 
 __all__ = ["ALPHA_PREFIX", "PRESETS", "HybridBatchSampler", "HybridBatches", "resolve_alpha", "sampling_alpha"]
-_EXPORTS = {
-    "ALPHA_PREFIX": "alpha",
-    "HybridBatches": "batches",
-    "HybridBatchSampler": "sampler",
-    "PRESETS": "alpha",
-    "resolve_alpha": "alpha",
-    "sampling_alpha": "alpha",
-    "SamplerFactory": "sampler",  # not public: the name pickled into training_args.bin before the subpackages
-}
-__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)
+# not public: the name pickled into training_args.bin before the subpackages, kept resolvable
+__getattr__, __dir__ = lazy_face(__name__, __file__, extra={"SamplerFactory": "sampler"})

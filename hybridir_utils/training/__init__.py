@@ -37,19 +37,4 @@ __all__ = [
     "training_table",
     "wiseft",
 ]
-_EXPORTS = {
-    "draw_size": "experiment_grid",
-    "grid": "experiment_grid",
-    "grid_batch_size": "experiment_grid",
-    "loss_dataset": "trainer",
-    "loss_log": "experiment_grid",
-    "recipe": "recipe",
-    "train": "trainer",
-    "train_grid": "experiment_grid",
-    "TrainConfig": "config",
-    "training_pool": "experiment_grid",
-    "training_table": "experiment_grid",
-    "TrainingSpec": "experiment_grid",
-    "wiseft": "wiseft",
-}
-__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)
+__getattr__, __dir__ = lazy_face(__name__, __file__)

@@ -25,16 +25,4 @@ __all__ = [
     "write_parquet",
     "write_text",
 ]
-_EXPORTS = {
-    "atomic": "atomic",
-    "atomic_write": "atomic",
-    "environment": "environment",
-    "locks": "locks",
-    "paths": "paths",
-    "read_json": "atomic",
-    "timing": "timing",
-    "write_json": "atomic",
-    "write_parquet": "atomic",
-    "write_text": "atomic",
-}
-__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)
+__getattr__, __dir__ = lazy_face(__name__, __file__)
