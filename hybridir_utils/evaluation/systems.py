@@ -51,6 +51,13 @@ def _passages(encoder, ds, batch_size: int) -> np.ndarray:
     return encode_cached(encoder, texts, "passage", batch_size=batch_size, show_progress_bar=False)
 
 
+def rank_device(encoder) -> str | None:
+    """Where an evaluation ranks: on the encoder's GPU when it runs on one (the scores never leave it), else None
+    (numpy on the host: the CPU profiles' committed numbers)."""
+    dev = getattr(encoder, "device", None)
+    return str(dev) if getattr(dev, "type", "cpu") == "cuda" else None
+
+
 def evaluate_systems(
     systems: pd.DataFrame,
     datasets: dict,
@@ -68,7 +75,8 @@ def evaluate_systems(
     embeddings are cached (per model and backend), so re-running skips encoding. ``base`` (default: the first
     system) is the base model: every system's ``cka`` (:func:`linear_cka`) is measured against its candidate
     embeddings. ``backend`` is the inference backend of every sentence-transformers model (see
-    :mod:`models.backends`); ``kw`` goes to ``evaluate_lareqa`` (``batch_size``, ...). ``precision``
+    :mod:`models.backends`); ``kw`` goes to ``evaluate_lareqa`` (``batch_size``, ..., ``rank_device``: by default
+    :func:`rank_device`). ``precision``
     ("fp32" | "bf16" | "auto") is the encoding precision (:func:`environment.resolve_precision`).
     ``max_seq_length``: the one token cut-off every system is scored at (a trained model is saved with its training
     cut-off; scoring it there and the base at 512 compared two things at once). Writes ``out_dir/results.parquet``
@@ -84,7 +92,8 @@ def evaluate_systems(
         for name, ds in datasets.items():
             folder = out_dir / s.label / name
             with environment.autocast(resolved):
-                m = evaluate_lareqa(encoder, ds, folder, domain_of=domain_of, name=s.label, **kw)
+                m = evaluate_lareqa(encoder, ds, folder, domain_of=domain_of, name=s.label,
+                                    **{"rank_device": rank_device(encoder), **kw})  # fmt: skip
                 emb = _passages(encoder, ds, kw.get("batch_size", 64))
             base_emb.setdefault(name, emb)
             files = {k: str(folder / m["files"][k]) for k in ("per_query", "per_pair")}

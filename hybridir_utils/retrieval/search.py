@@ -123,3 +123,59 @@ def check_unit_interval(what: str, values) -> None:
         raise EvaluationError(
             f"{what} {float(bad[0]):g} outside [0, 1]: the ranks are broken (duplicate or invalid ranks)"
         )
+
+
+# ---------------------------------------------------------------------------------------------- on a GPU
+# The same ranks on the device that encoded (a GPU), so that scoring a 13k x 13k pool costs milliseconds there
+# instead of seconds of host CPU per system. Scores are full-fp32 inner products (no autocast, no TF32: either
+# would round scores to ~3 digits and invent ties); counts and prefixes follow the tie rule above exactly, given the
+# same scores. On a CPU the evaluation keeps numpy (its BLAS rounds differently from torch's: committed numbers).
+
+
+def inner_products_torch(queries: np.ndarray, docs):
+    """``queries @ docs.T`` on the device of the torch tensor ``docs``, in full fp32."""
+    import torch
+
+    q = torch.as_tensor(np.ascontiguousarray(queries, dtype=np.float32), device=docs.device)
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        with torch.autocast(docs.device.type, enabled=False):
+            return q @ docs.float().T
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+def ranks_of_torch(scores, tie_key: np.ndarray, targets: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """:func:`ranks_of` of a torch ``scores`` tensor, computed where it lives; returns the same int64 array."""
+    import torch
+
+    dev = scores.device
+    tie = torch.as_tensor(np.asarray(tie_key, dtype=np.int64), device=dev)
+    tgt = torch.as_tensor(np.asarray(targets, dtype=np.int64), device=dev)
+    edges = torch.as_tensor(np.asarray(bounds, dtype=np.int64), device=dev)
+    rows = torch.arange(scores.shape[0], device=dev)
+    out = torch.zeros((*tgt.shape, len(bounds) - 1), dtype=torch.int64, device=dev)
+    for j in range(tgt.shape[1]):
+        col = tgt[:, j].clamp(min=0)
+        t_score = scores[rows, col][:, None]
+        above = (scores > t_score) | ((scores == t_score) & (tie[None, :] > tie[col][:, None]))
+        above &= (tgt[:, j] >= 0)[:, None]
+        count = torch.nn.functional.pad(above.to(torch.int32).cumsum(dim=1), (1, 0))  # count[:, c] = above before c
+        out[:, j, :] = count[:, edges[1:]] - count[:, edges[:-1]]
+    return out.cpu().numpy()
+
+
+def ordered_prefix_torch(scores, tie_key: np.ndarray, depth: int) -> np.ndarray:
+    """:func:`ordered_prefix` of a torch ``scores`` tensor: ``topk`` on its device; a row whose top ``depth`` + 1
+    scores hold a tie (where ``topk``'s order is arbitrary) is redone on the host under the tie rule."""
+    import torch
+
+    n = scores.shape[1]
+    depth = min(int(depth), n)
+    values, idx = torch.topk(scores, min(depth + 1, n), dim=1, largest=True, sorted=True)
+    tied = (values[:, 1:] == values[:, :-1]).any(dim=1).nonzero().flatten().cpu().numpy()
+    out = idx[:, :depth].cpu().numpy()
+    for i in tied:
+        out[i] = ordered_prefix(scores[i].cpu().numpy(), tie_key, depth)[0]
+    return out

@@ -262,3 +262,23 @@ def test_real_e5_per_query_ap_equals_the_pre_refactor_values(shared_data_dir, e5
     assert (now.first_rank.to_numpy() == old.first_rank.to_numpy()).all()
     for key, value in before["macro"].items():
         assert m[key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_ranking_on_a_torch_device_gives_the_numpy_tables(tmp_path):
+    """``rank_device`` (a GPU in notebook 04) scores and ranks with torch: on the toy (exact angles, an exact tie
+    between the en and de 'SAME') every per-query row equals numpy's; run files are refused nothing (host copy)."""
+    ds, encoder = _toy()
+    host = lareqa.evaluate_lareqa(encoder, ds, tmp_path / "host", cache_dir=tmp_path / "c", show_progress_bar=False)
+    torch_run = lareqa.evaluate_lareqa(encoder, ds, tmp_path / "dev", cache_dir=tmp_path / "c", show_progress_bar=False,
+                                       rank_device="cpu", write_runs=False)  # fmt: skip
+    assert host["ranked_on"] == "host (numpy)" and torch_run["ranked_on"] == "cpu"
+    a, b = (pd.read_parquet(tmp_path / f / "per_query.parquet") for f in ("host", "dev"))
+    pd.testing.assert_frame_equal(a, b)
+    for key in ("mono_map", "cross_map", "multi_map", "rank_distance", "language_preference"):
+        assert torch_run.get(key) == host.get(key), key
+    with_runs = lareqa.evaluate_lareqa(encoder, ds, tmp_path / "runs", cache_dir=tmp_path / "c",
+                                       show_progress_bar=False, rank_device="cpu")  # fmt: skip
+    assert with_runs["multi_map"] == host["multi_map"]
+    for setting in ("multi", "mono", "cross"):
+        pd.testing.assert_frame_equal(*(trec.read_trec_run(tmp_path / f / "runs" / f"{setting}.trec.gz")
+                                        for f in ("runs", "host")))  # fmt: skip

@@ -78,3 +78,42 @@ def test_ap_outside_unit_interval_is_refused():
     """Issue 12 defect 4: AP and mAP lie in [0, 1] by construction; broken (duplicate) ranks must not score 1.5."""
     with pytest.raises(EvaluationError, match=r"AP 1\.5 outside \[0, 1\]"):
         search.ap_recall(np.array([[1, 1]]))
+
+
+# ---------------------------------------------------------------------------------------------- on a GPU (torch)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 12))
+def test_torch_ranks_and_prefixes_equal_numpy_on_the_same_scores(seed, depth):
+    """Property: given the same scores (small integers: many ties, inside the top k and at its cut), the device
+    path counts and orders exactly as numpy, padding included (run here on the CPU: the code is the GPU's)."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 5, (7, 23)).astype(np.float32)
+    tie = rng.permutation(23)
+    targets = np.where(rng.random((7, 4)) < 0.2, -1, rng.integers(0, 23, (7, 4)))
+    bounds = np.array([0, 5, 6, 17, 23])
+    on_device = torch.from_numpy(scores.copy())
+    np.testing.assert_array_equal(
+        search.ranks_of_torch(on_device, tie, targets, bounds), search.ranks_of(scores, tie, targets, bounds)
+    )
+    np.testing.assert_array_equal(
+        search.ordered_prefix_torch(on_device, tie, depth), search.ordered_prefix(scores, tie, depth)
+    )
+
+
+def test_device_inner_products_stay_fp32_under_autocast():
+    """The scoring matmul ignores an enclosing bf16 autocast (notebook 04 encodes under one): bf16 scores keep ~3
+    digits and would invent ties."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    q, d = rng.standard_normal((5, 64)).astype(np.float32), rng.standard_normal((9, 64)).astype(np.float32)
+    docs = torch.from_numpy(d)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = search.inner_products_torch(q, docs)
+    assert inside.dtype == torch.float32
+    np.testing.assert_allclose(inside.numpy(), q @ d.T, rtol=1e-5, atol=1e-5)
+    assert torch.get_float32_matmul_precision() == "highest"  # restored (it was highest here)
