@@ -47,7 +47,9 @@ __all__ = [
     "encoder_name",
     "ensure_converted_e5",
     "fingerprint",
+    "load_base",
     "load_encoder",
+    "trainable_copy",
 ]
 
 log = logging.getLogger(__name__)
@@ -94,9 +96,47 @@ def load_encoder(
     return apply_backend(model, backend, threads=threads)
 
 
+_BASES: dict[tuple[str, ...], Any] = {}  # load_base's shared models, one per name (and e5 source)
+
+
 def load_base(name: str):
-    """The base model a slim training save is restored from (:mod:`models.delta`): plain batching."""
-    return load_encoder(name, token_batching=False)
+    """The base model a slim save is compared with and restored from (:mod:`models.delta`): plain batching.
+
+    Loaded once per process and shared, **read only**: a grid would otherwise load it at the start of every run,
+    again for the run's slim save and once per scored system (~1.5 s each on a CPU, and most of a short GPU run's
+    fixed cost). A model folder is loaded afresh each time (it may be retrained in place).
+    """
+    key = _base_key(name)
+    if key is None:
+        return load_encoder(name, token_batching=False)
+    if key not in _BASES:
+        _BASES[key] = load_encoder(name, token_batching=False)
+    return _BASES[key]
+
+
+def trainable_copy(name: str):
+    """A private copy of ``name`` to train (token-length batching on, as ``load_encoder``): copied from
+    :func:`load_base`'s shared model when ``name`` is a base, loaded otherwise. The tokenizer is shared (nothing
+    changes it); weights, prompts and settings are the copy's own."""
+    import copy
+
+    from hybridir_utils.models.backends import token_length_batching
+
+    if _base_key(name) is None:
+        return load_encoder(name)
+    base = load_base(name)
+    shared = {id(base.tokenizer): base.tokenizer} if getattr(base, "tokenizer", None) is not None else {}
+    return token_length_batching(copy.deepcopy(base, shared))
+
+
+def _base_key(name: str) -> tuple[str, ...] | None:
+    """What makes a base model the same within one process: its name and, for e5, where its weights come from; None
+    for names that are not safely shared (USE-m is not a slim base; a folder may change on disk)."""
+    name = str(name)
+    if name == USE_NAME or _looks_like_path(name) or Path(name).expanduser().exists():
+        return None
+    e5 = (os.environ.get("HYBRIDIR_E5_SOURCE", "auto"), str(paths.e5_source_dir()), str(paths.models_dir()))
+    return (name, *e5) if name == E5_NAME else (name,)
 
 
 def inference_backend(name: str | os.PathLike, backend: str) -> str:

