@@ -461,3 +461,31 @@ def test_a_trainable_copy_is_the_base_but_training_it_leaves_the_base_alone(fake
     assert torch.equal(base.layer.weight, before)
     assert copy._input_length("a b c") == 3 and "_input_length" not in vars(base)  # token-length batching: the copy's
     assert loading.trainable_copy("org/model") is not copy
+
+
+class _CountingTokenizer:
+    """Splits on spaces and counts its calls; ``definition`` stands for the serialised tokenizer."""
+
+    def __init__(self, definition: str) -> None:
+        self.calls = 0
+        self.backend_tokenizer = type("Backend", (), {"to_str": lambda _self: definition})()
+
+    def __call__(self, text, **kwargs):
+        self.calls += 1
+        return {"input_ids": text.split()}
+
+
+def test_token_counts_are_computed_once_per_tokenizer_definition(monkeypatch):
+    from hybridir_utils.models import backends
+
+    monkeypatch.setattr(backends, "_LENGTHS", {})
+    texts = ["a b c", "d", "a b c", "e f"]
+    models = []
+    for definition in ("vocab-1", "vocab-1", "vocab-2"):  # two loads of one tokenizer, then another tokenizer
+        model = _FakeEncoder()
+        model.tokenizer = _CountingTokenizer(definition)
+        models.append(backends.token_length_batching(model))
+    assert [[m._input_length(t) for t in texts] for m in models] == [[3, 1, 3, 2]] * 3
+    assert [m.tokenizer.calls for m in models] == [3, 0, 3]  # the second load reuses the first one's counts
+    monkeypatch.setattr(backends, "_MEMO_TEXTS", 2)  # a memo at its bound starts again instead of growing
+    assert models[0]._input_length("g h i j") == 4 and len(backends._LENGTHS[next(iter(backends._LENGTHS))]) == 1
