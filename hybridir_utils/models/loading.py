@@ -19,6 +19,7 @@ sentence-transformers models batch texts by token count (``token_batching``) and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -110,8 +111,28 @@ def load_base(name: str):
     if key is None:
         return load_encoder(name, token_batching=False)
     if key not in _BASES:
-        _BASES[key] = load_encoder(name, token_batching=False)
+        with _rng_untouched():
+            _BASES[key] = load_encoder(name, token_batching=False)
     return _BASES[key]
+
+
+@contextlib.contextmanager
+def _rng_untouched():
+    """Load a shared base under a fixed torch seed and give every random generator back its state: whatever a load
+    initialises at random (nothing, for complete sentence-transformers checkpoints) is then the same whichever run
+    of a grid loads the base first, and that run's generators are not advanced by the load."""
+    import random
+
+    import torch
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(0)
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
 
 
 def trainable_copy(name: str):

@@ -232,8 +232,9 @@ def _without_test_articles(
 
 
 def _set_up_torch(cfg: TrainConfig) -> str:
-    """Threads, matmul precision and seeds, before the model is built (its head's init draws from the seed);
-    returns the resolved precision."""
+    """Threads, matmul precision and seeds, before the model is built (a model folder's randomly initialised parts,
+    if any, draw from the seed; a shared base loads under a fixed one, ``models.loading.load_base``); returns the
+    resolved precision."""
     import torch
     import transformers
 

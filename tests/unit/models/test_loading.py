@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import shutil
 import struct
 import time
@@ -429,6 +430,7 @@ def fake_loads(monkeypatch):
 
     def load(name, token_batching=True, **kwargs):
         calls.append((str(name), token_batching))
+        random.random(), np.random.random()  # a load that draws from every generator (and inits the layer at random)
         return _FakeEncoder()
 
     monkeypatch.setattr(loading, "load_encoder", load)
@@ -489,3 +491,15 @@ def test_token_counts_are_computed_once_per_tokenizer_definition(monkeypatch):
     assert [m.tokenizer.calls for m in models] == [3, 0, 3]  # the second load reuses the first one's counts
     monkeypatch.setattr(backends, "_MEMO_TEXTS", 2)  # a memo at its bound starts again instead of growing
     assert models[0]._input_length("g h i j") == 4 and len(backends._LENGTHS[next(iter(backends._LENGTHS))]) == 1
+
+
+def test_a_base_is_the_same_whichever_seed_loads_it_and_leaves_the_generators_alone(fake_loads):
+    states = []
+    for seed, name in ((1, "org/a"), (2, "org/b")):
+        random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+        before = (random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state())
+        base = loading.load_base(name)
+        after = (random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state())
+        assert before[0] == after[0] and np.array_equal(before[1], after[1]) and torch.equal(before[2], after[2])
+        states.append(base.layer.weight.detach().clone())
+    assert torch.equal(*states)  # its random parts do not depend on which run's seed loaded it first
