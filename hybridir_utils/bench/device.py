@@ -3,8 +3,10 @@
 ``python -m hybridir_utils.bench device`` (a GPU when there is one, else this CPU; bf16 autocast on a GPU):
 
 * **encode**: sentences/s of the project's encode path (:func:`retrieval.embeddings.encode_cached`, no cache, the
-  precision's autocast) vs plain ``SentenceTransformer.encode`` (length-sorted, the same batch size and autocast)
-  on the same LAReQA candidate sentences. Target: ratio >= 1 (the project no slower than plain).
+  precision's autocast) vs plain ``SentenceTransformer.encode`` (a model loaded without the project's token-length
+  batching: sentence-transformers' own sort by characters, the same batch size and autocast) on the same LAReQA
+  candidate sentences. Target: ratio >= 1 (the project no slower than plain) for a first system, which tokenises;
+  the next system of a grid reuses the tokenised batches, and its ratio is printed beside.
 * **train**: seconds per step of the project's trainer (:func:`training.train`: sentence-transformers trainer,
   hybrid batch sampler, MNRL; steps timed by a callback, the first ``--warmup`` left out) vs a bare loop of
   tokenise + forward + backward + AdamW on the same model, batch size and sampler batches. Target: ratio <= 3
@@ -49,23 +51,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def bench_encode(model, texts: list[str], batch_size: int, precision: str) -> dict[str, Any]:
-    """Sentences/s of plain ``encode`` and of the project's path on the same texts (each once warm)."""
-    rates = {}
-    for name, run in (
-        ("plain", lambda: model.encode(texts, batch_size=batch_size, prompt_name="passage", show_progress_bar=False)),
-        ("project", lambda: encode_cached(model, texts, "passage", batch_size=batch_size, use_cache=False,
-                                          show_progress_bar=False)),
-    ):  # fmt: skip
-        with environment.autocast(precision):
-            run()  # warm: kernels, allocator
+def bench_encode(plain, model, texts: list[str], warm: list[str], batch_size: int, precision: str) -> dict[str, Any]:
+    """Sentences/s of plain ``encode`` (``plain``: a model loaded without the project's batching) and of the
+    project's path (``model``) on the same texts, each warmed on other texts first. The project is timed twice: the
+    first system of a grid tokenises its batches, the next ones reuse them (:func:`models.backends.reused_features`);
+    the target is met by the first."""
+    from hybridir_utils.models.backends import forget_features
+
+    def plain_encode(batch):
+        return plain.encode(batch, batch_size=batch_size, prompt_name="passage", show_progress_bar=False)
+
+    def project_encode(batch):
+        return encode_cached(model, batch, "passage", batch_size=batch_size, use_cache=False, show_progress_bar=False)
+
+    forget_features()
+    seconds = {}
+    with environment.autocast(precision):
+        plain_encode(warm), project_encode(warm)  # kernels, allocator, prompt lengths
+        for name, run in (("plain", plain_encode), ("project", project_encode), ("project_reused", project_encode)):
             cuda_sync()
             start = time.perf_counter()
-            run()
+            run(texts)
             cuda_sync()
-        rates[name] = len(texts) / (time.perf_counter() - start)
+            seconds[name] = time.perf_counter() - start
+    rates = {name: len(texts) / s for name, s in seconds.items()}
     return {"plain_per_s": rates["plain"], "project_per_s": rates["project"],
-            "encode_ratio": rates["project"] / rates["plain"]}  # fmt: skip
+            "project_reused_per_s": rates["project_reused"], "encode_ratio": rates["project"] / rates["plain"],
+            "encode_ratio_reused": rates["project_reused"] / rates["plain"]}  # fmt: skip
 
 
 class _FixedEmbeddings:
@@ -150,10 +162,13 @@ def bench_device(args: argparse.Namespace | None = None) -> dict[str, Any]:
     precision = environment.resolve_precision(args.precision, training=True)  # one precision for both paths
     data_dir = paths.lareqa_dir(args.data_dir)
     candidates = load_lareqa("xquad-r", data_dir=data_dir).candidates.text.tolist()
-    texts = [candidates[i] for i in np.random.default_rng(0).permutation(len(candidates))[: args.n]]
+    order = np.random.default_rng(0).permutation(len(candidates))
+    texts = [candidates[i] for i in order[: args.n]]
+    warm = [candidates[i] for i in order[args.n : args.n + args.batch_size]]
+    plain = load_encoder(args.model, device=environment.device(), token_batching=False)
     model = load_encoder(args.model, device=environment.device())
-    encode = bench_encode(model, texts, args.batch_size, precision)
-    del model
+    encode = bench_encode(plain, model, texts, warm, args.batch_size, precision)
+    del plain, model
     pairs = training_pairs(load_lareqa("mlqa-r", data_dir=data_dir))
     sampler = HybridBatchSampler(pairs, args.train_batch_size, seed=0, alpha=0.5, world_size=1, rank=0)
     batches = [b for b, _ in zip(sampler, range(args.train_steps + args.warmup), strict=False)]
@@ -167,7 +182,9 @@ def bench_device(args: argparse.Namespace | None = None) -> dict[str, Any]:
     print(f"device: {env.get('gpu') or env.get('cpu_model')} ({env.get('device')}, {precision}); "
           f"cpu flags: {' '.join(env.get('cpu_flags') or [])}\n"
           f"  encode: project {encode['project_per_s']:.0f}/s vs plain SentenceTransformer.encode "
-          f"{encode['plain_per_s']:.0f}/s = {encode['encode_ratio']:.2f}x (target >= {TARGETS['encode_ratio']})\n"
+          f"{encode['plain_per_s']:.0f}/s = {encode['encode_ratio']:.2f}x (target >= {TARGETS['encode_ratio']}); "
+          f"the next system, its batches already tokenised: {encode['project_reused_per_s']:.0f}/s = "
+          f"{encode['encode_ratio_reused']:.2f}x\n"
           f"  train: trainer {step:.3f} s/step vs bare loop {bare:.3f} s/step = {step / bare:.2f}x "
           f"(target <= {TARGETS['train_ratio']})\n"
           f"  score: {score['score_queries']} x {score['score_candidates']} LAReQA pools ranked on the host "

@@ -90,6 +90,7 @@ def _set_token_batching(model, on: bool) -> None:
 
 def bench_encode(args: argparse.Namespace, texts: list[str], map_ds) -> list[dict[str, Any]]:
     """One row per encode setting: best sentences/s over the repeats, and mAP on ``map_ds`` (None: skipped)."""
+    from hybridir_utils.models.backends import forget_features
     from hybridir_utils.models.loading import load_encoder
 
     sizes = {"large": args.batch_size, "small": args.small_batch}
@@ -106,6 +107,7 @@ def bench_encode(args: argparse.Namespace, texts: list[str], map_ds) -> list[dic
         if plain_row:  # sentence-transformers' defaults, nothing of the project's path
             model.encode(batch_texts, prompt_name="passage", normalize_embeddings=True)
             return
+        forget_features()  # each timed encode tokenises, as a single system's does
         with environment.autocast(row.get("precision", "fp32"), "cpu"):
             encode_cached(
                 model, batch_texts, "passage", batch_size=row["batch_size"], use_cache=False, show_progress_bar=False

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hybridir_utils.errors import EvaluationError
+from hybridir_utils.models.backends import reused_features
 from hybridir_utils.models.fingerprints import encoder_name
 from hybridir_utils.models.fingerprints import fingerprint as _fingerprint
 from hybridir_utils.utils import atomic, paths
@@ -245,11 +246,13 @@ def encode_queries_and_passages(
 def _encode_missing(encoder, texts: list[str], keys: np.ndarray, cache: EmbeddingCache | None, prompt_name, kwargs,
                     show_progress_bar: bool, *, batch_size: int, chunk_size: int, save_every_s: float):  # fmt: skip
     """Encode ``texts`` in chunks of ``chunk_size`` (checked, normalised), adding them to ``cache`` and saving it at
-    least every ``save_every_s`` seconds; returns the chunks' embeddings in order."""
+    least every ``save_every_s`` seconds; returns the chunks' embeddings in order. Batches another model with the
+    same tokenizer already tokenised are not tokenised again (:func:`models.backends.reused_features`)."""
     chunks: list[np.ndarray] = []
     last_save = time.monotonic()
     desc = f"encode {prompt_name or 'texts'}"
-    with tqdm(total=len(texts), desc=desc, unit="text", disable=not show_progress_bar or not texts) as bar:
+    with (tqdm(total=len(texts), desc=desc, unit="text", disable=not show_progress_bar or not texts) as bar,
+          reused_features(encoder)):  # fmt: skip
         for lo in range(0, len(texts), chunk_size):
             batch = texts[lo : lo + chunk_size]
             emb = encoder.encode(batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,

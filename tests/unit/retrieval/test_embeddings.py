@@ -63,3 +63,54 @@ def test_bad_cache_file_is_named_and_re_encoded_never_scored(tmp_path, damage, n
     assert enc.n_encoded == 6
     embeddings.encode_cached(enc, texts, "query", cache_dir=tmp_path)  # the rewritten file is good: nothing re-encoded
     assert enc.n_encoded == 6
+
+
+def test_the_next_model_with_the_same_tokenizer_reuses_the_tokenised_batches(xquad_small, monkeypatch):
+    """Every system of a grid encodes the same test texts: the second model tokenises nothing, and its embeddings
+    are bit for bit the ones tokenising again gives. Another prompt or cut-off tokenises anew; training batches
+    (outside inference mode) are never reused; the hook is gone after the encode."""
+    import torch
+
+    from hybridir_utils.models import backends, loading
+
+    monkeypatch.setattr(backends, "_FEATURES", {})
+    texts = xquad_small.candidates.text.tolist()[:40]
+    first, second = loading.load_encoder(loading.E5_NAME), loading.load_encoder(loading.E5_NAME)
+    calls: list[int] = []  # the batches tokenised (not the one-text prompt-length calls)
+    for model in (first, second):
+        tokenise = model[0].preprocess
+        counted = lambda i, *a, _t=tokenise, **k: (len(i) > 1 and calls.append(1)) or _t(i, *a, **k)  # noqa: E731
+        monkeypatch.setattr(model[0], "preprocess", counted)
+
+    def encode(model, prompt="passage"):
+        return embeddings.encode_cached(model, texts, prompt, batch_size=16, use_cache=False, show_progress_bar=False)
+
+    key = backends._tokenizer_key(first.tokenizer)
+    a = encode(first)
+    assert len(calls) == 3  # 40 texts in batches of 16
+    assert backends._tokenizer_key(first.tokenizer) == key  # the last call's truncation and padding are not keyed
+    b = encode(second)
+    assert len(calls) == 3 and "preprocess" not in vars(second)  # nothing tokenised; the hook removed
+    np.testing.assert_array_equal(a, b)
+    monkeypatch.setattr(backends, "_FEATURES", {})
+    np.testing.assert_array_equal(encode(second), b)  # tokenised again: the same bits
+    assert len(calls) == 6
+    encode(second, "query")
+    assert len(calls) == 9  # another prompt: other features
+    second.max_seq_length = 8
+    short = encode(second)
+    assert len(calls) == 12 and not np.array_equal(short, b)  # another cut-off: other features
+    with backends.reused_features(second):
+        second.preprocess(texts[:4])
+        second.preprocess(texts[:4])
+        assert len(calls) == 14  # not in inference mode (a training batch): tokenised every time
+        with torch.inference_mode():
+            second.preprocess(texts[:4]), second.preprocess(texts[:4])
+        assert len(calls) == 15
+    monkeypatch.setattr(backends, "_FEATURES", {})
+    monkeypatch.setattr(backends, "_MEMO_TEXTS", 20)  # bounded: a batch that would pass the bound starts it again
+    encode(first)
+    (memo,) = backends._FEATURES.values()
+    assert memo.n_texts == 8 and len(memo.batches) == 1
+    (kept,) = memo.batches.values()  # the model's outputs were added to the caller's copy, not to the kept features
+    assert "input_ids" in kept and "sentence_embedding" not in kept and "token_embeddings" not in kept
