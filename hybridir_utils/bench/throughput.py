@@ -90,15 +90,13 @@ def _set_token_batching(model, on: bool) -> None:
 
 def bench_encode(args: argparse.Namespace, texts: list[str], map_ds) -> list[dict[str, Any]]:
     """One row per encode setting: best sentences/s over the repeats, and mAP on ``map_ds`` (None: skipped)."""
-    from hybridir_utils.models.backends import forget_features
-    from hybridir_utils.models.loading import load_encoder
+    from hybridir_utils.models import backends, loading
 
     sizes = {"large": args.batch_size, "small": args.small_batch}
     settings = [s for s in _ENCODE_SETTINGS if args.backends is None or s[1] in args.backends]
-    models = {
-        b: load_encoder(args.model, backend=b, token_batching=False) for b in dict.fromkeys(s[1] for s in settings)
-    }
-    plain = models.get("torch") or load_encoder(args.model, token_batching=False)
+    backend_names = dict.fromkeys(s[1] for s in settings)
+    models = {b: loading.load_encoder(args.model, backend=b, token_batching=False) for b in backend_names}
+    plain = models.get("torch") or loading.load_encoder(args.model, token_batching=False)
 
     def encode(row: dict[str, Any], batch_texts: list[str]) -> None:
         plain_row = row["setting"] == _PLAIN
@@ -107,7 +105,7 @@ def bench_encode(args: argparse.Namespace, texts: list[str], map_ds) -> list[dic
         if plain_row:  # sentence-transformers' defaults, nothing of the project's path
             model.encode(batch_texts, prompt_name="passage", normalize_embeddings=True)
             return
-        forget_features()  # each timed encode tokenises, as a single system's does
+        backends.forget_features()  # each timed encode tokenises, as a single system's does
         with environment.autocast(row.get("precision", "fp32"), "cpu"):
             encode_cached(
                 model, batch_texts, "passage", batch_size=row["batch_size"], use_cache=False, show_progress_bar=False

@@ -20,7 +20,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hybridir_utils.errors import EvaluationError
-from hybridir_utils.models.backends import reused_features
 from hybridir_utils.models.fingerprints import encoder_name
 from hybridir_utils.models.fingerprints import fingerprint as _fingerprint
 from hybridir_utils.utils import atomic, paths
@@ -248,6 +247,8 @@ def _encode_missing(encoder, texts: list[str], keys: np.ndarray, cache: Embeddin
     """Encode ``texts`` in chunks of ``chunk_size`` (checked, normalised), adding them to ``cache`` and saving it at
     least every ``save_every_s`` seconds; returns the chunks' embeddings in order. Batches another model with the
     same tokenizer already tokenised are not tokenised again (:func:`models.backends.reused_features`)."""
+    from hybridir_utils.models.backends import reused_features  # torch: only where something is encoded
+
     chunks: list[np.ndarray] = []
     last_save = time.monotonic()
     desc = f"encode {prompt_name or 'texts'}"
