@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import doubles
@@ -24,6 +25,15 @@ def shared_data_dir() -> Path:
         if path is not None and (path / "xquad-r" / "en.json").is_file():
             return path
     pytest.fail(f"LAReQA data not found in {candidates}: set HYBRIDIR_DATA_DIR (CI has ../shared/data/lareqa)")
+
+
+@pytest.fixture(autouse=True)
+def _tokenised_batches_stay_in_their_test():
+    """The batches one test's encodes tokenised (models.backends.reused_features) never serve the next test."""
+    yield
+    backends = sys.modules.get("hybridir_utils.models.backends")  # not imported: nothing was kept
+    if backends is not None:
+        backends.forget_features()
 
 
 @pytest.fixture

@@ -144,7 +144,10 @@ class _FeatureMemo:
         self.n_texts = 0
 
 
-_SETTINGS = ("max_seq_length", "do_lower_case", "processing_kwargs")  # the input module's, beside the tokenizer's
+# what shapes a batch's features beside the tokenizer's definition: the input module's settings, and the
+# tokenizer's padding and outputs, which transformers applies on every call from attributes outside its definition
+_SETTINGS = ("max_seq_length", "do_lower_case", "processing_kwargs", "transformer_task", "modality_config")
+_TOKENIZER_SETTINGS = ("padding_side", "truncation_side", "pad_token_id", "model_input_names")
 _FEATURES: dict[str, _FeatureMemo] = {}  # tokenised encode batches per tokenizer (the xxh3 of its serialised form)
 
 
@@ -156,10 +159,10 @@ def reused_features(model):
     Every system of a grid encodes the same test texts in the same token-sorted order, so its batches are the same
     texts every time: tokenising XQuAD-R's 26,104 texts in batches of 256 takes ~3.5 s of one CPU core per system,
     while a GPU encodes them in a fraction of that. Features are reused only under ``torch.inference_mode`` (as
-    ``encode`` runs), never for training batches, and each caller gets its own dict (``encode`` adds outputs to it);
-    the tensors are read only, so the embeddings are the ones tokenising again would give. A model that is not a
-    sentence-transformers model with a serialisable tokenizer encodes as it always does. The hook is removed on
-    exit, so copies and saves of the model never carry it.
+    ``encode`` runs), never for training batches, and each caller gets its own copy (``encode`` adds outputs to the
+    dict, and on a CPU the model reads the very tensors), so the embeddings are the ones tokenising again gives. A
+    model that is not a sentence-transformers model with a serialisable tokenizer encodes as it always does. The
+    hook is removed on exit, so copies and saves of the model never carry it.
     """
     first = model[0] if isinstance(model, torch.nn.Sequential) and len(model) else None
     tokenizer_key = _tokenizer_key(getattr(model, "tokenizer", None))
@@ -167,7 +170,10 @@ def reused_features(model):
         yield model
         return
     memo = _FEATURES.setdefault(tokenizer_key, _FeatureMemo())
-    setting = tuple(repr(getattr(first, name, None)) for name in _SETTINGS)
+    tokenizer = model.tokenizer
+    setting = (type(first).__name__, repr(getattr(getattr(first, "config", None), "model_type", None)),
+               *(repr(getattr(first, name, None)) for name in _SETTINGS),
+               *(repr(getattr(tokenizer, name, None)) for name in _TOKENIZER_SETTINGS))  # fmt: skip
     original, had_own = model.preprocess, "preprocess" in vars(model)
 
     def preprocess(inputs, prompt=None, **kwargs):
@@ -179,9 +185,10 @@ def reused_features(model):
             if memo.n_texts + len(inputs) > _MEMO_TEXTS:  # a corpus larger than this: keep memory bounded
                 memo.batches.clear()
                 memo.n_texts = 0
-            features = memo.batches[key] = original(inputs, prompt=prompt)
+            # a plain dict of the outputs: the BatchEncoding would also keep the tokenizer's per-text encodings
+            features = memo.batches[key] = dict(original(inputs, prompt=prompt))
             memo.n_texts += len(inputs)
-        return dict(features)
+        return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in features.items()}
 
     model.preprocess = preprocess
     try:

@@ -8,6 +8,7 @@ the model's dimension) and L2-normalised float32. Used by the LAReQA and MIRACL 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import time
@@ -253,7 +254,7 @@ def _encode_missing(encoder, texts: list[str], keys: np.ndarray, cache: Embeddin
     last_save = time.monotonic()
     desc = f"encode {prompt_name or 'texts'}"
     with (tqdm(total=len(texts), desc=desc, unit="text", disable=not show_progress_bar or not texts) as bar,
-          reused_features(encoder)):  # fmt: skip
+          reused_features(encoder) if texts else contextlib.nullcontext()):  # fmt: skip
         for lo in range(0, len(texts), chunk_size):
             batch = texts[lo : lo + chunk_size]
             emb = encoder.encode(batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,

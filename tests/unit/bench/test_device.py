@@ -23,6 +23,7 @@ def test_the_device_bench_prints_its_ratios_with_the_device(tmp_path, shared_dat
     assert result["encode_ratio"] == pytest.approx(result["project_per_s"] / result["plain_per_s"])
     assert result["encode_ratio_reused"] == pytest.approx(result["project_reused_per_s"] / result["plain_per_s"])
     assert "the next system, its batches already tokenised" in printed
+    assert result["tokenise_texts"] == 26_104 and 0 < result["tokenise_reused_s"] < result["tokenise_s"]
     assert result["train_ratio"] == pytest.approx(result["trainer_step_s"] / result["bare_step_s"])
     assert 0 < result["bare_step_s"] and 0 < result["trainer_step_s"]
     assert "LAReQA pools ranked on the host" in printed and result["score_queries"] == 2 * 1190

@@ -67,8 +67,8 @@ def test_bad_cache_file_is_named_and_re_encoded_never_scored(tmp_path, damage, n
 
 def test_the_next_model_with_the_same_tokenizer_reuses_the_tokenised_batches(xquad_small, monkeypatch):
     """Every system of a grid encodes the same test texts: the second model tokenises nothing, and its embeddings
-    are bit for bit the ones tokenising again gives. Another prompt or cut-off tokenises anew; training batches
-    (outside inference mode) are never reused; the hook is gone after the encode."""
+    are bit for bit the ones tokenising again gives. Another prompt, cut-off or padding side tokenises anew;
+    training batches (outside inference mode) are never reused; the hook is gone after the encode, even a failed one."""
     import torch
 
     from hybridir_utils.models import backends, loading
@@ -100,13 +100,24 @@ def test_the_next_model_with_the_same_tokenizer_reuses_the_tokenised_batches(xqu
     second.max_seq_length = 8
     short = encode(second)
     assert len(calls) == 12 and not np.array_equal(short, b)  # another cut-off: other features
+    second.tokenizer.padding_side = "left"
+    encode(second)
+    assert len(calls) == 15  # the tokenizer pads on the other side: other features
+    second.tokenizer.padding_side = "right"
     with backends.reused_features(second):
         second.preprocess(texts[:4])
         second.preprocess(texts[:4])
-        assert len(calls) == 14  # not in inference mode (a training batch): tokenised every time
+        assert len(calls) == 17  # not in inference mode (a training batch): tokenised every time
         with torch.inference_mode():
             second.preprocess(texts[:4]), second.preprocess(texts[:4])
-        assert len(calls) == 15
+        assert len(calls) == 18
+    with pytest.raises(RuntimeError), backends.reused_features(second):  # nested, then a failing encode
+        outer = second.preprocess
+        with backends.reused_features(second):
+            assert second.preprocess is not outer
+        assert second.preprocess is outer  # the inner exit gave the outer hook back
+        raise RuntimeError("encode failed")
+    assert "preprocess" not in vars(second)  # removed all the same
     monkeypatch.setattr(backends, "_FEATURES", {})
     monkeypatch.setattr(backends, "_MEMO_TEXTS", 20)  # bounded: a batch that would pass the bound starts it again
     encode(first)
