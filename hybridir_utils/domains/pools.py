@@ -25,8 +25,7 @@ import pandas as pd
 
 from hybridir_utils.domains.taxonomy import check_domain, require_columns
 from hybridir_utils.errors import DomainError
-
-POOL_MODES = ("general", "in-domain", "weighted")  # the whole pool, the target domain only, or upweighted
+from hybridir_utils.naming import CONTROL_PREFIX, POOL_MODES, RANDOM_CONTROL, split_domain_run
 
 
 @dataclass(frozen=True)
@@ -101,8 +100,6 @@ def domain_pool(
 
 
 # ------------------------------------------------------------------------------------------ size controls
-
-RANDOM_CONTROL = "random"
 
 
 def language_sets(pairs: pd.DataFrame) -> pd.Series:
@@ -337,21 +334,19 @@ def same_article_share(pairs: pd.DataFrame) -> float:
     return float((per_article * (per_article - 1)).sum() / (n * (n - 1))) if n > 1 else 0.0
 
 
-CONTROL_PREFIX = "size-"  # "news:size-random", "news:size-history": pools as large as the news pool
-
-
 def parse_domain_run(spec: str) -> tuple[str, str]:
     """``"science:in-domain"`` -> ("science", "in-domain"); also ``weighted`` and the size-matched controls
-    ``size-random`` (random groups) and ``size-<other domain>``, each as large as the target's in-domain pool."""
-    domain, sep, mode = str(spec).partition(":")
-    control = mode[len(CONTROL_PREFIX) :] if mode.startswith(CONTROL_PREFIX) else None
-    valid = mode in POOL_MODES and mode != "general"
-    if not sep or not (valid or control):
+    ``size-random`` (random groups) and ``size-<other domain>``, each as large as the target's in-domain pool. The
+    grammar is :mod:`naming`'s; this adds the taxonomy's check of the domains."""
+    parsed = split_domain_run(spec)
+    if parsed is None:
         raise DomainError(
             f"domain run {spec!r}: expected '<domain>:in-domain', '<domain>:weighted', '<domain>:size-random' or "
             "'<domain>:size-<other domain>'"
         )
+    domain, mode = parsed
+    control = mode[len(CONTROL_PREFIX) :] if mode.startswith(CONTROL_PREFIX) else None
     domain = check_domain(domain, allow_other=False)
-    if control and control != "random" and check_domain(control, allow_other=False) == domain:
+    if control and control != RANDOM_CONTROL and check_domain(control, allow_other=False) == domain:
         raise DomainError(f"domain run {spec!r}: a size-matched control needs another domain than {domain!r}")
     return domain, mode

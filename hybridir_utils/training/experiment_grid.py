@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from hybridir_utils.domains.pools import (
-    CONTROL_PREFIX,
-    RANDOM_CONTROL,
     domain_draw,
     domain_pool,
     parse_domain_run,
@@ -25,6 +23,7 @@ from hybridir_utils.domains.pools import (
     structure_matched_pool,
 )
 from hybridir_utils.errors import DomainError, ExperimentError, SamplerConfigError
+from hybridir_utils.naming import CONTROL_PREFIX, RANDOM_CONTROL, TrainingSpec
 from hybridir_utils.parameters import BATCH_POLICIES
 from hybridir_utils.sampling.alpha import PRESETS, sampling_alpha, sampling_problem
 from hybridir_utils.sampling.sampler import HybridBatchSampler
@@ -32,32 +31,6 @@ from hybridir_utils.training.trainer import pairs_fingerprint, train
 from hybridir_utils.utils import atomic
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainingSpec:
-    sampling: str  # a sampling preset: x-x-mono | x-y | hybrid
-    domain: str = "general"  # "general" or a target domain
-    mode: str = "general"  # pool mode: general | in-domain | weighted
-    seed: int = 0
-
-    @property
-    def system(self) -> str:
-        strategy = "general" if self.mode == "general" else f"{self.domain}-{self.mode}"
-        return f"{self.sampling}/{strategy}"
-
-    @property
-    def label(self) -> str:
-        return f"{self.system}/s{self.seed}"
-
-    @classmethod
-    def from_system(cls, system: str) -> TrainingSpec:
-        """The inverse of ``system``: ``"hybrid/news-size-random"`` -> TrainingSpec("hybrid", "news", "size-random")."""
-        sampling, _, strategy = str(system).partition("/")
-        if strategy in ("", "general"):
-            return cls(sampling)
-        domain, _, mode = strategy.partition("-")
-        return cls(sampling, domain, mode)
 
 
 def grid(samplings, seeds, domain_runs=(), domain_seeds=(0,), domain_sampling: str = "hybrid",

@@ -8,12 +8,12 @@ Why this design (read before changing it):
   they were independent makes confidence intervals far too narrow and p-values far too small. Each bootstrap
   replicate therefore draws *groups* with replacement, once, and applies that one draw to every stratum and to
   every system (a paired design: all systems are scored on exactly the same rows).
-- **Seeds: here a fixed, stated level; for trained systems the primary analysis is** :func:`seed_level.run_bootstrap`.
+- **Seeds: here a fixed, stated level; for trained systems the primary analysis is** :func:`stats.runs.run_bootstrap`.
   In :func:`cluster_bootstrap` a system's score on a row is the mean over its seeds, and the CI says how much that
   seed-averaged system could move under a new draw of question groups, with the range of the per-seed differences
   (``seed_delta_min`` / ``seed_delta_max``) stated next to it. But the project's claim is about a *training
   method*: a rerun draws new seeds as surely as a new test set draws new questions, so for trained systems the
-  interval must include run-to-run variance. ``run_bootstrap`` resamples each system's seeds as well (independently
+  interval must include run-to-run variance. ``runs.run_bootstrap`` resamples each system's seeds as well (independently
   per system, never paired by index) and gives t intervals, a run-level permutation check and the minimum
   detectable effect; ``cluster_bootstrap`` stays for frozen models and as the group-only view.
 - **Holm over every comparison the report states.** Each table row other than the reference is one test; a
@@ -36,10 +36,22 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["cluster_bootstrap", "holm", "macro_mean_se"]
+__all__ = [
+    "CHUNK_CELLS",
+    "GROUP_COLUMNS",
+    "Cells",
+    "check_options",
+    "check_scores",
+    "cluster_bootstrap",
+    "cluster_weights",
+    "codes",
+    "holm",
+    "macro_mean_se",
+    "macro_means",
+]
 
-_CHUNK_CELLS = 2_000_000  # floats materialised at once per array (replicates x clusters, replicates x columns)
-_COLUMNS = [
+CHUNK_CELLS = 2_000_000  # floats materialised at once per array (replicates x clusters, replicates x columns)
+GROUP_COLUMNS = [
     "system",
     "n_seeds",
     "n_rows",
@@ -56,7 +68,7 @@ _COLUMNS = [
 ]
 
 
-def _check_scores(scores: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def check_scores(scores: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     if not isinstance(scores, Mapping) or not scores:
         raise ValueError("scores: expected a non-empty mapping system name -> [n_seeds, n_rows] array")
     out, n_rows = {}, None
@@ -81,7 +93,7 @@ def _check_scores(scores: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def _codes(labels, name: str, n_rows: int) -> tuple[np.ndarray, int]:
+def codes(labels, name: str, n_rows: int) -> tuple[np.ndarray, int]:
     arr = np.asarray(labels)
     if arr.shape != (n_rows,):
         raise ValueError(f"{name}: expected {n_rows} labels (one per row of the scores), got shape {arr.shape}")
@@ -92,7 +104,7 @@ def _codes(labels, name: str, n_rows: int) -> tuple[np.ndarray, int]:
     return codes.reshape(-1), len(uniques)
 
 
-def _check_options(mats: dict[str, np.ndarray], reference: str, n_boot: int, ci: float) -> None:
+def check_options(mats: dict[str, np.ndarray], reference: str, n_boot: int, ci: float) -> None:
     """Name the bad option before any work (the scores, strata and clusters are checked first)."""
     if reference not in mats:
         raise ValueError(f"reference: {reference!r} is not among the systems {list(mats)}")
@@ -133,10 +145,10 @@ def cluster_bootstrap(
     by index when both have the same number of seeds; when one side has a single seed, it is compared with every
     seed of the other; otherwise (both several seeds, different counts) they are NaN.
     """
-    mats = _check_scores(scores)
+    mats = check_scores(scores)
     n_rows = next(iter(mats.values())).shape[1]
-    cells = _Cells.of(strata, clusters, n_rows)
-    _check_options(mats, reference, n_boot, ci)
+    cells = Cells.of(strata, clusters, n_rows)
+    check_options(mats, reference, n_boot, ci)
 
     names = list(mats)
     seed_avg = {name: mats[name].mean(axis=0) for name in names}
@@ -157,11 +169,11 @@ def cluster_bootstrap(
         seeds = _seed_range(cells.macro_mean(mats[name].T), ref_seeds)
         spread = {"seed_delta_min": seeds[0], "seed_delta_max": seeds[1]}
         rows.append({"system": name, **size, "mean": means[name], **summary, **spread})
-    return pd.DataFrame(rows, columns=_COLUMNS)
+    return pd.DataFrame(rows, columns=GROUP_COLUMNS)
 
 
 @dataclass(frozen=True)
-class _Cells:
+class Cells:
     """The rows binned by (cluster, stratum). Every statistic here is a function of per-cell sums and row counts,
     so a replicate only reweights clusters: it never materialises resampled rows."""
 
@@ -171,9 +183,9 @@ class _Cells:
     counts: np.ndarray  # [n_clusters, n_strata] rows per cell
 
     @classmethod
-    def of(cls, strata, clusters, n_rows: int) -> _Cells:
-        stratum, n_strata = _codes(strata, "strata", n_rows)
-        cluster, n_clusters = _codes(clusters, "clusters", n_rows)
+    def of(cls, strata, clusters, n_rows: int) -> Cells:
+        stratum, n_strata = codes(strata, "strata", n_rows)
+        cluster, n_clusters = codes(clusters, "clusters", n_rows)
         cell = cluster * n_strata + stratum
         counts = np.bincount(cell, minlength=n_clusters * n_strata).astype(float).reshape(n_clusters, n_strata)
         return cls(cell, n_clusters, n_strata, counts)
@@ -190,20 +202,20 @@ class _Cells:
         return per_stratum.mean(axis=0)  # elementwise per column: identical columns give identical means
 
 
-def _bootstrap(cells: _Cells, columns: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+def _bootstrap(cells: Cells, columns: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     """[n_boot, k]: the macro mean of each column of [n_rows, k] in every replicate; replicates go in chunks of
-    about ``_CHUNK_CELLS`` floats so that memory stays bounded for many clusters or systems."""
+    about ``CHUNK_CELLS`` floats so that memory stays bounded for many clusters or systems."""
     sums = cells.sums(columns)
     rng = np.random.default_rng(seed)
     boot = np.empty((n_boot, columns.shape[1]))
-    chunk = max(1, _CHUNK_CELLS // max(cells.n_clusters, cells.n_strata * columns.shape[1]))
+    chunk = max(1, CHUNK_CELLS // max(cells.n_clusters, cells.n_strata * columns.shape[1]))
     for start in range(0, n_boot, chunk):
         n = min(chunk, n_boot - start)
-        boot[start : start + n] = _macro(_cluster_weights(rng, n, cells.n_clusters), sums, cells.counts)
+        boot[start : start + n] = macro_means(cluster_weights(rng, n, cells.n_clusters), sums, cells.counts)
     return boot
 
 
-def _cluster_weights(rng: np.random.Generator, n: int, n_clusters: int) -> np.ndarray:
+def cluster_weights(rng: np.random.Generator, n: int, n_clusters: int) -> np.ndarray:
     """[n, n_clusters]: how often each cluster is drawn when each of ``n`` replicates draws ``n_clusters`` clusters
     with replacement, once for every stratum and system (the paired design)."""
     draws = rng.integers(0, n_clusters, size=(n, n_clusters))
@@ -212,7 +224,7 @@ def _cluster_weights(rng: np.random.Generator, n: int, n_clusters: int) -> np.nd
     return weights.astype(float)
 
 
-def _macro(weights: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def macro_means(weights: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Macro means over strata for each row of ``weights``.
 
     ``weights`` is [n_rep, n_clusters] (how often each cluster was drawn); ``sums`` is [n_clusters, n_strata,
@@ -255,9 +267,9 @@ def _seed_range(system: np.ndarray, reference: np.ndarray) -> tuple[float, float
 def macro_mean_se(values, strata, clusters, n_boot: int = 1000, seed: int = 0) -> float:
     """The standard error of one model's macro mean (over strata) under a new draw of clusters (question groups):
     how far a dev score could move by chance, to be read beside a selection rule's margin."""
-    mat = _check_scores({"values": values})["values"]
-    cells = _Cells.of(strata, clusters, mat.shape[1])
-    _check_options({"values": mat}, "values", n_boot, 0.95)
+    mat = check_scores({"values": values})["values"]
+    cells = Cells.of(strata, clusters, mat.shape[1])
+    check_options({"values": mat}, "values", n_boot, 0.95)
     return float(np.std(_bootstrap(cells, mat[:1].T, n_boot, seed)[:, 0], ddof=1))
 
 

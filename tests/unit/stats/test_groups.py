@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from doubles import GROUPS, STRATA, A, B, simulate_clustered
 
-from hybridir_utils.evaluation import stats
+from hybridir_utils.stats import groups as stats
 
 try:  # a transitive dependency (scipy, scikit-learn); only to keep the coverage test fast
     from threadpoolctl import threadpool_limits
@@ -159,7 +159,7 @@ def test_holm_rejects_values_outside_unit_interval():
         stats.holm([0.1, np.nan])
 
 
-# ---- run-level inference (analysis.seed_level): seeds are runs of a training method, resampled per system ----
+# ---- run-level inference (stats.runs): seeds are runs of a training method, resampled per system ----
 
 
 def test_macro_mean_se_matches_the_textbook_value_on_independent_clusters():

@@ -1,9 +1,9 @@
 """Run-level inference: the uncertainty of a *training method*, seeds included, on top of the cluster draw of
-:mod:`evaluation.stats`.
+:mod:`stats.groups`.
 
 Why (read before changing it):
 
-- **The claim is about a training method, so a new seed is part of the next experiment.** :func:`evaluation.stats.
+- **The claim is about a training method, so a new seed is part of the next experiment.** :func:`stats.groups.
   cluster_bootstrap` averages the seeds and resamples question groups only: its interval says how much *these*
   runs could move under new questions, not how much the method could. :func:`run_bootstrap` is a two-level
   bootstrap: each replicate draws question groups once (shared by every system and stratum, paired as in
@@ -46,30 +46,32 @@ import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
 
-from hybridir_utils.evaluation.stats import (
-    _CHUNK_CELLS,
-    _Cells,
-    _check_options,
-    _check_scores,
-    _cluster_weights,
-    _codes,
-    _macro,
+from hybridir_utils.stats.groups import (
+    CHUNK_CELLS,
+    GROUP_COLUMNS,
+    Cells,
+    check_options,
+    check_scores,
+    cluster_weights,
+    codes,
+    macro_means,
 )
-from hybridir_utils.evaluation.stats import _COLUMNS as _GROUP_COLUMNS
 
 __all__ = [
     "interaction_bootstrap",
     "minimum_detectable_effect",
+    "paired_run_bootstrap",
     "per_article_gain",
     "run_bootstrap",
     "run_permutation_p",
     "smallest_permutation_p",
+    "t_interval",
 ]
 
 MAX_RELABELLINGS = 200_000  # exact enumeration up to this many relabellings / sign flips, else Monte Carlo draws
 _TOL = 1e-12  # float noise must not turn "as extreme as observed" into "less extreme"
 # the group-level table's columns up to the p-value, then what the run level adds (no per-seed sign range)
-_COLUMNS = [*_GROUP_COLUMNS[: _GROUP_COLUMNS.index("p") + 1], "se", "df", "run_sd", "ref_run_sd", "p_perm", "mde"]
+_COLUMNS = [*GROUP_COLUMNS[: GROUP_COLUMNS.index("p") + 1], "se", "df", "run_sd", "ref_run_sd", "p_perm", "mde"]
 
 
 def run_bootstrap(
@@ -84,7 +86,7 @@ def run_bootstrap(
     """Two-level bootstrap (question groups, and each system's seeds) of every system's macro mean and of its
     difference to ``reference``: the primary analysis for trained systems (see the module docstring).
 
-    Inputs as :func:`evaluation.stats.cluster_bootstrap`: system -> [n_seeds, n_rows] scores on the same rows, one
+    Inputs as :func:`stats.groups.cluster_bootstrap`: system -> [n_seeds, n_rows] scores on the same rows, one
     stratum and one cluster label per row; the statistic is the macro mean over strata of the per-stratum mean.
 
     Returns one row per system, in input order: ``n_seeds``, ``n_rows``, ``n_clusters``, ``mean`` (mean of the
@@ -94,10 +96,10 @@ def run_bootstrap(
     (:func:`run_permutation_p` on the per-seed macro means) and ``mde`` (:func:`minimum_detectable_effect`). The
     reference row has delta 0, lo = hi = 0, p = p_perm = 1, se 0, df and mde NaN.
     """
-    mats = _check_scores(scores)
+    mats = check_scores(scores)
     n_rows = next(iter(mats.values())).shape[1]
-    cells = _Cells.of(strata, clusters, n_rows)
-    _check_options(mats, reference, n_boot, ci)
+    cells = Cells.of(strata, clusters, n_rows)
+    check_options(mats, reference, n_boot, ci)
     cluster_rng, seed_rng = _rngs(seed)
     reps = _per_seed_replicates(cells, mats, n_boot, cluster_rng)
     levels = {name: _resample_seeds(reps[name], cells.macro_mean(mats[name].T), seed_rng) for name in mats}
@@ -105,7 +107,7 @@ def run_bootstrap(
     rows = []
     for name, level in levels.items():
         size = {"n_seeds": level.n, "n_rows": n_rows, "n_clusters": cells.n_clusters}
-        ci_low, ci_high = _t_interval(level.mean, np.std(level.boot, ddof=_ddof(level.boot)), level.df(), ci)
+        ci_low, ci_high = t_interval(level.mean, np.std(level.boot, ddof=_ddof(level.boot)), level.df(), ci)
         if name == reference:
             diff = {"delta": 0.0, "lo": 0.0, "hi": 0.0, "p": 1.0, "se": 0.0, "df": math.nan}
             extra = {"p_perm": 1.0, "mde": math.nan}
@@ -117,6 +119,38 @@ def run_bootstrap(
         rows.append({"system": name, **size, "mean": level.mean, "ci_low": ci_low, "ci_high": ci_high, **diff})
         rows[-1].update(spread | extra)
     return pd.DataFrame(rows, columns=_COLUMNS)
+
+
+def paired_run_bootstrap(
+    system: np.ndarray,
+    reference: np.ndarray,
+    strata,
+    clusters,
+    n_boot: int = 5000,
+    seed: int = 0,
+    ci: float = 0.95,
+) -> dict:
+    """:func:`run_bootstrap` of ``system`` minus ``reference`` when run i of one *is* run i of the other (a model
+    interpolated toward its base and the same run as trained): the unit is the run's paired difference, so the run
+    level resampled is the spread of those differences, and ``p_perm`` is the sign-flip test of the per-run
+    differences. Both are [n_seeds, n_rows] on the same rows, in the same run order.
+
+    Returns one row (a dict) of :func:`run_bootstrap`'s columns for ``system``: ``mean`` its level, ``delta`` the
+    mean paired difference with its t interval, ``run_sd`` / ``ref_run_sd`` each side's SD of run means and
+    ``pair_sd`` the SD of the paired differences (what the interval is made of)."""
+    mats = check_scores({"system": system, "reference": reference})
+    a, b = mats["system"], mats["reference"]
+    if a.shape != b.shape:
+        raise ValueError(f"paired runs: system has {a.shape[0]} runs, reference {b.shape[0]}; pair them run by run")
+    table = run_bootstrap({"difference": a - b, "zero": np.zeros((1, a.shape[1]))}, strata, clusters, "zero",
+                          n_boot=n_boot, seed=seed, ci=ci)  # fmt: skip
+    row = table.iloc[0].to_dict()
+    cells = Cells.of(strata, clusters, a.shape[1])
+    runs_a, runs_b = cells.macro_mean(a.T), cells.macro_mean(b.T)
+    sd = lambda v: float(v.std(ddof=1)) if len(v) > 1 else math.nan  # noqa: E731
+    return {**row, "system": "system", "n_seeds": a.shape[0], "mean": float(runs_a.mean()),
+            "ci_low": math.nan, "ci_high": math.nan, "run_sd": sd(runs_a), "ref_run_sd": sd(runs_b),
+            "pair_sd": row["run_sd"]}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -147,7 +181,7 @@ class _Level:
 
 
 def _rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    """The group draw uses ``default_rng(seed)`` as :func:`evaluation.stats.cluster_bootstrap` does (one seed per
+    """The group draw uses ``default_rng(seed)`` as :func:`stats.groups.cluster_bootstrap` does (one seed per
     system then gives its draws exactly); the seed draw has its own stream, so adding seeds does not move the group
     draw."""
     return np.random.default_rng(seed), np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
@@ -157,18 +191,18 @@ def _ddof(values: np.ndarray) -> int:
     return 1 if len(values) > 1 else 0
 
 
-def _per_seed_replicates(cells: _Cells, mats: dict[str, np.ndarray], n_boot: int, rng) -> dict[str, np.ndarray]:
+def _per_seed_replicates(cells: Cells, mats: dict[str, np.ndarray], n_boot: int, rng) -> dict[str, np.ndarray]:
     """name -> [n_boot, n_seeds]: the macro mean of every seed of every system in every replicate, one group draw
-    per replicate shared by all; replicates go in chunks of about ``_CHUNK_CELLS`` floats."""
+    per replicate shared by all; replicates go in chunks of about ``CHUNK_CELLS`` floats."""
     sums = {name: cells.sums(mat.T) for name, mat in mats.items()}
     width = max(mat.shape[0] for mat in mats.values())
     out = {name: np.empty((n_boot, mat.shape[0])) for name, mat in mats.items()}
-    chunk = max(1, _CHUNK_CELLS // max(cells.n_clusters, cells.n_strata * width))
+    chunk = max(1, CHUNK_CELLS // max(cells.n_clusters, cells.n_strata * width))
     for start in range(0, n_boot, chunk):
         n = min(chunk, n_boot - start)
-        weights = _cluster_weights(rng, n, cells.n_clusters)
+        weights = cluster_weights(rng, n, cells.n_clusters)
         for name in mats:
-            out[name][start : start + n] = _macro(weights, sums[name], cells.counts)
+            out[name][start : start + n] = macro_means(weights, sums[name], cells.counts)
     return out
 
 
@@ -203,7 +237,7 @@ def _welch_df(cluster: list[tuple[float, float]], levels: list[_Level]) -> float
     return num * num / den if den > 0 else math.inf
 
 
-def _t_interval(centre: float, se: float, df: float, ci: float) -> tuple[float, float]:
+def t_interval(centre: float, se: float, df: float, ci: float) -> tuple[float, float]:
     half = float(student_t.ppf((1 + ci) / 2, df)) * se
     return centre - half, centre + half
 
@@ -219,7 +253,7 @@ def _difference(system: _Level, reference: _Level, ci: float, cluster: list[tupl
         cluster = [(float(np.var(centre, ddof=_ddof(centre))), math.inf)]
     df = _welch_df(cluster, [system, reference])
     delta = system.mean - reference.mean
-    lo, hi = _t_interval(delta, se, df, ci)
+    lo, hi = t_interval(delta, se, df, ci)
     if se > 0:
         p = float(2 * student_t.sf(abs(delta) / se, df))
     else:  # no variation at all: a difference is certain, no difference is no evidence
@@ -328,7 +362,7 @@ def interaction_bootstrap(
     n_other_articles.
     """
     mats, target = _check_interaction(system, reference, strata, articles, in_target)
-    _check_options(mats, "reference", n_boot, ci)
+    check_options(mats, "reference", n_boot, ci)
     strata, articles = np.asarray(strata), np.asarray(articles)
     cluster_rng, seed_rng = _rngs(seed)
     parts = {
@@ -377,7 +411,7 @@ def _interaction_part(strata, articles, mats: dict[str, np.ndarray], mask: np.nd
     macro means on the data}, number of articles). A part may hold few articles, so the article-level deviations are
     inflated by sqrt(k/(k-1)) (a resample of k clusters understates the variance by (k-1)/k) and the part's
     group-level variance gets k-1 df, as the seed level does."""
-    cells = _Cells.of(strata[mask], articles[mask], int(mask.sum()))
+    cells = Cells.of(strata[mask], articles[mask], int(mask.sum()))
     part = {name: mat[:, mask] for name, mat in mats.items()}
     reps = _per_seed_replicates(cells, part, n_boot, rng)
     runs = {name: cells.macro_mean(mat.T) for name, mat in part.items()}
@@ -390,15 +424,15 @@ def per_article_gain(system, reference, articles, in_target) -> pd.DataFrame:
     rows of the seed-averaged system minus the seed-averaged reference) and ``n_rows``; for a per-article figure
     and the randomisation test of :func:`interaction_bootstrap`, which both need the gain article by article."""
     mats, target = _check_interaction(system, reference, None, articles, in_target)
-    codes, n_articles = _codes(articles, "articles", len(target))
+    article_codes, n_articles = codes(articles, "articles", len(target))
     diff = mats["system"].mean(axis=0) - mats["reference"].mean(axis=0)
-    n_rows = np.bincount(codes, minlength=n_articles)
-    first = np.unique(codes, return_index=True)[1]
+    n_rows = np.bincount(article_codes, minlength=n_articles)
+    first = np.unique(article_codes, return_index=True)[1]
     return pd.DataFrame(
         {
             "article": np.asarray(articles)[first],
             "in_target": target[first],
-            "gain": np.bincount(codes, weights=diff, minlength=n_articles) / n_rows,
+            "gain": np.bincount(article_codes, weights=diff, minlength=n_articles) / n_rows,
             "n_rows": n_rows,
         }
     )
@@ -409,7 +443,7 @@ def _check_interaction(system, reference, strata, articles, in_target) -> tuple[
     mats = {}
     for name, values in (("system", system), ("reference", reference)):
         try:
-            mats[name] = _check_scores({name: values})[name]
+            mats[name] = check_scores({name: values})[name]
         except ValueError as err:
             raise ValueError(str(err).replace(f"scores[{name!r}]", name)) from None
     n_rows = mats["system"].shape[1]
@@ -418,15 +452,15 @@ def _check_interaction(system, reference, strata, articles, in_target) -> tuple[
             f"reference: has {mats['reference'].shape[1]} rows but system has {n_rows}; score both on the same rows"
         )
     if strata is not None:
-        _codes(strata, "strata", n_rows)
-    codes, n_articles = _codes(articles, "articles", n_rows)
+        codes(strata, "strata", n_rows)
+    article_codes, n_articles = codes(articles, "articles", n_rows)
     target = np.asarray(in_target)
     if target.shape != (n_rows,) or target.dtype != bool:
         raise ValueError(f"in_target: expected {n_rows} booleans (one per row), got {target.dtype} {target.shape}")
-    per_article = np.bincount(codes, weights=target, minlength=n_articles)
-    if not np.all((per_article == 0) | (per_article == np.bincount(codes, minlength=n_articles))):
+    per_article = np.bincount(article_codes, weights=target, minlength=n_articles)
+    if not np.all((per_article == 0) | (per_article == np.bincount(article_codes, minlength=n_articles))):
         raise ValueError("in_target: must be constant within an article (an article is in the target domain or not)")
-    n_in = len(np.unique(codes[target]))
+    n_in = len(np.unique(article_codes[target]))
     if n_in < 2 or n_articles - n_in < 2:
         raise ValueError(
             f"in_target: needs at least 2 articles in and 2 out of the target domain, got {n_in} in and "

@@ -1,4 +1,4 @@
-"""Run-level inference (analysis.seed_level): hand cases, simulated data with known truth (coverage of the
+"""Run-level inference (stats.runs): hand cases, simulated data with known truth (coverage of the
 two-level bootstrap and of the interaction test), bad inputs named."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from doubles import GROUPS, STRATA, A, B, simulate_clustered
 
-from hybridir_utils.analysis import seed_level
+from hybridir_utils.stats import runs as seed_level
 
 try:  # a transitive dependency (scipy, scikit-learn); only to keep the coverage tests fast
     from threadpoolctl import threadpool_limits
 except ImportError:  # pragma: no cover
     threadpool_limits = None
-from hybridir_utils.evaluation import stats
+from hybridir_utils.stats import groups as stats
 
 
 def test_run_permutation_p_hand_cases():
@@ -88,7 +88,7 @@ def test_one_seed_each_reduces_to_the_cluster_bootstrap_draw():
     # no seed level: the same group draws as cluster_bootstrap (same seed), so se is the SD of its replicate deltas
     scores, strata, groups = simulate_clustered(np.random.default_rng(3))
     row = seed_level.run_bootstrap(scores, strata, groups, "a", n_boot=2000, seed=9).iloc[1]
-    cells = stats._Cells.of(strata, groups, len(groups))
+    cells = stats.Cells.of(strata, groups, len(groups))
     boot = stats._bootstrap(cells, np.column_stack([scores["a"], scores["b"] - scores["a"]]), 2000, 9)
     assert row.se == pytest.approx(boot[:, 1].std(ddof=1), rel=1e-9)
     assert row.df == np.inf and np.isnan(row.p_perm)
