@@ -25,6 +25,8 @@ from hybridir_utils.sampling.alpha import sampling_problem
 from hybridir_utils.utils.environment import PRECISIONS
 
 BATCH_POLICIES = ("strict", "shrink")  # a run that cannot fill batch_size: stop, or lower every run's batch
+DEV_SETS = ("zero-shot", "training")  # the test set's held-out dev articles, or held-out training articles
+AS_TRAINED_PLANS = ("interpolation", "all")  # analysis.effects: what the as-trained variants are compared with
 
 
 def _languages(dataset: str | None = None) -> Callable[[], Sequence[str]]:
@@ -122,9 +124,14 @@ PARAMS: dict[str, Param] = {
                                  **number(int, 1, 512)),
     "domain_groups": Param("Optional[int]", "question groups every domain arm draws per seed (None: 80% of the "
                            "smallest target domain)", optional=True, **number(int, 1)),
-    "dev_share": Param("float", "share of training articles held out to choose the recipe",
+    "dev_share": Param("float", "share of training articles held out of training (the in-distribution dev)",
                        **number(float, 0, 1, open_=True)),
-    "dev_seed": Param("int", "seed of the dev split", **number(int, 0)),
+    "dev_seed": Param("int", "seed of that split", **number(int, 0)),
+    "dev_set": Param("str", "where the recipe and λ are chosen: zero-shot (the test set's dev articles) or training "
+                     "(held-out training articles, the earlier design)", choices=lambda: DEV_SETS),
+    "zero_shot_dev_share": Param("float", "share of the test set's articles held out, per domain, as the zero-shot "
+                                 "dev", **number(float, 0, 1, open_=True)),
+    "zero_shot_dev_seed": Param("int", "seed of the zero-shot dev split", **number(int, 0)),
     "dev_languages": Param("list[str]", "languages of the dev pools", many=True, choices=_languages()),
     "sweep_scales": Param("list[float]", "MNRL logit scales (1 / temperature)", many=True,
                           **number(float, 0, open_=True)),
@@ -148,7 +155,14 @@ PARAMS: dict[str, Param] = {
                                  "(None: domain_seeds)", many=True, optional=True, **number(int, 0)),
     "wise_lambdas": Param("list[float]", "WiSE-FT weights of the trained model swept on dev (empty: no WiSE-FT)",
                           many=True, empty=True, **number(float, 0, 1)),
-    "wise_runs": Param("int", "runs of hybrid/general the WiSE-FT sweep averages over", **number(int, 1)),
+    "wise_runs": Param("int", "runs of hybrid/general the WiSE-FT sweep is paired over", **number(int, 1)),
+    "wiseft_from": Param("Optional[str]", "profile whose committed λ curve is reused (the same runs, checked)",
+                         optional=True),
+    "wise_test_runs": Param("int", "swept runs whose λ grid is also scored on the test (a diagnostic; 0: none)",
+                            **number(int, 0)),
+    "score_as_trained": Param("bool", "score interpolated runs as trained too (<system>@trained)", kind=bool),
+    "as_trained_plan": Param("str", "as-trained rows: interpolation (paired with their WiSE-FT) or all (a plan)",
+                             choices=lambda: AS_TRAINED_PLANS),
     "eval_languages": Param("dict[str, Optional[list[str]]]", "dataset -> test languages (None: all)", mapping=True),
     "eval_max_articles": Param("Optional[int]", "articles per test set (seeded choice; None: all)", optional=True,
                                **number(int, 1)),

@@ -29,11 +29,12 @@ class Schema:
 
 
 _SETTING = ("system", "dataset", "setting")
+_CURVE = tuple(f"{s}_{k}" for s in ("mono", "cross") for k in ("delta", "lo", "hi", "se"))  # paired, vs λ = 0
 SCHEMAS: dict[str, Schema] = {
     "levels": Schema(_SETTING, ("seed", "map", "r1", "r10"), ("rank_distance", "pool_size", "cka"), "notebook 04"),
     "comparisons": Schema(("system", "reference", "question", "dataset", "setting", "slice"),
                           ("delta", "lo", "hi", "p", "p_holm", "n_seeds", "n_ref_seeds", "se", "mde"),
-                          ("p_perm", "run_sd", "ref_run_sd", "df"), "notebook 04"),
+                          ("p_perm", "run_sd", "ref_run_sd", "df", "mde_holm"), "notebook 04"),
     "interactions": Schema(("system", "reference", "topic", "dataset", "setting", "status"),
                            ("n_target_articles", "n_other_articles"),  # a topic with no test article: all empty
                            ("gain_target", "gain_other", "interaction", "lo", "hi", "p", "p_holm", "p_perm", "se",
@@ -45,7 +46,9 @@ SCHEMAS: dict[str, Schema] = {
                      "notebook 03"),
     "training": Schema(("system", "label"), ("seed", "groups", "pairs", "batch_size", "steps", "train_loss"),
                        ("articles", "same_article_negatives", "wise_lambda"), "notebook 03"),
-    "wiseft": Schema(("chosen",), ("lam", "dev_mono", "dev_cross", "runs"), (), "notebook 03"),
+    "wiseft": Schema(("chosen",), ("lam", "dev_mono", "dev_cross", "runs"), _CURVE, "notebook 03"),
+    "wiseft_test": Schema(("chosen", "part"), ("lam", "test_mono", "test_cross", "runs", *_CURVE), (), "notebook 04"),
+    "split": Schema(("article", "domain", "part", "dataset"), (), (), "notebook 02"),
     "languages": Schema(("system", "setting", "lang", "dataset", "seen"), ("map", "runs", "delta_vs_base"), (),
                         "notebook 05"),
 }  # fmt: skip

@@ -24,8 +24,12 @@
 #
 # **Inputs.** LAReQA files; `data/domains/` (gold set, seed titles, overrides); the e5-small encoder.
 #
+# Then the test set's articles are split once, by domain, into a **zero-shot dev** (where the recipe and WiSE-FT's λ
+# are chosen: it shares the test's shift) and the test proper, before any system is scored.
+#
 # **Outputs** (under `run_dir/02_domains/`): `labels.parquet` (article, dataset, domain, confidence, margin,
-# method), `audit.json`, `distribution.csv`, `support.csv`, `pools.json`; figures under `run_dir/figures/`.
+# method), `audit.json`, `zero_shot_split.csv` (article, domain, part, dataset), `distribution.csv`, `support.csv`,
+# `pools.json`; `results_dir/split.csv`; figures under `run_dir/figures/`.
 
 # %%
 from pathlib import Path
@@ -33,11 +37,12 @@ from typing import Optional  # the parameters' annotations (papermill reads no `
 
 import pandas as pd
 
-from hybridir_utils import data, domains, models, parameters, training, utils
+from hybridir_utils import data, domains, models, parameters, result_tables, training, utils
 from hybridir_utils.report import plots
 
 # %% tags=["parameters"]
 run_dir: str = "build/dev"  # output folder of this run (set by the pipeline)
+results_dir: str = "results/dev"  # result tables of this profile (set by the pipeline)
 xquad_languages: Optional[list[str]] = None  # XQuAD-R language versions used for labelling (None: all 11)
 mlqa_languages: Optional[list[str]] = None  # MLQA-R language versions used for labelling (None: all 7)
 encoder_name: str = "multilingual-e5-small"  # the zero-shot classifier's encoder
@@ -49,6 +54,8 @@ dev_share: float = 0.15  # share of training articles held out for the recipe (n
 dev_seed: int = 0  # seed of the dev split
 domain_runs: list[str] = ["news:in-domain", "news:size-random"]  # the pools notebook 03 trains (seed 0 shown here)
 domain_groups: Optional[int] = None  # question groups each domain arm draws per seed (None: 80% of the smallest target)
+zero_shot_dev_share: float = 0.3333  # share of the test set's articles held out (per domain) as the zero-shot dev
+zero_shot_dev_seed: int = 0  # seed of that split (fixed before any score is seen)
 
 # %%
 parameters.check_given(globals())  # the pipeline's checks, also for defaults edited here
@@ -96,6 +103,22 @@ audit["errors"]
 # %% [markdown]
 # *What to look at:* the diagonal holds the articles labelled as the gold set says; an off-diagonal cell in a
 # target domain's row or column is an article its pool wrongly misses or holds (listed in the table above).
+
+# %% [markdown]
+# ## The zero-shot dev: a third of the test set's articles, held out by domain
+# The recipe and WiSE-FT's λ protect zero-shot behaviour, so they must be chosen on data that shares the test's
+# shift (another source than training, a language never trained on), which held-out training articles cannot show.
+# The test set's articles are split once, here, before any system is scored: within each domain label a seeded
+# share goes to the dev (`data.zero_shot_split`), so every domain keeps the same share of test articles for the
+# interactions. Notebook 03 chooses on the dev part only; notebook 04 scores the test part only.
+
+# %%
+test_name = data.ZERO_SHOT_EVAL[train_dataset]
+split = data.zero_shot_split(labels[labels.dataset == test_name], zero_shot_dev_share, zero_shot_dev_seed)
+split = split.assign(dataset=test_name)
+utils.atomic_write(out / "zero_shot_split.csv", lambda p: split.to_csv(p, index=False))
+result_tables.write_table(results_dir, "split", split)
+split.pivot_table(index="domain", columns="part", values="article", aggfunc="count", fill_value=0)
 
 # %% [markdown]
 # ## Domain distribution of training and test data

@@ -22,16 +22,19 @@
 # base model. Every system is scored at one token cut-off. Every comparison has a run-level 95% confidence
 # interval (each system's runs and, once for all systems, the question groups resampled), an exact permutation
 # test on the run means, the run SDs and the minimum detectable effect, and a Holm-adjusted p over every
-# comparison stated; whether a domain pool's gain belongs to its own articles is the interaction test. The
-# paper's numbers are shown beside ours.
+# comparison stated; whether a domain pool's gain belongs to its own articles is the interaction test. Where
+# the runs were interpolated (WiSE-FT), each run is scored twice, interpolated and as trained, and the two are
+# compared run by run; a diagnostic then draws WiSE-FT's λ curve on the test beside the dev curve that chose λ.
+# The paper's numbers are shown beside ours.
 #
-# **Inputs.** LAReQA files; `run_dir/02_domains/labels.parquet`; `run_dir/03_training/runs.csv`; optionally
-# MIRACL (the hub's files, or local topics/qrels/corpus files).
+# **Inputs.** LAReQA files; `run_dir/02_domains/labels.parquet` and `zero_shot_split.csv` (the test part is
+# scored, never the dev part); `run_dir/03_training/runs.csv` and `wiseft/`; optionally MIRACL (the hub's files, or
+# local topics/qrels/corpus files).
 #
 # **Outputs** (under `run_dir/04_eval/`): `<label>/<dataset>/` (metrics.json, per-query and per-pair tables,
 # TREC run and qrels files), `results.parquet`, `comparisons.parquet`, `domain_slices.parquet`,
 # `miracl.parquet` (when run); `results_dir/{levels,comparisons,interactions,slices,truncation}.csv` (and
-# `miracl.csv` when run); figures under `run_dir/figures/`.
+# `wiseft_test.csv`, `miracl.csv` when run); figures under `run_dir/figures/`.
 
 # %%
 from pathlib import Path
@@ -39,7 +42,18 @@ from typing import Optional  # the parameters' annotations (papermill reads no `
 
 import pandas as pd
 
-from hybridir_utils import analysis, data, evaluation, models, parameters, pipeline, report, result_tables, utils
+from hybridir_utils import (
+    analysis,
+    data,
+    evaluation,
+    models,
+    parameters,
+    pipeline,
+    report,
+    result_tables,
+    training,
+    utils,
+)
 from hybridir_utils.report import plots
 
 # %% tags=["parameters"]
@@ -54,6 +68,10 @@ baselines: list[str] = ["multilingual-e5-small", "use-multilingual"]  # other fr
 n_boot: int = 5000  # bootstrap replicates for confidence intervals
 encode_backend: str = "torch"  # inference backend of e5 / trained models: torch, onnx (same numbers), onnx-int8
 encode_batch_size: int = 64  # encode batch size (16 pads less with token-length batching)
+score_as_trained: bool = True  # runs interpolated by WiSE-FT are also scored as trained (<system>@trained)
+as_trained_plan: str = "interpolation"  # as-trained rows: "interpolation" (paired with their WiSE-FT) or "all" (a plan)
+wise_test_runs: int = 0  # swept runs whose whole λ grid is also scored on the test, after the choice (diagnostic)
+mono_margin: float = 0.01  # the λ rule's monolingual margin (marked on the test-side diagnostic)
 write_runs: bool = True  # TREC run files (False: none; a large pool's runs cost minutes)
 score_systems: bool = True  # False: read the scores in 04_eval/ (a GPU archive, `make gpu-results`), compute none
 precision: str = "fp32"  # encoding precision: fp32, bf16, auto (bf16 on a GPU; environment.resolve_precision)
@@ -67,7 +85,9 @@ fig_dir = Path(run_dir) / "figures"
 plots.theme()
 labels = pd.read_parquet(Path(run_dir) / "02_domains" / "labels.parquet")
 runs = evaluation.select_systems(evaluation.read_runs(Path(run_dir) / "03_training" / "runs.csv"), eval_systems)
-datasets = {name: evaluation.evaluation_set(name, langs, eval_max_articles) for name, langs in eval_languages.items()}
+split = pd.read_csv(Path(run_dir) / "02_domains" / "zero_shot_split.csv")  # the test part only: the dev chose
+datasets = {name: evaluation.evaluation_set(name, langs, eval_max_articles, split=split)
+            for name, langs in eval_languages.items()}  # fmt: skip
 domain_of = dict(zip(labels.article, labels.domain, strict=False))
 pd.DataFrame({name: {"languages": len(ds.languages), "questions": len(ds.questions),
                      "candidates": len(ds.candidates)} for name, ds in datasets.items()})  # fmt: skip
@@ -94,8 +114,8 @@ truncation.pivot_table(index="lang", columns=["dataset", "kind"], values="share_
 # stops after this cell (`--until scores`) and the scores travel back as an archive (`hybridir_utils.pipeline.archive`).
 
 # %% tags=["scores"]
-base = evaluation.base_label(base_model)
-systems = evaluation.systems_to_evaluate(runs, baselines, base_model)
+base, test_set = evaluation.base_label(base_model), next(iter(datasets))
+systems = evaluation.systems_to_evaluate(runs, baselines, base_model, score_as_trained=score_as_trained)
 options = dict(backend=encode_backend, precision=precision, batch_size=encode_batch_size, write_runs=write_runs,
                max_seq_length=eval_max_seq_length)  # fmt: skip
 if score_systems:
@@ -150,29 +170,38 @@ curve.round(3) if len(curve) else "fewer than three α values trained: no α cur
 # random pool of the same size and article structure. Two-level bootstrap: each replicate resamples every
 # system's seeds (its training runs) and, once for all systems, the question groups; `p_perm` is the exact
 # permutation test on the run means, `run_sd` the spread of the runs, `mde` the smallest difference this design
-# detects with 80% power. Holm corrects over every row. Whether a gain belongs to a domain's own articles is the
-# interaction below, not a slice of this table.
+# detects with 80% power (`mde_holm`: at Holm's strictest step, what the claim rule can see). Holm corrects over
+# every row. Where runs were interpolated, each interpolated system is also compared with the same runs as trained
+# (`vs as trained`: paired run by run, rank distance included). Whether a gain belongs to a domain's own articles
+# is the interaction below, not a slice of this table.
 
 # %%
-test_set = next(iter(datasets))
-plan = analysis.comparison_plan(runs.system.unique(), base=base)
+plan = analysis.comparison_plan(systems.system.unique(), base=base, as_trained_plan=as_trained_plan)
 comparisons = analysis.comparisons(results, plan, list(datasets), n_boot=n_boot)
 utils.write_parquet(out / "comparisons.parquet", comparisons)
 result_tables.write_table(results_dir, "comparisons", comparisons)
 report.ci_table(comparisons[comparisons.slice == "all"], test_set, base)
 
 # %%
-for reference in comparisons.reference.unique():
-    rows = comparisons[(comparisons.dataset == test_set) & (comparisons.setting == "cross")
-                       & (comparisons.reference == reference) & (comparisons.slice == "all")]  # fmt: skip
+shown = comparisons[(comparisons.dataset == test_set) & (comparisons.slice == "all")]
+planned = shown[shown.question != analysis.INTERPOLATION_QUESTION]
+for reference in planned.reference.unique():
+    rows = planned[(planned.setting == "cross") & (planned.reference == reference)]
     fig = plots.ci_plot(rows, title=f"{test_set}: cross-lingual mAP minus {reference} (95% CI)",
                         xlabel=f"cross-lingual macro mAP minus {reference} (95% CI)")  # fmt: skip
     plots.show(fig, f"04_cross_vs_{reference.replace('/', '_')}_{test_set}", fig_dir)
+paired = shown[(shown.question == analysis.INTERPOLATION_QUESTION) & shown.setting.isin(["mono", "cross"])]
+if len(paired):
+    fig = plots.ci_plot(paired.assign(system=paired.system + " (" + paired.setting + ")"),
+                        title=f"{test_set}: WiSE-FT minus the same runs as trained (paired, 95% CI)",
+                        xlabel="macro mAP, interpolated minus as trained (95% CI)")  # fmt: skip
+    plots.show(fig, f"04_wiseft_vs_as_trained_{test_set}", fig_dir)
 
 # %% [markdown]
 # *What to look at:* a system whose interval lies wholly right of the dashed zero line beats the reference on
 # cross-lingual mAP; an interval that crosses it shows no detectable difference. One plot per reference: the
-# base model, general hybrid training, and each domain's size-matched random pool.
+# base model, general hybrid training, and each domain's size-matched random pool; the last plot (when runs were
+# interpolated) shows what WiSE-FT itself changed, monolingual and cross-lingual, run by run.
 
 # %% [markdown]
 # ## Is a gain about the domain? The interaction
@@ -196,6 +225,36 @@ if gains is not None:
 # *What to look at:* each dot is one test article (seed-averaged gain of the pool over its random control); the
 # coloured dots are articles of the pool's own topic. A domain effect puts the coloured dots to the right of the
 # grey ones; dots spread evenly around one shifted centre mean a pool effect.
+
+# %% [markdown]
+# ## WiSE-FT's λ on the test: a diagnostic, drawn after the choice
+# λ was chosen in notebook 03 on the zero-shot dev and recorded there (`wiseft/choice.json`) before any test score.
+# Here every λ of the grid is also scored on the test for the first `wise_test_runs` of the runs that chose it, and
+# the two curves are drawn side by side. The test curve never feeds a choice: it shows whether the dev tracks the
+# test. A λ already scored above (the chosen one, 1 = as trained, 0 = the base) is read from the embedding cache.
+
+# %%
+choice_file = Path(run_dir) / "03_training" / "wiseft" / "choice.json"
+if wise_test_runs and score_systems and choice_file.is_file():
+    choice, dev_curve = utils.read_json(choice_file), result_tables.read(results_dir, "wiseft")
+    swept = runs[runs.label.isin(choice["runs"])].head(wise_test_runs)
+    test_sweep = training.wiseft.lambda_sweep(base_model, swept.trained_model_dir, datasets[test_set],
+                                              sorted(dev_curve.lam), out / "wiseft_test", batch_size=encode_batch_size,
+                                              max_seq_length=eval_max_seq_length)  # fmt: skip
+    test_curve = training.wiseft.curve(test_sweep, "test", n_boot=n_boot)
+    test_curve = training.wiseft.marked(test_curve, choice, mono_margin)
+    result_tables.write_table(results_dir, "wiseft_test", test_curve)
+    fig = plots.wiseft_curves(dev_curve, test_curve, mono_margin,
+                              title="WiSE-FT: dev (chooses λ) and test (diagnostic), change from the base")  # fmt: skip
+    plots.show(fig, "04_wiseft_dev_vs_test", fig_dir)
+    shown = test_curve
+else:
+    shown = "no test-side λ curve (wise_test_runs 0, no WiSE-FT, or scores read from an archive)"
+shown
+
+# %% [markdown]
+# *What to look at:* where the red (test) curve follows the blue (dev) one, the dev saw the shift the test has;
+# where the red band falls below the dashed margin at the starred λ, the test does not keep what the dev kept.
 
 # %% [markdown]
 # ## mAP by domain slice

@@ -8,6 +8,7 @@ from hybridir_utils import lazy_face
 if TYPE_CHECKING:  # what the names are, for readers and type checkers; imported on first use
     from hybridir_utils.analysis.claims import claims_table
     from hybridir_utils.analysis.effects import (
+        INTERPOLATION_QUESTION,
         alpha_curve,
         article_gains,
         compare,
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # what the names are, for readers and type checkers; imported
     )
 
 __all__ = [
+    "INTERPOLATION_QUESTION",
     "alpha_curve",
     "article_gains",
     "claims_table",

@@ -2,7 +2,7 @@
 
 Why run level: the claim is about a *training method*, so a trained system is a population of runs, and a new
 seed (a new pool draw, a new batch order, a new initialisation of nothing but the order of updates) moves its score
-as much as a new draw of test questions does. Every comparison here is :func:`seed_level.run_bootstrap` (seeds
+as much as a new draw of test questions does. Every comparison here is :func:`stats.runs.run_bootstrap` (seeds
 resampled within each system, question groups resampled once for all systems), checked by an exact permutation test
 on the run means, with the run-level SD of both sides and the minimum detectable effect, so that a null says what the
 design could have seen. Holm corrects over every row of ``comparisons.csv`` together.
@@ -18,17 +18,27 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hybridir_utils.analysis.seed_level import _t_interval, interaction_bootstrap, per_article_gain, run_bootstrap
-from hybridir_utils.domains.pools import CONTROL_PREFIX, RANDOM_CONTROL
+from hybridir_utils import naming
 from hybridir_utils.errors import ExperimentError, SamplerConfigError
-from hybridir_utils.evaluation.stats import holm
+from hybridir_utils.parameters import AS_TRAINED_PLANS
 from hybridir_utils.sampling.alpha import sampling_alpha
-from hybridir_utils.training.experiment_grid import TrainingSpec
+from hybridir_utils.stats.groups import holm
+from hybridir_utils.stats.runs import (
+    interaction_bootstrap,
+    minimum_detectable_effect,
+    paired_run_bootstrap,
+    per_article_gain,
+    run_bootstrap,
+    run_permutation_p,
+    t_interval,
+)
 
 CONTROL_QUESTION = "vs size-matched random"
+INTERPOLATION_QUESTION = "vs as trained"  # a WiSE-FT model against the same run as trained, paired by run
+RANK_DISTANCE = "rank_distance"  # the setting of rank-distance rows (per query in the multilingual pool)
 COLUMNS = ["system", "reference", "question", "dataset", "setting", "slice", "mean", "delta", "lo", "hi", "p",
-           "p_holm", "p_perm", "n_seeds", "n_ref_seeds", "run_sd", "ref_run_sd", "se", "df", "mde", "cluster",
-           "n_clusters"]  # fmt: skip
+           "p_holm", "p_perm", "n_seeds", "n_ref_seeds", "run_sd", "ref_run_sd", "se", "df", "mde", "mde_holm",
+           "cluster", "n_clusters"]  # fmt: skip
 
 
 def per_query_matrix(results: pd.DataFrame, dataset: str, setting: str, metric: str = "ap"):
@@ -62,7 +72,7 @@ def per_query_matrix(results: pd.DataFrame, dataset: str, setting: str, metric: 
 
 def compare(results, dataset, setting, reference, metric="ap", n_boot=5000, seed=0, articles=None, cluster="group",
             matrix=None):  # fmt: skip
-    """``seed_level.run_bootstrap`` of every system against ``reference`` on one dataset and setting.
+    """``stats.runs.run_bootstrap`` of every system against ``reference`` on one dataset and setting.
 
     ``articles`` restricts the comparison to queries of those articles (a slice); queries where ``metric`` is
     undefined for any system (NaN) are left out for all; ``cluster`` is the resampled
@@ -82,48 +92,74 @@ def compare(results, dataset, setting, reference, metric="ap", n_boot=5000, seed
     return table.assign(dataset=dataset, setting=setting, metric=metric, reference=reference, n_ref_seeds=n_ref)
 
 
-def comparison_plan(trained, base: str, general: str = "hybrid/general") -> pd.DataFrame:
+def comparison_plan(systems, base: str, general: str | None = None, as_trained_plan: str = "interpolation"):
     """The (system, reference) pairs the answer states, and why; Holm corrects over all of them together.
 
     Every trained system against the untrained base; every other system against general hybrid training; each
     in-domain model and each other-domain control against the random size-matched control of its target domain.
+    Where runs were interpolated (WiSE-FT), each interpolated system against the same runs as trained
+    (``naming.as_trained``), paired by run; ``as_trained_plan`` "all" also gives the as-trained variants the plan
+    above among themselves (the paper's comparison as trained, beside it after WiSE-FT).
     """
-    trained = list(dict.fromkeys(trained))
-    rows = [(s, base, "vs base") for s in trained]
-    rows += [(s, general, "vs general") for s in trained if s != general and general in trained]
-    for s in trained:
-        run = TrainingSpec.from_system(s)
-        control = TrainingSpec("hybrid", run.domain, f"{CONTROL_PREFIX}{RANDOM_CONTROL}").system
-        if (run.mode == "in-domain" or (run.mode.startswith(CONTROL_PREFIX) and s != control)) and control in trained:
-            rows.append((s, control, CONTROL_QUESTION))
+    if as_trained_plan not in AS_TRAINED_PLANS:
+        raise ExperimentError(f"as_trained_plan must be one of {AS_TRAINED_PLANS}, got {as_trained_plan!r}")
+    general = naming.general() if general is None else general
+    trained = [s for s in dict.fromkeys(systems) if naming.is_trained(s)]  # frozen models are references only
+    variants = [s for s in trained if naming.is_as_trained(s)]
+    shipped = [s for s in trained if not naming.is_as_trained(s)]
+    rows = _plan(shipped, base, general)
+    if as_trained_plan == "all":
+        rows += _plan(variants, base, naming.as_trained(general))
+    rows += [(s, naming.as_trained(s), INTERPOLATION_QUESTION) for s in shipped if naming.as_trained(s) in variants]
     return pd.DataFrame(rows, columns=["system", "reference", "question"])
+
+
+def _plan(systems: list[str], base: str, general: str) -> list[tuple[str, str, str]]:
+    rows = [(s, base, "vs base") for s in systems]
+    rows += [(s, general, "vs general") for s in systems if s != general and general in systems]
+    controls = [(s, naming.random_control_of(s)) for s in systems]
+    return rows + [(s, c, CONTROL_QUESTION) for s, c in controls if c is not None and c in systems]
+
+
+def compare_paired(matrix, system: str, reference: str, n_boot: int = 5000, seed: int = 0) -> dict:
+    """``stats.paired_run_bootstrap`` of ``system`` against ``reference`` on one (dataset, setting, metric) matrix
+    (``per_query_matrix``): the two are the same runs (run i of one is run i of the other), so the difference is
+    taken run by run. Queries where the metric is undefined for either are left out."""
+    scores, attrs = matrix
+    a, b = scores[system], scores[reference]
+    if a.shape[0] != b.shape[0]:
+        raise ExperimentError(f"{system} has {a.shape[0]} runs, {reference} {b.shape[0]}: they are not the same runs")
+    keep = np.isfinite(a).all(axis=0) & np.isfinite(b).all(axis=0)
+    row = paired_run_bootstrap(a[:, keep], b[:, keep], attrs.stratum[keep].to_numpy(), attrs.group[keep].to_numpy(),
+                               n_boot=n_boot, seed=seed)  # fmt: skip
+    return {**row, "system": system, "reference": reference, "n_ref_seeds": b.shape[0]}
 
 
 def comparisons(results, plan, datasets, settings=("mono", "cross", "multi"), n_boot=5000):
     """``results/<profile>/comparisons.csv``: each planned pair per dataset and setting (cluster: question group),
-    with run-level intervals (:func:`seed_level.run_bootstrap`) and Holm-adjusted p over every row together. Whether a
-    gain is about a domain's own articles is :func:`interactions` (articles resampled with their small-sample
-    correction), not a slice of this table."""
+    with run-level intervals (:func:`stats.runs.run_bootstrap`; paired by run for the interpolation rows, which also
+    compare rank distance) and Holm-adjusted p over every row together, and ``mde_holm``, the difference detected
+    with 80% power at Holm's strictest step (two-sided 5% over the number of rows): what the claim rule can see.
+    Whether a gain is about a domain's own articles is :func:`interactions`, not a slice of this table."""
+    paired = plan[plan.question == INTERPOLATION_QUESTION]
+    planned = plan[plan.question != INTERPOLATION_QUESTION]
     frames = []
     for dataset in datasets:
-        for setting in settings:
-            matrix = per_query_matrix(results, dataset, setting)
-            for reference, wanted in plan.groupby("reference", sort=False):
+        for setting in (*settings, *([RANK_DISTANCE] if len(paired) else [])):
+            scored, metric = ("multi", RANK_DISTANCE) if setting == RANK_DISTANCE else (setting, "ap")
+            matrix = per_query_matrix(results, dataset, scored, metric)
+            for reference, wanted in planned.groupby("reference", sort=False) if setting != RANK_DISTANCE else ():
                 table = compare(results, dataset, setting, reference, n_boot=n_boot, matrix=matrix)
-                frames.append(table.merge(wanted, on=["system", "reference"]).assign(slice="all", cluster="group"))
-    out = pd.concat(frames, ignore_index=True)
+                frames.append(table.merge(wanted, on=["system", "reference"]))
+            rows = [{**compare_paired(matrix, r.system, r.reference, n_boot), "question": r.question}
+                    for r in paired.itertuples()]  # fmt: skip
+            frames.append(pd.DataFrame(rows).assign(dataset=dataset, setting=setting, metric=metric))
+    out = pd.concat([f for f in frames if len(f)], ignore_index=True).assign(slice="all", cluster="group")
     out["p_holm"] = holm(out.p.to_numpy())
+    out["mde_holm"] = [
+        minimum_detectable_effect(se, df, alpha=0.05 / len(out)) for se, df in zip(out.se, out.df, strict=True)
+    ]
     return out[COLUMNS]
-
-
-def topic_of(system: str) -> str | None:
-    """The topic a pool is focused on: the target of an in-domain pool, the domain of an other-domain control
-    (``hybrid/news-size-culture`` -> culture); None for general training and random controls."""
-    run = TrainingSpec.from_system(system)
-    if run.mode == "in-domain":
-        return run.domain
-    control = run.mode[len(CONTROL_PREFIX) :] if run.mode.startswith(CONTROL_PREFIX) else None
-    return control if control not in (None, RANDOM_CONTROL) else None
 
 
 INTERACTION_COLUMNS = ["system", "reference", "topic", "dataset", "setting", "gain_target", "gain_other",
@@ -133,7 +169,7 @@ INTERACTION_COLUMNS = ["system", "reference", "topic", "dataset", "setting", "ga
 
 def interactions(results, plan, dataset: str, settings=("cross",), n_boot=5000, min_articles: int = 2):
     """``results/<profile>/interactions.csv``: for every topical pool against its random control, the gain on the
-    test articles of the pool's topic minus the gain on the other articles (``seed_level.interaction_bootstrap``:
+    test articles of the pool's topic minus the gain on the other articles (``stats.runs.interaction_bootstrap``:
     seeds and articles resampled, and a randomisation test over which articles are on-topic). A side with fewer
     than ``min_articles`` articles gets status ``too-few-articles`` and no numbers. Holm over the rows."""
     rows = []
@@ -142,7 +178,7 @@ def interactions(results, plan, dataset: str, settings=("cross",), n_boot=5000, 
         if attrs.domain.isna().all():
             raise ExperimentError(f"the per-query tables of {dataset!r} have no domain column: score with domain_of=")
         for r in plan[plan.question == CONTROL_QUESTION].itertuples():
-            topic = topic_of(r.system)
+            topic = naming.topic_of(r.system)
             if topic is None:
                 continue
             in_target = (attrs.domain == topic).to_numpy()
@@ -168,7 +204,7 @@ def article_gains(results, plan, dataset: str, setting: str = "cross", min_artic
     scores, attrs = per_query_matrix(results, dataset, setting)
     frames = []
     for r in plan[plan.question == CONTROL_QUESTION].itertuples():
-        topic = topic_of(r.system)
+        topic = naming.topic_of(r.system)
         in_target = (attrs.domain == topic).to_numpy()
         sides = (attrs.article[in_target].nunique(), attrs.article[~in_target].nunique())
         if topic is not None and min(sides) >= min_articles:
@@ -191,8 +227,6 @@ def run_means_comparisons(levels: pd.DataFrame, plan: pd.DataFrame, settings=("m
     Only the run level: the question-group sampling the two-level bootstrap adds is not in it, so it is a floor
     on the uncertainty, never a claim on its own. With 3 runs per arm the smallest possible p is 0.1.
     """
-    from hybridir_utils.analysis.seed_level import minimum_detectable_effect, run_permutation_p
-
     rows = []
     for (dataset, setting), lv in levels[levels.setting.isin(settings)].groupby(["dataset", "setting"], sort=False):
         runs = lv.groupby("system", sort=False)["map"].apply(lambda v: v.to_numpy(float))
@@ -232,7 +266,7 @@ def alpha_curve(levels: pd.DataFrame, dataset: str, ci: float = 0.95) -> pd.Data
         per_run["rank distance"] = runs[runs.setting == "multi"].groupby("seed").rank_distance.mean()
         for measure, values in per_run.items():
             n, mean = len(values), float(values.mean())
-            lo, hi = _t_interval(mean, _sd(values.to_numpy()) / np.sqrt(n), n - 1, ci)  # NaN with one run
+            lo, hi = t_interval(mean, _sd(values.to_numpy()) / np.sqrt(n), n - 1, ci)  # NaN with one run
             rows.append({"sampling": sampling, "alpha": alpha, "measure": measure, "mean": mean, "lo": lo, "hi": hi,
                          "runs": n})  # fmt: skip
     curve = pd.DataFrame(rows, columns=["sampling", "alpha", "measure", "mean", "lo", "hi", "runs"])

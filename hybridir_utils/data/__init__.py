@@ -1,5 +1,5 @@
-"""The data: LAReQA (XQuAD-R, MLQA-R) and MIRACL read with checks, training pairs, and the splits (dev articles
-held out for the recipe, test articles never trained on)."""
+"""The data: LAReQA (XQuAD-R, MLQA-R) and MIRACL read with checks, training pairs, and the splits (training
+articles held out, the zero-shot dev held out of the test set, test articles never trained on)."""
 
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,13 @@ if TYPE_CHECKING:  # what the names are, for readers and type checkers; imported
         truncated_share,
     )
     from hybridir_utils.data.miracl_loader import MiraclData, load_miracl, resolve_source
-    from hybridir_utils.data.splits import ZERO_SHOT_EVAL, split_articles, without_eval_articles
+    from hybridir_utils.data.splits import (
+        ZERO_SHOT_EVAL,
+        split_articles,
+        split_part,
+        without_eval_articles,
+        zero_shot_split,
+    )
 
 __all__ = [
     "LANGUAGES",
@@ -38,9 +44,11 @@ __all__ = [
     "load_miracl",
     "resolve_source",
     "split_articles",
+    "split_part",
     "token_lengths",
     "training_pairs",
     "truncated_share",
     "without_eval_articles",
+    "zero_shot_split",
 ]
 __getattr__, __dir__ = lazy_face(__name__, __file__)

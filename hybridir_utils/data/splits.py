@@ -89,3 +89,51 @@ def split_articles(ds: LAReQAData, dev_share: float, seed: int = 0) -> tuple[LAR
         raise DataError(f"{ds.name}: {len(articles)} article(s) cannot give a dev share of {dev_share}")
     dev = set(articles[np.random.default_rng(seed).permutation(len(articles))[:n_dev]])
     return ds.subset(articles=sorted(set(articles) - dev)), ds.subset(articles=sorted(dev))
+
+
+DEV, TEST = "dev", "test"
+SPLIT_COLUMNS = ["article", "domain", "part"]
+
+
+def zero_shot_split(labels: pd.DataFrame, dev_share: float, seed: int = 0) -> pd.DataFrame:
+    """The test set's articles split once into a zero-shot dev and the test proper: article, domain, part.
+
+    Why: a choice that protects zero-shot behaviour (WiSE-FT's λ, the recipe's monolingual margin) must be made on
+    data that shares the test's shift (another source than training, languages never trained on), which held-out
+    *training* articles cannot show. So a share of the test set's own articles is held out whole, before any score
+    is seen: within each domain label (sorted titles, one seeded permutation per domain in sorted domain order),
+    ``floor(dev_share * n + 0.5)`` articles go to dev, the rest stay test. Stratifying by domain keeps every domain's
+    test articles in the same proportion, so the domain interactions keep their on-topic articles.
+    """
+    if not 0 < dev_share < 1:
+        raise DataError(f"zero-shot dev share must be in (0, 1), got {dev_share!r}")
+    missing = [c for c in ("article", "domain") if c not in labels.columns]
+    if missing:
+        raise DataError(f"domain labels lack column(s) {missing}: label the test set's articles first (notebook 02)")
+    if labels.article.duplicated().any():
+        raise DataError(
+            f"domain labels list article(s) twice: {sorted(set(labels.article[labels.article.duplicated()]))[:5]}"
+        )
+    rng, rows = np.random.default_rng(seed), []
+    for domain, group in labels.groupby("domain", sort=True):
+        articles = np.array(sorted(group.article))
+        dev = set(articles[rng.permutation(len(articles))[: int(np.floor(dev_share * len(articles) + 0.5))]])
+        rows += [(a, domain, DEV if a in dev else TEST) for a in articles]
+    split = pd.DataFrame(rows, columns=SPLIT_COLUMNS).sort_values("article", ignore_index=True)
+    if not (split.part == TEST).any() or not (split.part == DEV).any():
+        empty = TEST if (split.part == DEV).all() else DEV
+        raise DataError(f"a zero-shot dev share of {dev_share} leaves no {empty} article: choose a share between")
+    return split
+
+
+def split_part(ds: LAReQAData, split: pd.DataFrame, part: str):
+    """``ds`` restricted to the articles of ``part`` (dev or test) of a :func:`zero_shot_split`; an article of ``ds``
+    that the split does not know is an error (the split and the data would disagree on what the test is)."""
+    if part not in (DEV, TEST):
+        raise DataError(f"part must be {DEV!r} or {TEST!r}, got {part!r}")
+    known = set(split.article)
+    unknown = sorted(set(ds.questions.article) - known)
+    if unknown:
+        raise DataError(f"{ds.name}: {len(unknown)} article(s) are in no part of the zero-shot split, e.g. "
+                        f"{unknown[:3]}: split the articles of this dataset (notebook 02)")  # fmt: skip
+    return ds.subset(articles=sorted(set(split.article[split.part == part]) & set(ds.questions.article)))

@@ -1,6 +1,5 @@
 """Scoring systems: the LAReQA protocol (mono / cross / multilingual pool, rank distance), MIRACL, every system
-of a profile scored at one cut-off, and a score's uncertainty (the paired cluster bootstrap over question groups,
-Holm; evaluation libraries such as ranx keep their significance tests beside the metrics too).
+of a profile scored at one cut-off (a score's uncertainty is :mod:`stats`').
 ``LAReQAEvaluator`` runs the LAReQA protocol inside the sentence-transformers trainer."""
 
 from typing import TYPE_CHECKING
@@ -11,7 +10,6 @@ if TYPE_CHECKING:  # what the names are, for readers and type checkers; imported
     from hybridir_utils.evaluation.evaluator import LAReQAEvaluator
     from hybridir_utils.evaluation.lareqa import evaluate_lareqa, language_means
     from hybridir_utils.evaluation.miracl import evaluate_miracl
-    from hybridir_utils.evaluation.stats import cluster_bootstrap, holm
     from hybridir_utils.evaluation.systems import (
         BASELINES,
         base_label,
@@ -28,13 +26,11 @@ __all__ = [
     "BASELINES",
     "LAReQAEvaluator",
     "base_label",
-    "cluster_bootstrap",
     "evaluate_lareqa",
     "evaluate_miracl",
     "evaluate_miracl_systems",
     "evaluate_systems",
     "evaluation_set",
-    "holm",
     "language_means",
     "read_runs",
     "read_scores",

@@ -17,10 +17,12 @@ from tqdm.auto import tqdm
 
 from hybridir_utils.data.lareqa_loader import load_lareqa
 from hybridir_utils.data.miracl_loader import resolve_source
+from hybridir_utils.data.splits import TEST, split_part
 from hybridir_utils.errors import ExperimentError
 from hybridir_utils.evaluation.lareqa import evaluate_lareqa
 from hybridir_utils.evaluation.miracl import evaluate_miracl
 from hybridir_utils.models.loading import USE_NAME, inference_backend, load_encoder
+from hybridir_utils.naming import as_trained, base_label, run_label
 from hybridir_utils.retrieval.embeddings import encode_cached
 from hybridir_utils.utils import atomic, environment
 
@@ -207,11 +209,14 @@ def select_systems(runs: pd.DataFrame, systems: list[str] | None) -> pd.DataFram
     return runs[runs.system.isin(systems)].reset_index(drop=True)
 
 
-def systems_to_evaluate(runs: pd.DataFrame | None, baselines=BASELINES, base_model: str | None = None) -> pd.DataFrame:
+def systems_to_evaluate(runs: pd.DataFrame | None, baselines=BASELINES, base_model: str | None = None,
+                        score_as_trained: bool = False) -> pd.DataFrame:  # fmt: skip
     """The untrained base model first, then the other baselines, then every trained run: label, system, seed, source.
 
     ``base_model`` is the model the runs fine-tuned (default: the first baseline); it is added when it is not a
     baseline already, so the base of every comparison is the model that was trained, never a stand-in.
+    ``score_as_trained``: runs that were interpolated (WiSE-FT: ``trained_model_dir`` beside ``model_dir``) are
+    also scored as trained, under ``naming.as_trained`` names, after every interpolated run.
     """
     base_model = baselines[0] if base_model is None else base_model
     frozen = [base_model, *[b for b in baselines if base_label(b) != base_label(base_model)]]
@@ -219,24 +224,26 @@ def systems_to_evaluate(runs: pd.DataFrame | None, baselines=BASELINES, base_mod
     if runs is not None:
         rows += [{"label": r.label, "system": r.system, "seed": int(r.seed), "source": r.model_dir}
                  for r in runs.itertuples()]  # fmt: skip
+        interpolated = "trained_model_dir" in runs and (runs.trained_model_dir != runs.model_dir).any()
+        if score_as_trained and interpolated:
+            rows += [{"label": run_label(as_trained(r.system), r.seed), "system": as_trained(r.system),
+                      "seed": int(r.seed), "source": r.trained_model_dir} for r in runs.itertuples()]  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def evaluation_set(name: str, languages=None, max_articles: int | None = None, seed: int = 0):
-    """A LAReQA test set restricted to ``max_articles`` articles drawn with ``seed`` (all articles when None).
+def evaluation_set(name: str, languages=None, max_articles: int | None = None, seed: int = 0, split=None):
+    """A LAReQA test set: its test part when ``split`` (``data.zero_shot_split``: article, part, dataset) is of this
+    dataset (the dev part chose the recipe and λ, so it is never scored as test), then ``max_articles`` of those
+    drawn with ``seed`` (all when None).
 
     Restricting by article keeps whole candidate pools per article, so the protocol is unchanged; only the pool
     is smaller (mAP is higher on a smaller pool, so compare systems on the same restriction only).
     """
     ds = load_lareqa(name, languages)
+    if split is not None and (split.dataset == name).any():
+        ds = split_part(ds, split[split.dataset == name], TEST)
     if not max_articles:
         return ds
-    articles = sorted(set(ds.questions.article))
-    order = np.random.default_rng(seed).permutation(len(articles))
-    return ds.subset(articles=[articles[i] for i in order[:max_articles]])
-
-
-def base_label(base_model: str) -> str:
-    """The table label of the untrained base model: its last path part (``sentence-transformers/LaBSE`` -> LaBSE),
-    so that a hub id's slash never reads as ``sampling/strategy``."""
-    return Path(str(base_model)).name
+    kept = sorted(set(ds.questions.article))
+    order = np.random.default_rng(seed).permutation(len(kept))
+    return ds.subset(articles=[kept[i] for i in order[:max_articles]])

@@ -5,7 +5,7 @@
     python -m hybridir_utils.report answer --profile cpu --check    # fail if README.md differs from the tables
 
 Rules, fixed before any result was seen:
-- intervals and p-values are run-level (``seed_level.run_bootstrap``: seeds and question groups resampled); a
+- intervals and p-values are run-level (``stats.run_bootstrap``: seeds and question groups resampled); a
   difference is claimed only when its Holm-adjusted p (over every comparison in ``comparisons.csv``) is below
   ``ALPHA``, its 95% CI excludes zero and the exact permutation test on the run means agrees (p_perm < ``ALPHA``);
   otherwise it is "no detectable difference", stated with the minimum detectable effect of the design;
@@ -28,10 +28,10 @@ import yaml
 from hybridir_utils import result_tables
 from hybridir_utils.analysis import claims, effects
 from hybridir_utils.analysis.rules import ALPHA, KEEP_MARGIN, kept, perm_ok, significant
-from hybridir_utils.analysis.seed_level import smallest_permutation_p
 from hybridir_utils.errors import AnswerError
 from hybridir_utils.evaluation import systems
 from hybridir_utils.report import readme, summaries
+from hybridir_utils.stats.runs import smallest_permutation_p
 from hybridir_utils.training.experiment_grid import TrainingSpec
 from hybridir_utils.utils import atomic, paths
 

@@ -191,7 +191,7 @@ def article_gains(table: pd.DataFrame, title: str = "", xlabel: str = "gain over
     return fig
 
 
-def sweep(table: pd.DataFrame, chosen: dict | None = None, title: str = "recipe sweep on MLQA-R dev articles"):
+def sweep(table: pd.DataFrame, chosen: dict | None = None, title: str = "recipe sweep on the dev"):
     """Dev mono and cross mAP against steps, one line per (scale, lr); the untrained model as a dashed line.
 
     Both panels share the step axis so the trade-off (cross gained, mono kept or lost) is read side by side.
@@ -224,6 +224,31 @@ def alpha_curve(curve: pd.DataFrame, title: str = "the α curve (run means, 95% 
         ylabel = "rank distance (multilingual pool)" if measure == "rank distance" else "macro mAP"
         ax.set(title=measure, xlabel="α (share of monolingual batches)", ylabel=ylabel)
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def wiseft_curves(dev: pd.DataFrame, test: pd.DataFrame | None = None, margin: float = 0.01, title: str | None = None):
+    """The λ curves (``training.wiseft.curve``): monolingual and cross-lingual mAP minus the base's against λ, with
+    their paired intervals; the dev curve (which chose λ, starred) and, when given, the test-side curve drawn after
+    the choice, so a reader sees whether the dev tracks the test. The dashed line is the monolingual margin."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    curves = [("dev (chooses λ)", dev, "C0")] + ([("test (diagnostic)", test, "C3")] if test is not None else [])
+    for ax, setting, name in zip(axes, ("mono", "cross"), ("monolingual", "cross-lingual"), strict=True):
+        for label, table, colour in curves:
+            t = table.sort_values("lam")
+            ax.plot(
+                t.lam, t[f"{setting}_delta"], marker="o", color=colour, label=f"{label}, {int(t.runs.iloc[0])} run(s)"
+            )
+            ax.fill_between(t.lam, t[f"{setting}_lo"], t[f"{setting}_hi"], color=colour, alpha=0.2)
+            pick = t[t.chosen.astype(bool)]
+            ax.plot(pick.lam, pick[f"{setting}_delta"], marker="*", ms=16, color="black", ls="")
+        ax.axhline(0, color="grey", lw=1)
+        if setting == "mono":
+            ax.axhline(-margin, color="grey", lw=1, ls="--", label=f"margin −{margin:g}")
+        ax.set(title=f"{name} mAP minus the base", xlabel="λ (0 = base, 1 = as trained)", ylabel="difference in mAP")
+    axes[0].legend(fontsize=8, loc="best")
+    fig.suptitle(title or "WiSE-FT: change from the base against λ (paired, 95% run-level intervals)")
     fig.tight_layout()
     return fig
 

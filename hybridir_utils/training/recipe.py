@@ -1,9 +1,11 @@
-"""Choose the fine-tuning recipe on held-out *training* data, never on the test set.
+"""Choose the fine-tuning recipe on a dev, never on the test set.
 
 A sweep trains general hybrid batches (seed 0) for every (MNRL scale, learning rate) on the MLQA-R train split
-and scores LAReQA mono and cross mAP on the held-out dev articles (``data.split_articles``) after several step
-counts of one run. The learning rate is constant after a fixed warm-up, so step k of a long run *is* a run of k
-steps: one run scores every length. The untrained model is scored on the same dev pools (step 0).
+and scores LAReQA mono and cross mAP on the dev after several step counts of one run: by default the zero-shot dev
+(the test set's dev articles, ``data.zero_shot_split``), which shares the test's shift; held-out training articles
+(``data.split_articles``) were the dev of the earlier design. The learning rate is constant after a fixed
+warm-up, so step k of a long run *is* a run of k steps: one run scores every length. The untrained model is
+scored on the same dev pools (step 0).
 
 Selection rule (stated before any result is seen): among settings whose dev monolingual mAP stays within
 ``mono_margin`` of the untrained model, the highest dev cross-lingual mAP; ties go to fewer steps, then the
@@ -22,8 +24,8 @@ import pandas as pd
 
 from hybridir_utils.errors import RecipeError
 from hybridir_utils.evaluation.lareqa import evaluate_lareqa
-from hybridir_utils.evaluation.stats import macro_mean_se
 from hybridir_utils.models.loading import load_encoder
+from hybridir_utils.stats.groups import macro_mean_se
 from hybridir_utils.training.config import TrainConfig
 from hybridir_utils.training.trainer import pairs_fingerprint, train
 from hybridir_utils.utils import atomic, paths
@@ -31,28 +33,39 @@ from hybridir_utils.utils import atomic, paths
 DEV_COLUMNS = ["scale", "lr", "step", "dev_mono", "dev_cross", "dev_mono_se", "dev_cross_se", "seconds"]
 
 
-def dev_scores(
-    encoder, dev, out_dir: Path, batch_size: int = 16, max_seq_length: int | None = None
-) -> dict[str, float]:
-    """Macro mono and cross mAP of ``encoder`` on the dev pools (no cache: the weights change every step), each with
-    its standard error under a new draw of dev question groups (``stats.macro_mean_se``): the noise the recipe
-    rule's ``mono_margin`` must be read against.
+def dev_per_query(
+    encoder, dev, out_dir: Path, batch_size: int = 16, max_seq_length: int | None = None, use_cache: bool = False
+) -> tuple[pd.DataFrame, dict]:
+    """Per-query mono and cross AP of ``encoder`` on the dev pools (``evaluate_lareqa``'s per-query table), and the
+    metrics it returned.
 
     ``max_seq_length``: the evaluation cut-off, set for the scoring and restored after it, so that a model inside
-    training (at the training cut-off) and the untrained base are scored on the same texts.
+    training (at the training cut-off) and the untrained base are scored on the same texts. No cache by default:
+    inside the recipe sweep the weights change every step, and each step's embeddings would never be read again.
     """
     kept = getattr(encoder, "max_seq_length", None)
     if max_seq_length is not None and kept is not None:
         encoder.max_seq_length = max_seq_length
     try:
-        m = evaluate_lareqa(encoder, dev, out_dir, settings=("mono", "cross"), use_cache=False, write_runs=False,
-                            fingerprint="dev", batch_size=batch_size, show_progress_bar=False)  # fmt: skip
+        m = evaluate_lareqa(encoder, dev, out_dir, settings=("mono", "cross"), use_cache=use_cache, write_runs=False,
+                            fingerprint=None if use_cache else "dev", batch_size=batch_size,
+                            show_progress_bar=False)  # fmt: skip
     finally:
         if max_seq_length is not None and kept is not None:
             encoder.max_seq_length = kept
     pq = pd.read_parquet(Path(out_dir) / m["files"]["per_query"])
+    return pq[pq.setting.isin(("mono", "cross"))].reset_index(drop=True), m
+
+
+def dev_scores(
+    encoder, dev, out_dir: Path, batch_size: int = 16, max_seq_length: int | None = None
+) -> dict[str, float]:
+    """Macro mono and cross mAP of ``encoder`` on the dev pools (:func:`dev_per_query`), each with its standard
+    error under a new draw of dev question groups (``stats.macro_mean_se``): the noise the recipe rule's
+    ``mono_margin`` must be read against."""
+    pq, m = dev_per_query(encoder, dev, out_dir, batch_size, max_seq_length)
     se = {s: macro_mean_se(t.ap.to_numpy(), (t.query_lang + ">" + t.pool_lang).to_numpy(), t.group.to_numpy())
-          for s, t in pq.groupby("setting") if s in ("mono", "cross")}  # fmt: skip
+          for s, t in pq.groupby("setting")}  # fmt: skip
     return {"dev_mono": float(m["mono_map"]), "dev_cross": float(m["cross_map"]), "dev_mono_se": se["mono"],
             "dev_cross_se": se["cross"]}  # fmt: skip
 
@@ -153,19 +166,21 @@ def choose(table: pd.DataFrame, mono_margin: float = 0.01) -> dict:
             "base_dev_mono": float(base.dev_mono.iloc[0]), "base_dev_cross": float(base.dev_cross.iloc[0])}  # fmt: skip
 
 
-def table(sweep_table: pd.DataFrame, chosen: dict) -> pd.DataFrame:
-    """``results/<profile>/recipe.csv``: the sweep (no timings) with the chosen row and the rule that chose it."""
+def table(sweep_table: pd.DataFrame, chosen: dict, dev: str) -> pd.DataFrame:
+    """``results/<profile>/recipe.csv``: the sweep (no timings) with the chosen row, the rule that chose it and the
+    dev it was scored on."""
     hit = (sweep_table.scale == chosen["scale"]) & (sweep_table.lr == chosen["lr"])
     return sweep_table.drop(columns="seconds").assign(chosen=hit & (sweep_table.step == chosen["max_steps"]),
-                                                      rule=chosen["rule"])  # fmt: skip
+                                                      rule=chosen["rule"], dev=dev)  # fmt: skip
 
 
-def reuse(profile: str, scales, lrs, steps, mono_margin: float) -> tuple[pd.DataFrame, dict]:
+def reuse(profile: str, scales, lrs, steps, mono_margin: float, dev: str) -> tuple[pd.DataFrame, dict]:
     """Another profile's committed sweep (``results/<profile>/recipe.csv``) and the recipe the rule picks from it.
 
     Why: a profile with the same training data, dev split, sweep grid and rule would re-run the same sweep to get
     the same recipe; reusing it spends that time on runs. The grid must match this profile's and the rule is
-    re-applied, so a table that disagrees with its own ``chosen`` row (edited, or another rule) is refused.
+    re-applied, so a table that disagrees with its own ``chosen`` row (edited, or another rule) is refused; so is a
+    sweep scored on another ``dev``.
     """
     path = paths.results_dir(profile) / "recipe.csv"
     if not path.is_file():
@@ -174,6 +189,9 @@ def reuse(profile: str, scales, lrs, steps, mono_margin: float) -> tuple[pd.Data
     missing = sorted((set(DEV_COLUMNS[:5]) | {"chosen", "rule"}) - set(table.columns))
     if missing:
         raise RecipeError(f"recipe_from={profile!r}: {path} lacks column(s) {missing}")
+    if "dev" not in table or set(table.dev) != {dev}:
+        found = sorted(set(table.dev)) if "dev" in table else "a dev it does not record (an earlier design)"
+        raise RecipeError(f"recipe_from={profile!r}: {path} was scored on {found}; this profile's dev is {dev!r}")
     trained = table[table.step > 0]
     grid = {(s["scale"], s["lr"]) for s in settings(scales, lrs)}
     if set(zip(trained.scale, trained.lr, strict=True)) != grid or set(trained.step) != {int(s) for s in steps}:
@@ -181,7 +199,7 @@ def reuse(profile: str, scales, lrs, steps, mono_margin: float) -> tuple[pd.Data
         raise RecipeError(f"recipe_from={profile!r}: {path} swept (scale, lr) {swept} at steps "
                           f"{sorted(set(trained.step))}; this profile asks for {sorted(grid)} at "
                           f"{sorted({int(s) for s in steps})}")  # fmt: skip
-    sweep_table = table.drop(columns=["chosen", "rule"]).assign(seconds=float("nan"))
+    sweep_table = table.drop(columns=["chosen", "rule", "dev"]).assign(seconds=float("nan"))
     chosen = choose(sweep_table, mono_margin)
     marked = table[table.chosen.astype(bool)]
     if len(marked) != 1 or (marked.scale.iloc[0], marked.lr.iloc[0], marked.step.iloc[0]) != (

@@ -18,18 +18,21 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import xxhash
 
 from hybridir_utils.errors import WiseFTError
 from hybridir_utils.models import delta, loading
 from hybridir_utils.models.fingerprints import encoder_name
+from hybridir_utils.stats.runs import run_bootstrap
 from hybridir_utils.training import recipe
-from hybridir_utils.utils import atomic
+from hybridir_utils.utils import atomic, paths
 
 MANIFEST = "wiseft.json"
-SWEEP_COLUMNS = ["model_dir", "lam", "dev_mono", "dev_cross"]
-DEFAULT_LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+LONG_COLUMNS = ["model_dir", "lam", "setting", "query", "stratum", "group", "ap"]
+DEFAULT_LAMBDAS = tuple(round(0.1 * i, 1) for i in range(11))  # 0, 0.1, ..., 1: scoring only, no training
+DEV, TEST = "dev", "test"
 
 
 # ---------------------------------------------------------------------------------------------- interpolation
@@ -142,69 +145,155 @@ def _lambdas(lambdas) -> list[float]:
     return values
 
 
-def lambda_sweep(base_name: str, model_dirs, dev, lambdas, out_dir: str | Path, batch_size: int = 16,
-                 max_seq_length: int | None = None) -> pd.DataFrame:  # fmt: skip
-    """Dev mono and cross mAP of every trained model in ``model_dirs`` at every λ (``recipe.dev_scores``).
+def lambda_sweep(base_name: str, model_dirs, ds, lambdas, out_dir: str | Path, batch_size: int = 16,
+                 max_seq_length: int | None = None, use_cache: bool = True) -> pd.DataFrame:  # fmt: skip
+    """Per-query mono and cross AP on ``ds`` (dev pools, or the test set for the diagnostic) of every trained model
+    in ``model_dirs`` at every λ, the base (λ = 0) scored once and repeated for each model.
 
-    Models are interpolated in memory (nothing is saved). The base and each fine-tuned model are loaded once (a slim
-    model's restore reads the base's frozen tensors once more, inside ``models``); λ = 0 is the base itself, scored
-    once with its own settings and repeated for each model so every model has every λ. λ = 0 is always swept.
-    Every model is scored at the evaluation cut-off ``max_seq_length`` (as the recipe sweep and the test set are).
-    Returns (and writes to ``out_dir/lambda_sweep.csv``) columns model_dir, lam, dev_mono, dev_cross.
+    Models are interpolated in memory (nothing is saved); every model is scored at the evaluation cut-off
+    ``max_seq_length``. With ``use_cache`` the embeddings are cached by the interpolated weights' fingerprint, so a
+    killed sweep resumes without encoding again and a λ already scored elsewhere costs nothing. Returns (and
+    writes to ``out_dir/lambda_sweep.parquet``) one row per (model, λ, setting, query): model_dir, lam, setting,
+    query (``qid@pool``), stratum, group, ap.
     """
     values, out_dir = _lambdas(lambdas), Path(out_dir)
     model_dirs = [str(m) for m in model_dirs]
     if not model_dirs:
         raise WiseFTError("lambda_sweep needs at least one trained model folder")
+    score = lambda encoder: recipe.dev_per_query(encoder, ds, out_dir / "eval", batch_size, max_seq_length,  # noqa: E731
+                                                 use_cache)[0]  # fmt: skip
     base = loading.load_encoder(str(base_name))
-    base_scores = recipe.dev_scores(base, dev, out_dir / "dev_eval", batch_size, max_seq_length)
-    rows = []
+    base_rows = score(base)
+    frames = []
     for model_dir in model_dirs:
         finetuned = loading.load_encoder(model_dir)
-        rows.append({"model_dir": model_dir, "lam": 0.0, **base_scores})
+        frames.append(_long(base_rows, model_dir, 0.0))
         for lam in values[1:]:
-            mixed = interpolate(base, finetuned, lam)
-            scores = recipe.dev_scores(mixed, dev, out_dir / "dev_eval", batch_size, max_seq_length)
-            rows.append({"model_dir": model_dir, "lam": lam, **scores})
-            print(f"wise-ft {model_dir} lam {lam:g}: dev mono {scores['dev_mono']:.3f}, "
-                  f"cross {scores['dev_cross']:.3f}", flush=True)  # fmt: skip
+            frames.append(_long(score(interpolate(base, finetuned, lam)), model_dir, lam))
+            means = frames[-1].groupby(["setting", "stratum"]).ap.mean().groupby("setting").mean()
+            print(f"wise-ft {model_dir} lam {lam:g}: mono {means['mono']:.3f}, cross {means['cross']:.3f}", flush=True)
         del finetuned
-    table = pd.DataFrame(rows, columns=SWEEP_COLUMNS)
-    atomic.atomic_write(out_dir / "lambda_sweep.csv", lambda p: table.to_csv(p, index=False))
+    table = pd.concat(frames, ignore_index=True)
+    atomic.write_parquet(out_dir / "lambda_sweep.parquet", table)
     return table
 
 
-def _mean_by_lambda(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean dev mono/cross per λ over the model folders; every folder must have every λ (else the means compare
-    different sets of runs)."""
-    missing = [c for c in SWEEP_COLUMNS if c not in table.columns]
-    if missing:
-        raise WiseFTError(f"λ-sweep table lacks column(s) {missing}")
-    if table.empty or not (table.lam == 0).any():
-        raise WiseFTError("λ-sweep table needs λ = 0 rows (the base model): the rule's reference")
-    counts = table.groupby("lam").model_dir.nunique()
-    n_models = table.model_dir.nunique()
-    if (counts != n_models).any() or table.duplicated(["model_dir", "lam"]).any():
-        raise WiseFTError(f"λ-sweep table must hold each λ once for each of its {n_models} model folder(s)")
-    return table.groupby("lam", as_index=False)[["dev_mono", "dev_cross"]].mean().sort_values("lam")
+def _long(pq: pd.DataFrame, model_dir: str, lam: float) -> pd.DataFrame:
+    return pd.DataFrame({"model_dir": model_dir, "lam": lam, "setting": pq.setting.to_numpy(),
+                         "query": (pq.qid + "@" + pq.pool_lang).to_numpy(),
+                         "stratum": (pq.query_lang + ">" + pq.pool_lang).to_numpy(), "group": pq.group.to_numpy(),
+                         "ap": pq.ap.to_numpy(float)})  # fmt: skip
 
 
-def choose_lambda(table: pd.DataFrame, mono_margin: float = 0.01) -> dict:
-    """λ by the rule fixed in advance: mean dev mono and cross per λ over the model folders (the seeds of an arm:
-    averaging independently trained runs keeps one run's noise from picking λ); among λ whose mean dev mono is
-    within ``mono_margin`` of λ = 0 (the base), the highest mean dev cross (rounded to 1e-6), ties to the smaller λ.
+def _matrix(rows: pd.DataFrame, order: pd.Index) -> np.ndarray:
+    """[models, queries] AP in the query ``order`` (every model must have every query)."""
+    wide = rows.pivot(index="model_dir", columns="query", values="ap")
+    if wide.shape[1] != len(order) or wide.isna().any().any():
+        raise WiseFTError("every model of the λ sweep must be scored on the same queries at every λ")
+    return wide.loc[sorted(wide.index), order].to_numpy(float)
 
-    λ = 0 always qualifies, so a choice always exists; it is 0 when no interpolated model keeps mono and beats the
-    base's cross. Returns lam, dev_mono, dev_cross (means at lam), base_dev_mono, base_dev_cross, n_models and
-    ``qualifying`` (the λ values that kept mono).
-    """
-    means = _mean_by_lambda(table)
-    base = means[means.lam == 0].iloc[0]
-    keeps = means[means.dev_mono >= float(base.dev_mono) - mono_margin]
+
+def curve(sweep: pd.DataFrame, part: str = DEV, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per λ: mono and cross mAP (mean over the swept runs) and their *paired* difference from the base, λ = 0
+    (same queries; the runs are the unit: ``stats.run_bootstrap`` resamples the runs and, once for both, the
+    question groups), with its 95% interval and standard error. Columns: part, lam, runs, ``<part>_mono``,
+    ``<part>_cross``, then ``<setting>_delta`` / ``_lo`` / ``_hi`` / ``_se`` for mono and cross."""
+    missing = [c for c in LONG_COLUMNS if c not in sweep.columns]
+    if missing or not (sweep.lam == 0).any():
+        raise WiseFTError(f"λ-sweep table needs columns {LONG_COLUMNS} and λ = 0 rows (the base), lacks {missing}")
+    runs = sweep.model_dir.nunique()
+    if (sweep.groupby("lam").model_dir.nunique() != runs).any():
+        raise WiseFTError(f"λ-sweep table must hold each λ for each of its {runs} model folder(s)")
+    rows = []
+    for lam, at in sweep.groupby("lam", sort=True):
+        row = {"part": part, "lam": float(lam), "runs": runs}
+        for setting in ("mono", "cross"):
+            base = sweep[(sweep.lam == 0) & (sweep.setting == setting)]
+            first = base[base.model_dir == base.model_dir.iloc[0]]
+            order = pd.Index(first["query"])
+            scores = {"lam": _matrix(at[at.setting == setting], order), "base": _matrix(first, order)}
+            stat = run_bootstrap(scores, first.stratum.to_numpy(), first.group.to_numpy(), "base", n_boot, seed)
+            r = stat.iloc[0]
+            row |= {f"{part}_{setting}": r["mean"], f"{setting}_delta": r.delta, f"{setting}_lo": r.lo,
+                    f"{setting}_hi": r.hi, f"{setting}_se": r.se}  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def choose_lambda(dev_curve: pd.DataFrame, mono_margin: float = 0.01) -> dict:
+    """λ by the rule fixed before the sweep, on the dev curve (:func:`curve`) alone: among λ whose dev monolingual
+    mAP is not below the base's by more than ``mono_margin`` — judged by the paired interval of the difference, its
+    lower end above ``-mono_margin`` (kept within the margin, shown; not merely "no loss detected") — the highest
+    mean dev cross-lingual mAP (rounded to 1e-6), ties to the smaller λ. λ = 0 (the base: difference 0) always
+    qualifies, so a choice always exists. Test rows are refused: the test never steers λ.
+
+    Returns lam, dev_mono, dev_cross (at lam), base_dev_mono, base_dev_cross, n_models, mono_lo (at lam) and
+    ``qualifying`` (the λ values that kept mono)."""
+    parts = set(dev_curve.part) if "part" in dev_curve else {DEV}
+    if parts != {DEV}:
+        raise WiseFTError(f"λ is chosen on dev rows only; this curve holds {sorted(parts - {DEV})} rows")
+    missing = [c for c in ("lam", "dev_mono", "dev_cross", "mono_lo", "runs") if c not in dev_curve.columns]
+    if missing or not (dev_curve.lam == 0).any():
+        raise WiseFTError(f"a dev curve needs a λ = 0 row and columns lam, dev_mono, dev_cross, mono_lo, runs; "
+                          f"lacks {missing}")  # fmt: skip
+    table = dev_curve.sort_values("lam")
+    base = table[table.lam == 0].iloc[0]
+    keeps = table[(table.lam == 0) | (table.mono_lo > -mono_margin)]
     best = keeps.assign(_key=keeps.dev_cross.round(6)).sort_values(["_key", "lam"], ascending=[False, True]).iloc[0]
     return {"lam": float(best.lam), "dev_mono": float(best.dev_mono), "dev_cross": float(best.dev_cross),
             "base_dev_mono": float(base.dev_mono), "base_dev_cross": float(base.dev_cross),
-            "n_models": int(table.model_dir.nunique()), "qualifying": [float(v) for v in keeps.lam]}  # fmt: skip
+            "n_models": int(base.runs), "mono_lo": float(best.mono_lo),
+            "qualifying": [float(v) for v in keeps.lam]}  # fmt: skip
+
+
+def marked(table: pd.DataFrame, chosen: dict, mono_margin: float, dev: str | None = None) -> pd.DataFrame:
+    """A curve with ``qualifies`` (the dev rule's monolingual test at that λ), ``chosen`` (the λ chosen on dev) and
+    ``dev`` (the dev that chose it) columns: ``results/<profile>/wiseft.csv`` (dev) or ``wiseft_test.csv`` (the
+    test-side diagnostic)."""
+    qualifies = (table.lam == 0) | (table.mono_lo > -mono_margin)
+    return table.assign(qualifies=qualifies, chosen=table.lam == chosen["lam"], dev=dev or chosen.get("dev", ""))
+
+
+def reuse(profile: str, lambdas, runs: int, mono_margin: float, dev: str) -> tuple[pd.DataFrame, dict]:
+    """Another profile's committed dev curve (``results/<profile>/wiseft.csv``, without its marks) and the λ the
+    rule picks from it.
+
+    Why: a profile whose swept runs are the same models as that profile's (same data, recipe, seeds and dev) would
+    score the same curve again; the caller checks that the runs are the same (:func:`check_same_runs`). The grid
+    and the number of runs must match, and the rule is re-applied: a table that disagrees with its own ``chosen``
+    row is refused."""
+    path = paths.results_dir(profile) / "wiseft.csv"
+    if not path.is_file():
+        raise WiseFTError(f"wiseft_from={profile!r}: no {path} (run `make reproduce PROFILE={profile}` first)")
+    committed = pd.read_csv(path)
+    if "mono_lo" not in committed or "dev" not in committed:
+        raise WiseFTError(f"wiseft_from={profile!r}: {path} is of the earlier design (no paired interval): sweep here")
+    if set(committed.dev) != {dev}:
+        raise WiseFTError(f"wiseft_from={profile!r}: {path} was swept on {sorted(set(committed.dev))}, not {dev!r}")
+    grid = _lambdas(lambdas)
+    if sorted(committed.lam) != grid or set(committed.runs) != {runs}:
+        raise WiseFTError(f"wiseft_from={profile!r}: {path} swept λ {sorted(committed.lam)} over "
+                          f"{sorted(set(committed.runs))} "
+                          f"run(s); this profile asks for {grid} over {runs}")  # fmt: skip
+    table = committed.drop(columns=["qualifies", "chosen", "dev"])
+    chosen = choose_lambda(table, mono_margin)
+    marks = committed[committed.chosen.astype(bool)]
+    if len(marks) != 1 or float(marks.lam.iloc[0]) != chosen["lam"]:
+        raise WiseFTError(f"wiseft_from={profile!r}: the rule (mono_margin={mono_margin}) picks λ {chosen['lam']}, but "
+                          f"{path} marks {list(marks.lam)}")  # fmt: skip
+    return table, chosen
+
+
+def check_same_runs(training: pd.DataFrame, profile: str, system: str, seeds) -> None:
+    """Refuse to reuse ``profile``'s λ sweep unless this profile's runs of ``system`` at ``seeds`` have the same
+    pools, batches, steps and training loss as that profile's committed ``training.csv`` rows (the same models)."""
+    columns = ["seed", "groups", "pairs", "batch_size", "steps", "train_loss"]
+    theirs = pd.read_csv(paths.results_dir(profile) / "training.csv")
+    pick = lambda t: t[(t.system == system) & t.seed.isin(seeds)][columns].sort_values("seed").reset_index(drop=True)  # noqa: E731
+    mine = pick(training).round({"train_loss": 4})
+    if len(mine) != len(seeds) or not mine.equals(pick(theirs).astype(mine.dtypes)):
+        raise WiseFTError(f"wiseft_from={profile!r}: this profile's {system} runs {list(seeds)} are not the ones "
+                          f"{profile} swept (training.csv differs): sweep λ here")  # fmt: skip
 
 
 def interpolate_runs(runs: pd.DataFrame, base_name: str, lam: float, out_dir: str | Path) -> pd.DataFrame:
@@ -218,10 +307,3 @@ def interpolate_runs(runs: pd.DataFrame, base_name: str, lam: float, out_dir: st
         return runs
     folders = [str(save_interpolated(base_name, r.model_dir, lam, Path(out_dir) / r.label)) for r in runs.itertuples()]
     return runs.assign(model_dir=folders)
-
-
-def curve(table: pd.DataFrame, chosen: dict) -> pd.DataFrame:
-    """``results/<profile>/wiseft.csv``: the dev trade-off, mean dev mono and cross per λ over the swept runs, with
-    the number of runs and the chosen λ marked (the measured trade-off curve, whatever the rule picks)."""
-    means = _mean_by_lambda(table)
-    return means.assign(runs=table.model_dir.nunique(), chosen=means.lam == chosen["lam"])

@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 from doubles import topical_results
 
+from hybridir_utils import naming
 from hybridir_utils.analysis import effects
-from hybridir_utils.evaluation import stats
+from hybridir_utils.errors import ExperimentError
+from hybridir_utils.stats import groups as stats
 
 
 def test_comparison_plan_states_each_question_once():
@@ -73,12 +75,6 @@ def test_interaction_separates_a_domain_effect_from_a_pool_effect(tmp_path):
     assert news_rows.groupby("in_target").gain.mean().to_dict() == pytest.approx({True: 0.05, False: 0.0})
 
 
-def test_topic_of_names_the_pool_topic():
-    assert effects.topic_of("hybrid/news-in-domain") == "news"
-    assert effects.topic_of("hybrid/news-size-culture") == "culture"
-    assert effects.topic_of("hybrid/news-size-random") is None and effects.topic_of("hybrid/general") is None
-
-
 def test_run_means_comparisons_permute_the_runs():
     """From levels.csv alone: 3 runs against 3 separated runs give the smallest possible p, 2/20 = 0.1."""
     levels = pd.DataFrame([dict(system=s, seed=k, dataset="xquad-r", setting="cross", map=m)
@@ -108,3 +104,83 @@ def test_compare_leaves_out_queries_whose_metric_is_undefined(tmp_path):
     table = effects.compare(pd.DataFrame(frames), "xquad-r", "multi", "e5", metric="rank_distance", n_boot=200)
     row = table.set_index("system").loc["hybrid/general"]
     assert row.n_rows == 12 and row.delta == pytest.approx(5.0)  # 16 queries, the 4 of groups g0 and g1 left out
+
+
+def test_interpolated_systems_are_paired_with_their_runs_as_trained_and_a_full_plan_is_optional():
+    shipped = ["hybrid/general", "hybrid/news-in-domain", "hybrid/news-size-random"]
+    systems = ["e5", *shipped, *(naming.as_trained(s) for s in shipped)]
+    plan = effects.comparison_plan(systems, base="e5")
+    paired = plan[plan.question == effects.INTERPOLATION_QUESTION]
+    assert list(zip(paired.system, paired.reference, strict=True)) == [(s, naming.as_trained(s)) for s in shipped]
+    assert not plan[plan.question != effects.INTERPOLATION_QUESTION].system.map(naming.is_as_trained).any()
+    full = effects.comparison_plan(systems, base="e5", as_trained_plan="all")
+    as_trained = full[full.system.map(naming.is_as_trained)]
+    assert ("hybrid/news-in-domain@trained", "hybrid/news-size-random@trained") in set(
+        zip(as_trained.system, as_trained.reference, strict=True))  # fmt: skip
+    assert ("hybrid/news-in-domain@trained", "hybrid/general@trained") in set(
+        zip(as_trained.system, as_trained.reference, strict=True))  # fmt: skip
+    assert len(full) == len(plan) + len(as_trained) and len(as_trained) == len(plan) - len(paired)
+    with pytest.raises(ExperimentError, match="as_trained_plan"):
+        effects.comparison_plan(systems, base="e5", as_trained_plan="some")
+
+
+def _paired_results(tmp_path, run_shift: dict[int, float], gain: float) -> pd.DataFrame:
+    """Three runs as trained (AP with a per-run offset) and their interpolation: the same run plus ``gain`` on
+    mono and cross, and rank distance lower by 10; the base scored once."""
+    rows = []
+    for system, seeds, plus in (("e5", [0], None), ("hybrid/general@trained", [0, 1, 2], 0.0),
+                                ("hybrid/general", [0, 1, 2], gain)):  # fmt: skip
+        for k in seeds:
+            offset = 0.0 if plus is None else run_shift[k] + plus
+            table = pd.DataFrame(
+                [
+                    dict(
+                        qid=f"{x}:g{g}",
+                        query_lang=x,
+                        pool_lang=y if s != "multi" else "multi",
+                        setting=s,
+                        ap=0.3 + 0.04 * g + offset,
+                        group=f"g{g}",
+                        article=f"a{g // 3}",
+                        rank_distance=50.0 - (10 * (plus is not None and plus > 0)) + g,
+                    )
+                    for g in range(12)
+                    for x in ("en", "de")
+                    for y, s in (
+                        ("en", "mono" if x == "en" else "cross"),
+                        ("de", "mono" if x == "de" else "cross"),
+                        ("multi", "multi"),
+                    )
+                ]
+            )
+            path = tmp_path / f"{system.replace('/', '_')}-{k}.parquet"
+            table.drop_duplicates(["qid", "pool_lang"]).to_parquet(path)
+            rows.append(dict(system=system, seed=k, dataset="xquad-r", per_query=str(path)))
+    return pd.DataFrame(rows)
+
+
+def test_wiseft_against_the_same_runs_is_paired_run_by_run(tmp_path):
+    """Runs differ a lot from each other (0.00 / 0.05 / 0.10) but WiSE-FT adds exactly 0.02 to each: paired by run,
+    the difference is 0.02 with no run-level spread; unpaired, the run spread would swamp it."""
+    results = _paired_results(tmp_path, {0: 0.0, 1: 0.05, 2: 0.10}, gain=0.02)
+    plan = effects.comparison_plan(results.system.unique(), base="e5")
+    table = effects.comparisons(results, plan, ["xquad-r"], n_boot=400)
+    paired = table[table.question == effects.INTERPOLATION_QUESTION].set_index("setting")
+    assert set(paired.index) == {"mono", "cross", "multi", "rank_distance"}  # rank distance only for these rows
+    assert paired.loc["cross", "delta"] == pytest.approx(0.02) and paired.loc["cross", "hi"] - paired.loc[
+        "cross", "lo"] == pytest.approx(0.0, abs=1e-9)  # fmt: skip
+    assert paired.loc["rank_distance", "delta"] == pytest.approx(-10.0)
+    assert paired.loc["cross", "p_perm"] == pytest.approx(0.25)  # 3 paired runs: 2 of 2^3 sign flips as extreme
+    assert paired.loc["cross", "run_sd"] == pytest.approx(0.05) and paired.loc["cross", "n_ref_seeds"] == 3
+    unpaired = table[(table.system == "hybrid/general") & (table.reference == "e5") & (table.setting == "cross")]
+    assert unpaired.iloc[0].hi - unpaired.iloc[0].lo > 0.1  # the same runs against the base carry the run spread
+    noisy = table.se > 1e-9
+    assert (table.mde_holm[noisy] > table.mde[noisy]).all()  # Holm's strictest step needs a larger difference
+
+
+def test_pairing_refuses_systems_with_other_runs(tmp_path):
+    results = _paired_results(tmp_path, {0: 0.0, 1: 0.05, 2: 0.10}, gain=0.02)
+    results = results[~((results.system == "hybrid/general") & (results.seed == 2))]
+    plan = effects.comparison_plan(results.system.unique(), base="e5")
+    with pytest.raises(ExperimentError, match="not the same runs"):
+        effects.comparisons(results, plan, ["xquad-r"], n_boot=50)

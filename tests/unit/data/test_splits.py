@@ -3,10 +3,21 @@ refused, dropped or allowed, by name."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
-from hybridir_utils.data.splits import eval_articles, normalise_title, remove_test_overlap, without_eval_articles
-from hybridir_utils.errors import ArticleOverlapError
+from hybridir_utils.data.splits import (
+    DEV,
+    SPLIT_COLUMNS,
+    TEST,
+    eval_articles,
+    normalise_title,
+    remove_test_overlap,
+    split_part,
+    without_eval_articles,
+    zero_shot_split,
+)
+from hybridir_utils.errors import ArticleOverlapError, DataError
 
 
 # ---------------------------------------------------------------------------------------------- test overlap
@@ -63,3 +74,49 @@ def test_real_mlqa_and_xquad_share_two_articles(shared_data_dir):
     shared = eval_articles("xquad-r", shared_data_dir) & eval_articles("mlqa-r", shared_data_dir)
     assert shared == {"harvard university", "prime number"}
     assert len(eval_articles("xquad-r", shared_data_dir)) == 48
+
+
+# ---------------------------------------------------------------------------------------------- the zero-shot dev
+def _labels(counts: dict[str, int]) -> pd.DataFrame:
+    return pd.DataFrame([{"article": f"{d}-{i:02d}", "domain": d} for d, n in counts.items() for i in range(n)])
+
+
+def test_the_zero_shot_dev_takes_the_same_share_of_every_domain_and_is_seeded():
+    counts = {"science": 16, "news": 7, "history": 8, "geography": 8, "culture": 5, "education": 4}  # XQuAD-R's
+    split = zero_shot_split(_labels(counts), 0.3333, seed=0)
+    per = split.groupby(["domain", "part"]).size().unstack()
+    assert per.dev.to_dict() == {"culture": 2, "education": 1, "geography": 3, "history": 3, "news": 2, "science": 5}
+    assert per.dev.sum() == 16 and per.test.sum() == 32 and split.columns.tolist() == SPLIT_COLUMNS
+    assert split.equals(zero_shot_split(_labels(counts).sample(frac=1, random_state=3), 0.3333, seed=0))  # order-free
+    other = zero_shot_split(_labels(counts), 0.3333, seed=1)
+    assert not split.part.equals(other.part) and (other.groupby("domain").part.apply(lambda p: (p == DEV).sum())
+                                                   == per.dev).all()  # fmt: skip
+
+
+def test_a_split_that_leaves_a_side_empty_or_labels_twice_is_refused():
+    with pytest.raises(DataError, match="leaves no dev"):
+        zero_shot_split(_labels({"news": 1, "science": 1}), 0.2)
+    with pytest.raises(DataError, match=r"in \(0, 1\)"):
+        zero_shot_split(_labels({"news": 3}), 1.0)
+    with pytest.raises(DataError, match="twice"):
+        zero_shot_split(pd.concat([_labels({"news": 3})] * 2), 0.3)
+    with pytest.raises(DataError, match="lack column"):
+        zero_shot_split(_labels({"news": 3}).drop(columns="domain"), 0.3)
+
+
+def test_the_dev_and_test_parts_of_real_xquad_are_disjoint_whole_articles(shared_data_dir, monkeypatch):
+    monkeypatch.setenv("HYBRIDIR_DATA_DIR", str(shared_data_dir))
+    from hybridir_utils import evaluation
+    from hybridir_utils.data.lareqa_loader import load_lareqa
+
+    xquad = load_lareqa("xquad-r", ["en", "th"], data_dir=shared_data_dir)
+    articles = sorted(set(xquad.questions.article))
+    split = zero_shot_split(pd.DataFrame({"article": articles, "domain": [a[0] for a in articles]}), 0.3333)
+    dev, test = split_part(xquad, split, DEV), split_part(xquad, split, TEST)
+    assert not set(dev.questions.article) & set(test.questions.article)
+    assert len(dev.questions) + len(test.questions) == len(xquad.questions)
+    assert set(dev.candidates.cid).isdisjoint(test.candidates.cid)
+    scored = evaluation.evaluation_set("xquad-r", ["en", "th"], split=split.assign(dataset="xquad-r"))
+    assert set(scored.questions.article) == set(test.questions.article)  # notebook 04 scores the test part only
+    with pytest.raises(DataError, match="in no part"):
+        split_part(xquad, split.iloc[1:], TEST)

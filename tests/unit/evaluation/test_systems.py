@@ -51,3 +51,15 @@ def test_a_profile_scores_only_the_systems_it_names():
     assert list(picked.seed) == [0, 1] and set(picked.system) == {"hybrid/news-in-domain"}
     with pytest.raises(ExperimentError, match=r"eval_systems \['hybrid/news'\]: no run of notebook 03; trained"):
         evaluation.select_systems(runs, ["hybrid/news", "hybrid/general"])
+
+
+def test_interpolated_runs_are_also_scored_as_trained_after_every_interpolated_run():
+    runs = pd.DataFrame([{"label": f"hybrid/general/s{k}", "system": "hybrid/general", "seed": k,
+                          "model_dir": f"wise/s{k}", "trained_model_dir": f"run/s{k}"} for k in (0, 1)])  # fmt: skip
+    systems = evaluation.systems_to_evaluate(runs, ["e5"], score_as_trained=True)
+    assert list(systems.label) == ["e5", "hybrid/general/s0", "hybrid/general/s1", "hybrid/general@trained/s0",
+                                   "hybrid/general@trained/s1"]  # fmt: skip
+    assert list(systems.source) == ["e5", "wise/s0", "wise/s1", "run/s0", "run/s1"]
+    assert len(evaluation.systems_to_evaluate(runs, ["e5"])) == 3  # not asked: the interpolated runs only
+    as_trained = runs.assign(model_dir=runs.trained_model_dir)  # λ = 1: the interpolation is the run itself
+    assert len(evaluation.systems_to_evaluate(as_trained, ["e5"], score_as_trained=True)) == 3

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from hybridir_utils import errors, result_tables
-from hybridir_utils.analysis.seed_level import smallest_permutation_p
+from hybridir_utils.stats.runs import smallest_permutation_p
 from hybridir_utils.report import answer, html, readme, summaries
 from hybridir_utils.utils import paths
 
@@ -167,7 +167,7 @@ def test_levels_only_profiles_claim_nothing_and_state_the_run_level_floor():
 
 
 def test_smallest_possible_permutation_p_by_hand():
-    from hybridir_utils.analysis.seed_level import run_permutation_p, smallest_permutation_p
+    from hybridir_utils.stats.runs import run_permutation_p, smallest_permutation_p
 
     assert smallest_permutation_p(3, 3) == pytest.approx(0.1)  # 2 of C(6, 3) = 20 relabellings
     assert smallest_permutation_p(3, 1) == pytest.approx(0.25)  # 2 of 2^3 sign flips
@@ -283,7 +283,7 @@ def test_the_readme_prose_about_the_30_run_design_holds():
 def test_the_readme_prose_about_the_budgeted_cpu_run_holds():
     """The hand-written sentences of "The answer: the run-level cpu design within the budget", checked against
     results/cpu (and, for the shared runs, results/cpu-30run)."""
-    folder, old = paths.root() / "results" / "cpu", paths.root() / "results" / "cpu-30run"
+    folder, old = paths.root() / "results" / "cpu-mlqa-dev", paths.root() / "results" / "cpu-30run"
     c = result_tables.read(folder, "comparisons").set_index(["system", "reference", "setting"])
     news = c.loc[(IN, RND, "cross")]
     assert f"{news.delta:+.3f} [{news.lo:+.3f}, {news.hi:+.3f}]" == "+0.004 [-0.003, +0.010]"  # as printed
@@ -348,7 +348,7 @@ def test_the_readme_prose_about_the_sampling_run_holds():
     results/sampling (and results/cpu for what the two profiles share)."""
     from hybridir_utils.analysis import claims
 
-    folder, cpu = paths.root() / "results" / "sampling", paths.root() / "results" / "cpu"
+    folder, cpu = paths.root() / "results" / "sampling-mlqa-dev", paths.root() / "results" / "cpu-mlqa-dev"
     t = answer.load(folder)
     c = t["comparisons"].set_index(["system", "reference", "setting"])
     mono, cross, hybrid, base = "x-x-mono/general", "x-y/general", "hybrid/general", "multilingual-e5-small"

@@ -48,13 +48,13 @@ def test_a_missing_h1_row_is_an_error_naming_the_table():
 
 def test_the_readme_confirmation_section_is_generated_from_results_confirm():
     text = (paths.root() / "README.md").read_text(encoding="utf-8")
-    section = confirmation.render(paths.results_dir("confirm"))
+    section = confirmation.render(paths.root() / "results" / "confirm-mlqa-dev")
     assert readme.replace_section(text, section, "confirm") == text, "stale: run `make readme`"
 
 
 def test_the_readme_prose_about_the_confirmation_holds():
     """The hand-written paragraph "Run 2026-12-04" under "Pre-registered", checked against results/confirm."""
-    folder = paths.root() / "results" / "confirm"
+    folder = paths.root() / "results" / "confirm-mlqa-dev"
     loaded = {name: result_tables.read(folder, name) for name in ("comparisons", "interactions")}
     ok, _ = confirmation.verdict(loaded)
     gain = loaded["comparisons"].set_index(["system", "reference", "setting"]).loc[(ARM, CONTROL, "cross")]
@@ -62,7 +62,7 @@ def test_the_readme_prose_about_the_confirmation_holds():
     assert not ok and round(gain.delta, 3) == 0.007 and gain.lo < 0 < gain.hi and round(gain.p, 3) == 0.085
     assert round(gain.mde, 3) == 0.012 and not confirmation.holds(inter) and inter.interaction < inter.mde
     assert result_tables.read(folder, "truncation").lang.nunique() == 7
-    cpu = result_tables.read(paths.root() / "results" / "cpu", "comparisons").set_index(
+    cpu = result_tables.read(paths.root() / "results" / "cpu-mlqa-dev", "comparisons").set_index(
         ["system", "reference", "setting"]
     )
     on_cpu = cpu.loc[(ARM, CONTROL, "cross")].delta

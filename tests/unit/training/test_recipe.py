@@ -13,6 +13,9 @@ from hybridir_utils.data.splits import split_articles
 from hybridir_utils.training import recipe
 
 
+DEV = "xquad-r zero-shot dev articles (en th zh)"
+
+
 def _sweep(rows) -> pd.DataFrame:
     base = [dict(scale=None, lr=None, step=0, dev_mono=0.70, dev_cross=0.45, seconds=0.0)]
     cols = ("scale", "lr", "step", "dev_mono", "dev_cross")
@@ -34,7 +37,7 @@ def test_choose_falls_back_to_the_best_mean_and_says_so():
 
 def test_recipe_table_marks_one_chosen_row_without_timings():
     table = _sweep([(100, 3e-5, 10, 0.70, 0.50), (100, 3e-5, 20, 0.70, 0.52)])
-    out = recipe.table(table, recipe.choose(table))
+    out = recipe.table(table, recipe.choose(table), DEV)
     assert out.chosen.tolist() == [False, False, True] and "seconds" not in out
 
 
@@ -62,24 +65,29 @@ def _committed(tmp_path, monkeypatch, table: pd.DataFrame) -> None:
 def test_reuse_gives_the_committed_sweep_and_the_recipe_the_rule_picks(tmp_path, monkeypatch):
     table = _sweep([(20, 3e-5, 20, 0.70, 0.50), (20, 3e-5, 40, 0.70, 0.52), (20, 1e-4, 20, 0.60, 0.60),
                     (20, 1e-4, 40, 0.60, 0.62)])  # fmt: skip
-    _committed(tmp_path, monkeypatch, recipe.table(table, recipe.choose(table)))
-    sweep, chosen = recipe.reuse("other", [20], [3e-5, 1e-4], [20, 40], mono_margin=0.01)
+    _committed(tmp_path, monkeypatch, recipe.table(table, recipe.choose(table), DEV))
+    sweep, chosen = recipe.reuse("other", [20], [3e-5, 1e-4], [20, 40], mono_margin=0.01, dev=DEV)
     assert (chosen["lr"], chosen["max_steps"]) == (3e-5, 40) and len(sweep) == 5
     # re-written, the reused sweep is the committed table again
-    assert recipe.table(sweep, chosen).equals(pd.read_csv(tmp_path / "other" / "recipe.csv"))
+    assert recipe.table(sweep, chosen, DEV).equals(pd.read_csv(tmp_path / "other" / "recipe.csv"))
 
 
 def test_reuse_refuses_another_grid_a_stale_choice_and_a_missing_table(tmp_path, monkeypatch):
     table = _sweep([(20, 3e-5, 20, 0.70, 0.50), (20, 3e-5, 40, 0.70, 0.52)])
-    committed = recipe.table(table, recipe.choose(table))
+    committed = recipe.table(table, recipe.choose(table), DEV)
     _committed(tmp_path, monkeypatch, committed)
     with pytest.raises(errors.RecipeError, match=r"recipe_from='other'.*this profile asks for"):
-        recipe.reuse("other", [20, 100], [3e-5], [20, 40], mono_margin=0.01)
+        recipe.reuse("other", [20, 100], [3e-5], [20, 40], mono_margin=0.01, dev=DEV)
+    with pytest.raises(errors.RecipeError, match=r"was scored on \['xquad-r zero-shot dev.*this profile's dev is 'mlqa"):
+        recipe.reuse("other", [20], [3e-5], [20, 40], mono_margin=0.01, dev="mlqa-r dev articles")
+    _committed(tmp_path / "c", monkeypatch, committed.drop(columns="dev"))  # an earlier design's table
+    with pytest.raises(errors.RecipeError, match=r"a dev it does not record"):
+        recipe.reuse("other", [20], [3e-5], [20, 40], mono_margin=0.01, dev=DEV)
     with pytest.raises(errors.RecipeError, match=r"recipe_from='nowhere': no .*recipe\.csv"):
-        recipe.reuse("nowhere", [20], [3e-5], [20, 40], mono_margin=0.01)
+        recipe.reuse("nowhere", [20], [3e-5], [20, 40], mono_margin=0.01, dev=DEV)
     _committed(tmp_path / "b", monkeypatch, committed.assign(chosen=[False, True, False]))  # marks 20 steps
     with pytest.raises(errors.RecipeError, match=r"the rule .* picks scale 20\.0, lr 3e-05, 40 steps"):
-        recipe.reuse("other", [20], [3e-5], [20, 40], mono_margin=0.01)
+        recipe.reuse("other", [20], [3e-5], [20, 40], mono_margin=0.01, dev=DEV)
 
 
 @pytest.mark.slow

@@ -120,6 +120,14 @@ def test_saved_interpolation_is_slim_reloads_to_the_same_embeddings_and_is_reuse
     assert json.loads((out / wiseft.MANIFEST).read_text())["lambda"] == 0.5  # another λ: rewritten
 
 
+def _per_query(value: float, n: int = 12) -> pd.DataFrame:
+    """A dev per-query table: mono and cross in en/de, ``n`` groups, AP ``value`` (+0.01 per group)."""
+    rows = [dict(qid=f"{x}:g{g}", query_lang=x, pool_lang=y, setting="mono" if x == y else "cross",
+                 ap=min(1.0, value + 0.01 * g), group=f"g{g}") for g in range(n) for x in ("en", "de")
+            for y in ("en", "de")]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def test_lambda_sweep_loads_each_model_once_and_scores_the_base_once(pair, tmp_path, monkeypatch):
     base_dir, ft_dir, _, _ = pair
     loaded, scored = [], []
@@ -128,60 +136,124 @@ def test_lambda_sweep_loads_each_model_once_and_scores_the_base_once(pair, tmp_p
         loaded.append(str(name))
         return loading.load_encoder(name, **kwargs)
 
-    def scores(encoder, dev, out_dir, batch_size=16, max_seq_length=None):  # a stand-in for dev mAP: weight summary
-        assert max_seq_length == 512  # every λ (and the base) scored at the one evaluation cut-off
+    def per_query(encoder, dev, out_dir, batch_size=16, max_seq_length=None, use_cache=False):  # weight summary
+        assert max_seq_length == 512 and use_cache  # every λ (and the base) at the one cut-off; cached by weights
         scored.append(encoder)
         w = float(transformer_backbone(encoder).encoder.layer[0].output.dense.weight.detach().sum())
-        return {"dev_mono": w, "dev_cross": -w}
+        return _per_query(w / 100), {}
 
     # what wiseft itself loads (a slim model's restore reads its base inside models, not counted here)
     monkeypatch.setattr(wiseft, "loading", SimpleNamespace(load_encoder=load, load_base=loading.load_base))
-    monkeypatch.setattr(wiseft.recipe, "dev_scores", scores)
+    monkeypatch.setattr(wiseft.recipe, "dev_per_query", per_query)
     table = wiseft.lambda_sweep(str(base_dir), [ft_dir, ft_dir], None, [1, 0.5], tmp_path / "sweep", max_seq_length=512)
     assert loaded == [str(base_dir), str(ft_dir), str(ft_dir)] and len(scored) == 1 + 2 * 2
-    assert table.columns.tolist() == wiseft.SWEEP_COLUMNS and table.lam.tolist() == [0, 0.5, 1] * 2
-    ends = table.groupby("lam").dev_mono.first()
+    assert table.columns.tolist() == wiseft.LONG_COLUMNS
+    assert sorted(table.lam.unique()) == [0, 0.5, 1] and len(table) == 2 * 3 * 48
+    ends = table[table["query"] == "en:g0@en"].groupby("lam").ap.first()
     assert ends[0.5] == pytest.approx((ends[0] + ends[1]) / 2, rel=1e-4)  # the layer's weights are interpolated
-    assert pd.read_csv(tmp_path / "sweep" / "lambda_sweep.csv").shape == (6, 4)
+    assert pd.read_parquet(tmp_path / "sweep" / "lambda_sweep.parquet").equals(table)
 
 
-def _table(per_lambda: dict[float, tuple[tuple[float, float], tuple[float, float]]]) -> pd.DataFrame:
-    """{λ: ((seed-0 mono, cross), (seed-1 mono, cross))} as a λ-sweep table."""
-    return pd.DataFrame([{"model_dir": f"seed{s}", "lam": lam, "dev_mono": m, "dev_cross": c}
-                         for lam, seeds in per_lambda.items() for s, (m, c) in enumerate(seeds)])  # fmt: skip
+def _sweep(per_lambda: dict[float, list[tuple[float, float]]]) -> pd.DataFrame:
+    """{λ: [(mono AP, cross AP) offset of each run]} as a long λ-sweep table; the base (λ 0) sits at 0.7 / 0.4."""
+    frames = []
+    for lam, runs in {0: [(0.0, 0.0)] * len(next(iter(per_lambda.values()))), **per_lambda}.items():
+        for r, (mono, cross) in enumerate(runs):
+            pq = _per_query(0.0)
+            pq["ap"] += np.where(pq.setting == "mono", 0.7 + mono, 0.4 + cross)
+            frames.append(wiseft._long(pq, f"run{r}", lam))
+    return pd.concat(frames, ignore_index=True)
 
 
-BASE = ((0.70, 0.40), (0.70, 0.40))
+def test_the_curve_pairs_each_lambda_with_the_base_and_widens_when_runs_disagree():
+    curve = wiseft.curve(_sweep({0.5: [(-0.01, 0.05), (-0.01, 0.05)], 1: [(-0.05, 0.02), (0.05, 0.08)]}), n_boot=500)
+    row = curve.set_index("lam")
+    assert list(row.index) == [0, 0.5, 1] and (curve.part == "dev").all() and (curve.runs == 2).all()
+    assert row.loc[0.5, "mono_delta"] == pytest.approx(-0.01) and row.loc[0.5, "cross_delta"] == pytest.approx(0.05)
+    assert row.loc[0.5, "mono_hi"] - row.loc[0.5, "mono_lo"] == pytest.approx(0.0, abs=1e-9)  # runs agree: no spread
+    assert row.loc[1, "mono_delta"] == pytest.approx(0.0) and row.loc[1, "mono_hi"] - row.loc[1, "mono_lo"] > 0.1
+    assert row.loc[0, ["mono_delta", "mono_lo", "mono_hi"]].tolist() == [0, 0, 0]
+    assert row.loc[0.5, "dev_mono"] == pytest.approx(row.loc[0, "dev_mono"] - 0.01)
 
 
-def test_choose_lambda_takes_the_best_mean_cross_among_lambdas_keeping_mean_mono():
-    # means (mono, cross): .25 (.700, .450); .5 (.692, .490); .75 (.685, .530) loses mono; 1 (.64, .56) loses it
-    table = _table({0: BASE, 0.25: ((0.71, 0.44), (0.69, 0.46)), 0.5: ((0.704, 0.50), (0.68, 0.48)),
-                    0.75: ((0.70, 0.52), (0.67, 0.54)), 1: ((0.64, 0.55), (0.64, 0.57))})  # fmt: skip
-    chosen = wiseft.choose_lambda(table, mono_margin=0.01)
-    assert chosen["lam"] == 0.5 and chosen["n_models"] == 2 and chosen["qualifying"] == [0, 0.25, 0.5]
-    assert (chosen["dev_mono"], chosen["dev_cross"]) == pytest.approx((0.692, 0.49))
-    assert (chosen["base_dev_mono"], chosen["base_dev_cross"]) == (0.70, 0.40)
-    assert wiseft.choose_lambda(table, mono_margin=0.02)["lam"] == 0.75  # .685 is within .02 of .70
+def test_lambda_qualifies_by_the_paired_interval_not_by_its_mean():
+    """λ 1's mean mono is the base's (its runs at -0.05 and +0.05), but its interval reaches below the margin, so
+    it does not qualify even with the best cross; λ 0.5 loses 0.005 in both runs: shown within the margin."""
+    curve = wiseft.curve(_sweep({0.5: [(-0.005, 0.03), (-0.005, 0.03)], 1: [(-0.05, 0.10), (0.05, 0.10)],
+                                 0.8: [(-0.02, 0.06), (-0.02, 0.06)]}), n_boot=500)  # fmt: skip
+    chosen = wiseft.choose_lambda(curve, mono_margin=0.01)
+    assert chosen["lam"] == 0.5 and chosen["qualifying"] == [0, 0.5] and chosen["n_models"] == 2
+    assert chosen["dev_cross"] == pytest.approx(chosen["base_dev_cross"] + 0.03)
+    assert wiseft.choose_lambda(curve, mono_margin=0.03)["lam"] == 0.8  # a wider margin admits 0.8, not λ 1
+    marked = wiseft.marked(curve, chosen, 0.01, dev="the dev")
+    assert marked.qualifies.tolist() == [True, True, False, False] and marked.chosen.tolist() == [
+        False,
+        True,
+        False,
+        False,
+    ]
+    assert set(marked.dev) == {"the dev"}
 
 
-def test_choose_lambda_ties_go_to_the_smaller_lambda_and_nothing_better_keeps_the_base():
-    tie = _table({0: BASE, 0.25: ((0.70, 0.45), (0.70, 0.47)), 0.5: ((0.70, 0.44), (0.70, 0.48)),
-                  1: ((0.60, 0.60), (0.60, 0.60))})  # fmt: skip
-    assert wiseft.choose_lambda(tie)["lam"] == 0.25
-    worse = _table({0: BASE, 0.5: ((0.60, 0.50), (0.62, 0.50)), 1: ((0.55, 0.60), (0.55, 0.60))})
-    assert wiseft.choose_lambda(worse) == {"lam": 0.0, "dev_mono": 0.70, "dev_cross": 0.40, "base_dev_mono": 0.70,
-                                              "base_dev_cross": 0.40, "n_models": 2, "qualifying": [0.0]}  # fmt: skip
+def test_ties_go_to_the_smaller_lambda_and_nothing_better_keeps_the_base():
+    tie = wiseft.curve(_sweep({0.3: [(0.0, 0.02)] * 2, 0.6: [(0.0, 0.02)] * 2}), n_boot=200)
+    assert wiseft.choose_lambda(tie)["lam"] == 0.3
+    worse = wiseft.curve(_sweep({0.5: [(-0.05, 0.02)] * 2, 1: [(-0.1, 0.05)] * 2}), n_boot=200)
+    assert wiseft.choose_lambda(worse)["lam"] == 0.0 and wiseft.choose_lambda(worse)["qualifying"] == [0.0]
+
+
+def test_the_test_never_chooses_lambda():
+    dev = wiseft.curve(_sweep({0.5: [(0.0, 0.02)] * 2}), n_boot=100)
+    test = wiseft.curve(_sweep({0.5: [(0.0, 0.09)] * 2}), part="test", n_boot=100)
+    assert "test_mono" in test and "dev_mono" not in test
+    with pytest.raises(errors.WiseFTError, match="dev rows only"):
+        wiseft.choose_lambda(
+            pd.concat([dev, test.rename(columns={"test_mono": "dev_mono", "test_cross": "dev_cross"})])
+        )
+    with pytest.raises(errors.WiseFTError, match="dev rows only"):
+        wiseft.choose_lambda(test.rename(columns={"test_mono": "dev_mono", "test_cross": "dev_cross"}))
 
 
 @pytest.mark.parametrize(
     "table, match",
     [
-        (_table({0.5: BASE, 1: BASE}), r"λ = 0 rows"),
-        (_table({0: BASE, 1: BASE}).drop(columns="dev_cross"), "dev_cross"),
-        (_table({0: BASE, 1: BASE}).iloc[:-1], "each λ once for each of its 2"),
+        (_sweep({0.5: [(0, 0)]}).query("lam != 0"), r"λ = 0 rows"),
+        (_sweep({0.5: [(0, 0)]}).drop(columns="group"), "group"),
+        (_sweep({0.5: [(0, 0)] * 2}).query("not (lam == 0.5 and model_dir == 'run1')"), "each λ for each of its 2"),
     ],
 )
-def test_choose_lambda_rejects_malformed_tables(table, match):
+def test_the_curve_rejects_malformed_sweeps(table, match):
     with pytest.raises(errors.WiseFTError, match=match):
-        wiseft.choose_lambda(table)
+        wiseft.curve(table, n_boot=10)
+
+
+def _committed(tmp_path, monkeypatch, lambdas=(0.5, 1.0)):
+    curve = wiseft.curve(_sweep({lam: [(-0.005, 0.03 * lam)] * 3 for lam in lambdas}), n_boot=100)
+    chosen = wiseft.choose_lambda(curve)
+    folder = tmp_path / "results" / "cpu"
+    folder.mkdir(parents=True)
+    wiseft.marked(curve, chosen, 0.01, dev="xquad-r zero-shot dev").to_csv(folder / "wiseft.csv", index=False)
+    pd.DataFrame({"system": "hybrid/general", "label": [f"hybrid/general/s{k}" for k in range(3)], "seed": range(3),
+                  "groups": 10, "pairs": 40, "batch_size": 16, "steps": 40,
+                  "train_loss": [0.41, 0.42, 0.43]}).to_csv(folder / "training.csv", index=False)  # fmt: skip
+    monkeypatch.setattr(wiseft.paths, "results_dir", lambda name: tmp_path / "results" / name)
+    return folder, chosen
+
+
+def test_a_committed_curve_is_reused_only_for_the_same_grid_dev_and_runs(tmp_path, monkeypatch):
+    folder, chosen = _committed(tmp_path, monkeypatch)
+    table, again = wiseft.reuse("cpu", [0.5, 1.0], 3, 0.01, "xquad-r zero-shot dev")
+    assert again["lam"] == chosen["lam"] == 1.0 and "chosen" not in table
+    with pytest.raises(errors.WiseFTError, match="swept λ"):
+        wiseft.reuse("cpu", [0.5], 3, 0.01, "xquad-r zero-shot dev")
+    with pytest.raises(errors.WiseFTError, match="not 'mlqa-r dev'"):
+        wiseft.reuse("cpu", [0.5, 1.0], 3, 0.01, "mlqa-r dev")
+    with pytest.raises(errors.WiseFTError, match="picks λ"):
+        wiseft.reuse("cpu", [0.5, 1.0], 3, 0.001, "xquad-r zero-shot dev")  # another margin: another λ
+    mine = pd.read_csv(folder / "training.csv")
+    wiseft.check_same_runs(mine, "cpu", "hybrid/general", [0, 1, 2])
+    with pytest.raises(errors.WiseFTError, match="not the ones"):
+        wiseft.check_same_runs(mine.assign(train_loss=[0.41, 0.42, 0.44]), "cpu", "hybrid/general", [0, 1, 2])
+    (folder / "wiseft.csv").write_text("lam,dev_mono,dev_cross,runs,chosen\n0,0.7,0.4,3,True\n")
+    with pytest.raises(errors.WiseFTError, match="earlier design"):
+        wiseft.reuse("cpu", [0.5, 1.0], 3, 0.01, "xquad-r zero-shot dev")
