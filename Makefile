@@ -23,7 +23,7 @@ export HF_HUB_OFFLINE ?= 1
 endif
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv browser test lint pytest reproduce readme smoke lab data bench gpu-check gpu-results clean
+.PHONY: venv browser test lint pytest reproduce results readme smoke lab data bench gpu-check gpu-results clean
 
 # The venv is rebuilt only when pyproject.toml changes: the stamp makes repeated calls quick.
 $(STAMP): pyproject.toml
@@ -53,12 +53,17 @@ test: lint pytest
 reproduce: $(STAMP)
 	$(PY) -m hybridir_utils.pipeline --profile $(PROFILE)
 
-# Rewrite the README's results section from results/cpu/*.csv (a test fails when it is stale).
-readme: $(STAMP)
+# Rewrite RESULTS.md's generated sections (and the README's three-line answer) from results/*/*.csv; a test fails
+# when one is stale. `make readme` is the former name.
+results: $(STAMP)
 	$(PY) -m hybridir_utils.report answer --profile cpu --write
+	$(PY) -m hybridir_utils.report answer --short --write
 	$(PY) -m hybridir_utils.report answer --profile gpu --write
-	if [ -f results/confirm/comparisons.csv ]; then $(PY) -m hybridir_utils.report confirmation --write; fi
-	if [ -f results/sampling/comparisons.csv ]; then $(PY) -m hybridir_utils.report answer --profile sampling --write; fi
+	$(PY) -m hybridir_utils.report confirmation --write
+	for p in sampling wiseft-test science cpu-mlqa-dev sampling-mlqa-dev; do \
+	  if [ -d results/$$p ]; then $(PY) -m hybridir_utils.report answer --profile $$p --write || exit 1; fi; done
+
+readme: results
 
 # The GPU device check: the `gpu` profile (PROFILE=gpu-extra for the second one) -> results/<profile>/*.csv.
 gpu-check: $(STAMP)

@@ -27,6 +27,8 @@ CONTROL_PREFIX = "size-"  # "news:size-random", "news:size-culture": pools of th
 RANDOM_CONTROL = "random"
 AS_TRAINED = "@trained"  # the run as trained, beside its interpolated (WiSE-FT) variant
 DEFAULT_SAMPLING = "hybrid"  # the sampling of every domain arm
+AS_TRAINED_PLANS = ("interpolation", "all")  # as-trained variants against their WiSE-FT only, or the whole plan too
+DEV_SETS = ("zero-shot", "training")  # the test set's held-out dev articles, or held-out training articles
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,11 @@ from hybridir_utils.data.miracl_loader import LANGUAGES as MIRACL_LANGUAGES
 from hybridir_utils.domains.pools import parse_domain_run
 from hybridir_utils.domains.taxonomy import CLASS_NAMES
 from hybridir_utils.errors import ParameterError
+from hybridir_utils.naming import AS_TRAINED_PLANS, DEV_SETS
 from hybridir_utils.sampling.alpha import sampling_problem
 from hybridir_utils.utils.environment import PRECISIONS
 
 BATCH_POLICIES = ("strict", "shrink")  # a run that cannot fill batch_size: stop, or lower every run's batch
-DEV_SETS = ("zero-shot", "training")  # the test set's held-out dev articles, or held-out training articles
-AS_TRAINED_PLANS = ("interpolation", "all")  # analysis.effects: what the as-trained variants are compared with
 
 
 def _languages(dataset: str | None = None) -> Callable[[], Sequence[str]]:

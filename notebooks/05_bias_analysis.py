@@ -35,7 +35,7 @@ from typing import Optional  # the parameters' annotations (papermill reads no `
 import pandas as pd
 from IPython.display import Markdown
 
-from hybridir_utils import analysis, data, evaluation, parameters, report, result_tables, utils
+from hybridir_utils import analysis, data, evaluation, naming, parameters, report, result_tables, utils
 from hybridir_utils.report import plots
 
 # %% tags=["parameters"]
@@ -106,8 +106,8 @@ preference.pivot_table(index="system", columns="dataset", values="own_language_p
 # trained system scored: a profile may score only some), and their difference.
 
 # %%
-trained = [s for s in results.system.unique() if "/" in s]
-shown = "hybrid/general" if "hybrid/general" in trained else trained[0]
+trained = [s for s in results.system.unique() if naming.is_trained(s) and not naming.is_as_trained(s)]
+shown = naming.general() if naming.general() in trained else trained[0]
 matrices = report.map_matrices(results, "xquad-r", [evaluation.base_label(base_model), shown])
 for name, matrix in matrices.items():
     diff = name == "difference"
@@ -150,8 +150,8 @@ pd.concat(by_language, axis=1).round(3)
 
 # %% [markdown]
 # ## The answer
-# Written from `results_dir/*.csv` alone (`hybridir_utils.report.answer`; the README's results section is the same
-# text): a difference is claimed only when its Holm-adjusted p is below 0.05, its run-level 95% CI excludes zero
+# Written from `results_dir/*.csv` alone (`hybridir_utils.report.answer`; RESULTS.md's section of the profile is the
+# same text): a difference is claimed only when its Holm-adjusted p is below 0.05, its run-level 95% CI excludes zero
 # and the permutation test on run means agrees; a domain effect also needs the gain to be larger on the domain's
 # own test articles (the interaction).
 

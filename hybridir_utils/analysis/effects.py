@@ -20,7 +20,6 @@ import pandas as pd
 
 from hybridir_utils import naming
 from hybridir_utils.errors import ExperimentError, SamplerConfigError
-from hybridir_utils.parameters import AS_TRAINED_PLANS
 from hybridir_utils.sampling.alpha import sampling_alpha
 from hybridir_utils.stats.groups import holm
 from hybridir_utils.stats.runs import (
@@ -101,8 +100,8 @@ def comparison_plan(systems, base: str, general: str | None = None, as_trained_p
     (``naming.as_trained``), paired by run; ``as_trained_plan`` "all" also gives the as-trained variants the plan
     above among themselves (the paper's comparison as trained, beside it after WiSE-FT).
     """
-    if as_trained_plan not in AS_TRAINED_PLANS:
-        raise ExperimentError(f"as_trained_plan must be one of {AS_TRAINED_PLANS}, got {as_trained_plan!r}")
+    if as_trained_plan not in naming.AS_TRAINED_PLANS:
+        raise ExperimentError(f"as_trained_plan must be one of {naming.AS_TRAINED_PLANS}, got {as_trained_plan!r}")
     general = naming.general() if general is None else general
     trained = [s for s in dict.fromkeys(systems) if naming.is_trained(s)]  # frozen models are references only
     variants = [s for s in trained if naming.is_as_trained(s)]

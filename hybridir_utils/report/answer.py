@@ -1,8 +1,9 @@
 """The research question's answer, written only from the result tables ``results/<profile>/*.csv``.
 
-    python -m hybridir_utils.report answer --profile cpu            # print the README results section
-    python -m hybridir_utils.report answer --profile cpu --write    # rewrite it in README.md (between the markers)
-    python -m hybridir_utils.report answer --profile cpu --check    # fail if README.md differs from the tables
+    python -m hybridir_utils.report answer --profile cpu            # print the profile's RESULTS.md section
+    python -m hybridir_utils.report answer --profile cpu --write    # rewrite it in RESULTS.md (between the markers)
+    python -m hybridir_utils.report answer --profile cpu --check    # fail if RESULTS.md differs from the tables
+    python -m hybridir_utils.report answer --short --write          # the README's three-line answer
 
 Rules, fixed before any result was seen:
 - intervals and p-values are run-level (``stats.run_bootstrap``: seeds and question groups resampled); a
@@ -13,7 +14,12 @@ Rules, fixed before any result was seen:
   article structure (same recipe, a new draw of both per seed), not with general training; a **domain effect**
   is claimed only when, in addition, the gain is larger on the test articles of that domain than elsewhere (the
   interaction, Holm over ``interactions.csv``); a gain without it is a pool effect;
-- monolingual accuracy counts as kept when the CI of the change stays above ``-KEEP_MARGIN``;
+- monolingual accuracy counts as kept when the CI of the change stays above ``-KEEP_MARGIN`` (non-inferiority shown);
+  an interval that reaches below it is "not shown kept", not "lost"; a null is "not shown to", never "does not";
+- WiSE-FT's λ is chosen on the zero-shot dev articles by ``training.wiseft.choose_lambda``; the test-side curve is
+  a diagnostic only (the ``wiseft-test`` profile);
+- a row whose CI excludes zero and whose permutation test agrees but which fails Holm is *suggestive*, listed as
+  such and never claimed;
 - a domain slice of the test set is discussed only with at least ``summaries.MIN_SLICE_ARTICLES`` articles.
 """
 
@@ -25,17 +31,18 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from hybridir_utils import result_tables
+from hybridir_utils import naming, result_tables
 from hybridir_utils.analysis import claims, effects
 from hybridir_utils.analysis.rules import ALPHA, KEEP_MARGIN, kept, perm_ok, significant
 from hybridir_utils.errors import AnswerError
-from hybridir_utils.evaluation import systems
 from hybridir_utils.report import readme, summaries
 from hybridir_utils.stats.runs import smallest_permutation_p
-from hybridir_utils.training.experiment_grid import TrainingSpec
 from hybridir_utils.utils import atomic, paths
 
 TABLES = ("levels", "comparisons", "interactions", "slices", "recipe", "training", "truncation")
+OPTIONAL = ("languages", "wiseft", "wiseft_test")  # written by notebook 05, 03 and the wiseft-test profile
+# Tables of an earlier design, kept under their own name: the profile whose params they were run with.
+EARLIER_DESIGNS = {"cpu-mlqa-dev": "cpu", "sampling-mlqa-dev": "sampling", "confirm-mlqa-dev": "confirm"}
 # Multilingual candidate pools of the paper's evaluation (LAReQA): rank distance grows with the pool.
 PAPER_POOL = {"xquad-r": 13014, "mlqa-r": 20534}
 
@@ -46,10 +53,11 @@ def _md(table: pd.DataFrame) -> str:
 
 def load(results_dir: str | Path) -> dict[str, pd.DataFrame]:
     """The profile's result tables, checked (``result_tables.read``: one error naming the file and what is wrong), and
-    ``languages`` once notebook 05 has written it (the claims on unseen languages read it)."""
+    the optional ones that are there (the claims on unseen languages read ``languages``)."""
     found = {name: result_tables.read(results_dir, name) for name in TABLES}
-    if (Path(results_dir) / "languages.csv").is_file():
-        found["languages"] = result_tables.read(results_dir, "languages")
+    for name in OPTIONAL:
+        if (Path(results_dir) / f"{name}.csv").is_file():
+            found[name] = result_tables.read(results_dir, name)
     return found
 
 
@@ -96,8 +104,7 @@ def fmt_interaction(row) -> str:
 
 
 def _targets(c: pd.DataFrame) -> list[str]:
-    runs = [TrainingSpec.from_system(s) for s in c.system.unique()]
-    return sorted({r.domain for r in runs if r.mode == "in-domain"})
+    return naming.target_domains(c.system.unique())
 
 
 def _arm_mean(levels: pd.DataFrame, system: str, column: str) -> float:
@@ -112,11 +119,13 @@ def recipe_lines(recipe: pd.DataFrame) -> list[str]:
         raise AnswerError("recipe.csv marks no chosen row")
     b = best.iloc[0]
     # the dev noise beside the rule's margin (tables written before the standard errors were recorded: none)
-    noise = ("" if "dev_mono_se" not in base or pd.isna(base.dev_mono_se) else f" (standard error of dev mono "
-             f"{base.dev_mono_se:.3f} untrained, {b.dev_mono_se:.3f} chosen; the rule's margin: 0.01)")  # fmt: skip
+    noise = ("" if "dev_mono_se" not in base or pd.isna(base.dev_mono_se) else f" (standard error of the dev mono "
+             f"level {base.dev_mono_se:.3f} untrained, {b.dev_mono_se:.3f} chosen: the SE of a level, not of the "
+             f"difference the rule's margin of {KEEP_MARGIN} applies to)")  # fmt: skip
     grid = ", ".join(f"{name} {{{', '.join(f'{v:g}' for v in sorted(runs[col].unique()))}}}"
                      for name, col in (("scales", "scale"), ("learning rates", "lr"), ("steps", "step")))  # fmt: skip
-    return [f"**Recipe, chosen on held-out MLQA-R dev articles (never the test set).** Sweep over {grid}. Chosen: "
+    dev = _dev_name(recipe)
+    return [f"**Recipe, chosen on the dev ({dev}; never the test set).** Sweep over {grid}. Chosen: "
             f"MNRL scale {b.scale:g} (temperature {1 / b.scale:g}), learning rate {b.lr:g}, {int(b.step)} steps "
             f"(rule: {b.rule}). On dev it moves monolingual mAP {base.dev_mono:.3f} → {b.dev_mono:.3f} and "
             f"cross-lingual mAP {base.dev_cross:.3f} → {b.dev_cross:.3f}{noise}."]  # fmt: skip
@@ -127,13 +136,105 @@ def base_lines(c: pd.DataFrame, base: str, general: str) -> list[str]:
     cross, mono = _row(c, general, base, "cross"), _row(c, general, base, "mono")
     if cross is None or mono is None:
         return []
-    cross_verdict, mono_kept = verdict(cross), kept(mono)
+    cross_verdict = verdict(cross)
     gain = cross_verdict == "higher"
     why = " (not claimable with these runs)" if cross_verdict.startswith("not claimable") else ""
     return [f"**Against the untrained `{base}`.** `{general}`: cross-lingual {fmt(cross)} ({cross_verdict}); "
-            f"monolingual {fmt(mono)} ({verdict(mono)}). Target: cross-lingual above the base (the rules above) "
+            f"monolingual {fmt(mono)} ({verdict(mono)}). Cross-lingual above the base by the claim rule: "
             f"{'met' if gain else 'not met' + why}; monolingual within −{KEEP_MARGIN} of the base (CI lower bound "
-            f"above −{KEEP_MARGIN}, at run level) {'met' if mono_kept else 'not met'}."]  # fmt: skip
+            f"above −{KEEP_MARGIN}, at run level): {kept_text(mono)}."]  # fmt: skip
+
+
+def kept_text(mono) -> str:
+    """Non-inferiority in words: shown kept, shown lost (the whole interval below the margin), or not shown kept."""
+    if kept(mono):
+        return "shown kept"
+    return f"lost: the whole interval below −{KEEP_MARGIN}" if mono.hi < -KEEP_MARGIN else "not shown kept"
+
+
+def target_lines(c: pd.DataFrame, base: str, curve: bool = True) -> list[str]:
+    """The project's target as non-inferiority, per shipped system against the base: a cross-lingual gain whose
+    run-level interval is above 0 and a monolingual difference whose interval's lower end is above ``-KEEP_MARGIN``."""
+    rows = [(s, _row(c, s, base, "cross"), _row(c, s, base, "mono")) for s in sorted(c.system.unique())
+            if naming.is_trained(s)]  # fmt: skip
+    rows = [(s, x, m) for s, x, m in rows if x is not None and m is not None]
+    if not rows:
+        return []
+    met = [s for s, x, m in rows if x.lo > 0 and kept(m)]
+    cells = "; ".join(f"`{s}` cross {x.delta:+.3f} [{x.lo:+.3f}, {x.hi:+.3f}], mono {m.delta:+.3f} [{m.lo:+.3f}, "
+                      f"{m.hi:+.3f}] ({kept_text(m)})" for s, x, m in rows)  # fmt: skip
+    head = (f"**The target** (a cross-lingual gain over `{base}` whose run-level interval is above 0, with monolingual "
+            f"accuracy shown kept: the interval of its difference above −{KEEP_MARGIN}): ")  # fmt: skip
+    head += (f"met by {', '.join(f'`{s}`' for s in met)}." if met else "met by no trained system; the measured "
+             "trade-off" + (" (the WiSE-FT λ curve below)" if curve else "") + " is the answer.")  # fmt: skip
+    return [f"{head} {cells}."]
+
+
+def _runs(n: int) -> str:
+    return f"{n} general run{'s' if n != 1 else ''}"
+
+
+def _interval(d, lo, hi) -> str:
+    return f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def wiseft_lines(wiseft: pd.DataFrame | None) -> list[str]:
+    """WiSE-FT's λ: the rule, the qualifying λ, the chosen one on the dev curve (paired intervals against the base,
+    runs as the unit), and λ = 1 (the runs as trained) beside it; then the curve as a table."""
+    if wiseft is None or "mono_lo" not in wiseft:
+        return []
+    dev = wiseft[wiseft.part == "dev"].sort_values("lam") if "part" in wiseft else wiseft.sort_values("lam")
+    chosen = dev[dev.chosen.astype(bool)]
+    if chosen.empty:
+        raise AnswerError("wiseft.csv marks no chosen λ")
+    ch, ends = chosen.iloc[0], dev[dev.lam == dev.lam.max()].iloc[0]
+    qualify = ", ".join(f"{v:g}" for v in dev[dev.qualifies.astype(bool) & (dev.lam > 0)].lam) or "none"
+    at = lambda r: (f"dev mono {_interval(r.mono_delta, r.mono_lo, r.mono_hi)}, dev cross "  # noqa: E731
+                    f"{_interval(r.cross_delta, r.cross_lo, r.cross_hi)}")  # fmt: skip
+    table = pd.DataFrame({"λ": dev.lam, "runs": dev.runs, "dev mono": dev.dev_mono.round(3),
+                          "mono Δ vs base [95% CI]": [_interval(r.mono_delta, r.mono_lo, r.mono_hi)
+                                                      for r in dev.itertuples()],
+                          "dev cross": dev.dev_cross.round(3),
+                          "cross Δ vs base [95% CI]": [_interval(r.cross_delta, r.cross_lo, r.cross_hi)
+                                                       for r in dev.itertuples()],
+                          "qualifies": dev.qualifies.astype(bool), "chosen": dev.chosen.astype(bool)})  # fmt: skip
+    return [f"**WiSE-FT's λ, chosen on the dev ({ch.dev}; {_runs(int(ch.runs))}), never on the test.** The "
+            f"rule, written before the sweep: among λ whose dev monolingual difference from the base has a paired "
+            f"run-level interval with lower end above −{KEEP_MARGIN}, the highest mean dev cross-lingual mAP; ties "
+            f"to the smaller λ. Qualifying: λ ∈ {{{qualify}}}; chosen λ = {ch.lam:g} ({at(ch)}); at λ = "
+            f"{ends.lam:g}, the runs as trained: {at(ends)}.", "",
+            "The dev curve (λ = 0 is the base; differences paired on the same dev questions, runs as the unit):", "",
+            _md(table), ""]  # fmt: skip
+
+
+def interpolation_lines(c: pd.DataFrame) -> list[str]:
+    """The planned rows of the interpolation itself: each WiSE-FT model against the same runs as trained."""
+    rows = c[(c.question == effects.INTERPOLATION_QUESTION) & (c.slice == "all")] if "question" in c else c.iloc[:0]
+    if rows.empty:
+        return []
+    lines = ["**WiSE-FT against the same runs as trained** (paired by run, Holm with every other row):"]
+    for system, group in rows.groupby("system", sort=True):
+        cells = "; ".join(f"{r.setting.replace('_', ' ')} {fmt(r)} → {verdict(r)}" for r in group.itertuples())
+        lines.append(f"- `{system}` vs `{naming.as_trained(system)}`: {cells}")
+    return [*lines, ""]
+
+
+def suggestive_lines(c: pd.DataFrame, inter: pd.DataFrame) -> list[str]:
+    """Rows that would be read as findings if only one test had been run: CI excluding 0 and the permutation test
+    agreeing, but Holm not; and interactions whose CI excludes 0 without a claim. Listed so nothing is left out."""
+    rows = c[(c.slice == "all") & ~c.apply(significant, axis=1) & ((c.lo > 0) | (c.hi < 0))]
+    rows = rows[rows.p_perm.notna() & (rows.p_perm < ALPHA)] if len(rows) else rows  # fails only Holm
+    found = [f"- `{r.system}` vs `{r.reference}`, {r.setting.replace('_', ' ')}: {fmt(r)}" for r in rows.itertuples()]
+    inters = inter[(inter.status == "ok") & ((inter.lo > 0) | (inter.hi < 0))]
+    inters = inters[~inters.apply(interaction_claimed, axis=1)] if len(inters) else inters
+    found += [f"- interaction `{r.system}` ({r.topic}) vs `{r.reference}`, {r.setting}: {fmt_interaction(r)}"
+              for r in inters.itertuples()]  # fmt: skip
+    if not found:
+        return []
+    return ["**Suggestive, not claimed** (the 95% CI excludes 0 and the permutation test on run means agrees, but the "
+            "Holm-adjusted p does not pass; interactions whose CI excludes 0 without a claim: leads for a new, "
+            "pre-registered test, not findings):",
+            *found, ""]  # fmt: skip
 
 
 def _interaction(inter: pd.DataFrame, system: str, reference: str, setting: str = "cross"):
@@ -193,7 +294,7 @@ def sampling_lines(c: pd.DataFrame, levels: pd.DataFrame, general: str) -> list[
     return lines
 
 
-def _domain_verdict(c, inter, t: str) -> str:
+def _domain_verdict(c, inter, t: str, brief: bool = False) -> str:
     inside, rnd = f"hybrid/{t}-in-domain", f"hybrid/{t}-size-random"
     cross = _row(c, inside, rnd, "cross")
     if cross is None:
@@ -202,15 +303,18 @@ def _domain_verdict(c, inter, t: str) -> str:
     specific = i_row is not None and interaction_claimed(i_row)
     what = {"higher": "higher than", "lower": "lower than"}.get(verdict(cross), "no detectable difference from")
     text = (
-        f"{t} focus: cross-lingual mAP {what} its random control ({cross.delta:+.3f}; MDE {cross.mde:.3f} before Holm)"
+        f"{t} focus: cross-lingual mAP {what} its random control ({cross.delta:+.3f} [{cross.lo:+.3f}, {cross.hi:+.3f}]"
+        f"; MDE {cross.mde:.3f} before Holm"
+        + (f", {cross.mde_holm:.3f} under it)" if "mde_holm" in cross and pd.notna(cross.mde_holm) else ")")
     )
     if verdict(cross) == "higher":
         text += ", larger on its own articles: a domain effect" if specific else (
             ", but not larger on its own articles than elsewhere: a pool effect, not a domain effect")  # fmt: skip
     mono = _row(c, inside, rnd, "mono")
     if mono is not None:
-        kept_text = "kept" if kept(mono) else "not shown to be kept"
-        text += f"; monolingual {kept_text} against that control (not against the base: below)"
+        text += f"; monolingual {kept_text(mono)} against that control" + (
+            "" if brief else " (not against the base: below)"
+        )
     return text
 
 
@@ -230,8 +334,16 @@ def design_line(c: pd.DataFrame, training: pd.DataFrame) -> str:
         f"**Design.** {len(seeds)} trained systems, {seeds.min()}–{seeds.max()} runs each (each run a new seed "
         f"and, for domain arms, a new pool draw); intervals include run-to-run variance. On cross-lingual mAP "
         f"the planned comparisons detect differences of {cross.mde.min():.3f}–{cross.mde.max():.3f} with 80% "
-        "power (two-sided 5%, before Holm); a smaller true difference would usually be missed."
+        f"power (two-sided 5%, before Holm){_holm_mde(c, cross)}; a smaller true difference would usually be missed."
     )
+
+
+def _holm_mde(c: pd.DataFrame, cross: pd.DataFrame) -> str:
+    """The detectable range at the claim rule's level (``mde_holm``: α over the number of rows), when recorded."""
+    if "mde_holm" not in cross or not cross.mde_holm.notna().any():
+        return ""
+    return (f"; at the claim rule's level (5% divided by the {len(c[c.slice == 'all'])} Holm-adjusted rows) "
+            f"{cross.mde_holm.min():.3f}–{cross.mde_holm.max():.3f}")  # fmt: skip
 
 
 def answer(tables: dict[str, pd.DataFrame], dataset: str, base: str, general: str = "hybrid/general") -> str:
@@ -249,9 +361,12 @@ def answer(tables: dict[str, pd.DataFrame], dataset: str, base: str, general: st
         lines += ["**The paper's claims** (`hybridir_utils.analysis.claims`; each verdict by the rules above, the rows "
                   "it comes from, and where our setting differs from the paper's):", "",
                   _md(claims.claims_table(tables, dataset)), ""]  # fmt: skip
-    lines += [design_line(c, tables["training"]), "", *recipe_lines(tables["recipe"]), "",
-              *base_lines(c, base, general), ""]  # fmt: skip
+    has_curve = "wiseft" in tables and "mono_lo" in tables["wiseft"]
+    lines += [*target_lines(c, base, has_curve), "", design_line(c, tables["training"]), "",
+              *recipe_lines(tables["recipe"]), "", *wiseft_lines(tables.get("wiseft")), *base_lines(c, base, general),
+              "", *interpolation_lines(c)]  # fmt: skip
     lines += sampling_lines(c, levels, general)
+    lines += suggestive_lines(c, inter)
     if targets:
         lines += ["**The domain effect**, per target domain (difference in macro mAP [95% run-level CI], Holm-adjusted "
                   "p, permutation p on run means, run SDs of the two arms, minimum detectable effect):"]  # fmt: skip
@@ -349,6 +464,47 @@ def language_lines(t: dict[str, pd.DataFrame], dataset: str) -> list[str]:
             "training pair in that language):", "", _md(language_table(t["languages"], dataset)), ""]  # fmt: skip
 
 
+def _dev_name(table: pd.DataFrame) -> str:
+    """The dev a recipe or λ was chosen on (tables of the earlier design have no ``dev`` column: MLQA-R's)."""
+    names = table.dev.dropna().unique() if "dev" in table else []
+    return str(names[0]) if len(names) else "held-out MLQA-R articles"
+
+
+def wiseft_test_lines(curve: pd.DataFrame | None) -> list[str]:
+    """The test-side λ curve, a diagnostic drawn after the choice: where the dev-chosen λ lands on the test, and the
+    λ the same rule would pick on the test (never used), so a reader sees whether the dev tracks the test."""
+    if curve is None or curve.empty:
+        return []
+    curve = curve.sort_values("lam")
+    chosen = curve[curve.chosen.astype(bool)]
+    ok = curve[(curve.mono_lo > -KEEP_MARGIN) & (curve.lam > 0)]
+    best = ok.sort_values(["cross_delta", "lam"], ascending=[False, True]).iloc[0] if len(ok) else None
+    table = pd.DataFrame({"λ": curve.lam, "runs": curve.runs,
+                          "test mono Δ vs base [95% CI]": [_interval(r.mono_delta, r.mono_lo, r.mono_hi)
+                                                           for r in curve.itertuples()],
+                          "test cross Δ vs base [95% CI]": [_interval(r.cross_delta, r.cross_lo, r.cross_hi)
+                                                            for r in curve.itertuples()],
+                          "chosen on dev": curve.chosen.astype(bool)})  # fmt: skip
+    lines = ["**The λ curve on the test, a diagnostic** (scored after λ was chosen and recorded; it feeds no choice):"]
+    if len(chosen):
+        c = chosen.iloc[0]
+        lines.append(f"at the dev-chosen λ = {c.lam:g}, test mono {_interval(c.mono_delta, c.mono_lo, c.mono_hi)}, "
+                     f"test cross {_interval(c.cross_delta, c.cross_lo, c.cross_hi)}.")  # fmt: skip
+    lines.append("The same rule applied to the test would pick " + (
+        f"λ = {best.lam:g} (test cross {best.cross_delta:+.3f})" if best is not None else "no λ above 0 (none keeps "
+        f"test mono within −{KEEP_MARGIN})") + f", read from {int(curve.runs.max())} run(s): not a result, a check of "
+        "the dev.")  # fmt: skip
+    return [" ".join(lines), "", _md(table), ""]
+
+
+def render_wiseft_test(results_dir: str | Path) -> str:
+    """The section of the ``wiseft-test`` profile: the test-side λ curve of runs trained and λ chosen elsewhere."""
+    folder = Path(results_dir)
+    curve = result_tables.read(folder, "wiseft_test")
+    return "\n".join([f"Generated from `results/{folder.name}/wiseft_test.csv` (dev: {_dev_name(curve)}).", "",
+                      *wiseft_test_lines(curve)]) + "\n"  # fmt: skip
+
+
 def recipe_table(recipe: pd.DataFrame) -> pd.DataFrame:
     """Dev "mono / cross" mAP per (scale, lr) and step; the chosen cell is bold."""
     runs = recipe[recipe.step > 0].copy()
@@ -375,8 +531,12 @@ def render(results_dir: str | Path, dataset: str = "xquad-r", base: str = "multi
     """The README results section: the answer, then the tables it is written from."""
     t = load(results_dir)
     cutoff = int(t["truncation"].cutoff.iloc[0])
+    name = Path(results_dir).name
+    earlier = "" if name not in EARLIER_DESIGNS else (
+        " **An earlier design**: recipe and WiSE-FT's λ chosen on held-out MLQA-R articles, the test all XQuAD-R "
+        f"articles (the `{EARLIER_DESIGNS[name]}` profile's params of then).")  # fmt: skip
     return "\n".join([
-        f"Generated from `results/{Path(results_dir).name}/*.csv` ({dataset}, zero-shot).", "",
+        f"Generated from `results/{name}/*.csv` ({dataset}, zero-shot).{earlier}", "",
         answer(t, dataset, base),
         "Levels (macro mAP, mean over runs; rank distance in the multilingual pool; CKA: linear CKA of the model's "
         "and the base's candidate embeddings):", "",
@@ -390,8 +550,9 @@ def render(results_dir: str | Path, dataset: str = "xquad-r", base: str = "multi
         *language_lines(t, dataset),
         f"Every system is scored at one cut-off, {cutoff} tokens; share of test texts longer than that:", "",
         _md(summaries.truncation_table(t["truncation"], dataset)), "",
-        "Recipe sweep on MLQA-R dev articles (dev mono / cross mAP; the chosen setting in bold):", "",
+        f"Recipe sweep on the dev ({_dev_name(t['recipe'])}; dev mono / cross mAP; the chosen setting in bold):", "",
         _md(recipe_table(t["recipe"])), "",
+        *wiseft_test_lines(t.get("wiseft_test")),
         "The paper's models beside ours. Its pools hold 11 languages and 11 parallel answers per question, ours fewer: "
         "rank distance (highest minus lowest rank of the parallel answers) grows with both, so even divided by the "
         "pool it compares orderings within each source, not values across them:", "",
@@ -414,7 +575,7 @@ def run_means_table(levels: pd.DataFrame, dataset: str, base: str) -> pd.DataFra
     from hybridir_utils.analysis.effects import comparison_plan, run_means_comparisons
 
     lv = levels[levels.dataset == dataset]
-    trained = [s for s in lv.system.unique() if "/" in s]
+    trained = [s for s in lv.system.unique() if naming.is_trained(s)]
     table = run_means_comparisons(lv, comparison_plan(trained, base=base))
     table["cell"] = [f"{r.delta:+.3f} (p_perm {r.p_perm:.2g}; MDE {r.mde:.3f})" for r in table.itertuples()]
     wide = table.pivot_table(index=["system", "reference"], columns="setting", values="cell", aggfunc="first",
@@ -426,7 +587,7 @@ def run_means_table(levels: pd.DataFrame, dataset: str, base: str) -> pd.DataFra
 
 def _smallest_p_text(levels: pd.DataFrame, dataset: str) -> str:
     runs = levels[levels.dataset == dataset].groupby("system").seed.nunique()
-    trained = runs[[("/" in s) for s in runs.index]]
+    trained = runs[[naming.is_trained(s) for s in runs.index]]
     n = int(trained.min())
     return (
         f"{n} runs against {n} cannot give a p below {smallest_permutation_p(n, n):.2g}, {n} runs against the "
@@ -470,7 +631,7 @@ def render_levels_only(results_dir: str | Path, dataset: str = "xquad-r", base: 
         "against the one-run base) and the difference a Welch t test on these runs detects with 80% power. The "
         f"question-group sampling is not in it, so these p-values are a floor on the uncertainty, never a claim "
         f"({_smallest_p_text(levels, dataset)}):", "", _md(run_means_table(levels, dataset, base)), "",
-        "Recipe sweep on MLQA-R dev articles (dev mono / cross mAP; the chosen setting in bold):", "",
+        f"Recipe sweep on the dev ({_dev_name(recipe)}; dev mono / cross mAP; the chosen setting in bold):", "",
         _md(recipe_table(recipe)), "", training_text, "",
         "The paper's models beside ours (the paper's models are larger and trained far longer, on other data: "
         "compare orderings, not levels):", "", _md(paper_table(levels, dataset)),
@@ -478,18 +639,40 @@ def render_levels_only(results_dir: str | Path, dataset: str = "xquad-r", base: 
 
 
 def section(profile: str) -> str:
-    """The README section of a profile, from its result tables: the full answer when notebook 04's comparisons
-    are there, else the levels-only section (run means, no claim)."""
-    folder, params = paths.results_dir(profile), paths.params_dir() / f"{profile}.yaml"
+    """The RESULTS.md section of a profile, from its result tables: the full answer when notebook 04's comparisons
+    are there, the test-side λ curve for a profile that only scores it, else the levels-only section (run means, no
+    claim). An earlier design's tables (``EARLIER_DESIGNS``) are read with the params of the profile that ran them."""
+    folder = paths.results_dir(profile)
+    params = paths.params_dir() / f"{EARLIER_DESIGNS.get(profile, profile)}.yaml"
+    if (folder / "wiseft_test.csv").is_file() and not (folder / "training.csv").is_file():
+        return render_wiseft_test(folder)
     if not params.is_file() or not folder.is_dir():
         known = sorted(p.name for p in folder.parent.iterdir() if (paths.params_dir() / f"{p.name}.yaml").is_file())
         raise AnswerError(f"no results for profile {profile!r} ({params if not params.is_file() else folder} not "
                           f"found); profiles with results: {known}")  # fmt: skip
-    base = systems.base_label(yaml.safe_load(params.read_text())["base_model"])
+    base = naming.base_label(yaml.safe_load(params.read_text())["base_model"])
     return (
         render(folder, base=base) if (folder / "comparisons.csv").is_file() else render_levels_only(folder, base=base)
     )
 
 
+def short(profile: str = "cpu") -> str:
+    """The README's answer in three lines: one per target domain, then the monolingual target, from the profile's
+    tables (the long form is RESULTS.md)."""
+    t = load(paths.results_dir(profile))
+    c = t["comparisons"][t["comparisons"].dataset == "xquad-r"]
+    inter = t["interactions"][t["interactions"].dataset == "xquad-r"]
+    base = naming.base_label(yaml.safe_load((paths.params_dir() / f"{profile}.yaml").read_text())["base_model"])
+    lines = [f"- {_domain_verdict(c, inter, d, brief=True)}." for d in _targets(c)]
+    rows = [(s, _row(c, s, base, "cross"), _row(c, s, base, "mono")) for s in sorted(c.system.unique())
+            if naming.is_trained(s) and not naming.is_as_trained(s)]  # fmt: skip
+    met = [s for s, x, m in rows if x is not None and m is not None and x.lo > 0 and kept(m)]
+    lines.append(f"- Monolingual accuracy kept within −{KEEP_MARGIN} with a cross-lingual gain over the base: "
+                 + (f"shown for {', '.join(f'`{s}`' for s in met)}." if met else "shown for no trained system; the "
+                    "measured trade-off is the answer.") + " Details, intervals and what it does not show: "
+                 "[RESULTS.md](RESULTS.md).")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
-    return readme.command(argv, section, name="answer", doc=__doc__)
+    return readme.command(argv, section, name="answer", doc=__doc__, short=short)

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from hybridir_utils import result_tables
-from hybridir_utils.evaluation.systems import base_label
+from hybridir_utils import naming, result_tables
+from hybridir_utils.naming import base_label
 from hybridir_utils.report.summaries import PAPER_QUESTION, QUESTION, ci_table
 from hybridir_utils.utils import atomic
 
 # Figures shown on the index, in this order (glob patterns under <run>/figures/, PNG); missing ones are skipped.
-KEY_FIGURES = ("03_recipe_sweep", "04_alpha_curve", "04_cross_vs_*", "04_article_gains_*", "05_rank_distance",
+KEY_FIGURES = ("03_recipe_sweep", "03_wiseft_dev", "04_wiseft_dev_vs_test", "04_wiseft_vs_as_trained",
+               "04_alpha_curve", "04_cross_vs_*", "04_article_gains_*", "05_rank_distance",
                "05_heatmap_difference", "05_mono_by_language", "05_cross_by_language")  # fmt: skip
 
 # nbconvert's lab template without the scripts it fetches from CDNs (require.js, MathJax, mermaid, widgets): the
@@ -79,8 +80,8 @@ def question(results_dir: Path) -> str:
     domain arm), else the project's domain question."""
     path = Path(results_dir) / "comparisons.csv"
     systems = set(pd.read_csv(path, usecols=["system"]).system) if path.is_file() else set()
-    samplings = {s.split("/")[0] for s in systems}
-    domain_arms = any("/" in s and not s.endswith("/general") for s in systems)
+    samplings = {naming.sampling_of(s) for s in systems if naming.is_trained(s)}
+    domain_arms = any(naming.is_trained(s) and not naming.is_general(s) for s in systems)
     return PAPER_QUESTION if samplings & {"x-x-mono", "x-y"} and not domain_arms else QUESTION
 
 
@@ -99,6 +100,8 @@ def _summary_html(out_dir: Path, results_dir: Path, record: dict, links: bool) -
     answer_md = Path(out_dir) / "05_bias" / "answer.md"
     parts.append(markdown2html_mistune(answer_md.read_text(encoding="utf-8")) if answer_md.is_file()
                  else "<p>No answer yet: notebook 05 has not run.</p>")  # fmt: skip
+    parts.append("<p>The same generated text, from the committed tables of every profile, is the repository's "
+                 "<code>RESULTS.md</code> (<code>make results</code>).</p>")  # fmt: skip
     comparisons = Path(results_dir) / "comparisons.csv"
     base = base_label(record["parameters"].get("base_model") or "multilingual-e5-small")
     if comparisons.is_file():

@@ -1,4 +1,5 @@
-"""The answer is written from the result tables alone, by rules fixed in advance; the README shows that text."""
+"""The answer is written from the result tables alone, by rules fixed in advance; RESULTS.md (and the README's three
+lines) show that text."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import pandas as pd
 import pytest
 
 from hybridir_utils import errors, result_tables
-from hybridir_utils.stats.runs import smallest_permutation_p
 from hybridir_utils.report import answer, html, readme, summaries
+from hybridir_utils.stats.runs import smallest_permutation_p
 from hybridir_utils.utils import paths
 
 GEN, IN, RND, CUL = "hybrid/general", "hybrid/news-in-domain", "hybrid/news-size-random", "hybrid/news-size-culture"
@@ -64,9 +65,9 @@ def _tables(domain_cross=(0.012, 0.004, 0.020, 0.01, 0.002), interaction=(0.02, 
 def test_a_domain_effect_needs_the_gain_and_the_interaction():
     text = answer.answer(_tables(), "xquad-r", base="e5")
     assert text.startswith(
-        "**Answer.** news focus: cross-lingual mAP higher than its random control (+0.012; MDE 0.011 before Holm), "
-        "larger on its own articles: a domain effect; monolingual kept against that control (not against the base: "
-        "below)."
+        "**Answer.** news focus: cross-lingual mAP higher than its random control (+0.012 [+0.004, +0.020]; MDE 0.011 "
+        "before Holm), larger on its own articles: a domain effect; monolingual shown kept against that control (not "
+        "against the base: below)."
     )
     assert "is the cross-lingual gain about news? on-topic +0.030 vs elsewhere +0.010 (7 vs 41 articles): " \
            "interaction +0.020 [+0.005, +0.035], p_Holm 0.01" in text  # fmt: skip
@@ -99,8 +100,8 @@ def test_every_row_states_run_variance_and_what_it_could_detect():
     assert "**Design.** 4 trained systems, 6–6 runs each" in text and "differences of 0.011–0.011" in text
     assert "`hybrid/news-in-domain` 92 groups in 55 articles, same-article negatives 0.021" in text
     assert "`hybrid/news-in-domain` 0.910, `hybrid/news-size-random` 0.920" in text  # CKA per arm
-    assert "Target: cross-lingual above the base (the rules above) met; monolingual within −0.01 of the base (CI " \
-           "lower bound above −0.01, at run level) not met." in text  # fmt: skip
+    assert "Cross-lingual above the base by the claim rule: met; monolingual within −0.01 of the base (CI " \
+           "lower bound above −0.01, at run level): not shown kept." in text  # fmt: skip
     table = answer.comparison_table(t["comparisons"], "xquad-r").set_index(["system", "reference"])
     assert table.loc[(IN, RND), "run SD (cross)"] == "0.010 / 0.012" and table.loc[(IN, RND), "MDE (cross)"] == "0.011"
     inter = answer.interaction_table(t["interactions"], "xquad-r").set_index("system")
@@ -115,7 +116,11 @@ def test_recipe_lines_name_the_chosen_setting_and_its_dev_scores():
     assert "monolingual mAP 0.700 → 0.710 and cross-lingual mAP 0.450 → 0.520." in line  # no noise recorded: none
     recipe = _tables()["recipe"].assign(dev_mono_se=[0.011, 0.012, 0.013], dev_cross_se=0.01)
     (line,) = answer.recipe_lines(recipe)
-    assert "(standard error of dev mono 0.011 untrained, 0.012 chosen; the rule's margin: 0.01)." in line
+    assert "(standard error of the dev mono level 0.011 untrained, 0.012 chosen: the SE of a level, not of the " \
+           "difference the rule's margin of 0.01 applies to)." in line  # fmt: skip
+    assert "chosen on the dev (held-out MLQA-R articles; never the test set)" in line  # the earlier design's tables
+    (line,) = answer.recipe_lines(recipe.assign(dev="xquad-r zero-shot dev articles (en zh th)"))
+    assert "chosen on the dev (xquad-r zero-shot dev articles (en zh th); never the test set)" in line
 
 
 def test_a_profile_without_domain_runs_says_so_and_reports_sampling():
@@ -143,12 +148,116 @@ def test_replace_section_needs_markers():
         readme.replace_section("no markers", "x")
 
 
-@pytest.mark.parametrize("profile", ["cpu", "gpu", "sampling"])
-def test_readme_results_are_generated_from_the_committed_tables(profile):
-    """Every number in the README's results sections comes from results/<profile>/*.csv (`make readme`)."""
-    text = (paths.root() / "README.md").read_text(encoding="utf-8")
+@pytest.mark.parametrize("profile", ["cpu", "gpu", "cpu-mlqa-dev", "sampling-mlqa-dev", "wiseft-test", "sampling"])
+def test_results_md_is_generated_from_the_committed_tables(profile):
+    """Every number in RESULTS.md's generated sections comes from results/<profile>/*.csv (`make results`); a
+    profile whose tables are not committed has no section (its absence is stated in the prose)."""
+    text = (paths.root() / "RESULTS.md").read_text(encoding="utf-8")
+    begin, _ = readme.markers(profile)
+    if not paths.results_dir(profile).is_dir():
+        assert begin not in text, f"RESULTS.md has a {profile} section but results/{profile} is not committed"
+        return
+    assert begin in text, f"results/{profile} is committed but RESULTS.md has no section for it"
     section = answer.section(profile)
-    assert readme.replace_section(text, section, profile) == text, "README results are stale: run `make readme`"
+    assert readme.replace_section(text, section, profile) == text, "RESULTS.md is stale: run `make results`"
+
+
+def test_the_readme_answer_is_generated_from_the_cpu_tables():
+    text = (paths.root() / "README.md").read_text(encoding="utf-8")
+    assert readme.replace_section(text, answer.short("cpu"), readme.SHORT, "README.md") == text, (
+        "the README's answer is stale: run `make results`")  # fmt: skip
+
+
+def test_the_answer_command_imports_no_torch():
+    """Writing prose from the CSVs needs pandas, not the training stack (sentence-transformers, torch)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from hybridir_utils.report import answer; rc = answer.main(['--profile', 'smoke']); "
+            "heavy = {'torch', 'sentence_transformers', 'transformers', 'datasets', 'faiss'}; "
+            "print('HEAVY', sorted(heavy & {m.split('.')[0] for m in sys.modules})); sys.exit(rc)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=paths.root(), check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "HEAVY []" and "**Answer.**" in done.stdout
+
+
+def _target_rows(mono_lo, cross_lo=0.011):
+    return pd.DataFrame([_cmp(GEN, "e5", "cross", 0.020, cross_lo, 0.030, 0.0002),
+                         _cmp(GEN, "e5", "mono", -0.004, mono_lo, mono_lo + 0.01, 0.3)])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mono_lo", "cross_lo", "met", "kept"),
+    [(-0.008, 0.011, True, "shown kept"),  # both intervals clear their bounds: non-inferiority shown
+     (-0.012, 0.011, False, "not shown kept"),  # the interval reaches below -0.01: not shown, not "lost"
+     (-0.025, 0.011, False, "lost: the whole interval below −0.01"),  # [-0.025, -0.015]
+     (-0.008, -0.001, False, "shown kept")],  # mono kept but no cross gain shown
+)  # fmt: skip
+def test_the_monolingual_target_is_non_inferiority(mono_lo, cross_lo, met, kept):
+    (line,) = answer.target_lines(_target_rows(mono_lo, cross_lo), "e5")
+    assert ("met by `hybrid/general`." in line) == met and ("met by no trained system" in line) == (not met)
+    assert f"mono -0.004 [{mono_lo:+.3f}, {mono_lo + 0.01:+.3f}] ({kept})" in line
+
+
+def _curve(mono_lo=(0.0, -0.004, -0.012), cross=(0.0, 0.02, 0.03), runs=3):
+    lams = (0.0, 0.5, 1.0)
+    return pd.DataFrame({"part": "dev", "lam": lams, "runs": runs, "dev_mono": 0.7,
+                         "mono_delta": [m + 0.005 for m in mono_lo],
+                         "mono_lo": mono_lo, "mono_hi": [m + 0.01 for m in mono_lo], "mono_se": 0.002,
+                         "dev_cross": 0.5, "cross_delta": cross, "cross_lo": [c - 0.01 for c in cross],
+                         "cross_hi": [c + 0.01 for c in cross], "cross_se": 0.003,
+                         "qualifies": [m > -0.01 for m in mono_lo], "chosen": [False, True, False],
+                         "dev": "xquad-r zero-shot dev articles (en zh th)"})  # fmt: skip
+
+
+def test_the_wiseft_lines_state_the_rule_the_qualifying_and_the_chosen_lambda():
+    line, *_ = answer.wiseft_lines(_curve())
+    assert "chosen on the dev (xquad-r zero-shot dev articles (en zh th); 3 general runs), never on the test" in line
+    assert "Qualifying: λ ∈ {0.5}; chosen λ = 0.5 (dev mono +0.001 [-0.004, +0.006], dev cross +0.020" in line
+    assert "at λ = 1, the runs as trained: dev mono -0.007 [-0.012, -0.002]" in line
+    with pytest.raises(errors.AnswerError, match="marks no chosen λ"):
+        answer.wiseft_lines(_curve().assign(chosen=False))
+    assert answer.wiseft_lines(_curve().drop(columns=["mono_lo"])) == []  # the earlier design's table: no curve
+
+
+def test_the_test_side_curve_is_a_diagnostic_read_beside_the_dev_choice():
+    curve = _curve().rename(columns={"dev_mono": "test_mono", "dev_cross": "test_cross"}).assign(part="test")
+    line = answer.wiseft_test_lines(curve)[0]
+    assert "at the dev-chosen λ = 0.5, test mono +0.001 [-0.004, +0.006]" in line
+    assert "The same rule applied to the test would pick λ = 0.5 (test cross +0.020)" in line and "not a result" in line
+    line = answer.wiseft_test_lines(curve.assign(mono_lo=-0.02))[0]
+    assert "would pick no λ above 0 (none keeps test mono within −0.01)" in line
+
+
+def test_the_interpolation_rows_and_the_rows_that_fail_only_holm_are_reported():
+    t = _tables()
+    extra = [dict(_cmp(GEN, f"{GEN}@trained", k, 0.05, 0.04, 0.06, 0.001), question="vs as trained")
+             for k in ("mono", "cross")]  # fmt: skip
+    c = pd.concat([t["comparisons"].assign(question="q"), pd.DataFrame(extra)], ignore_index=True)
+    (head, row, _) = answer.interpolation_lines(c)
+    assert head.startswith("**WiSE-FT against the same runs as trained**")
+    assert row.startswith("- `hybrid/general` vs `hybrid/general@trained`: mono +0.050 [+0.040, +0.060]")
+    suggestive = "\n".join(answer.suggestive_lines(c, t["interactions"]))
+    # CI above 0 and p_perm 0.002, but p_Holm 0.06: listed; claimed rows and p_perm 0.09 rows are not
+    c.loc[(c.system == IN) & (c.reference == RND) & (c.setting == "cross"), "p_holm"] = 0.06
+    suggestive = "\n".join(answer.suggestive_lines(c, t["interactions"]))
+    assert (
+        "- `hybrid/news-in-domain` vs `hybrid/news-size-random`, cross: +0.012 [+0.004, +0.020], p_Holm 0.06"
+        in suggestive
+    )
+    assert "pool-size" not in suggestive and "`hybrid/news-size-random` vs `hybrid/general`" not in suggestive
+    assert "`hybrid/general` vs `e5`, cross" not in suggestive  # claimed
+    weak = t["interactions"].assign(p_holm=0.2)  # CI [+0.005, +0.035] without a claim
+    assert "- interaction `hybrid/news-in-domain` (news)" in "\n".join(answer.suggestive_lines(c, weak))
+    assert answer.suggestive_lines(c.iloc[:0], weak.iloc[:0]) == []
+
+
+def test_the_design_line_states_the_mde_before_and_under_holm():
+    t = _tables()
+    t["comparisons"] = t["comparisons"].assign(mde_holm=0.016)
+    text = answer.design_line(t["comparisons"], t["training"])
+    assert "0.011–0.011 with 80% power (two-sided 5%, before Holm); at the claim rule's level (5% divided by the 8 " \
+           "Holm-adjusted rows) 0.016–0.016" in text  # fmt: skip
 
 
 def test_levels_only_profiles_claim_nothing_and_state_the_run_level_floor():
@@ -352,7 +461,7 @@ def test_the_readme_prose_about_the_sampling_run_holds():
     t = answer.load(folder)
     c = t["comparisons"].set_index(["system", "reference", "setting"])
     mono, cross, hybrid, base = "x-x-mono/general", "x-y/general", "hybrid/general", "multilingual-e5-small"
-    verdicts = claims.claims_table(t).set_index("claim").verdict.to_dict()
+    verdicts = claims.claims_table(t).set_index("claim")["verdict as trained"].to_dict()
     assert verdicts == {1: "not supported", 2: "contradicted", 3: "not supported", 4: "not supported",
                         5: "supported", 6: "not supported"}  # fmt: skip
     multi = [c.loc[(s, hybrid, "multi")] for s in (mono, cross)]
