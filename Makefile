@@ -60,6 +60,7 @@ results: $(STAMP)
 	$(PY) -m hybridir_utils.report answer --short --write
 	$(PY) -m hybridir_utils.report answer --profile gpu --write
 	$(PY) -m hybridir_utils.report confirmation --write
+	if [ -d results/confirm-science ]; then $(PY) -m hybridir_utils.report confirmation --profile confirm-science --write; fi
 	for p in sampling wiseft-test science cpu-mlqa-dev sampling-mlqa-dev; do \
 	  if [ -d results/$$p ]; then $(PY) -m hybridir_utils.report answer --profile $$p --write || exit 1; fi; done
 

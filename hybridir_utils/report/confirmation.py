@@ -15,6 +15,7 @@ and the exact permutation test on the run means agreeing; the interaction by the
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,12 @@ PROFILE = "confirm"
 EARLIER = "confirm-mlqa-dev"  # the confirmation of the earlier design (λ chosen on MLQA-R dev)
 WHAT_IT_IS = (
     "a re-scoring of the same models on translations of the same questions, not a replication: no run "
-    "is new, so the run-to-run variance is the cpu profile's own"
+    "is new, so its run-to-run variance is that of the profile whose models it scores"
 )
 ARM, CONTROL, SETTING = "hybrid/news-in-domain", "hybrid/news-size-random", "cross"  # H1, as pre-registered
+# Each pre-registered confirmation profile: (arm, its control), as written in its params before it ran.
+HYPOTHESES = {PROFILE: (ARM, CONTROL, "cpu"),
+              "confirm-science": ("hybrid/science-in-domain", "hybrid/science-size-random", "science")}  # fmt: skip
 
 
 def _one(table: pd.DataFrame, name: str, dataset: str, arm: str, control: str) -> pd.Series:
@@ -73,7 +77,8 @@ def verdict(tables: dict[str, pd.DataFrame], dataset: str = "xquad-r", arm: str 
     return part1 and part2, lines
 
 
-def render(results_dir: str | Path, dataset: str = "xquad-r", arm: str = ARM, control: str = CONTROL) -> str:
+def render(results_dir: str | Path, dataset: str = "xquad-r", arm: str = ARM, control: str = CONTROL,
+           source: str = "cpu") -> str:  # fmt: skip
     """The README section: H1, its verdict, then the secondary rows and levels (no claim made from those)."""
     folder = Path(results_dir)
     tables = answer.load(folder)
@@ -81,25 +86,36 @@ def render(results_dir: str | Path, dataset: str = "xquad-r", arm: str = ARM, co
     languages = sorted(tables["truncation"].query("dataset == @dataset").lang.unique())
     c = tables["comparisons"]
     return "\n".join([
-        f"Generated from `results/{folder.name}/*.csv` ({dataset}, languages {', '.join(languages)}; the `cpu` "
+        f"Generated from `results/{folder.name}/*.csv` ({dataset}, languages {', '.join(languages)}; the `{source}` "
         f"profile's models, recipe and WiSE-FT λ): {WHAT_IT_IS}.", "",
         f"**H1 {'is supported' if ok else 'is not supported'}** (both parts must hold; a family of its own, no Holm):",
         "", *lines, "",
-        "Secondary, not part of H1 (Holm over these rows; * = claimed by the `cpu` profile's rule):", "",
+        f"Secondary, not part of H1 (Holm over these rows; * = claimed by the `{source}` profile's rule):", "",
         answer._md(answer.comparison_table(c, dataset)), "",
         "Levels (macro mAP, mean over runs):", "",
         answer._md(answer.levels_table(tables["levels"], dataset).reset_index()),
-        "", "What it does not show: other domains (science has its own profile), other models or batch sizes, or "
+        "", "What it does not show: the other domain (its own confirmation), other models or batch sizes, or "
         "MLQA-R as a test set; a null here is bounded by the MDE above, not a proof of no effect.",
     ]) + "\n"  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
-    return readme.command(argv, lambda profile: render(folder(profile)), PROFILE, name="confirmation",
-                          doc=__doc__)  # fmt: skip
+    argv = list(argv or [])
+    profile = PROFILE
+    if "--profile" in argv:
+        at = argv.index("--profile")
+        profile = argv[at + 1] if at + 1 < len(argv) else ""
+        del argv[at : at + 2]
+    if profile not in HYPOTHESES:
+        print(f"confirmation: --profile must be one of {sorted(HYPOTHESES)} (a pre-registered confirmation), got "
+              f"{profile!r}", file=sys.stderr)  # fmt: skip
+        return 2
+    arm, control, source = HYPOTHESES[profile]
+    make = lambda p: render(folder(p), arm=arm, control=control, source=source)  # noqa: E731
+    return readme.command(argv, make, profile, name="confirmation", doc=__doc__)
 
 
 def folder(profile: str = PROFILE) -> Path:
-    """The confirmation's tables: the profile's own once it has run, else the earlier design's."""
+    """The confirmation's tables: the profile's own once it has run, else (news) the earlier design's."""
     own = paths.results_dir(profile)
-    return own if (own / "comparisons.csv").is_file() else paths.results_dir(EARLIER)
+    return own if (own / "comparisons.csv").is_file() or profile != PROFILE else paths.results_dir(EARLIER)
