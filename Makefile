@@ -58,6 +58,7 @@ reproduce: $(STAMP)
 results: $(STAMP)
 	$(PY) -m hybridir_utils.report answer --profile cpu --write
 	$(PY) -m hybridir_utils.report answer --short --write
+	$(PY) -m hybridir_utils.report answer --profile domains --write
 	$(PY) -m hybridir_utils.report answer --profile gpu --write
 	$(PY) -m hybridir_utils.report confirmation --write
 	if [ -d results/confirm-science ]; then $(PY) -m hybridir_utils.report confirmation --profile confirm-science --write; fi

@@ -41,6 +41,7 @@ from hybridir_utils.utils import atomic, paths
 
 TABLES = ("levels", "comparisons", "interactions", "slices", "recipe", "training", "truncation")
 OPTIONAL = ("languages", "wiseft", "wiseft_test")  # written by notebook 05, 03 and the wiseft-test profile
+BOTH_DOMAINS = "domains"  # the section answering "science or news" from both domain profiles
 # Tables of an earlier design, kept under their own name: the profile whose params they were run with.
 EARLIER_DESIGNS = {"cpu-mlqa-dev": "cpu", "sampling-mlqa-dev": "sampling", "confirm-mlqa-dev": "confirm"}
 # Multilingual candidate pools of the paper's evaluation (LAReQA): rank distance grows with the pool.
@@ -642,6 +643,8 @@ def section(profile: str) -> str:
     """The RESULTS.md section of a profile, from its result tables: the full answer when notebook 04's comparisons
     are there, the test-side λ curve for a profile that only scores it, else the levels-only section (run means, no
     claim). An earlier design's tables (``EARLIER_DESIGNS``) are read with the params of the profile that ran them."""
+    if profile == BOTH_DOMAINS:
+        return both_domains()
     folder = paths.results_dir(profile)
     params = paths.params_dir() / f"{EARLIER_DESIGNS.get(profile, profile)}.yaml"
     if (folder / "wiseft_test.csv").is_file() and not (folder / "training.csv").is_file():
@@ -656,14 +659,79 @@ def section(profile: str) -> str:
     )
 
 
+# The research question's two domains and the profile that measures each at run level.
+DOMAIN_PROFILES = {"news": "cpu", "science": "science"}
+
+
+def _domain_tables(profile: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    folder = paths.results_dir(profile)
+    if not (folder / "comparisons.csv").is_file():
+        return None
+    t = load(folder)
+    return (t["comparisons"][t["comparisons"].dataset == "xquad-r"],
+            t["interactions"][t["interactions"].dataset == "xquad-r"])  # fmt: skip
+
+
+def domains_table(profiles: dict[str, str] = DOMAIN_PROFILES) -> pd.DataFrame:
+    """Both domains of the question in one table: in-domain vs its random control (cross, mono), the interaction,
+    each with its interval, MDE and verdict; a domain whose profile has not run says so."""
+    rows = []
+    for domain, profile in profiles.items():
+        found = _domain_tables(profile)
+        inside, rnd = naming.in_domain(domain), naming.control(domain)
+        if found is None or _row(found[0], inside, rnd, "cross") is None:
+            rows.append(
+                {
+                    "domain": domain,
+                    "profile": profile,
+                    "row": "—",
+                    "Δ [95% CI]": "not run",
+                    "MDE (before / under Holm)": "",
+                    "verdict": f"not measured (results/{profile} absent)",
+                }
+            )
+            continue  # fmt: skip
+        c, inter = found
+        for setting in ("cross", "mono"):
+            r = _row(c, inside, rnd, setting)
+            holm = f" / {r.mde_holm:.3f}" if "mde_holm" in r and pd.notna(r.mde_holm) else ""
+            judged = verdict(r) if setting == "cross" else kept_text(r)
+            rows.append({"domain": domain, "profile": profile, "row": f"{setting}: in-domain vs random control",
+                         "Δ [95% CI]": _interval(r.delta, r.lo, r.hi), "MDE (before / under Holm)":
+                         f"{r.mde:.3f}{holm}", "verdict": judged})  # fmt: skip
+        i_row = _interaction(inter, inside, rnd)
+        if i_row is not None:
+            rows.append({"domain": domain, "profile": profile, "row": "interaction (own articles minus others)",
+                         "Δ [95% CI]": _interval(i_row.interaction, i_row.lo, i_row.hi) if i_row.status == "ok"
+                         else i_row.status, "MDE (before / under Holm)": f"{i_row.mde:.3f}",
+                         "verdict": "domain-specific" if interaction_claimed(i_row) else "not shown"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def domain_sentences(profiles: dict[str, str] = DOMAIN_PROFILES, brief: bool = True) -> list[str]:
+    """One sentence per domain of the question (a domain not yet measured says so), and whether the two agree."""
+    lines, verdicts = [], {}
+    for domain, profile in profiles.items():
+        found = _domain_tables(profile)
+        if found is None or domain not in _targets(found[0]):
+            lines.append(f"{domain} focus: not measured at run level yet (the `{profile}` profile's tables are not "
+                         "committed)")  # fmt: skip
+            continue
+        lines.append(_domain_verdict(*found, domain, brief=brief))
+        judged = verdict(_row(found[0], naming.in_domain(domain), naming.control(domain), "cross"))
+        verdicts[domain] = judged if judged in ("higher", "lower") else "no claim"
+    if len(set(verdicts.values())) > 1:  # one domain claimed, the other not (or the other way round)
+        lines.append("the two domains disagree: " + "; ".join(f"{d} {v}" for d, v in verdicts.items()))
+    return lines
+
+
 def short(profile: str = "cpu") -> str:
-    """The README's answer in three lines: one per target domain, then the monolingual target, from the profile's
-    tables (the long form is RESULTS.md)."""
+    """The README's answer in three lines: one per domain of the question, then the monolingual target (from the
+    ``profile``'s tables); the long form is RESULTS.md."""
     t = load(paths.results_dir(profile))
     c = t["comparisons"][t["comparisons"].dataset == "xquad-r"]
-    inter = t["interactions"][t["interactions"].dataset == "xquad-r"]
     base = naming.base_label(yaml.safe_load((paths.params_dir() / f"{profile}.yaml").read_text())["base_model"])
-    lines = [f"- {_domain_verdict(c, inter, d, brief=True)}." for d in _targets(c)]
+    lines = [f"- {line}." for line in domain_sentences()]
     rows = [(s, _row(c, s, base, "cross"), _row(c, s, base, "mono")) for s in sorted(c.system.unique())
             if naming.is_trained(s) and not naming.is_as_trained(s)]  # fmt: skip
     met = [s for s, x, m in rows if x is not None and m is not None and x.lo > 0 and kept(m)]
@@ -672,6 +740,12 @@ def short(profile: str = "cpu") -> str:
                     "measured trade-off is the answer.") + " Details, intervals and what it does not show: "
                  "[RESULTS.md](RESULTS.md).")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def both_domains() -> str:
+    """RESULTS.md's opening: the question's two domains in one table and one sentence each."""
+    return "\n".join(["**Science or news?** " + "; ".join(domain_sentences(brief=False)) + ".", "",
+                      _md(domains_table()), ""]) + "\n"  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -491,3 +491,37 @@ def test_the_readme_prose_about_the_sampling_run_holds():
     ours, theirs = (result_tables.read(f, "training") for f in (folder, cpu))
     assert ours[ours.system == hybrid][cols].head(3).reset_index(drop=True).equals(
         theirs[theirs.system == hybrid][cols].reset_index(drop=True))  # fmt: skip
+
+
+def test_both_domains_are_answered_together_from_their_own_profiles():
+    """The question names two domains: one table and one sentence each, each from its profile's committed tables."""
+    both = {"news": "cpu-mlqa-dev", "science": "smoke"}
+    table = answer.domains_table(both).set_index(["domain", "row"])
+    news = table.loc[("news", "cross: in-domain vs random control")]
+    assert (news["Δ [95% CI]"], news.verdict) == ("+0.004 [-0.003, +0.010]", "no detectable difference")
+    assert table.loc[("science", "mono: in-domain vs random control")].verdict == "not shown kept"
+    assert "interaction (own articles minus others)" in table.loc["news"].index
+    sentences = answer.domain_sentences(both)
+    assert sentences[0].startswith("news focus: cross-lingual mAP no detectable difference from its random control")
+    assert sentences[1].startswith("science focus: cross-lingual mAP no detectable difference") and len(sentences) == 2
+    missing = answer.domains_table({"science": "no-such-profile"})
+    assert missing.verdict.tolist() == ["not measured (results/no-such-profile absent)"]
+    assert answer.domain_sentences({"science": "no-such-profile"}) == [
+        "science focus: not measured at run level yet (the `no-such-profile` profile's tables are not committed)"
+    ]
+
+
+def test_two_domains_that_disagree_are_said_to(monkeypatch):
+    t = _tables()
+    science = t["comparisons"].replace({"system": {IN: "hybrid/science-in-domain"},
+                                        "reference": {RND: "hybrid/science-size-random"}})  # fmt: skip
+    inter = t["interactions"].replace({"system": {IN: "hybrid/science-in-domain"}, "topic": {"news": "science"},
+                                       "reference": {RND: "hybrid/science-size-random"}})  # fmt: skip
+    tables = {"a": (t["comparisons"], t["interactions"]), "b": (science.assign(p_holm=1.0), inter),
+              "c": (science, inter)}  # fmt: skip
+    monkeypatch.setattr(answer, "_domain_tables", tables.get)
+    lines = answer.domain_sentences({"news": "a", "science": "b"})
+    assert lines[0].startswith("news focus: cross-lingual mAP higher than its random control")
+    assert lines[1].startswith("science focus: cross-lingual mAP no detectable difference")
+    assert lines[2] == "the two domains disagree: news higher; science no claim"
+    assert len(answer.domain_sentences({"news": "a", "science": "c"})) == 2  # both higher: nothing to say
