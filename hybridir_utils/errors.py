@@ -72,7 +72,8 @@ class PipelineError(HybridIRError, RuntimeError):
 
 
 class ReadmeError(HybridIRError, ValueError):
-    """README.md lacks the markers of a section; the message names them."""
+    """A generated document (RESULTS.md, or README.md for its short answer) lacks the markers of a section; the
+    message names them."""
 
 
 class RecipeError(HybridIRError, ValueError):

@@ -1,4 +1,4 @@
-"""The result tables ``results/<profile>/*.csv``, checked when read: the README, the report and the answer are
+"""The result tables ``results/<profile>/*.csv``, checked when read: RESULTS.md, the report and the answer are
 written from them, so a table with a missing column, a word where a number belongs or a hole in a number the
 answer states must stop with one error naming the file and what is wrong, never a pandas traceback or a
 quietly wrong sentence.

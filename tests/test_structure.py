@@ -1,7 +1,8 @@
 """The package's structure stays readable: subpackages in data-flow order with no import cycle between them (nor
 between modules; imports inside functions included), so each part can be read knowing only the parts below it;
 each subpackage's ``__init__`` is its public face and the notebooks import nothing else; no module over 500 lines
-and no function over 60; and the README's map (one table per subpackage) names exactly the package's modules."""
+and no function over 60; and the package map (docs/package-map.md: one table per subpackage) names exactly the
+package's modules."""
 
 from __future__ import annotations
 
@@ -133,9 +134,10 @@ def test_the_package_has_no_import_cycles_between_modules_or_subpackages():
     assert cycles(subpackage_graph(graph)) == []
 
 
-# The layers, lowest first: a part may import only parts listed before it (the README's "how data flows").
-LAYERS = ["errors", "columns", "naming", "utils", "stats", "sampling", "models", "data", "retrieval", "domains", "evaluation",
-          "parameters", "training", "result_tables", "analysis", "report", "pipeline", "bench"]  # fmt: skip
+# The layers, lowest first: a part may import only parts listed before it ("how data flows" in docs/package-map.md).
+LAYERS = ["errors", "columns", "naming", "utils", "stats", "sampling", "models", "data", "retrieval", "domains",
+          "evaluation", "parameters", "training", "result_tables", "analysis", "report", "pipeline",
+          "bench"]  # fmt: skip
 
 
 def test_each_part_imports_only_the_parts_below_it():
@@ -221,10 +223,14 @@ def test_every_face_imports_for_type_checkers_exactly_what_its_all_lists():
         assert imported == _public(sub), sub
 
 
-def readme_blocks(readme: Path = PACKAGE.parent / "README.md") -> dict[str, set[str]]:
-    """{part: modules} from the README's map: one table per subpackage (header ``| `data/` | concern |``), and one
-    for the top-level modules (``| top level | concern |``); a row's first column names its modules in backticks."""
-    text = readme.read_text(encoding="utf-8")
+PACKAGE_MAP = PACKAGE.parent / "docs" / "package-map.md"
+
+
+def map_blocks(package_map: Path = PACKAGE_MAP) -> dict[str, set[str]]:
+    """{part: modules} from the package map (docs/package-map.md): one table per subpackage (header
+    ``| `data/` | concern |``), and one for the top-level modules (``| top level | concern |``); a row's first column
+    names its modules in backticks."""
+    text = package_map.read_text(encoding="utf-8")
     blocks = {}
     for match in re.finditer(r"^\| (`(\w+)/`|top level) \| concern \|\n\|[-|]+\|\n((?:\|.*\n)+)", text, re.M):
         rows = [line.split("|")[1] for line in match.group(3).splitlines()]
@@ -232,15 +238,16 @@ def readme_blocks(readme: Path = PACKAGE.parent / "README.md") -> dict[str, set[
     return blocks
 
 
-def test_the_readme_map_names_every_module_and_no_other():
-    """The README's map of the package must tell the truth: a new, moved or renamed module appears there."""
+def test_the_package_map_names_every_module_and_no_other():
+    """The package map (docs/package-map.md) must tell the truth: a new, moved or renamed module appears there, and
+    a module that no longer exists does not."""
     on_disk: dict[str, set[str]] = {}
     for name in module_names():
         part, _, module = name.rpartition(".")
         if module not in subpackages() or part:
             on_disk.setdefault(part, set()).add(module)
     on_disk.setdefault("", set())
-    assert readme_blocks() == on_disk
+    assert map_blocks() == on_disk
 
 
 MAX_MODULE_LINES = 500

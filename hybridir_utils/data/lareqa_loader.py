@@ -302,7 +302,7 @@ def _build(name: str, languages, questions: pd.DataFrame, candidates: pd.DataFra
 
 
 def verify_file(path: Path, name: str, lang: str) -> Path:
-    """Check a local file against the pinned sha256 (cheap: the largest file is 3 MB)."""
+    """Check a local file against the pinned sha256 (cheap: the LAReQA files are small)."""
     digest = sha256_file(path)
     if digest != SHA256[name][lang]:
         raise DataError(

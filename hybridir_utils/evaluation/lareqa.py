@@ -243,10 +243,11 @@ def evaluate_lareqa(
 
     ``domain_of`` maps article -> domain: per-query rows get a ``domain`` column and metrics ``map_by_domain``.
     ``run_depth`` sets the TREC run cut (None: whole pool); ``write_runs`` = True (every setting), False (none)
-    or the settings to write (e.g. ``("mono", "cross")``: a weak model's multilingual run can reach ~1 GB).
+    or the settings to write (e.g. ``("mono", "cross")``: a weak model's multilingual run is large).
     ``use_cache=False`` encodes everything afresh; ``cache_dir`` overrides ``paths.embeddings_dir()``.
     ``rank_device`` (e.g. "cuda"): score and rank on that torch device (fp32, same tie rule) instead of numpy on the
-    host, where a GPU machine spent ~6 s per system; None (default) keeps numpy, which the committed CPU numbers use.
+    host, which takes a large share of each system's time on a GPU machine; None (default) keeps numpy, which the
+    committed CPU numbers use.
     """
     timings = dict.fromkeys(("fingerprint", "encode", "search", "metric", "write", "total"), 0.0)
     with atomic.atomic_dir(out_dir) as staging:  # outputs appear together, or the previous ones stay

@@ -176,7 +176,7 @@ def _recorded_precision(precision: str, out_dir: Path) -> str:
 
 
 def _encoders(systems: pd.DataFrame, backend: str, max_seq_length: int | None = None):
-    """(system row, encoder, backend) per system, loaded one at a time (a fine-tuned model is ~470 MB), each set
+    """(system row, encoder, backend) per system, loaded one at a time (each is a whole model in memory), each set
     to ``max_seq_length`` tokens when given (models without a cut-off, such as USE, are left as they are).
 
     The one system loop of :func:`evaluate_systems` and :func:`evaluate_miracl_systems`: both load a system's

@@ -17,14 +17,13 @@ Two independent levers, both behind :func:`models.load_encoder` arguments:
   CPUs without VNNI saturate the full u8*s8 range); ``"torch-int8"`` (``torch.ao`` dynamic int8 quantisation of the
   ``nn.Linear`` layers, no export needed, ``torch.ao.quantization`` is deprecated).
 
-  Measured on XQuAD-R en/de/zh (8 articles, e5-small), int8 costs accuracy: ``onnx-int8`` runs ~1.5x faster than
-  ``onnx`` but loses 0.012 multilingual mAP and 0.018 cross-lingual mAP (per-tensor quantisation of the
-  activations perturbs the cross-language score scale); keeping the attention-output and FFN-output layers in
-  fp32 still lost 0.005 / 0.010 for a 1.2x gain, and weight-only block quantisation (MatMulNBits) kept the mAP but
-  was no faster than fp32 on AVX2. ``torch-int8`` is slower than ``onnx-int8`` and loses more (0.027 on 2
-  articles). Dynamic quantisation also takes its activation scales from each batch, so an int8 embedding depends
-  on the texts it was batched with (mAP on 2 articles moved 0.009 at batch 64 vs 0.006 at batch 16). So only
-  ``"onnx"`` keeps the numbers; the int8 backends are opt-in for rough, fast passes.
+  int8 costs accuracy (measured: docs/performance.md): ``onnx-int8`` is faster than ``onnx`` but loses
+  multilingual and cross-lingual mAP (per-tensor quantisation of the activations perturbs the cross-language score
+  scale); keeping the attention-output and FFN-output layers in fp32 still lost some for a smaller gain, and
+  weight-only block quantisation (MatMulNBits) kept the mAP but was no faster than fp32 on AVX2. ``torch-int8`` is
+  slower than ``onnx-int8`` and loses more. Dynamic quantisation also takes its activation scales from each batch,
+  so an int8 embedding depends on the texts it was batched with. So only ``"onnx"`` keeps the numbers; the int8
+  backends are opt-in for rough, fast passes.
 
 sentence-transformers' own ``backend="onnx"`` needs ``optimum.onnxruntime``: the installed optimum 1.17 does not
 import with transformers 5, and ``optimum-onnx`` 0.1 requires transformers < 4.58, so the export is done here with
@@ -128,10 +127,10 @@ _LENGTHS: dict[str, dict[str, int]] = {}  # token counts per tokenizer (the xxh3
 
 def _length_memo(tokenizer) -> dict[str, int]:
     """Token counts already computed in this process with an identical tokenizer: every system of a grid (31 on
-    the GPU profile) encodes the same 26,104 test texts, and counting their tokens one text at a time costs ~2 s per
-    system on a CPU core. A count depends only on the tokenizer's definition and the text, so models loaded from
-    different folders with the same tokenizer share one memo (hashing its definition: ~40 ms for e5's). A tokenizer
-    without a serialisable definition gets a memo of its own."""
+    the GPU profile) encodes the same 26,104 test texts, and counting their tokens one text at a time costs a CPU core
+    seconds per system. A count depends only on the tokenizer's definition and the text, so models loaded from
+    different folders with the same tokenizer share one memo (hashing its definition is cheap next to counting). A
+    tokenizer without a serialisable definition gets a memo of its own."""
     key = _tokenizer_key(tokenizer)
     return {} if key is None else _LENGTHS.setdefault(key, {})
 
@@ -157,8 +156,8 @@ def reused_features(model):
     same prompt) already tokenised in this process, and keeps the ones it makes.
 
     Every system of a grid encodes the same test texts in the same token-sorted order, so its batches are the same
-    texts every time: tokenising XQuAD-R's 26,104 texts takes 3.3 s (batches of 128, ``bench device``) to 4.2 s
-    (batches of 256) of one CPU core per system, while a GPU encodes them in a fraction of that. Features are reused
+    texts every time: tokenising XQuAD-R's 26,104 texts costs one CPU core seconds per system (``bench device``
+    times it), while a GPU encodes them in a fraction of that. Features are reused
     only under ``torch.inference_mode`` (as ``encode`` runs), never for training batches, and each caller gets its
     own copy (``encode`` adds outputs to the dict, and on a CPU the model reads the very tensors), so the embeddings
     are the ones tokenising again gives. A model that is not a sentence-transformers model with a serialisable
@@ -206,7 +205,7 @@ def forget_features() -> None:
 
 
 def _tokenizer_key(tokenizer) -> str | None:
-    """The xxh3 of a tokenizer's serialised definition (~40 ms for e5's), or None when it has none.
+    """The xxh3 of a tokenizer's serialised definition, or None when it has none.
 
     The serialisation opens with the truncation and padding of the tokenizer's last call (transformers sets them on
     every call), so that head is left out: a tokenizer keeps its key once it has been used.

@@ -1,8 +1,8 @@
 """Save a fine-tuned model as its difference from the base model, and load it back bit for bit.
 
 With frozen word embeddings (the project default) a trained e5-small shares its 96M-parameter embedding matrix
-(384 MB of the 470 MB ``model.safetensors``) with the base model, bit for bit. Saving it again for every run made
-the ``cpu`` grid cost about 20 GB. :func:`slim` drops every tensor that is bitwise equal to the base model's and
+(most of ``model.safetensors``) with the base model, bit for bit. Saving it again for every run made the ``cpu``
+grid's disk mostly copies of the base. :func:`slim` drops every tensor that is bitwise equal to the base model's and
 records, in ``hybridir_base.json``, the base model's name and an xxh3 hash of each dropped tensor;
 :func:`restore` (called by ``models.load_encoder`` for such a folder) copies them back from the base and checks
 the hashes, so a slim model loads to exactly the weights it was trained to, or fails naming the mismatch.

@@ -42,7 +42,7 @@ def fingerprint(encoder) -> str:
     The display name and folder are deliberately left out: identical weights give identical fingerprints wherever
     the model lives (a reloaded or copied model keeps its embedding cache), while any weight change, e.g. one
     fine-tuning step, changes it. Recomputed on every call
-    (xxh3 over the ~470 MB of a 118M-parameter model takes well under a second) because in-place updates through
+    (xxh3 over a model's weights is cheap next to loading or encoding with it) because in-place updates through
     ``param.data`` bypass torch's version counters, so any cached value could silently go stale.
     """
     import torch  # heavy: imported when a model is fingerprinted, not with the toolkit

@@ -104,8 +104,8 @@ def load_base(name: str):
     """The base model a slim save is compared with and restored from (:mod:`models.delta`): plain batching.
 
     Loaded once per process and shared, **read only**: a grid would otherwise load it at the start of every run,
-    again for the run's slim save and once per scored system (~1.5 s each on a CPU, and most of a short GPU run's
-    fixed cost). A model folder is loaded afresh each time (it may be retrained in place).
+    again for the run's slim save and once per scored system (each load most of a short GPU run's fixed cost). A
+    model folder is loaded afresh each time (it may be retrained in place).
     """
     key = _base_key(name)
     if key is None:

@@ -37,7 +37,7 @@ from hybridir_utils.utils import atomic, paths
 MAX_FILES = 8  # what one command of the device tool brings back
 MAX_BYTES = 16 * 2**20
 SMALL_SUFFIXES = {".csv", ".json", ".parquet", ".ipynb", ".png", ".yaml"}
-SMALL_BYTES = 2**20  # a model's tokenizer (17 MB) or weights never travel: the analysis needs none
+SMALL_BYTES = 2**20  # a model's tokenizer or weights (both larger) never travel: the analysis needs none
 SCORE_TABLES = ("per_query", "per_pair")
 _KEY = ["label", "dataset"]
 SCORING_FACTS = ("seconds", "machine", "commit", "until", "parameters")  # of the scoring run's pipeline.json

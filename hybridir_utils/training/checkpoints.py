@@ -67,7 +67,7 @@ def open_train_dir(cfg: TrainConfig, train_dir: Path) -> bool:
 
 
 def _remove_stale_tmp(train_dir: Path) -> None:
-    """Remove ``.model.tmp-*`` folders left by a run killed during its final save (~270 MB each)."""
+    """Remove ``.model.tmp-*`` folders left by a run killed during its final save (each a partial model)."""
     for tmp in train_dir.glob(".model.tmp-*"):
         log.warning("removing %s, left by a run interrupted while saving its model", tmp)
         shutil.rmtree(tmp, ignore_errors=True)

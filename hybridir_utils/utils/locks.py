@@ -5,10 +5,11 @@ Two runs on one ``build/<profile>/`` would train into the same run folders and o
 file). The lock is ``filelock``'s OS lock, which dies with its process, so a lock left by a killed run is taken
 over, with a message naming the dead holder.
 
-Two torch jobs on 2 cores thrash: a training step measured 2.5 s alone took 13-18 s beside a second job (each
-asks for every core). :func:`machine_share` holds a machine-wide lock while a pipeline runs; a second job finds
-it taken, says so at start, and runs its notebooks with half the cores (``OMP_NUM_THREADS``, read by torch in the
-notebook kernels), so the two share the cores instead of fighting over them. It still runs slower: run heavy jobs
+Two torch jobs on 2 cores thrash: a training step beside a second job takes several times as long as alone (each
+asks for every core; measured: docs/reliability.md). :func:`machine_share` holds a machine-wide lock while a
+pipeline runs; a second job finds it taken, says so at start, and runs its notebooks with half the cores
+(``OMP_NUM_THREADS``, read by torch in the notebook kernels), so the two share the cores instead of fighting over
+them. It still runs slower: run heavy jobs
 one after another.
 """
 

@@ -98,7 +98,7 @@ def machine_lock_path() -> Path:
 
 
 def results_dir(profile: str) -> Path:
-    """Result tables of a profile (``results/<profile>/*.csv``): committed for ``cpu``; the README is built from
+    """Result tables of a profile (``results/<profile>/*.csv``): committed for ``cpu``; RESULTS.md is built from
     them."""
     return _env_path("HYBRIDIR_RESULTS_DIR", root() / "results") / profile
 

@@ -1,5 +1,6 @@
-"""The README's copyable example: hybrid batches on a user-style dataset in the plain sentence-transformers trainer,
-with an eval split and the LAReQA evaluator, in one process and under torchrun (2 CPU processes, gloo)."""
+"""The copyable example of docs/drop-in.md (examples/hybrid_batches.py; the README shows its core): hybrid batches
+on a user-style dataset in the plain sentence-transformers trainer, with an eval split and the LAReQA evaluator, in
+one process and under torchrun (2 CPU processes, gloo)."""
 
 from __future__ import annotations
 

@@ -85,7 +85,8 @@ def test_every_arm_is_scored_as_its_wise_ft_interpolation(smoke_run):
 def test_smoke_tables_equal_the_committed_ones(smoke_run, name):
     """A refactor must not move a number: this run's table is byte-identical to results/smoke/<name>.csv.
 
-    (results/cpu cannot be rerun inside CI; the README test ties its text to those committed tables.)
+    (results/cpu cannot be rerun inside CI; tests/unit/report/test_answer.py ties RESULTS.md to those committed
+    tables.)
     """
     out, _ = smoke_run
     fresh = (out.parent / "results" / "smoke" / f"{name}.csv").read_text(encoding="utf-8")
