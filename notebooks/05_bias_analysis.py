@@ -88,7 +88,7 @@ plots.show(fig, "05_rank_distance", fig_dir)
 # the pool, so it is also shown divided by the pool size.
 
 # %%
-report.answer.paper_table(tables["levels"], test_set)
+report.tables.paper_table(tables["levels"], test_set)
 
 # %% [markdown]
 # ## Language preference

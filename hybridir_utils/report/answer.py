@@ -27,15 +27,44 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
 from hybridir_utils import naming, result_tables
-from hybridir_utils.analysis import claims, effects
-from hybridir_utils.analysis.rules import ALPHA, KEEP_MARGIN, kept, perm_ok, significant
+from hybridir_utils.analysis import claims
+from hybridir_utils.analysis.rules import ALPHA, KEEP_MARGIN
 from hybridir_utils.errors import AnswerError
 from hybridir_utils.report import readme, summaries
+from hybridir_utils.report.tables import (
+    alpha_lines,
+    comparison_table,
+    interaction_lines,
+    language_lines,
+    levels_table,
+    markdown,
+    paper_table,
+    recipe_table,
+    run_means_table,
+    seed_range_table,
+)  # fmt: skip
+from hybridir_utils.report.verdicts import (
+    fmt,
+    fmt_interaction,
+    interaction_claimed,
+    interval,
+    kept,
+    kept_text,
+    row_of,
+    significant,
+    verdict,
+)  # fmt: skip
+from hybridir_utils.report.wiseft_text import (
+    dev_name,
+    interpolation_lines,
+    render_wiseft_test,
+    wiseft_lines,
+    wiseft_test_lines,
+)  # fmt: skip
 from hybridir_utils.stats.runs import smallest_permutation_p
 from hybridir_utils.utils import atomic, paths
 
@@ -44,12 +73,6 @@ OPTIONAL = ("languages", "wiseft", "wiseft_test")  # written by notebook 05, 03 
 BOTH_DOMAINS = "domains"  # the section answering "science or news" from both domain profiles
 # Tables of an earlier design, kept under their own name: the profile whose params they were run with.
 EARLIER_DESIGNS = {"cpu-mlqa-dev": "cpu", "sampling-mlqa-dev": "sampling", "confirm-mlqa-dev": "confirm"}
-# Multilingual candidate pools of the paper's evaluation (LAReQA): rank distance grows with the pool.
-PAPER_POOL = {"xquad-r": 13014, "mlqa-r": 20534}
-
-
-def _md(table: pd.DataFrame) -> str:
-    return table.to_markdown(index=False)
 
 
 def load(results_dir: str | Path) -> dict[str, pd.DataFrame]:
@@ -60,48 +83,6 @@ def load(results_dir: str | Path) -> dict[str, pd.DataFrame]:
         if (Path(results_dir) / f"{name}.csv").is_file():
             found[name] = result_tables.read(results_dir, name)
     return found
-
-
-def _row(c: pd.DataFrame, system: str, reference: str, setting: str):
-    hit = c[(c.system == system) & (c.reference == reference) & (c.setting == setting) & (c.slice == "all")]
-    return hit.iloc[0] if len(hit) else None
-
-
-def verdict(row) -> str:
-    """higher / lower / no detectable difference, or "not claimable" when the runs cannot reach the permutation
-    rule at all (3 runs against the one-run base: no p below 0.25), so a null is not read as "nothing there"."""
-    if significant(row):
-        return "higher" if row.delta > 0 else "lower"
-    n, m = int(getattr(row, "n_seeds", 0) or 0), int(getattr(row, "n_ref_seeds", 0) or 0)
-    floor = smallest_permutation_p(n, m) if n >= 1 and m >= 1 else 0.0
-    return f"not claimable: {n} vs {m} runs give no permutation p below {floor:.2g}" if floor >= ALPHA else (
-        "no detectable difference")  # fmt: skip
-
-
-def fmt(row) -> str:
-    """``+0.012 [+0.004, +0.021], p_Holm 0.003, p_perm 0.002 (run SD 0.010 vs 0.012; MDE 0.011)``."""
-    text = f"{row.delta:+.3f} [{row.lo:+.3f}, {row.hi:+.3f}], p_Holm {row.p_holm:.3g}"
-    if not np.isnan(row.p_perm):
-        text += f", p_perm {row.p_perm:.3g}"
-    sds = " vs ".join("—" if np.isnan(v) else f"{v:.3f}" for v in (row.run_sd, row.ref_run_sd))
-    return text + f" (run SD {sds}; MDE {row.mde:.3f})"
-
-
-def interaction_claimed(row) -> bool:
-    """Domain specificity: the on-topic gain exceeds the off-topic gain (Holm-adjusted, CI above 0, the
-    randomisation test over articles agreeing), on at least ``summaries.MIN_SLICE_ARTICLES`` on-topic test articles."""
-    enough = row.status == "ok" and row.n_target_articles >= summaries.MIN_SLICE_ARTICLES
-    return bool(enough and row.p_holm < ALPHA and row.lo > 0 and perm_ok(row))
-
-
-def fmt_interaction(row) -> str:
-    if row.status != "ok":
-        return f"not testable ({row.status}: {row.n_target_articles} on-topic test articles)"
-    return (
-        f"on-topic {row.gain_target:+.3f} vs elsewhere {row.gain_other:+.3f} "
-        f"({row.n_target_articles} vs {row.n_other_articles} articles): interaction {row.interaction:+.3f} "
-        f"[{row.lo:+.3f}, {row.hi:+.3f}], p_Holm {row.p_holm:.3g}, p_perm {row.p_perm:.3g} (MDE {row.mde:.3f})"
-    )
 
 
 def _targets(c: pd.DataFrame) -> list[str]:
@@ -125,7 +106,7 @@ def recipe_lines(recipe: pd.DataFrame) -> list[str]:
              f"difference the rule's margin of {KEEP_MARGIN} applies to)")  # fmt: skip
     grid = ", ".join(f"{name} {{{', '.join(f'{v:g}' for v in sorted(runs[col].unique()))}}}"
                      for name, col in (("scales", "scale"), ("learning rates", "lr"), ("steps", "step")))  # fmt: skip
-    dev = _dev_name(recipe)
+    dev = dev_name(recipe)
     return [f"**Recipe, chosen on the dev ({dev}; never the test set).** Sweep over {grid}. Chosen: "
             f"MNRL scale {b.scale:g} (temperature {1 / b.scale:g}), learning rate {b.lr:g}, {int(b.step)} steps "
             f"(rule: {b.rule}). On dev it moves monolingual mAP {base.dev_mono:.3f} → {b.dev_mono:.3f} and "
@@ -134,7 +115,7 @@ def recipe_lines(recipe: pd.DataFrame) -> list[str]:
 
 def base_lines(c: pd.DataFrame, base: str, general: str) -> list[str]:
     """Does training beat the untrained model at all? The target: cross CI above zero, mono within -0.01."""
-    cross, mono = _row(c, general, base, "cross"), _row(c, general, base, "mono")
+    cross, mono = row_of(c, general, base, "cross"), row_of(c, general, base, "mono")
     if cross is None or mono is None:
         return []
     cross_verdict = verdict(cross)
@@ -146,17 +127,10 @@ def base_lines(c: pd.DataFrame, base: str, general: str) -> list[str]:
             f"above −{KEEP_MARGIN}, at run level): {kept_text(mono)}."]  # fmt: skip
 
 
-def kept_text(mono) -> str:
-    """Non-inferiority in words: shown kept, shown lost (the whole interval below the margin), or not shown kept."""
-    if kept(mono):
-        return "shown kept"
-    return f"lost: the whole interval below −{KEEP_MARGIN}" if mono.hi < -KEEP_MARGIN else "not shown kept"
-
-
 def target_lines(c: pd.DataFrame, base: str, curve: bool = True) -> list[str]:
     """The project's target as non-inferiority, per shipped system against the base: a cross-lingual gain whose
     run-level interval is above 0 and a monolingual difference whose interval's lower end is above ``-KEEP_MARGIN``."""
-    rows = [(s, _row(c, s, base, "cross"), _row(c, s, base, "mono")) for s in sorted(c.system.unique())
+    rows = [(s, row_of(c, s, base, "cross"), row_of(c, s, base, "mono")) for s in sorted(c.system.unique())
             if naming.is_trained(s)]  # fmt: skip
     rows = [(s, x, m) for s, x, m in rows if x is not None and m is not None]
     if not rows:
@@ -169,55 +143,6 @@ def target_lines(c: pd.DataFrame, base: str, curve: bool = True) -> list[str]:
     head += (f"met by {', '.join(f'`{s}`' for s in met)}." if met else "met by no trained system; the measured "
              "trade-off" + (" (the WiSE-FT λ curve below)" if curve else "") + " is the answer.")  # fmt: skip
     return [f"{head} {cells}."]
-
-
-def _runs(n: int) -> str:
-    return f"{n} general run{'s' if n != 1 else ''}"
-
-
-def _interval(d, lo, hi) -> str:
-    return f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
-
-
-def wiseft_lines(wiseft: pd.DataFrame | None) -> list[str]:
-    """WiSE-FT's λ: the rule, the qualifying λ, the chosen one on the dev curve (paired intervals against the base,
-    runs as the unit), and λ = 1 (the runs as trained) beside it; then the curve as a table."""
-    if wiseft is None or "mono_lo" not in wiseft:
-        return []
-    dev = wiseft[wiseft.part == "dev"].sort_values("lam") if "part" in wiseft else wiseft.sort_values("lam")
-    chosen = dev[dev.chosen.astype(bool)]
-    if chosen.empty:
-        raise AnswerError("wiseft.csv marks no chosen λ")
-    ch, ends = chosen.iloc[0], dev[dev.lam == dev.lam.max()].iloc[0]
-    qualify = ", ".join(f"{v:g}" for v in dev[dev.qualifies.astype(bool) & (dev.lam > 0)].lam) or "none"
-    at = lambda r: (f"dev mono {_interval(r.mono_delta, r.mono_lo, r.mono_hi)}, dev cross "  # noqa: E731
-                    f"{_interval(r.cross_delta, r.cross_lo, r.cross_hi)}")  # fmt: skip
-    table = pd.DataFrame({"λ": dev.lam, "runs": dev.runs, "dev mono": dev.dev_mono.round(3),
-                          "mono Δ vs base [95% CI]": [_interval(r.mono_delta, r.mono_lo, r.mono_hi)
-                                                      for r in dev.itertuples()],
-                          "dev cross": dev.dev_cross.round(3),
-                          "cross Δ vs base [95% CI]": [_interval(r.cross_delta, r.cross_lo, r.cross_hi)
-                                                       for r in dev.itertuples()],
-                          "qualifies": dev.qualifies.astype(bool), "chosen": dev.chosen.astype(bool)})  # fmt: skip
-    return [f"**WiSE-FT's λ, chosen on the dev ({ch.dev}; {_runs(int(ch.runs))}), never on the test.** The "
-            f"rule, written before the sweep: among λ whose dev monolingual difference from the base has a paired "
-            f"run-level interval with lower end above −{KEEP_MARGIN}, the highest mean dev cross-lingual mAP; ties "
-            f"to the smaller λ. Qualifying: λ ∈ {{{qualify}}}; chosen λ = {ch.lam:g} ({at(ch)}); at λ = "
-            f"{ends.lam:g}, the runs as trained: {at(ends)}.", "",
-            "The dev curve (λ = 0 is the base; differences paired on the same dev questions, runs as the unit):", "",
-            _md(table), ""]  # fmt: skip
-
-
-def interpolation_lines(c: pd.DataFrame) -> list[str]:
-    """The planned rows of the interpolation itself: each WiSE-FT model against the same runs as trained."""
-    rows = c[(c.question == effects.INTERPOLATION_QUESTION) & (c.slice == "all")] if "question" in c else c.iloc[:0]
-    if rows.empty:
-        return []
-    lines = ["**WiSE-FT against the same runs as trained** (paired by run, Holm with every other row):"]
-    for system, group in rows.groupby("system", sort=True):
-        cells = "; ".join(f"{r.setting.replace('_', ' ')} {fmt(r)} → {verdict(r)}" for r in group.itertuples())
-        lines.append(f"- `{system}` vs `{naming.as_trained(system)}`: {cells}")
-    return [*lines, ""]
 
 
 def suggestive_lines(c: pd.DataFrame, inter: pd.DataFrame) -> list[str]:
@@ -261,7 +186,7 @@ def domain_lines(c, inter, levels, training, target: str, general: str) -> list[
     lines = [f"- **{target}** (`{inside}` against `{rnd}`: the same number of question groups and the same article "
              "structure, drawn at random; both redrawn per seed):"]  # fmt: skip
     for setting in ("cross", "mono", "multi"):
-        row = _row(c, inside, rnd, setting)
+        row = row_of(c, inside, rnd, setting)
         if row is not None:
             lines.append(f"  - {setting}: {fmt(row)} → {verdict(row)}")
     i_row = _interaction(inter, inside, rnd)
@@ -271,7 +196,7 @@ def domain_lines(c, inter, levels, training, target: str, general: str) -> list[
     checks = [(rnd, general, "pool-size effect (random pool vs general)"), (inside, general, "in-domain vs general")]
     checks += [(o, rnd, f"other-topic control `{o}` vs random pool") for o in others]
     for system, reference, what in checks:
-        row = _row(c, system, reference, "cross")
+        row = row_of(c, system, reference, "cross")
         if row is not None:
             lines.append(f"  - {what}, cross: {fmt(row)} → {verdict(row)}")
     arms = (inside, rnd, *others, general)
@@ -284,7 +209,7 @@ def sampling_lines(c: pd.DataFrame, levels: pd.DataFrame, general: str) -> list[
     """The paper's comparison, when this profile trains it: X-X-mono and X-Y batches against hybrid ones."""
     lines = []
     for system in ("x-x-mono/general", "x-y/general"):
-        rows = {k: _row(c, system, general, k) for k in ("mono", "cross", "multi")}
+        rows = {k: row_of(c, system, general, k) for k in ("mono", "cross", "multi")}
         if all(r is not None for r in rows.values()):
             rd = levels[(levels.system == system) & (levels.setting == "multi")].rank_distance.mean()
             lines.append(f"- `{system}` against `{general}`: " + "; ".join(
@@ -297,7 +222,7 @@ def sampling_lines(c: pd.DataFrame, levels: pd.DataFrame, general: str) -> list[
 
 def _domain_verdict(c, inter, t: str, brief: bool = False) -> str:
     inside, rnd = f"hybrid/{t}-in-domain", f"hybrid/{t}-size-random"
-    cross = _row(c, inside, rnd, "cross")
+    cross = row_of(c, inside, rnd, "cross")
     if cross is None:
         return f"{t}: no random control was trained, so no domain effect can be stated"
     i_row = _interaction(inter, inside, rnd)
@@ -311,7 +236,7 @@ def _domain_verdict(c, inter, t: str, brief: bool = False) -> str:
     if verdict(cross) == "higher":
         text += ", larger on its own articles: a domain effect" if specific else (
             ", but not larger on its own articles than elsewhere: a pool effect, not a domain effect")  # fmt: skip
-    mono = _row(c, inside, rnd, "mono")
+    mono = row_of(c, inside, rnd, "mono")
     if mono is not None:
         text += f"; monolingual {kept_text(mono)} against that control" + (
             "" if brief else " (not against the base: below)"
@@ -361,7 +286,7 @@ def answer(tables: dict[str, pd.DataFrame], dataset: str, base: str, general: st
     if {claims.MONO, claims.CROSS} & set(c.system):  # a sampling profile: the paper's claims come first
         lines += ["**The paper's claims** (`hybridir_utils.analysis.claims`; each verdict by the rules above, the rows "
                   "it comes from, and where our setting differs from the paper's):", "",
-                  _md(claims.claims_table(tables, dataset)), ""]  # fmt: skip
+                  markdown(claims.claims_table(tables, dataset)), ""]  # fmt: skip
     has_curve = "wiseft" in tables and "mono_lo" in tables["wiseft"]
     lines += [*target_lines(c, base, has_curve), "", design_line(c, tables["training"]), "",
               *recipe_lines(tables["recipe"]), "", *wiseft_lines(tables.get("wiseft")), *base_lines(c, base, general),
@@ -374,158 +299,6 @@ def answer(tables: dict[str, pd.DataFrame], dataset: str, base: str, general: st
     for t in targets:
         lines += domain_lines(c, inter, levels, tables["training"], t, general)
     return "\n".join(lines) + "\n"
-
-
-def _cell(row) -> str:
-    return f"{row.delta:+.3f} [{row.lo:+.3f}, {row.hi:+.3f}]{'*' if significant(row) else ''}"
-
-
-def levels_table(levels: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """Per system: runs, mono / cross / multi mAP (mean over runs), rank distance (also per pool candidate), CKA."""
-    lv = levels[levels.dataset == dataset]
-    wide = lv.pivot_table(index="system", columns="setting", values="map", sort=False)
-    multi = lv[lv.setting == "multi"].groupby("system", sort=False)
-    out = pd.DataFrame({"runs": multi.seed.nunique(), "mono": wide["mono"], "cross": wide["cross"],
-                        "multi": wide["multi"], "rank distance": multi.rank_distance.mean(),
-                        "rank dist. / pool": multi.rank_distance.mean() / multi.pool_size.mean()})  # fmt: skip
-    if "cka" in lv:
-        out["CKA to base"] = multi.cka.mean()
-    return out.round({"mono": 3, "cross": 3, "multi": 3, "rank distance": 1, "rank dist. / pool": 4, "CKA to base": 3})
-
-
-def comparison_table(c: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """Per planned (system, reference): Δ [95% run-level CI] per setting (* = claimed), and on cross-lingual mAP the
-    run SDs of both sides and the minimum detectable effect."""
-    c = c[(c.dataset == dataset) & (c.slice == "all")]
-    rows = {}
-    for r in c.itertuples():
-        row = rows.setdefault((r.system, r.reference), {"system": r.system, "reference": r.reference})
-        row[r.setting] = _cell(r)
-        if r.setting == "cross":
-            row["run SD (cross)"] = " / ".join("—" if np.isnan(v) else f"{v:.3f}" for v in (r.run_sd, r.ref_run_sd))
-            row["MDE (cross)"] = f"{r.mde:.3f}"
-    columns = ["system", "reference", "mono", "cross", "multi", "run SD (cross)", "MDE (cross)"]
-    return pd.DataFrame(list(rows.values())).reindex(columns=columns)
-
-
-def interaction_table(inter: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """Per topical pool: gain on its topic's test articles, elsewhere, and the difference [95% CI]."""
-    t = inter[inter.dataset == dataset]
-    cell = lambda r: (f"{r.interaction:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]{'*' if interaction_claimed(r) else ''}"  # noqa: E731
-                      if r.status == "ok" else r.status)  # fmt: skip
-    articles = t.n_target_articles.astype(str) + " / " + t.n_other_articles.astype(str)
-    return pd.DataFrame({"system": t.system, "control": t.reference, "topic": t.topic, "setting": t.setting,
-                         "articles (topic / other)": articles,
-                         "gain on topic": t.gain_target.round(3), "gain elsewhere": t.gain_other.round(3),
-                         "interaction [95% CI]": [cell(r) for r in t.itertuples()],
-                         "p_perm": t.p_perm.round(4), "MDE": t.mde.round(3)})  # fmt: skip
-
-
-def language_table(languages: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """Mono and cross mAP per query language (mean over runs), one row per system; unseen languages marked."""
-    rows = languages[languages.dataset == dataset]
-    unseen = set(rows.loc[~rows.seen.astype(bool), "lang"])
-    table = rows.assign(column=[f"{s} {lang}{' (unseen)' if lang in unseen else ''}"
-                                for s, lang in zip(rows.setting, rows.lang, strict=True)])  # fmt: skip
-    order = [f"{s} {lang}{' (unseen)' if lang in unseen else ''}" for s in ("mono", "cross")
-             for lang in sorted(set(rows.lang), key=lambda x: (x in unseen, x))]  # fmt: skip
-    wide = table.pivot_table(index="system", columns="column", values="map", sort=False)[order].round(3)
-    return wide.join(rows.groupby("system", sort=False).runs.max()).reset_index()
-
-
-def interaction_lines(inter: pd.DataFrame, dataset: str) -> list[str]:
-    """The domain-specificity table, when the profile trains domain arms (a sampling profile has none)."""
-    if not (inter.dataset == dataset).any():
-        return []
-    return ["Domain specificity (gain of a topical pool over its random control on its topic's test articles minus "
-            "elsewhere; seeds and articles resampled; * = Holm over these rows < 0.05, CI above 0, permutation "
-            "agrees):", "", _md(interaction_table(inter, dataset)), ""]  # fmt: skip
-
-
-def alpha_lines(levels: pd.DataFrame, dataset: str) -> list[str]:
-    """The α curve (``effects.alpha_curve``) as a table, when the profile trains three α values or more."""
-    curve = effects.alpha_curve(levels, dataset)
-    if curve.empty:
-        return []
-    curve = curve.assign(cell=[f"{m:.1f} [{lo:.1f}, {hi:.1f}]" if k == "rank distance" else
-                               f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for k, m, lo, hi in
-                               zip(curve.measure, curve["mean"], curve.lo, curve.hi, strict=True)])  # fmt: skip
-    wide = curve.pivot_table(index=["alpha", "sampling"], columns="measure", values="cell", aggfunc="first")
-    wide = wide[["mono", "cross", "multi", "rank distance"]].join(curve.groupby(["alpha", "sampling"]).runs.max())
-    return ["The α curve (run mean [95% t interval over the runs]; α = share of monolingual batches: 0 is X-Y, "
-            "0.5 hybrid, 1 X-X-mono; each point against hybrid is a row of the comparisons above):", "",
-            _md(wide.reset_index()), ""]  # fmt: skip
-
-
-def language_lines(t: dict[str, pd.DataFrame], dataset: str) -> list[str]:
-    """The per-language table of the results section, when notebook 05 has written ``languages.csv``."""
-    if "languages" not in t or not (t["languages"].dataset == dataset).any():
-        return []
-    return ["Per query language (macro mAP, mean over runs; cross: mean over the other pool languages; unseen: no "
-            "training pair in that language):", "", _md(language_table(t["languages"], dataset)), ""]  # fmt: skip
-
-
-def _dev_name(table: pd.DataFrame) -> str:
-    """The dev a recipe or λ was chosen on (tables of the earlier design have no ``dev`` column: MLQA-R's)."""
-    names = table.dev.dropna().unique() if "dev" in table else []
-    return str(names[0]) if len(names) else "held-out MLQA-R articles"
-
-
-def wiseft_test_lines(curve: pd.DataFrame | None) -> list[str]:
-    """The test-side λ curve, a diagnostic drawn after the choice: where the dev-chosen λ lands on the test, and the
-    λ the same rule would pick on the test (never used), so a reader sees whether the dev tracks the test."""
-    if curve is None or curve.empty:
-        return []
-    curve = curve.sort_values("lam")
-    chosen = curve[curve.chosen.astype(bool)]
-    ok = curve[(curve.mono_lo > -KEEP_MARGIN) & (curve.lam > 0)]
-    best = ok.sort_values(["cross_delta", "lam"], ascending=[False, True]).iloc[0] if len(ok) else None
-    table = pd.DataFrame({"λ": curve.lam, "runs": curve.runs,
-                          "test mono Δ vs base [95% CI]": [_interval(r.mono_delta, r.mono_lo, r.mono_hi)
-                                                           for r in curve.itertuples()],
-                          "test cross Δ vs base [95% CI]": [_interval(r.cross_delta, r.cross_lo, r.cross_hi)
-                                                            for r in curve.itertuples()],
-                          "chosen on dev": curve.chosen.astype(bool)})  # fmt: skip
-    lines = ["**The λ curve on the test, a diagnostic** (scored after λ was chosen and recorded; it feeds no choice):"]
-    if len(chosen):
-        c = chosen.iloc[0]
-        lines.append(f"at the dev-chosen λ = {c.lam:g}, test mono {_interval(c.mono_delta, c.mono_lo, c.mono_hi)}, "
-                     f"test cross {_interval(c.cross_delta, c.cross_lo, c.cross_hi)}.")  # fmt: skip
-    lines.append("The same rule applied to the test would pick " + (
-        f"λ = {best.lam:g} (test cross {best.cross_delta:+.3f})" if best is not None else "no λ above 0 (none keeps "
-        f"test mono within −{KEEP_MARGIN})") + f", read from {int(curve.runs.max())} run(s): not a result, a check of "
-        "the dev.")  # fmt: skip
-    return [" ".join(lines), "", _md(table), ""]
-
-
-def render_wiseft_test(results_dir: str | Path) -> str:
-    """The section of the ``wiseft-test`` profile: the test-side λ curve of runs trained and λ chosen elsewhere."""
-    folder = Path(results_dir)
-    curve = result_tables.read(folder, "wiseft_test")
-    return "\n".join([f"Generated from `results/{folder.name}/wiseft_test.csv` (dev: {_dev_name(curve)}).", "",
-                      *wiseft_test_lines(curve)]) + "\n"  # fmt: skip
-
-
-def recipe_table(recipe: pd.DataFrame) -> pd.DataFrame:
-    """Dev "mono / cross" mAP per (scale, lr) and step; the chosen cell is bold."""
-    runs = recipe[recipe.step > 0].copy()
-    runs["cell"] = runs.dev_mono.map("{:.3f}".format) + " / " + runs.dev_cross.map("{:.3f}".format)
-    runs.loc[runs.chosen.astype(bool), "cell"] = "**" + runs.cell + "**"
-    table = runs.pivot_table(index=["scale", "lr"], columns="step", values="cell", aggfunc="first")
-    return table.rename(columns=lambda s: f"{s} steps").reset_index()
-
-
-def paper_table(levels: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """The paper's rows beside ours; rank distance also divided by the multilingual pool size (pools differ)."""
-    paper = summaries.paper_anchors()
-    paper = paper[paper.dataset == dataset].assign(pool=PAPER_POOL[dataset])
-    ours = levels_table(levels, dataset).reset_index()
-    pool = levels[(levels.dataset == dataset) & (levels.setting == "multi")].pool_size.mean()
-    ours = pd.DataFrame({"model": "ours: " + ours.system, "batches": "", "mono_map": ours.mono, "cross_map": ours.cross,
-                         "multi_map": ours.multi, "rank_distance": ours["rank distance"], "pool": pool})  # fmt: skip
-    table = pd.concat([paper.drop(columns="dataset"), ours], ignore_index=True)
-    table["rank distance / pool"] = (table.rank_distance / table.pool).round(4)
-    return table.round({"mono_map": 3, "cross_map": 3, "multi_map": 3, "rank_distance": 1})
 
 
 def render(results_dir: str | Path, dataset: str = "xquad-r", base: str = "multilingual-e5-small") -> str:
@@ -541,49 +314,24 @@ def render(results_dir: str | Path, dataset: str = "xquad-r", base: str = "multi
         answer(t, dataset, base),
         "Levels (macro mAP, mean over runs; rank distance in the multilingual pool; CKA: linear CKA of the model's "
         "and the base's candidate embeddings):", "",
-        _md(levels_table(t["levels"], dataset).reset_index()), "",
+        markdown(levels_table(t["levels"], dataset).reset_index()), "",
         "Planned comparisons (Δ macro mAP [95% run-level CI]; * = claimed: Holm-adjusted p < 0.05 over every row, "
         "the CI excludes 0 and the permutation test on run means agrees; run SD of system / reference; MDE: the "
         "difference detected with 80% power):", "",
-        _md(comparison_table(t["comparisons"], dataset)), "",
+        markdown(comparison_table(t["comparisons"], dataset)), "",
         *interaction_lines(t["interactions"], dataset),
         *alpha_lines(t["levels"], dataset),
         *language_lines(t, dataset),
         f"Every system is scored at one cut-off, {cutoff} tokens; share of test texts longer than that:", "",
-        _md(summaries.truncation_table(t["truncation"], dataset)), "",
-        f"Recipe sweep on the dev ({_dev_name(t['recipe'])}; dev mono / cross mAP; the chosen setting in bold):", "",
-        _md(recipe_table(t["recipe"])), "",
+        markdown(summaries.truncation_table(t["truncation"], dataset)), "",
+        f"Recipe sweep on the dev ({dev_name(t['recipe'])}; dev mono / cross mAP; the chosen setting in bold):", "",
+        markdown(recipe_table(t["recipe"])), "",
         *wiseft_test_lines(t.get("wiseft_test")),
         "The paper's models beside ours. Its pools hold 11 languages and 11 parallel answers per question, ours fewer: "
         "rank distance (highest minus lowest rank of the parallel answers) grows with both, so even divided by the "
         "pool it compares orderings within each source, not values across them:", "",
-        _md(paper_table(t["levels"], dataset)),
+        markdown(paper_table(t["levels"], dataset)),
     ]) + "\n"  # fmt: skip
-
-
-def seed_range_table(levels: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """Per system and setting: mean mAP over seeds and the lowest-highest seed, for tables without intervals."""
-    lv = levels[levels.dataset == dataset]
-    stats = lv.groupby(["system", "setting"], sort=False)["map"].agg(["mean", "min", "max", "count"])
-    cells = stats.apply(lambda r: f"{r['mean']:.3f} ({r['min']:.3f}–{r['max']:.3f})", axis=1).unstack("setting")
-    seeds = stats["count"].groupby(level="system", sort=False).max().rename("seeds")
-    return pd.concat([seeds, cells[["mono", "cross", "multi"]]], axis=1).reset_index()
-
-
-def run_means_table(levels: pd.DataFrame, dataset: str, base: str) -> pd.DataFrame:
-    """The planned comparisons from the run means alone (``effects.run_means_comparisons``): Δ of the run means,
-    the permutation p on them, and the MDE of the runs, per setting."""
-    from hybridir_utils.analysis.effects import comparison_plan, run_means_comparisons
-
-    lv = levels[levels.dataset == dataset]
-    trained = [s for s in lv.system.unique() if naming.is_trained(s)]
-    table = run_means_comparisons(lv, comparison_plan(trained, base=base))
-    table["cell"] = [f"{r.delta:+.3f} (p_perm {r.p_perm:.2g}; MDE {r.mde:.3f})" for r in table.itertuples()]
-    wide = table.pivot_table(index=["system", "reference"], columns="setting", values="cell", aggfunc="first",
-                             sort=False)  # fmt: skip
-    runs = table.groupby(["system", "reference"], sort=False)[["n_seeds", "n_ref_seeds"]].first()
-    out = pd.concat([runs.astype(int).astype(str).agg(" vs ".join, axis=1).rename("runs"), wide], axis=1)
-    return out.reindex(columns=["runs", "mono", "cross", "multi"]).reset_index()
 
 
 def _smallest_p_text(levels: pd.DataFrame, dataset: str) -> str:
@@ -627,15 +375,15 @@ def render_levels_only(results_dir: str | Path, dataset: str = "xquad-r", base: 
         f"**No comparison of this profile is claimed**: `results/{folder.name}/` holds one macro mAP per run but no "
         "per-query tables, so the two-level intervals (runs and question groups) cannot be computed. The ranges "
         "below are over runs only.", "",
-        "Macro mAP, mean over runs (lowest–highest run):", "", _md(seed_range_table(levels, dataset)), "",
+        "Macro mAP, mean over runs (lowest–highest run):", "", markdown(seed_range_table(levels, dataset)), "",
         "The planned comparisons on run means alone: Δ of the means, the exact permutation p on the runs (sign flips "
         "against the one-run base) and the difference a Welch t test on these runs detects with 80% power. The "
         f"question-group sampling is not in it, so these p-values are a floor on the uncertainty, never a claim "
-        f"({_smallest_p_text(levels, dataset)}):", "", _md(run_means_table(levels, dataset, base)), "",
-        f"Recipe sweep on the dev ({_dev_name(recipe)}; dev mono / cross mAP; the chosen setting in bold):", "",
-        _md(recipe_table(recipe)), "", training_text, "",
+        f"({_smallest_p_text(levels, dataset)}):", "", markdown(run_means_table(levels, dataset, base)), "",
+        f"Recipe sweep on the dev ({dev_name(recipe)}; dev mono / cross mAP; the chosen setting in bold):", "",
+        markdown(recipe_table(recipe)), "", training_text, "",
         "The paper's models beside ours (the paper's models are larger and trained far longer, on other data: "
-        "compare orderings, not levels):", "", _md(paper_table(levels, dataset)),
+        "compare orderings, not levels):", "", markdown(paper_table(levels, dataset)),
     ]) + "\n"  # fmt: skip
 
 
@@ -679,7 +427,7 @@ def domains_table(profiles: dict[str, str] = DOMAIN_PROFILES) -> pd.DataFrame:
     for domain, profile in profiles.items():
         found = _domain_tables(profile)
         inside, rnd = naming.in_domain(domain), naming.control(domain)
-        if found is None or _row(found[0], inside, rnd, "cross") is None:
+        if found is None or row_of(found[0], inside, rnd, "cross") is None:
             rows.append(
                 {
                     "domain": domain,
@@ -693,16 +441,16 @@ def domains_table(profiles: dict[str, str] = DOMAIN_PROFILES) -> pd.DataFrame:
             continue  # fmt: skip
         c, inter = found
         for setting in ("cross", "mono"):
-            r = _row(c, inside, rnd, setting)
+            r = row_of(c, inside, rnd, setting)
             holm = f" / {r.mde_holm:.3f}" if "mde_holm" in r and pd.notna(r.mde_holm) else ""
             judged = verdict(r) if setting == "cross" else kept_text(r)
             rows.append({"domain": domain, "profile": profile, "row": f"{setting}: in-domain vs random control",
-                         "Δ [95% CI]": _interval(r.delta, r.lo, r.hi), "MDE (before / under Holm)":
+                         "Δ [95% CI]": interval(r.delta, r.lo, r.hi), "MDE (before / under Holm)":
                          f"{r.mde:.3f}{holm}", "verdict": judged})  # fmt: skip
         i_row = _interaction(inter, inside, rnd)
         if i_row is not None:
             rows.append({"domain": domain, "profile": profile, "row": "interaction (own articles minus others)",
-                         "Δ [95% CI]": _interval(i_row.interaction, i_row.lo, i_row.hi) if i_row.status == "ok"
+                         "Δ [95% CI]": interval(i_row.interaction, i_row.lo, i_row.hi) if i_row.status == "ok"
                          else i_row.status, "MDE (before / under Holm)": f"{i_row.mde:.3f}",
                          "verdict": "domain-specific" if interaction_claimed(i_row) else "not shown"})  # fmt: skip
     return pd.DataFrame(rows)
@@ -718,7 +466,7 @@ def domain_sentences(profiles: dict[str, str] = DOMAIN_PROFILES, brief: bool = T
                          "committed)")  # fmt: skip
             continue
         lines.append(_domain_verdict(*found, domain, brief=brief))
-        judged = verdict(_row(found[0], naming.in_domain(domain), naming.control(domain), "cross"))
+        judged = verdict(row_of(found[0], naming.in_domain(domain), naming.control(domain), "cross"))
         verdicts[domain] = judged if judged in ("higher", "lower") else "no claim"
     if len(set(verdicts.values())) > 1:  # one domain claimed, the other not (or the other way round)
         lines.append("the two domains disagree: " + "; ".join(f"{d} {v}" for d, v in verdicts.items()))
@@ -732,7 +480,7 @@ def short(profile: str = "cpu") -> str:
     c = t["comparisons"][t["comparisons"].dataset == "xquad-r"]
     base = naming.base_label(yaml.safe_load((paths.params_dir() / f"{profile}.yaml").read_text())["base_model"])
     lines = [f"- {line}." for line in domain_sentences()]
-    rows = [(s, _row(c, s, base, "cross"), _row(c, s, base, "mono")) for s in sorted(c.system.unique())
+    rows = [(s, row_of(c, s, base, "cross"), row_of(c, s, base, "mono")) for s in sorted(c.system.unique())
             if naming.is_trained(s) and not naming.is_as_trained(s)]  # fmt: skip
     met = [s for s, x, m in rows if x is not None and m is not None and x.lo > 0 and kept(m)]
     lines.append(f"- Monolingual accuracy kept within −{KEEP_MARGIN} with a cross-lingual gain over the base: "
@@ -745,7 +493,7 @@ def short(profile: str = "cpu") -> str:
 def both_domains() -> str:
     """RESULTS.md's opening: the question's two domains in one table and one sentence each."""
     return "\n".join(["**Science or news?** " + "; ".join(domain_sentences(brief=False)) + ".", "",
-                      _md(domains_table()), ""]) + "\n"  # fmt: skip
+                      markdown(domains_table()), ""]) + "\n"  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

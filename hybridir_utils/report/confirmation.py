@@ -23,7 +23,7 @@ import pandas as pd
 
 from hybridir_utils.analysis import rules
 from hybridir_utils.errors import ConfirmationError
-from hybridir_utils.report import answer, readme, summaries
+from hybridir_utils.report import answer, readme, summaries, tables
 from hybridir_utils.utils import paths
 
 PROFILE = "confirm"
@@ -79,21 +79,21 @@ def verdict(tables: dict[str, pd.DataFrame], dataset: str = "xquad-r", arm: str 
 
 def render(results_dir: str | Path, dataset: str = "xquad-r", arm: str = ARM, control: str = CONTROL,
            source: str = "cpu") -> str:  # fmt: skip
-    """The README section: H1, its verdict, then the secondary rows and levels (no claim made from those)."""
+    """The RESULTS.md section: H1, its verdict, then the secondary rows and levels (no claim made from those)."""
     folder = Path(results_dir)
-    tables = answer.load(folder)
-    ok, lines = verdict(tables, dataset, arm, control)
-    languages = sorted(tables["truncation"].query("dataset == @dataset").lang.unique())
-    c = tables["comparisons"]
+    loaded = answer.load(folder)
+    ok, lines = verdict(loaded, dataset, arm, control)
+    languages = sorted(loaded["truncation"].query("dataset == @dataset").lang.unique())
+    c = loaded["comparisons"]
     return "\n".join([
         f"Generated from `results/{folder.name}/*.csv` ({dataset}, languages {', '.join(languages)}; the `{source}` "
         f"profile's models, recipe and WiSE-FT λ): {WHAT_IT_IS}.", "",
         f"**H1 {'is supported' if ok else 'is not supported'}** (both parts must hold; a family of its own, no Holm):",
         "", *lines, "",
         f"Secondary, not part of H1 (Holm over these rows; * = claimed by the `{source}` profile's rule):", "",
-        answer._md(answer.comparison_table(c, dataset)), "",
+        tables.markdown(tables.comparison_table(c, dataset)), "",
         "Levels (macro mAP, mean over runs):", "",
-        answer._md(answer.levels_table(tables["levels"], dataset).reset_index()),
+        tables.markdown(tables.levels_table(loaded["levels"], dataset).reset_index()),
         "", "What it does not show: the other domain (its own confirmation), other models or batch sizes, or "
         "MLQA-R as a test set; a null here is bounded by the MDE above, not a proof of no effect.",
     ]) + "\n"  # fmt: skip

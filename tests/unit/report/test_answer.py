@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from hybridir_utils import errors, result_tables
-from hybridir_utils.report import answer, html, readme, summaries
+from hybridir_utils.report import answer, html, readme, summaries, tables
 from hybridir_utils.stats.runs import smallest_permutation_p
 from hybridir_utils.utils import paths
 
@@ -102,9 +102,9 @@ def test_every_row_states_run_variance_and_what_it_could_detect():
     assert "`hybrid/news-in-domain` 0.910, `hybrid/news-size-random` 0.920" in text  # CKA per arm
     assert "Cross-lingual above the base by the claim rule: met; monolingual within −0.01 of the base (CI " \
            "lower bound above −0.01, at run level): not shown kept." in text  # fmt: skip
-    table = answer.comparison_table(t["comparisons"], "xquad-r").set_index(["system", "reference"])
+    table = tables.comparison_table(t["comparisons"], "xquad-r").set_index(["system", "reference"])
     assert table.loc[(IN, RND), "run SD (cross)"] == "0.010 / 0.012" and table.loc[(IN, RND), "MDE (cross)"] == "0.011"
-    inter = answer.interaction_table(t["interactions"], "xquad-r").set_index("system")
+    inter = tables.interaction_table(t["interactions"], "xquad-r").set_index("system")
     assert inter.loc[IN, "interaction [95% CI]"] == "+0.020 [+0.005, +0.035]*"
     assert inter.loc[CUL, "interaction [95% CI]"] == "too-few-articles"
 
@@ -266,12 +266,12 @@ def test_levels_only_profiles_claim_nothing_and_state_the_run_level_floor():
     cpu, gpu = answer.render_levels_only(folder / "cpu-3run"), answer.section("gpu")
     for text in (cpu, gpu):
         assert "No comparison of this profile is claimed" in text and "[+" not in text and "[-" not in text
-    means = answer.run_means_table(pd.read_csv(folder / "cpu-3run" / "levels.csv"), "xquad-r", "multilingual-e5-small")
+    means = tables.run_means_table(pd.read_csv(folder / "cpu-3run" / "levels.csv"), "xquad-r", "multilingual-e5-small")
     row = means.set_index(["system", "reference"]).loc[(IN, RND)]
     assert row.runs == "3 vs 3" and "p_perm 0.2;" in row.cross  # the 3-seed design: 0.626/0.618/0.596 vs 0.594/...
-    gpu_means = answer.run_means_table(pd.read_csv(folder / "gpu" / "levels.csv"), "xquad-r", "multilingual-e5-small")
+    gpu_means = tables.run_means_table(pd.read_csv(folder / "gpu" / "levels.csv"), "xquad-r", "multilingual-e5-small")
     assert gpu_means.set_index(["system", "reference"]).loc[(IN, RND)].runs == "5 vs 5"
-    table = answer.seed_range_table(pd.read_csv(folder / "gpu" / "levels.csv"), "xquad-r").set_index("system")
+    table = tables.seed_range_table(pd.read_csv(folder / "gpu" / "levels.csv"), "xquad-r").set_index("system")
     assert table.loc["hybrid/general", "seeds"] == 5 and table.loc["hybrid/general", "cross"].startswith("0.682 (")
 
 
@@ -288,7 +288,7 @@ def test_smallest_possible_permutation_p_by_hand():
 def test_the_readme_prose_about_the_3_run_and_gpu_tables_holds():
     """The hand-written sentences of "Where the answer stands", checked against the committed tables."""
     folder = paths.root() / "results"
-    cpu = answer.run_means_table(pd.read_csv(folder / "cpu-3run" / "levels.csv"), "xquad-r", "multilingual-e5-small")
+    cpu = tables.run_means_table(pd.read_csv(folder / "cpu-3run" / "levels.csv"), "xquad-r", "multilingual-e5-small")
     from hybridir_utils.analysis.effects import comparison_plan, run_means_comparisons
 
     def rows(profile):
@@ -463,7 +463,7 @@ def test_the_readme_prose_about_the_sampling_run_holds():
     mono, cross, hybrid, base = "x-x-mono/general", "x-y/general", "hybrid/general", "multilingual-e5-small"
     verdicts = claims.claims_table(t).set_index("claim")["verdict as trained"].to_dict()
     assert verdicts == {1: "not supported", 2: "contradicted", 3: "not supported", 4: "not supported",
-                        5: "supported", 6: "not supported"}  # fmt: skip
+                        5: "supported", 6: "not testable"}  # α 0.4-0.6 never sampled besides 0.5: not "not supported"
     multi = [c.loc[(s, hybrid, "multi")] for s in (mono, cross)]
     assert max(abs(r.delta) for r in multi) < 0.0045 and [round(r.mde, 3) for r in multi] == [0.022, 0.027]
     m = c.loc[(mono, hybrid, "mono")]
