@@ -1,5 +1,5 @@
 """``python -m hybridir_utils.report answer [--profile P] [--write | --check]`` writes a profile's results section
-of the README from ``results/<profile>/*.csv``; ``python -m hybridir_utils.report confirmation [--write | --check]``
+of RESULTS.md from ``results/<profile>/*.csv``; ``python -m hybridir_utils.report confirmation [--write | --check]``
 the pre-registered H1's."""
 
 import sys

@@ -302,7 +302,7 @@ def answer(tables: dict[str, pd.DataFrame], dataset: str, base: str, general: st
 
 
 def render(results_dir: str | Path, dataset: str = "xquad-r", base: str = "multilingual-e5-small") -> str:
-    """The README results section: the answer, then the tables it is written from."""
+    """A profile's RESULTS.md section: the answer, then the tables it is written from."""
     t = load(results_dir)
     cutoff = int(t["truncation"].cutoff.iloc[0])
     name = Path(results_dir).name

@@ -34,7 +34,7 @@ def theme() -> None:
 def save_figure(fig, name: str, out_dir: str | Path | None = None, formats=("png", "pdf")) -> list[Path]:
     """Save ``fig`` as ``<out_dir>/<name>.{png,pdf}`` atomically; default folder is ``paths.figures_dir()``.
 
-    Notebooks pass their run's figure folder; the README's figures are copied from a reference run.
+    Notebooks pass their run's figure folder; the figures of RESULTS.md are copied from a reference run.
     """
     out = Path(out_dir) if out_dir is not None else paths.figures_dir()
     saved = []
