@@ -137,11 +137,11 @@ def _alpha_curve(c: pd.DataFrame, dataset: str) -> tuple[str, list[pd.Series]]:
     claimed difference contradicts it, and flat means every interval inside ±``rules.KEEP_MARGIN`` (an equivalence
     margin fixed in advance: "no detectable difference" alone is not "stable"). Points outside the range (0.25,
     0.75) are reported as evidence, but cannot speak to a claim about 0.4-0.6."""
-    inner = [s for s in c.system.unique() if s.endswith("/general") and 0 < _alpha_point(s.split("/")[0]) < 1]
+    inner = [s for s in c.system.unique() if naming.is_general(s) and 0 < _alpha_point(naming.sampling_of(s)) < 1]
     rows = [r for setting in ("mono", "cross", "multi") for r in _rows(c, dataset, [(s, HYBRID) for s in inner],
                                                                        setting)]  # fmt: skip
     low, high = PAPER_ALPHA_RANGE
-    if not any(low <= _alpha_point(s.split("/")[0]) <= high for s in inner):
+    if not any(low <= _alpha_point(naming.sampling_of(s)) <= high for s in inner):
         return NOT_TESTABLE, rows
     if any(rules.significant(r) for r in rows):
         return CONTRADICTED, rows

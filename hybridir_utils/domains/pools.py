@@ -25,7 +25,7 @@ import pandas as pd
 
 from hybridir_utils.domains.taxonomy import check_domain, require_columns
 from hybridir_utils.errors import DomainError
-from hybridir_utils.naming import CONTROL_PREFIX, POOL_MODES, RANDOM_CONTROL, split_domain_run
+from hybridir_utils.naming import CONTROL_PREFIX, IN_DOMAIN, POOL_MODES, RANDOM_CONTROL, split_domain_run
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def domain_pool(
         )
     kwargs: dict = {}
     table = pairs
-    if mode == "in-domain":
+    if mode == IN_DOMAIN:
         table = pairs[pairs.domain == target]
         kwargs["domains"] = [target]
     elif mode == "weighted":
@@ -200,7 +200,7 @@ def domain_draw(pairs: pd.DataFrame, target: str, size: int, seed: int, batch_si
         if len(drawn) == size:
             break
     table = pairs[pairs.group.isin(drawn)].reset_index(drop=True)
-    return DomainPool(table, {"domains": [target]}, target, "in-domain", 1.0)
+    return DomainPool(table, {"domains": [target]}, target, IN_DOMAIN, 1.0)
 
 
 def _candidate_articles(groups: pd.DataFrame, target: str, control: str) -> dict[str, list]:
