@@ -467,8 +467,14 @@ def test_the_readme_prose_about_the_sampling_run_holds():
     c = t["comparisons"].set_index(["system", "reference", "setting"])
     mono, cross, hybrid, base = "x-x-mono/general", "x-y/general", "hybrid/general", "multilingual-e5-small"
     verdicts = claims.claims_table(t).set_index("claim")["verdict as trained"].to_dict()
-    assert verdicts == {1: "not supported", 2: "contradicted", 3: "not supported", 4: "not supported",
-                        5: "supported", 6: "not testable"}  # α 0.4-0.6 never sampled besides 0.5: not "not supported"
+    assert verdicts == {
+        1: "not supported",
+        2: "contradicted",
+        3: "not supported",
+        4: "not supported",
+        5: "supported",
+        6: "not testable",
+    }  # α 0.4-0.6 never sampled besides 0.5: not "not supported"
     multi = [c.loc[(s, hybrid, "multi")] for s in (mono, cross)]
     assert max(abs(r.delta) for r in multi) < 0.0045 and [round(r.mde, 3) for r in multi] == [0.022, 0.027]
     m = c.loc[(mono, hybrid, "mono")]
@@ -530,3 +536,24 @@ def test_two_domains_that_disagree_are_said_to(monkeypatch):
     assert lines[1].startswith("science focus: cross-lingual mAP no detectable difference")
     assert lines[2] == "the two domains disagree: news higher; science no claim"
     assert len(answer.domain_sentences({"news": "a", "science": "c"})) == 2  # both higher: nothing to say
+
+
+def test_the_results_prose_about_the_zero_shot_cpu_run_holds():
+    """The hand-written "Read in short" of RESULTS.md's zero-shot cpu section, against results/cpu."""
+    folder = paths.root() / "results" / "cpu"
+    c = result_tables.read(folder, "comparisons").set_index(["system", "reference", "setting"])
+    wiseft = result_tables.read(folder, "wiseft")
+    assert wiseft[wiseft.chosen.astype(bool)].lam.tolist() == [0.4]  # "λ = 0.4, chosen on the zero-shot dev"
+    assert round(c.loc[(IN, RND, "cross")].mde, 3) == 0.004 and not answer.significant(c.loc[(IN, RND, "cross")])
+    base = "multilingual-e5-small"
+    shipped = [s for s in {k[0] for k in c.index} if "@" not in s and "/" in s]
+    assert len(shipped) == 5
+    for s in shipped:  # "+0.05 cross-lingual over the base ... its mono interval reaches below -0.01: not shown"
+        cross, mono = c.loc[(s, base, "cross")], c.loc[(s, base, "mono")]
+        assert 0.044 < cross.delta < 0.050 and cross.lo > 0
+        assert mono.lo < -answer.KEEP_MARGIN < mono.hi and answer.kept_text(mono) == "not shown kept"
+        for k in ("mono", "cross"):  # "the interpolation itself raises both mono and cross"
+            assert c.loc[(s, f"{s}@trained", k)].lo > 0
+    recipe = result_tables.read(folder, "recipe")
+    chosen = recipe[recipe.chosen.astype(bool)].iloc[0]
+    assert (chosen.lr, chosen.step) == (3e-05, 20) and chosen.rule.startswith("best-mean")
