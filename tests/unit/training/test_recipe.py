@@ -12,7 +12,6 @@ from hybridir_utils.data.lareqa_loader import load_lareqa, training_pairs
 from hybridir_utils.data.splits import split_articles
 from hybridir_utils.training import recipe
 
-
 DEV = "xquad-r zero-shot dev articles (en th zh)"
 
 
@@ -78,7 +77,8 @@ def test_reuse_refuses_another_grid_a_stale_choice_and_a_missing_table(tmp_path,
     _committed(tmp_path, monkeypatch, committed)
     with pytest.raises(errors.RecipeError, match=r"recipe_from='other'.*this profile asks for"):
         recipe.reuse("other", [20, 100], [3e-5], [20, 40], mono_margin=0.01, dev=DEV)
-    with pytest.raises(errors.RecipeError, match=r"was scored on \['xquad-r zero-shot dev.*this profile's dev is 'mlqa"):
+    needle = r"was scored on \['xquad-r zero-shot dev.*this profile's dev is 'mlqa"
+    with pytest.raises(errors.RecipeError, match=needle):
         recipe.reuse("other", [20], [3e-5], [20, 40], mono_margin=0.01, dev="mlqa-r dev articles")
     _committed(tmp_path / "c", monkeypatch, committed.drop(columns="dev"))  # an earlier design's table
     with pytest.raises(errors.RecipeError, match=r"a dev it does not record"):
