@@ -48,12 +48,13 @@ from hybridir_utils.report.tables import (
     seed_range_table,
 )  # fmt: skip
 from hybridir_utils.report.verdicts import (
+    against_base,
     fmt,
     fmt_interaction,
     interaction_claimed,
     interval,
-    kept,
     kept_text,
+    meets_target,
     row_of,
     significant,
     verdict,
@@ -130,12 +131,10 @@ def base_lines(c: pd.DataFrame, base: str, general: str) -> list[str]:
 def target_lines(c: pd.DataFrame, base: str, curve: bool = True) -> list[str]:
     """The project's target as non-inferiority, per shipped system against the base: a cross-lingual gain whose
     run-level interval is above 0 and a monolingual difference whose interval's lower end is above ``-KEEP_MARGIN``."""
-    rows = [(s, row_of(c, s, base, "cross"), row_of(c, s, base, "mono")) for s in sorted(c.system.unique())
-            if naming.is_trained(s)]  # fmt: skip
-    rows = [(s, x, m) for s, x, m in rows if x is not None and m is not None]
+    rows = against_base(c, base)
     if not rows:
         return []
-    met = [s for s, x, m in rows if x.lo > 0 and kept(m)]
+    met = [s for s, x, m in rows if meets_target(x, m)]
     cells = "; ".join(f"`{s}` cross {x.delta:+.3f} [{x.lo:+.3f}, {x.hi:+.3f}], mono {m.delta:+.3f} [{m.lo:+.3f}, "
                       f"{m.hi:+.3f}] ({kept_text(m)})" for s, x, m in rows)  # fmt: skip
     head = (f"**The target** (a cross-lingual gain over `{base}` whose run-level interval is above 0, with monolingual "
@@ -480,9 +479,7 @@ def short(profile: str = "cpu") -> str:
     c = t["comparisons"][t["comparisons"].dataset == "xquad-r"]
     base = naming.base_label(yaml.safe_load((paths.params_dir() / f"{profile}.yaml").read_text())["base_model"])
     lines = [f"- {line}." for line in domain_sentences()]
-    rows = [(s, row_of(c, s, base, "cross"), row_of(c, s, base, "mono")) for s in sorted(c.system.unique())
-            if naming.is_trained(s) and not naming.is_as_trained(s)]  # fmt: skip
-    met = [s for s, x, m in rows if x is not None and m is not None and x.lo > 0 and kept(m)]
+    met = [s for s, x, m in against_base(c, base) if not naming.is_as_trained(s) and meets_target(x, m)]
     lines.append(f"- Monolingual accuracy kept within −{KEEP_MARGIN} with a cross-lingual gain over the base: "
                  + (f"shown for {', '.join(f'`{s}`' for s in met)}." if met else "shown for no trained system; the "
                     "measured trade-off is the answer.") + " Details, intervals and what it does not show: "

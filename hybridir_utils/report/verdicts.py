@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hybridir_utils import naming
 from hybridir_utils.analysis.rules import ALPHA, KEEP_MARGIN, kept, perm_ok, significant
 from hybridir_utils.report import summaries
 from hybridir_utils.stats.runs import smallest_permutation_p
 
-__all__ = ["fmt", "fmt_interaction", "interaction_claimed", "interval", "kept", "kept_text", "row_of", "significant",
-           "verdict"]  # fmt: skip
+__all__ = ["against_base", "fmt", "fmt_interaction", "interaction_claimed", "interval", "kept", "kept_text",
+           "meets_target", "row_of", "significant", "verdict"]  # fmt: skip
 
 
 def row_of(c: pd.DataFrame, system: str, reference: str, setting: str):
@@ -65,3 +66,15 @@ def kept_text(mono) -> str:
 
 def interval(d, lo, hi) -> str:
     return f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def against_base(c: pd.DataFrame, base: str) -> list[tuple[str, pd.Series, pd.Series]]:
+    """(system, cross row, mono row) of every trained system with both rows against ``base``, sorted by name."""
+    rows = [(s, row_of(c, s, base, "cross"), row_of(c, s, base, "mono")) for s in sorted(c.system.unique())
+            if naming.is_trained(s)]  # fmt: skip
+    return [(s, x, m) for s, x, m in rows if x is not None and m is not None]
+
+
+def meets_target(cross, mono) -> bool:
+    """The target as non-inferiority: the cross-lingual gain's interval above 0, monolingual shown kept."""
+    return bool(cross.lo > 0 and kept(mono))

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from hybridir_utils import errors, result_tables
-from hybridir_utils.report import answer, html, readme, summaries, tables
+from hybridir_utils.report import answer, html, readme, summaries, tables, verdicts
 from hybridir_utils.stats.runs import smallest_permutation_p
 from hybridir_utils.utils import paths
 
@@ -346,8 +346,8 @@ def test_one_run_never_supports_a_claim_and_few_articles_no_domain_effect():
     assert not answer.significant(one_run) and answer.verdict(one_run).startswith("not claimable: 1 vs 6 runs")
     six = pd.Series(_cmp(IN, RND, "cross", 0.001, -0.01, 0.012, 0.9))  # 6 vs 6 runs can reach p < 0.05: a null
     assert answer.verdict(six) == "no detectable difference"
-    assert not answer.kept(pd.Series({**_cmp(IN, RND, "mono", 0.0, -0.005, 0.005, 1.0), "n_seeds": 1}))
-    assert answer.kept(pd.Series({**_cmp(IN, RND, "mono", 0.0, -0.005, 0.005, 1.0)}))  # 6 runs, CI above -0.01
+    assert not verdicts.kept(pd.Series({**_cmp(IN, RND, "mono", 0.0, -0.005, 0.005, 1.0), "n_seeds": 1}))
+    assert verdicts.kept(pd.Series({**_cmp(IN, RND, "mono", 0.0, -0.005, 0.005, 1.0)}))  # 6 runs, CI above -0.01
     few = pd.Series({**_inter(IN, 0.05, 0.02, 0.08, 0.001), "n_target_articles": 4})
     assert answer.interaction_claimed(pd.Series(_inter(IN, 0.05, 0.02, 0.08, 0.001)))
     assert not answer.interaction_claimed(few)
@@ -419,7 +419,7 @@ def test_the_readme_prose_about_the_budgeted_cpu_run_holds():
     for k, v in rows.items():  # claimed for the 6-run arms only; 3 runs cannot reach the permutation rule
         assert all(answer.significant(r) == (s in six) for s, r in v.items()), k
         assert all(r.p_perm >= 0.25 for s, r in v.items() if s not in six)
-    assert all(not answer.kept(r) for r in rows["mono"].values())  # the target is met by no system
+    assert all(not verdicts.kept(r) for r in rows["mono"].values())  # the target is met by no system
     news_mono = rows["mono"][IN]  # "[−0.026, −0.008], does not exclude a loss inside the margin: not shown kept"
     assert f"[{news_mono.lo:+.3f}, {news_mono.hi:+.3f}]" == "[-0.026, -0.008]" and news_mono.hi > -answer.KEEP_MARGIN
     assert answer.kept_text(news_mono) == "not shown kept"
