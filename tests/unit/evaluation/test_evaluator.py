@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+from doubles import HashEncoder
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from hybridir_utils.data.lareqa_loader import LAReQAData
 from hybridir_utils.errors import EvaluationError, InputTypeError
@@ -155,3 +162,91 @@ def test_wrong_arguments_are_the_projects_errors():
         LAReQAEvaluator(pd.DataFrame())
     with pytest.raises(EvaluationError, match="primary_metric 'ndcg' is not one of"):
         LAReQAEvaluator(_data(), primary_metric="ndcg")
+
+
+# ------------------------------------------------------------------ property: generated user evaluation sets
+EVAL_LANGS = ("en", "de", "zh")
+
+
+def _blank(table, column, row, value):
+    return table.astype({column: object}).assign(**{column: [value if i == row else v for i, v in
+                                                             enumerate(table[column])]})  # fmt: skip
+
+
+def _repeat(table, column, row):
+    other = (row + 1) % len(table)
+    return _blank(table, column, row, table[column].iloc[other]) if len(table) > 1 else table.iloc[:0]
+
+
+# name -> (change of (languages, questions, candidates, relevant) at a drawn row, what the refusal must say)
+EVAL_FLAWS = {
+    "question without text": (lambda d, r, v: (d[0], _blank(d[1], "text", r, v), *d[2:]),
+                              r"data\.questions: \d+ questions? ha(s|ve) no text|data holds no questions"),
+    "candidate without text": (lambda d, r, v: (*d[:2], _blank(d[2], "text", r, v), d[3]),
+                               r"data\.candidates: \d+ candidates? ha(s|ve) no text"),
+    "repeated candidate id": (lambda d, r, v: (*d[:2], _repeat(d[2], "cid", r), d[3]),
+                              r"data\.candidates: candidate id .* appears \d+ times|data holds no candidates"),
+    "repeated question id": (lambda d, r, v: (d[0], _repeat(d[1], "qid", r), *d[2:]),
+                             r"data\.questions: question id .* appears \d+ times|data holds no questions"),
+    "no relevant candidate": (lambda d, r, v: (*d[:3], {**d[3], d[1].qid.iloc[r]: frozenset()}),
+                              r"\d+ questions? ha(s|ve) no relevant candidate in data\.relevant"),
+    "relevant id not a candidate": (lambda d, r, v: (*d[:3], {**d[3], d[1].qid.iloc[r]: d[3][d[1].qid.iloc[r]]
+                                                              | {"zz:9"}}),
+                                    r"a relevant candidate that is not among data\.candidates \(.*'zz:9'"),
+    "unlisted language": (lambda d, r, v: (d[0], _blank(d[1], "lang", r, "fr"), *d[2:]),
+                          r"data\.questions holds language\(s\) \['fr'\]"),
+    "language without candidates": (lambda d, r, v: ((*d[0], "th"), *d[1:]),
+                                    r"language\(s\) \['th'\] of data\.languages have no candidate"),
+    "question without group": (lambda d, r, v: (d[0], _blank(d[1], "group", r, v), *d[2:]),
+                               r"data\.questions: \d+ questions? ha(s|ve) no group"),
+}  # fmt: skip
+
+
+@st.composite
+def user_evaluation_sets(draw):
+    """A user's parallel QA set: groups in some of the languages, each question relevant to its group's answer in
+    every language the group has, distractor sentences, ids and labels in the types users have; then flaws."""
+    langs = tuple(draw(st.lists(st.sampled_from(EVAL_LANGS), min_size=1, max_size=3, unique=True)))
+    questions, candidates, relevant = [], [(f"{x}:d", x, f"distractor {x}") for x in langs], {}
+    for g in range(draw(st.integers(1, 5))):
+        present = draw(st.lists(st.sampled_from(langs), min_size=1, max_size=len(langs), unique=True))
+        answers = frozenset(f"{x}:{g}" for x in present)
+        candidates += [(f"{x}:{g}", x, f"answer {g} in {x}") for x in present]
+        for x in present:
+            questions.append((f"{x}:q{g}", g, x, f"question {g} in {x}", f"article {g % 2}"))
+            relevant[f"{x}:q{g}"] = answers
+    q = pd.DataFrame(questions, columns=["qid", "group", "lang", "text", "article"])
+    c = pd.DataFrame(candidates, columns=["cid", "lang", "text"])
+    if draw(st.booleans()):
+        q, c = q.astype({"lang": "category"}), c.astype({"lang": "category"})
+    if draw(st.booleans()):  # group ids as text
+        q["group"] = q["group"].map(str)
+    data, applied = (langs, q, c, relevant), []
+    for flaw in draw(st.lists(st.sampled_from(sorted(EVAL_FLAWS)), max_size=2, unique=True)):
+        rows = len(data[2] if flaw == "candidate without text" else data[1])  # the table the flaw changes
+        if rows and len(data[1]):  # an earlier flaw may have emptied it
+            value = draw(st.sampled_from([None, float("nan"), "", "  "]))
+            data = EVAL_FLAWS[flaw][0](data, draw(st.integers(0, rows - 1)), value)
+            applied.append(flaw)
+    return LAReQAData("user", *data), applied
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(case=user_evaluation_sets())
+def test_a_generated_user_evaluation_set_is_refused_naming_its_flaw_or_scores_every_question(case):
+    data, applied = case
+    try:
+        LAReQAEvaluator(data)
+    except (EvaluationError, InputTypeError) as refusal:
+        event("refused")
+        assert applied, f"a clean set was refused: {refusal}"
+        assert any(re.search(EVAL_FLAWS[f][1], str(refusal)) for f in applied), (applied, str(refusal))
+        return
+    event("accepted")
+    assert not applied, f"accepted a set with {applied}"
+    with tempfile.TemporaryDirectory() as tmp:
+        m = evaluate_lareqa(HashEncoder(16), data, Path(tmp) / "out", use_cache=False, write_runs=False,
+                            show_progress_bar=False)  # fmt: skip
+        per_query = pd.read_parquet(Path(tmp) / "out" / m["files"]["per_query"])
+    multi = per_query[per_query.setting == "multi"]
+    assert sorted(multi.qid) == sorted(data.questions.qid) and (multi.n_relevant >= 1).all()
