@@ -63,9 +63,11 @@ class LAReQAEvaluator(SentenceEvaluator):
 
     @classmethod
     def from_dataset(cls, dataset: str = "xquad-r", languages: Sequence[str] | None = None,
-                     data_dir: str | Path | None = None, **kwargs: Any) -> LAReQAEvaluator:  # fmt: skip
-        """The evaluator of a LAReQA set by name (``xquad-r`` / ``mlqa-r``), in ``languages`` (None: all)."""
-        data = load_lareqa(dataset, data_dir=paths.lareqa_dir(data_dir), languages=languages)
+                     data_dir: str | Path | None = None, verify: bool = True,
+                     **kwargs: Any) -> LAReQAEvaluator:  # fmt: skip
+        """The evaluator of a LAReQA set by name (``xquad-r`` / ``mlqa-r``), in ``languages`` (None: all);
+        ``verify=False`` reads files that are not the pinned release (your own, in the same layout)."""
+        data = load_lareqa(dataset, data_dir=paths.lareqa_dir(data_dir), languages=languages, verify=verify)
         return cls(data, **kwargs)
 
     def __call__(self, model, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict[str, float]:

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from hybridir_utils.data.lareqa_loader import LAReQAData
-from hybridir_utils.errors import EvaluationError, InputTypeError
+from hybridir_utils.errors import DataError, EvaluationError, InputTypeError
 from hybridir_utils.evaluation.evaluator import SUMMARY, LAReQAEvaluator, per_language
 from hybridir_utils.evaluation.lareqa import evaluate_lareqa
 
@@ -250,3 +250,17 @@ def test_a_generated_user_evaluation_set_is_refused_naming_its_flaw_or_scores_ev
         per_query = pd.read_parquet(Path(tmp) / "out" / m["files"]["per_query"])
     multi = per_query[per_query.setting == "multi"]
     assert sorted(multi.qid) == sorted(data.questions.qid) and (multi.n_relevant >= 1).all()
+
+
+def test_from_dataset_reads_a_users_own_files_when_told_they_are_not_the_release(tmp_path):
+    """The checksum refusal says "pass verify=False"; from_dataset must take it (it could not before)."""
+    import json
+
+    para = {"context": "ABC.DEF.", "sentences": ["ABC.", "DEF."], "sentence_breaks": [[0, 4], [4, 8]],
+            "qas": [{"id": "q1", "question": "?", "answers": [{"answer_start": 4, "text": "DEF"}]}]}  # fmt: skip
+    (tmp_path / "xquad-r").mkdir()
+    (tmp_path / "xquad-r" / "en.json").write_text(json.dumps({"data": [{"title": "T", "paragraphs": [para]}]}))
+    with pytest.raises(DataError, match=r"checksum mismatch .*pass verify=False"):
+        LAReQAEvaluator.from_dataset("xquad-r", languages=["en"], data_dir=tmp_path)
+    evaluator = LAReQAEvaluator.from_dataset("xquad-r", languages=["en"], data_dir=tmp_path, verify=False)
+    assert evaluator.data.relevant == {"en:q1": frozenset({"en:0:0:1"})}
