@@ -15,8 +15,12 @@ class EvaluationError(HybridIRError, ValueError):
     """Bad evaluation input or an unreadable cache/run file; the message names it."""
 
 
+class InputTypeError(HybridIRError, TypeError):
+    """An argument of the wrong type (a table where a dataset object goes); the message names it and what it takes."""
+
+
 class SamplerConfigError(HybridIRError, ValueError):
-    """An infeasible or malformed sampler setting; the message names the input and what is wrong."""
+    """An infeasible or malformed sampler setting or training dataset; the message names the input and what is wrong."""
 
 
 class AnswerError(HybridIRError, ValueError):

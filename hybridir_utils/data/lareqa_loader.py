@@ -113,8 +113,13 @@ def locate(name: str, lang: str, data_dir: str | Path | None = None, allow_downl
     explicit = ("data_dir", data_dir) if data_dir is not None else ("HYBRIDIR_DATA_DIR", paths.data_dir())
     if explicit[1] is not None:
         path = Path(explicit[1]).expanduser() / name / f"{lang}.json"
+        if not path.parent.is_dir():
+            raise DataError(f"{path} not found: {explicit[0]}={explicit[1]} has no {name} folder (the files must lie "
+                            f"in <{explicit[0]}>/{name}/<language>.json)")  # fmt: skip
         if not path.is_file():
-            raise DataError(f"{path} not found ({explicit[0]}={explicit[1]} is the only source when given)")
+            raise DataError(f"{path} not found ({explicit[0]}={explicit[1]} is the only source when given): put "
+                            f"the {lang!r} file there (SQuAD-style JSON, as in LAReQA), or leave {lang!r} out of "
+                            "languages")  # fmt: skip
         return path
     if (paths.raw_data_dir() / name / f"{lang}.json").is_file():
         return paths.raw_data_dir() / name / f"{lang}.json"
@@ -127,9 +132,14 @@ def _read_json(path: Path) -> dict:
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from exc
+        raise DataError(f"{path}: not valid JSON ({exc}): the file is cut short or is not JSON; write it again "
+                        "(json.dump) or fetch it again") from exc  # fmt: skip
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc})") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
-        raise DataError(f"{path}: expected a SQuAD-style object with a 'data' list")
+        got = f"a {type(doc).__name__}" if not isinstance(doc, dict) else f"an object with keys {list(doc)[:8]}"
+        got = f"'data' of type {type(doc['data']).__name__}" if isinstance(doc, dict) and "data" in doc else got
+        raise DataError(f"{path}: expected a SQuAD-style object with a 'data' list of articles, got {got}")
     return doc
 
 
@@ -184,13 +194,26 @@ def _paragraph_fields(article: dict, para: dict, where: str) -> tuple[list, list
     return sentences, breaks
 
 
-def _question_fields(qa: dict, where: str) -> tuple[str, str, int, str]:
-    """(id, question, answer start, answer text) of one qa; the text is needed to find the answer's sentence."""
-    try:
-        answer = qa["answers"][0]
-        qa_id, question, start, text = qa["id"], qa["question"], answer["answer_start"], answer["text"]
-    except (KeyError, IndexError, TypeError) as exc:
-        raise DataError(f"{where}: question without id/question/answers[0].answer_start/text") from exc
+def _question_fields(qa: dict, where: str, number: int) -> tuple[str, str, int, str]:
+    """(id, question, answer start, answer text) of one qa (``number``: its place in ``qas``); the text is needed to
+    find the answer's sentence. Each missing part is named, with what a question needs."""
+    if not isinstance(qa, dict):
+        raise DataError(f"{where} qas[{number}]: a question must be an object, got {type(qa).__name__}")
+    name = f"question {qa['id']!r}" if "id" in qa else f"qas[{number}]"
+    missing = [k for k in ("id", "question", "answers") if k not in qa]
+    if missing:
+        raise DataError(f"{where} {name}: missing field(s) {missing}: each question needs an id, its question and "
+                        "answers (SQuAD format)")  # fmt: skip
+    if not isinstance(qa["answers"], list) or not qa["answers"]:
+        what = "an empty 'answers' list" if qa["answers"] == [] else f"'answers' is a {type(qa['answers']).__name__}"
+        raise DataError(f"{where} {name}: no answers ({what}): each question needs answers[0] with its text and "
+                        "answer_start; give it its answer or drop the question")  # fmt: skip
+    answer = qa["answers"][0]
+    lacking = [k for k in ("answer_start", "text") if not isinstance(answer, dict) or k not in answer]
+    if lacking:
+        raise DataError(f"{where} {name}: answers[0] lacks {lacking}: an answer is its text and answer_start (where "
+                        "it starts in the context)")  # fmt: skip
+    qa_id, question, start, text = qa["id"], qa["question"], answer["answer_start"], answer["text"]
     if not isinstance(qa_id, str) or not isinstance(question, str) or not isinstance(text, str):
         raise DataError(f"{where} question {qa_id!r}: id, question and answer text must be strings")
     if not _is_int(start) or start < 0:
@@ -202,19 +225,20 @@ def _parse_file(path: Path, name: str, lang: str):
     """Rows of questions and candidates for one language file, and per question (changed, fallback) flags:
     whether the label differs from LAReQA's span rule, and whether that rule decided (see ``_answer_sentence``)."""
     doc = _read_json(path)
-    questions, candidates, flags, seen = [], [], [], {}
+    questions, candidates, flags, seen, n_paragraphs = [], [], [], {}, 0
     for a_idx, article in enumerate(doc["data"]):
         paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
         if not isinstance(paragraphs, list):
             raise DataError(f"{path}: article {a_idx}: 'paragraphs' must be a list, got {type(paragraphs).__name__}")
+        n_paragraphs += len(paragraphs)
         for p_idx, para in enumerate(paragraphs):
             where = f"{path}: article {a_idx} paragraph {p_idx}"
             sentences, breaks = _paragraph_fields(article, para, where)
             paragraph, base = f"{a_idx}:{p_idx}", f"{lang}:{a_idx}:{p_idx}"
             for s_idx, text in enumerate(sentences):
                 candidates.append((f"{base}:{s_idx}", lang, text, para["context"], article["title"], paragraph))
-            for qa in para["qas"]:
-                qa_id, question, start, answer = _question_fields(qa, where)
+            for number, qa in enumerate(para["qas"]):
+                qa_id, question, start, answer = _question_fields(qa, where, number)
                 if qa_id in seen:  # a second entry would give the id two relevant sentences, in two places
                     raise DataError(f"{path}: question id {qa_id!r} appears twice, in {seen[qa_id]} and in "
                                     f"article {a_idx} paragraph {p_idx}; ids must be unique within a file")  # fmt: skip
@@ -223,7 +247,15 @@ def _parse_file(path: Path, name: str, lang: str):
                 flags.append((s_idx != _span_sentence(breaks, start), fallback))
                 questions.append((f"{lang}:{qa_id}", qa_id, lang, question, article["title"], paragraph,
                                   f"{base}:{s_idx}"))  # fmt: skip
+    if not questions:
+        counts = f"{_n(len(doc['data']), 'article')}, {_n(n_paragraphs, 'paragraph')}, 0 questions"
+        raise DataError(f"{path}: no questions (an empty split: {counts}): the file must hold questions to train or "
+                        "evaluate on; check that the right split was exported")  # fmt: skip
     return questions, candidates, flags
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _english_titles(name: str, data_dir, check) -> dict[str, str]:

@@ -17,7 +17,8 @@ from sentence_transformers.base.sampler import DefaultBatchSampler
 
 from hybridir_utils.columns import DOMAIN, GROUP, PASSAGE, PASSAGE_LANG, QUERY, QUERY_LANG
 from hybridir_utils.sampling.alpha import resolve_alpha
-from hybridir_utils.sampling.sampler import HybridBatchSampler, SamplerConfigError, _check_columns, rows_table
+from hybridir_utils.sampling.sampler import HybridBatchSampler, SamplerConfigError
+from hybridir_utils.sampling.validation import check_columns, checked_table, rows_table, user_index
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,9 @@ class HybridBatches:
         meta = [query_lang_column, passage_lang_column, *([group_column] if group_column else []), *metadata_columns]
         meta += [domain_column] if domain_column in table.columns and domain_column not in meta else []
         meta = list(dict.fromkeys(meta))
-        _check_columns(table, [*meta, *negative_columns])
+        steered = options.get("domains") is not None or options.get("domain_weights") is not None
+        steered = steered or bool(options.get("domain_homogeneous"))  # then the sampler reads the domain column
+        check_columns(table, [*meta, *negative_columns, *[domain_column] * steered])
         texts = [c for c in table.columns if c not in meta]
         if len(texts) < 2:
             raise SamplerConfigError(f"dataset needs two text columns (anchor, positive) besides the metadata {meta}; "
@@ -77,11 +80,13 @@ class HybridBatches:
             raise SamplerConfigError(f"negative_columns {unknown} must be text columns after the first two {texts[:2]}")
         if eval_sampler not in ("no_duplicates", "default"):
             raise SamplerConfigError(f"eval_sampler must be 'no_duplicates' or 'default', got {eval_sampler!r}")
+        labels = {query_lang_column: "language", passage_lang_column: "language"}
+        labels |= ({group_column: "group id"} if group_column else {}) | ({domain_column: "domain"} if steered else {})
+        table = checked_table(table, texts, labels, "dataset", user_index(dataset))  # every text reaches the loss
         self.text_columns, self.metadata_columns, self.eval_sampler = texts, meta, eval_sampler
         self.pairs = pd.DataFrame({
             QUERY: table[texts[0]].to_numpy(), PASSAGE: table[texts[1]].to_numpy(),
-            QUERY_LANG: table[query_lang_column].astype(str).to_numpy(),
-            PASSAGE_LANG: table[passage_lang_column].astype(str).to_numpy(),
+            QUERY_LANG: table[query_lang_column].to_numpy(), PASSAGE_LANG: table[passage_lang_column].to_numpy(),
             GROUP: table[group_column].to_numpy() if group_column else np.arange(len(table)),
             **{c: table[c].to_numpy() for c in negative_columns},
             **({domain_column: table[domain_column].to_numpy()} if domain_column in table.columns else {}),

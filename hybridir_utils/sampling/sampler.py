@@ -46,6 +46,7 @@ from hybridir_utils.columns import DOMAIN, GROUP, PASSAGE, PASSAGE_LANG, QUERY, 
 from hybridir_utils.errors import SamplerConfigError
 from hybridir_utils.sampling.alpha import resolve_alpha
 from hybridir_utils.sampling.fillers import Clash, PoolFiller, Stream, clash_keys, greedy_fill, shared_text_keys
+from hybridir_utils.sampling.validation import check_same_rows, checked_table, rows_table, user_index
 
 log = logging.getLogger(__name__)
 MONO, CROSS = "mono", "cross"
@@ -83,15 +84,6 @@ def _placement(world_size: int | None, rank: int | None) -> tuple[int, int]:
     return world_size, rank
 
 
-def _check_columns(table: pd.DataFrame, needed: list[str]) -> None:
-    """Name every missing column at once, before anything reads one."""
-    missing = [c for c in dict.fromkeys(needed) if c not in table.columns]
-    if missing:
-        raise SamplerConfigError(f"pairs table lacks column(s) {missing}; it has {list(table.columns)}")
-    if table.empty:
-        raise SamplerConfigError("pairs table is empty")
-
-
 Option = tuple[str, str, str | None]  # (kind, language ("" for cross), domain or None): what one step draws from
 
 
@@ -117,24 +109,6 @@ class HybridPolicy:
         options = self.options[(kind, lang)]
         weights = np.array([self.weights[o] for o in options])
         return options[int(rng.choice(len(options), p=weights / weights.sum()))]
-
-
-def rows_table(dataset: Any, owner: str, otherwise: str) -> pd.DataFrame:
-    """A training dataset (DataFrame or 🤗 Dataset) as one table indexed 0..n-1: the one reader of both sampler forms,
-    so they refuse the same inputs (a ``DatasetDict``: one sampler must see every row of the dataset it indexes)."""
-    if isinstance(dataset, pd.DataFrame):
-        return dataset.reset_index(drop=True)
-    if isinstance(dataset, Mapping) or type(dataset).__name__ in ("DatasetDict", "IterableDatasetDict"):
-        splits = list(dataset.keys()) if hasattr(dataset, "keys") else []
-        raise SamplerConfigError(
-            f"{owner} takes one training dataset, got a {type(dataset).__name__} with splits {splits}: pass "
-            "the training split and give evaluation splits to the trainer's eval_dataset; several training "
-            "splits must be concatenated first (datasets.concatenate_datasets), so one sampler sees every row"
-        )
-    if hasattr(dataset, "to_pandas") and hasattr(dataset, "column_names"):
-        return dataset.to_pandas()
-    raise SamplerConfigError(f"dataset of type {type(dataset).__name__} is neither a datasets.Dataset nor a pandas "
-                             f"DataFrame: {otherwise}")  # fmt: skip
 
 
 class HybridBatchSampler(DefaultBatchSampler):
@@ -208,11 +182,11 @@ class HybridBatchSampler(DefaultBatchSampler):
         self.domain_homogeneous = bool(domain_homogeneous)
         self.domain_column = domain_column
 
-        table = self._metadata_table(dataset, pairs, query_column, passage_column)
-        needed = [query_column, passage_column, query_lang_column, passage_lang_column, group_column]
-        self._refuse_trainer_metadata(dataset, pairs, shard, [*needed[2:], domain_column])
-        steered = domains is not None or domain_weights is not None or domain_homogeneous  # needs the domain column
-        _check_columns(table, [*needed, *(unique_columns or []), *negative_columns, *[domain_column] * steered])
+        labels = {query_lang_column: "language", passage_lang_column: "language", group_column: "group id"}
+        self._refuse_trainer_metadata(dataset, pairs, shard, [*labels, domain_column])
+        steered = domains is not None or domain_weights is not None or domain_homogeneous  # reads the domain column
+        labels |= dict.fromkeys(unique_columns or [], "value") | ({domain_column: "domain"} if steered else {})
+        table = self._metadata_table(dataset, pairs, [query_column, passage_column, *negative_columns], labels)
         self._keep = self._select_rows(
             table, (query_lang_column, passage_lang_column), languages, domains, domain_weights
         )
@@ -237,11 +211,14 @@ class HybridBatchSampler(DefaultBatchSampler):
 
     def _select_rows(self, table: pd.DataFrame, lang_columns, languages, domains, domain_weights) -> np.ndarray:
         """The rows batches may draw: both languages among ``languages``, domain chosen and weighted above 0."""
+        self._lang_columns = tuple(lang_columns)
         keep = self._language_mask(table, *lang_columns, languages) & self._domain_mask(table, domains, domain_weights)
         if not keep.any():
             raise SamplerConfigError(
-                f"no pairs left after filtering (languages={list(self.languages)}, domains={domains}, "
-                f"domain_weights={dict(domain_weights) if domain_weights else None})"
+                f"no row is left to draw batches from: none has both languages (columns {list(lang_columns)}) "
+                f"among languages={list(self.languages)} and a domain among domains={domains} with a weight above "
+                f"0 (domain_weights={dict(domain_weights) if domain_weights else None}): widen languages= or "
+                "domains=, or check that those columns hold the codes you passed"
             )
         return keep
 
@@ -255,7 +232,8 @@ class HybridBatchSampler(DefaultBatchSampler):
             languages = [languages] if isinstance(languages, str) else list(languages)
             unknown = [lang for lang in languages if lang not in available]
             if unknown or not languages:
-                raise SamplerConfigError(f"languages {unknown or languages} not in the pairs table ({available})")
+                raise SamplerConfigError(f"languages= names {unknown or languages}, which no row holds (the rows' "
+                                         f"languages: {available})")  # fmt: skip
             keep &= np.isin(qlang, languages) & np.isin(plang, languages)
         self.languages: tuple[str, ...] = tuple(sorted(languages) if languages is not None else available)
         return keep
@@ -285,27 +263,18 @@ class HybridBatchSampler(DefaultBatchSampler):
         return max(1, n_rows // per_step if self.drop_last else math.ceil(n_rows / per_step))
 
     @staticmethod
-    def _metadata_table(dataset: Any, pairs: pd.DataFrame | None, query_column: str, passage_column: str):
-        """The metadata table; when ``pairs`` is separate, check the dataset holds its rows in the same order."""
+    def _metadata_table(dataset: Any, pairs: pd.DataFrame | None, texts: list[str], labels: dict[str, str]):
+        """The metadata table, checked (:func:`validation.checked_table`: its labels as text); when ``pairs`` is
+        separate, the dataset must hold its rows in the same order."""
         if pairs is None:
-            return rows_table(dataset, "HybridBatchSampler", "pass pairs= (see HybridBatchSampler.factory)")
+            table = rows_table(dataset, "HybridBatchSampler", "pass pairs= (see HybridBatchSampler.factory)")
+            return checked_table(table, texts, labels, "dataset", user_index(dataset))
         if not isinstance(pairs, pd.DataFrame):
             raise SamplerConfigError(f"pairs must be a pandas DataFrame, got {type(pairs).__name__}")
-        pairs = pairs.reset_index(drop=True)
-        if dataset is None or dataset is pairs:
-            return pairs
-        if len(dataset) != len(pairs):
-            raise SamplerConfigError(f"dataset has {len(dataset)} rows but pairs has {len(pairs)}: not the same table")
-        columns = list(getattr(dataset, "column_names", None) or getattr(dataset, "columns", []))
-        for position, expected in ((0, query_column), (1, passage_column)):
-            if position < len(columns) and expected in pairs.columns:
-                got = list(dataset[columns[position]])
-                if got != pairs[expected].tolist():
-                    raise SamplerConfigError(
-                        f"dataset column {columns[position]!r} differs from pairs[{expected!r}]: the trainer dataset "
-                        "must hold the pairs table's rows in the same order (use training.loss_dataset(pairs))"
-                    )
-        return pairs
+        table = checked_table(pairs.reset_index(drop=True), texts, labels, "pairs", pairs.index)
+        if dataset is not None and dataset is not pairs:
+            check_same_rows(dataset, table, texts[:2])
+        return table
 
     def _check_domains(self, domain, domains, domain_weights):
         if domain is None:
@@ -389,12 +358,14 @@ class HybridBatchSampler(DefaultBatchSampler):
             if lacking:
                 raise SamplerConfigError(
                     f"alpha={self.alpha} needs monolingual batches but language(s) {lacking} have no "
-                    "monolingual pairs (query and passage in that language) after filtering"
+                    f"monolingual row (both columns {list(self._lang_columns)} in that language): add such rows, "
+                    "leave those languages out (languages=), or lower alpha to 0 (cross-lingual batches only)"
                 )
         if self.alpha < 1 and not any(kind == CROSS for kind, _, _ in self._options):
             raise SamplerConfigError(
-                f"alpha={self.alpha} needs cross-lingual batches but no pair has query language != passage language "
-                f"(languages: {list(self.languages)})"
+                f"alpha={self.alpha} needs cross-lingual batches but no row has two different languages in columns "
+                f"{list(self._lang_columns)} (languages: {list(self.languages)}): add cross-lingual rows, or set "
+                "alpha=1 (monolingual batches only)"
             )
         rng = np.random.default_rng(self.seed)
         short = []
@@ -412,8 +383,9 @@ class HybridBatchSampler(DefaultBatchSampler):
         if short:
             raise SamplerConfigError(
                 f"batch_size={self.batch_size} x world_size={self.world_size} = {need} pairs per step cannot be met "
-                f"(one pair per answer unit, no repeated text) by: {'; '.join(short)}. Lower the batch size, "
-                "drop those languages/domains, or turn off domain_homogeneous"
+                f"(one pair per parallel group, groups that share a positive counting as one; no repeated text) by: "
+                f"{'; '.join(short)}. Lower the batch size or drop those languages"
+                f"{'/domains, or turn off domain_homogeneous' if self.domain_homogeneous else ''}"
             )
 
     # ---------------------------------------------------------------- sampling

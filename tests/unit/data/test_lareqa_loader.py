@@ -380,3 +380,71 @@ def test_every_shared_file_has_unique_parallel_ids(shared_data_dir):
     for name in ("xquad-r", "mlqa-r"):
         ds = load_lareqa(name, data_dir=shared_data_dir)
         assert ds.questions.qid.is_unique and ds.questions.groupby("group").article.nunique().max() == 1
+
+
+# ------------------------------------------------------------------ a user's own files: one clear error each
+def _user_files(tmp_path, qas=None, doc=None, lang="en"):
+    """A user's folder holding one SQuAD-style xquad-r file (one paragraph of two sentences, two questions)."""
+    qas = [_qa("q1", 0, "ABC"), _qa("q2", 4, "DEF")] if qas is None else qas
+    para = {"context": "ABC.DEF.", "sentences": ["ABC.", "DEF."], "sentence_breaks": [[0, 4], [4, 8]], "qas": qas}
+    (tmp_path / "xquad-r").mkdir(exist_ok=True)
+    path = tmp_path / "xquad-r" / f"{lang}.json"
+    doc = {"data": [{"title": "T", "paragraphs": [para]}]} if doc is None else doc
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return path
+
+
+def test_a_consistent_user_file_loads(tmp_path):
+    _user_files(tmp_path)
+    ds = load_lareqa("xquad-r", ["en"], data_dir=tmp_path, verify=False)
+    assert ds.questions.answer_cid.tolist() == ["en:0:0:0", "en:0:0:1"] and len(ds.candidates) == 2
+
+
+@pytest.mark.parametrize(
+    ("files", "needle"),
+    [
+        (lambda p: _user_files(p, doc='{"data": [{"title": "T", "paragraphs": ['),
+         r"xquad-r/en\.json: not valid JSON \(.*line 1 column \d+.*\): the file is cut short or is not JSON; "
+         r"write it again \(json\.dump\) or fetch it again"),
+        (lambda p: _user_files(p, doc=[{"title": "T"}]),
+         r"xquad-r/en\.json: expected a SQuAD-style object with a 'data' list of articles, got a list"),
+        (lambda p: _user_files(p, doc={"version": "1.1", "articles": []}),
+         r"xquad-r/en\.json: expected a SQuAD-style object with a 'data' list of articles, got an object with keys "
+         r"\['version', 'articles'\]"),
+        (lambda p: _user_files(p, qas=[_qa("q1", 0, "ABC"), {"id": "q2", "question": "?", "answers": []}]),
+         r"xquad-r/en\.json: article 0 paragraph 0 question 'q2': no answers \(an empty 'answers' list\): each "
+         r"question needs answers\[0\] with its text and answer_start; give it its answer or drop the question"),
+        (lambda p: _user_files(p, qas=[{"id": "q1", "question": "?"}]),
+         r"xquad-r/en\.json: article 0 paragraph 0 question 'q1': missing field\(s\) \['answers'\]"),
+        (lambda p: _user_files(p, qas=[{"question": "?", "answers": [{"answer_start": 0, "text": "ABC"}]}]),
+         r"xquad-r/en\.json: article 0 paragraph 0 qas\[0\]: missing field\(s\) \['id'\]: each question needs an id"),
+        (lambda p: _user_files(p, qas=[{"id": "q1", "question": "?", "answers": [{"text": "ABC"}]}]),
+         r"xquad-r/en\.json: article 0 paragraph 0 question 'q1': answers\[0\] lacks \['answer_start'\]"),
+        (lambda p: _user_files(p, qas=[]),
+         r"xquad-r/en\.json: no questions \(an empty split: 1 article, 1 paragraph, 0 questions\): the file must "
+         r"hold questions to train or evaluate on; check that the right split was exported"),
+        (lambda p: _user_files(p, doc={"data": []}),
+         r"xquad-r/en\.json: no questions \(an empty split: 0 articles, 0 paragraphs, 0 questions\)"),
+        (lambda p: (p / "xquad-r").mkdir(),
+         r"xquad-r/en\.json not found \(data_dir=.* is the only source when given\): put the 'en' file there "
+         r"\(SQuAD-style JSON, as in LAReQA\), or leave 'en' out of languages"),
+        (lambda p: None,
+         r"xquad-r/en\.json not found: data_dir=.* has no xquad-r folder \(the files must lie in "
+         r"<data_dir>/xquad-r/<language>\.json\)"),
+    ],
+)  # fmt: skip
+def test_a_flawed_user_file_is_one_clear_error_naming_it(tmp_path, files, needle):
+    """Before: a bare message without what to do, a raw KeyError-style text, or an empty split loaded silently."""
+    files(tmp_path)
+    with pytest.raises(DataError, match=needle):
+        load_lareqa("xquad-r", ["en"], data_dir=tmp_path, verify=False)
+
+
+def test_a_user_file_that_cannot_be_read_names_it(tmp_path):
+    (tmp_path / "xquad-r" / "en.json").mkdir(parents=True)  # a folder where the file should be
+    with pytest.raises(DataError, match=r"xquad-r/en\.json not found .*: put the 'en' file there"):
+        load_lareqa("xquad-r", ["en"], data_dir=tmp_path, verify=False)
+    _user_files(tmp_path, lang="de", doc="")
+    (tmp_path / "xquad-r" / "de.json").write_bytes(b"\xff\xfe{not utf-8")
+    with pytest.raises(DataError, match=r"xquad-r/de\.json: not valid JSON \(.*utf-8.*\): the file is cut short or"):
+        load_lareqa("xquad-r", ["de"], data_dir=tmp_path, verify=False)

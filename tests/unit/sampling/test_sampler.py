@@ -233,7 +233,7 @@ def test_infeasible_or_malformed_settings_fail_at_construction(kwargs, needle):
 def test_missing_mono_language_and_empty_filters_are_named():
     table = make_pairs(20)
     no_zh_mono = table[~((table.query_lang == "zh") & (table.passage_lang == "zh"))]
-    with pytest.raises(SamplerConfigError, match=r"\['zh'\] have no monolingual pairs"):
+    with pytest.raises(SamplerConfigError, match=r"\['zh'\] have no monolingual row"):
         HybridBatchSampler(no_zh_mono, 2, alpha=0.5, world_size=1, rank=0)
     # X-Y alone does not need monolingual pairs
     assert len(HybridBatchSampler(no_zh_mono, 2, alpha=0.0, world_size=1, rank=0)) > 0
@@ -241,6 +241,11 @@ def test_missing_mono_language_and_empty_filters_are_named():
         HybridBatchSampler(table.iloc[:0], 2, world_size=1, rank=0)
     with pytest.raises(SamplerConfigError, match="lacks column"):
         HybridBatchSampler(table.drop(columns="group"), 2, world_size=1, rank=0)
+    # every row holds 'en', but none has both languages in ['en']: named by column, with what to widen
+    cross_only = table[table.query_lang != table.passage_lang]
+    cross_only = cross_only[(cross_only.query_lang == "en") | (cross_only.passage_lang == "en")]
+    with pytest.raises(SamplerConfigError, match=r"no row is left.*\['query_lang', 'passage_lang'\].*widen languages="):
+        HybridBatchSampler(cross_only, 2, alpha=0.0, languages=["en"], world_size=1, rank=0)
 
 
 def test_factory_keeps_metadata_out_of_the_dataset_and_checks_row_order():
