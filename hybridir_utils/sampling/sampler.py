@@ -459,7 +459,10 @@ class SamplerFactory:
 
     def __call__(self, dataset: Any, **kwargs: Any) -> HybridBatchSampler:
         if self.pairs is None:
-            raise SamplerConfigError("this SamplerFactory was unpickled without its pairs table; rebuild it")
+            raise SamplerConfigError(
+                "this batch sampler was read back from a checkpoint (training_args.bin), which does not store your "
+                "training rows: build it again from your data (HybridBatchSampler.factory(...)) before training"
+            )
         return self.cls(dataset, pairs=self.pairs, **{**kwargs, **self.options})
 
     def __getstate__(self) -> dict[str, Any]:

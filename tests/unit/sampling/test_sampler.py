@@ -266,7 +266,7 @@ def test_factory_keeps_metadata_out_of_the_dataset_and_checks_row_order():
     # The trainer pickles its arguments into checkpoints: the table must not travel with them.
     restored = pickle.loads(pickle.dumps(factory))
     assert restored.pairs is None
-    with pytest.raises(SamplerConfigError, match="unpickled"):
+    with pytest.raises(SamplerConfigError, match=r"read back from a checkpoint.*build it again from your data"):
         restored(dataset, batch_size=4, drop_last=False, seed=0)
     with pytest.raises(SamplerConfigError, match="alpha"):
         HybridBatchSampler.factory(table, alpha=2)
