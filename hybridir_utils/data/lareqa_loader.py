@@ -162,7 +162,8 @@ def _answer_sentence(sentences: list, breaks: list, start: int, text: str, where
         return min(holding, key=lambda i: start >= breaks[i][1]), False
     fallback = _span_sentence(breaks, start)
     if fallback is None:
-        raise DataError(f"{where}: answer {text!r} at {start} lies in no sentence span")
+        raise DataError(f"{where}: answer {text!r} at {start} lies in no sentence span: fix its answer_start or the "
+                        "paragraph's sentence_breaks")  # fmt: skip
     return fallback, True
 
 
@@ -190,7 +191,7 @@ def _paragraph_fields(article: dict, para: dict, where: str) -> tuple[list, list
     if bad is not None or not isinstance(breaks, list):
         raise DataError(f"{where}: sentence_breaks must be a list of [start, end] integer pairs, found {bad!r}")
     if len(sentences) != len(breaks):
-        raise DataError(f"{where}: {len(sentences)} sentences but {len(breaks)} sentence_breaks")
+        raise DataError(f"{where}: {len(sentences)} sentences but {len(breaks)} sentence_breaks (one pair each)")
     return sentences, breaks
 
 
@@ -217,7 +218,7 @@ def _question_fields(qa: dict, where: str, number: int) -> tuple[str, str, int, 
     if not isinstance(qa_id, str) or not isinstance(question, str) or not isinstance(text, str):
         raise DataError(f"{where} question {qa_id!r}: id, question and answer text must be strings")
     if not _is_int(start) or start < 0:
-        raise DataError(f"{where} question {qa_id}: answer_start must be an integer >= 0, got {start!r}")
+        raise DataError(f"{where} question {qa_id!r}: answer_start must be an integer >= 0, got {start!r}")
     return qa_id, question, start, text
 
 
@@ -243,7 +244,7 @@ def _parse_file(path: Path, name: str, lang: str):
                     raise DataError(f"{path}: question id {qa_id!r} appears twice, in {seen[qa_id]} and in "
                                     f"article {a_idx} paragraph {p_idx}; ids must be unique within a file")  # fmt: skip
                 seen[qa_id] = f"article {a_idx} paragraph {p_idx}"
-                s_idx, fallback = _answer_sentence(sentences, breaks, start, answer, f"{where} question {qa_id}")
+                s_idx, fallback = _answer_sentence(sentences, breaks, start, answer, f"{where} question {qa_id!r}")
                 flags.append((s_idx != _span_sentence(breaks, start), fallback))
                 questions.append((f"{lang}:{qa_id}", qa_id, lang, question, article["title"], paragraph,
                                   f"{base}:{s_idx}"))  # fmt: skip
@@ -383,7 +384,8 @@ def _check_parallel_ids(questions: pd.DataFrame, files: dict) -> None:
         rows = questions[questions.group == group].drop_duplicates("article")
         places = "; ".join(f"{files[r.lang]}: article {r.article!r} paragraph {r.paragraph}" for r in rows.itertuples())
         raise DataError(f"question id {group!r} names questions of different articles across languages ({places}); "
-                        f"{int((articles > 1).sum())} such id(s) in all")  # fmt: skip
+                        f"{int((articles > 1).sum())} such id(s) in all: one id names one question, the same in every "
+                        "language's file")  # fmt: skip
 
 
 def _check_english_titles(questions: pd.DataFrame, titles: dict, files: dict, name: str) -> None:
@@ -393,7 +395,7 @@ def _check_english_titles(questions: pd.DataFrame, titles: dict, files: dict, na
         row = missing.iloc[0]
         a_idx, p_idx = row.paragraph.split(":")
         raise DataError(
-            f"{files[row.lang]}: article {a_idx} paragraph {p_idx} question {row.group}: not in the {name} English "
+            f"{files[row.lang]}: article {a_idx} paragraph {p_idx} question {row.group!r}: not in the {name} English "
             f"file, which names every group's article ({len(missing)} question(s) in all)"
         )
 

@@ -260,7 +260,7 @@ def _relevance_problems(data: LAReQAData) -> list[str]:
         rel = data.relevant.get(qid)
         if isinstance(rel, str) or (rel is not None and not isinstance(rel, Iterable)):
             malformed.append(f"{qid}: {type(rel).__name__} {rel!r}")  # a bare str would be read letter by letter
-        elif not (rel := list(rel or ())):
+        elif not (rel := [] if rel is None else list(rel)):  # a numpy array or Series of ids reads as its items
             none.append(qid)
         elif outside := [c for c in rel if c not in known]:
             unknown.append(f"{qid}: {_some(map(repr, outside))}")

@@ -71,7 +71,8 @@ class HybridBatches:
         meta = list(dict.fromkeys(meta))
         steered = options.get("domains") is not None or options.get("domain_weights") is not None
         steered = steered or bool(options.get("domain_homogeneous"))  # then the sampler reads the domain column
-        check_columns(table, [*meta, *negative_columns, *[domain_column] * steered])
+        unique = list(options.get("unique_columns") or [])
+        check_columns(table, [*meta, *negative_columns, *[domain_column] * steered, *unique])
         texts = [c for c in table.columns if c not in meta]
         if len(texts) < 2:
             raise SamplerConfigError(f"dataset needs two text columns (anchor, positive) besides the metadata {meta}; "
@@ -84,14 +85,22 @@ class HybridBatches:
         labels |= ({group_column: "group id"} if group_column else {}) | ({domain_column: "domain"} if steered else {})
         table = checked_table(table, texts, labels, "dataset", user_index(dataset))  # every text reaches the loss
         self.text_columns, self.metadata_columns, self.eval_sampler = texts, meta, eval_sampler
-        self.pairs = pd.DataFrame({
-            QUERY: table[texts[0]].to_numpy(), PASSAGE: table[texts[1]].to_numpy(),
-            QUERY_LANG: table[query_lang_column].to_numpy(), PASSAGE_LANG: table[passage_lang_column].to_numpy(),
-            GROUP: table[group_column].to_numpy() if group_column else np.arange(len(table)),
-            **{c: table[c].to_numpy() for c in negative_columns},
-            **({domain_column: table[domain_column].to_numpy()} if domain_column in table.columns else {}),
-        })  # fmt: skip
-        self.options = {**options, "negative_columns": list(negative_columns)}
+        # The sampler's table keeps the user's column names, so its refusals (languages, domains, feasibility)
+        # name the columns the user passed; only the two texts take fixed names (the loss reads them by position).
+        group = group_column or next(n for n in (GROUP, "__row_group__") if n not in table.columns)
+        keep = [query_lang_column, passage_lang_column, *negative_columns, *unique]
+        keep += [c for c in (group_column, domain_column) if c and c in table.columns]
+        self.pairs = pd.DataFrame(
+            {
+                QUERY: table[texts[0]].to_numpy(),
+                PASSAGE: table[texts[1]].to_numpy(),
+                **{c: table[c].to_numpy() for c in dict.fromkeys(keep) if c not in (QUERY, PASSAGE)},
+            }
+        )
+        if not group_column:
+            self.pairs[group] = np.arange(len(table))  # every row its own group
+        self.options = {**options, "negative_columns": list(negative_columns), "query_lang_column": query_lang_column,
+                        "passage_lang_column": passage_lang_column, "group_column": group}  # fmt: skip
         resolve_alpha(self.options.get("alpha"), self.options.get("preset"))  # a bad α fails here, not in the trainer
         self.train_dataset = self._text_dataset(dataset, table, texts)
 
@@ -118,7 +127,10 @@ class HybridBatches:
     def batch_sampler(self, dataset: Any, **kwargs: Any):
         """``batch_sampler=`` for the trainer: hybrid batches for the training rows, ``eval_sampler`` otherwise."""
         if self.pairs is None:
-            raise SamplerConfigError("this HybridBatches was unpickled without its data; build it from the dataset")
+            raise SamplerConfigError(
+                "this HybridBatches was read back from a checkpoint (training_args.bin), which does not store your "
+                "training rows: build HybridBatches(dataset, ...) again and pass its batch_sampler before training"
+            )
         if self.is_training_dataset(dataset):
             return HybridBatchSampler(dataset, pairs=self.pairs, **{**kwargs, **self.options})
         from sentence_transformers.base.sampler import NoDuplicatesBatchSampler

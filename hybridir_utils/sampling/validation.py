@@ -34,6 +34,14 @@ def rows_table(dataset: Any, owner: str, otherwise: str) -> pd.DataFrame:
     ``ClassLabel`` columns become their names, so languages coded in different orders still compare."""
     if isinstance(dataset, pd.DataFrame):
         return dataset.reset_index(drop=True)
+    splits_of_datasets = (
+        all(hasattr(v, "column_names") for v in dataset.values()) if isinstance(dataset, Mapping) else 0
+    )
+    if isinstance(dataset, Mapping) and not splits_of_datasets:  # a dict of columns, not of splits
+        raise SamplerConfigError(
+            f"dataset of type {type(dataset).__name__} is neither a datasets.Dataset nor a pandas "
+            "DataFrame: build one from it (datasets.Dataset.from_dict or pandas.DataFrame)"
+        )
     if isinstance(dataset, Mapping) or type(dataset).__name__ in ("DatasetDict", "IterableDatasetDict"):
         splits = list(dataset.keys()) if hasattr(dataset, "keys") else []
         raise SamplerConfigError(
@@ -94,7 +102,10 @@ def check_same_rows(dataset: Any, pairs: pd.DataFrame, columns: Sequence[str]) -
     """The dataset the trainer iterates must hold the rows of ``pairs`` in the same order: the sampler's indices
     point into it. Compares its first two columns with ``pairs``' text ``columns`` (query, passage)."""
     if len(dataset) != len(pairs):
-        raise SamplerConfigError(f"dataset has {len(dataset)} rows but pairs has {len(pairs)}: not the same table")
+        raise SamplerConfigError(
+            f"dataset has {len(dataset)} rows but pairs has {len(pairs)}: the dataset the trainer iterates must hold "
+            "the rows of pairs in the same order (make both from one table: the dataset from its text columns)"
+        )
     names = list(getattr(dataset, "column_names", None) or getattr(dataset, "columns", []))
     for name, expected in zip(names, columns, strict=False):
         got, want = np.asarray(list(dataset[name]), dtype=object), pairs[expected].to_numpy(dtype=object)

@@ -145,7 +145,7 @@ def test_answer_on_shared_boundary_gets_its_own_sentence(tmp_path):
 
 def test_answer_outside_every_sentence_names_the_question(tmp_path):
     root, path = _tiny_copy(tmp_path, [_qa("q1", 1, "BC"), _qa("lost", 9, "X")])
-    with pytest.raises(DataError, match=rf"{path}: article 0 paragraph 0 question lost: answer 'X' at 9 lies in no"):
+    with pytest.raises(DataError, match=rf"{path}: article 0 paragraph 0 question 'lost': answer 'X' at 9 lies in no"):
         load_lareqa("xquad-r", ["en"], data_dir=root, verify=False)
 
 
@@ -305,7 +305,7 @@ def _set(path_fn, value):
     ("mutate", "needle"),
     [
         (_set(lambda d: (d["data"][1]["paragraphs"][0]["qas"][2]["answers"][0], "answer_start"), "12"),
-         r"article 1 paragraph 0 question [0-9a-f]+: answer_start must be an integer >= 0, got '12'"),
+         r"article 1 paragraph 0 question '[0-9a-f]+': answer_start must be an integer >= 0, got '12'"),
         (_set(lambda d: (d["data"][1]["paragraphs"][0]["sentence_breaks"], 0), [5]),
          r"article 1 paragraph 0: sentence_breaks must be a list of \[start, end\] integer pairs, found \[5\]"),
         (_set(lambda d: (d["data"][1], "paragraphs"), None), r"article 1: 'paragraphs' must be a list, got NoneType"),
@@ -332,7 +332,7 @@ def test_mlqa_question_missing_from_english_names_the_question(tmp_path, shared_
         for para in article["paragraphs"]:
             para["qas"] = [qa for qa in para["qas"] if qa["id"] != lost]
     (target / "en.json").write_text(json.dumps(en))
-    with pytest.raises(DataError, match=rf"{target / 'de.json'}: article 0 paragraph 0 question {lost}: not in"):
+    with pytest.raises(DataError, match=rf"{target / 'de.json'}: article 0 paragraph 0 question '{lost}': not in"):
         load_lareqa("mlqa-r", ["de"], data_dir=tmp_path, verify=False)
 
 

@@ -155,6 +155,13 @@ def test_labels_that_are_not_strings_are_accepted():
     assert LAReQAEvaluator(data).data is data
     # a language with candidates and no question is a pool only (cross-lingual queries search it)
     assert LAReQAEvaluator(_data(questions=d.questions[d.questions.lang == "en"])).data.name == "user"
+    # relevant ids as a numpy array (what groupby(...).cid.unique() gives): read as its items
+    arrays = {k: np.array(sorted(v), dtype=object) for k, v in d.relevant.items()}
+    assert LAReQAEvaluator(_data(relevant=arrays)).data.relevant is arrays
+    with pytest.raises(EvaluationError, match=r"^1 question has no relevant candidate in data.relevant \(en:q0\)"):
+        LAReQAEvaluator(_data(relevant={**arrays, "en:q0": np.array([], dtype=object)}))
+    with pytest.raises(EvaluationError, match=r"^data.questions: 1 question has no article \(None, NaN or blank\)"):
+        LAReQAEvaluator(_data(questions=d.questions.assign(article=["a", None, "a", "a"])))
 
 
 def test_wrong_arguments_are_the_projects_errors():

@@ -41,9 +41,9 @@ def test_only_the_texts_reach_the_trainer_and_batches_follow_the_metadata(user_p
     kinds = set()
     for batch in batches:
         rows = table.iloc[batch]
-        mono = (rows.query_lang == rows.passage_lang).all() and rows.query_lang.nunique() == 1
-        assert mono or (rows.query_lang != rows.passage_lang).all()  # mono in one language, or all cross
-        assert rows["group"].is_unique  # one pair per parallel group: no translation of an answer as a negative
+        mono = (rows.anchor_lang == rows.positive_lang).all() and rows.anchor_lang.nunique() == 1
+        assert mono or (rows.anchor_lang != rows.positive_lang).all()  # mono in one language, or all cross
+        assert rows["id"].is_unique  # one pair per parallel group: no translation of an answer as a negative
         kinds.add(mono)
     assert kinds == {True, False} and isinstance(sampler, HybridBatchSampler)
 
@@ -91,6 +91,12 @@ def test_a_dataset_dict_and_the_class_form_with_metadata_are_refused_by_name(use
         HybridBatchSampler(splits, 4)  # both forms read datasets through one reader: same refusals
     with pytest.raises(SamplerConfigError, match=r"type list is neither a datasets.Dataset nor a pandas DataFrame"):
         HybridBatches([("q", "p")])
+    with pytest.raises(
+        SamplerConfigError, match=r"type dict is neither .*build one from it \(datasets.Dataset.from_dict"
+    ):
+        HybridBatches(user_pairs.to_dict(orient="list"))  # a dict of columns: not read as splits
+    with pytest.raises(SamplerConfigError, match=r"got a dict with splits \['train'\]"):
+        HybridBatches({"train": Dataset.from_pandas(user_pairs)})
     names = {"anchor": "query", "positive": "passage", "anchor_lang": "query_lang", "positive_lang": "passage_lang",
              "id": "group"}  # fmt: skip
     lareqa_style = Dataset.from_pandas(user_pairs.rename(columns=names))
@@ -109,7 +115,9 @@ def test_a_pickled_copy_carries_no_data_and_says_so(user_pairs):
                        group_column="id")  # fmt: skip
     copy = pickle.loads(pickle.dumps(hb.batch_sampler))  # what a checkpoint's training_args.bin holds
     assert len(pickle.dumps(hb.batch_sampler)) < 2_000
-    with pytest.raises(SamplerConfigError, match="unpickled without its data"):
+    with pytest.raises(
+        SamplerConfigError, match=r"read back from a checkpoint.*build HybridBatches\(dataset, \.\.\.\) again"
+    ):
         copy(hb.train_dataset, batch_size=4, drop_last=False)
 
 
@@ -180,6 +188,23 @@ def test_the_class_form_says_dataset_or_pairs_as_the_user_passed_it(user_pairs):
         HybridBatches(user_pairs.drop(columns="id"), **USER)
 
 
+def test_infeasible_requests_name_the_users_columns_and_what_to_do(user_pairs):
+    """α and filters that leave nothing to draw are refused in the user's column names, not the sampler's own."""
+    mono_only = user_pairs[user_pairs.anchor_lang == user_pairs.positive_lang]
+    hb = HybridBatches(mono_only, **USER, preset="x-y")
+    with pytest.raises(SamplerConfigError, match=r"no row has two different languages in columns "
+                                                 r"\['anchor_lang', 'positive_lang'\].*set alpha=1"):  # fmt: skip
+        hb.batch_sampler(hb.train_dataset, batch_size=2, drop_last=False)
+    cross_only = user_pairs[user_pairs.anchor_lang != user_pairs.positive_lang]
+    hb = HybridBatches(cross_only, **USER, preset="x-x-mono")
+    with pytest.raises(SamplerConfigError, match=r"have no monolingual row \(both columns \['anchor_lang', "
+                                                 r"'positive_lang'\]"):  # fmt: skip
+        hb.batch_sampler(hb.train_dataset, batch_size=2, drop_last=False)
+    hb = HybridBatches(cross_only, **USER, preset="x-y", languages=["en"])
+    with pytest.raises(SamplerConfigError, match=r"no row is left .*\['anchor_lang', 'positive_lang'\]"):
+        hb.batch_sampler(hb.train_dataset, batch_size=2, drop_last=False)
+
+
 def test_values_that_mean_the_same_thing_are_accepted(user_pairs):
     """Ids as ints, numpy ints, whole floats or their text are one id; categorical and ClassLabel languages count
     by their names; duplicated rows are kept (never in one batch: no text repeats)."""
@@ -190,15 +215,15 @@ def test_values_that_mean_the_same_thing_are_accepted(user_pairs):
                    enumerate(user_pairs["id"])]  # fmt: skip
     mixed = pd.concat([mixed, mixed.iloc[:9]], ignore_index=True)  # 9 duplicated rows
     hb = HybridBatches(mixed, **USER, alpha=0.5)
-    assert hb.pairs["group"].nunique() == 12 and set(hb.pairs["query_lang"]) == {"en", "de", "fr"}
+    assert hb.pairs["id"].nunique() == 12 and set(hb.pairs["anchor_lang"]) == {"en", "de", "fr"}
     for batch in _batches(hb)[1]:
         rows = hb.pairs.iloc[batch]
-        assert rows["group"].is_unique and rows["query"].is_unique
+        assert rows["id"].is_unique and rows["query"].is_unique
     labels = ClassLabel(names=["fr", "en", "de"])  # codes in another order than the other column's texts
     coded = Dataset.from_pandas(user_pairs).cast_column("positive_lang", labels)
     hb = HybridBatches(coded, **USER, preset="x-x-mono")
-    assert hb.pairs["passage_lang"].tolist() == user_pairs["positive_lang"].tolist()
-    assert all(hb.pairs.iloc[b]["query_lang"].eq(hb.pairs.iloc[b]["passage_lang"]).all() for b in _batches(hb)[1])
+    assert hb.pairs["positive_lang"].tolist() == user_pairs["positive_lang"].tolist()
+    assert all(hb.pairs.iloc[b]["anchor_lang"].eq(hb.pairs.iloc[b]["positive_lang"]).all() for b in _batches(hb)[1])
 
 
 # ------------------------------------------------------------------ property: generated user datasets
@@ -294,11 +319,12 @@ def test_a_generated_user_dataset_is_refused_by_column_or_batched_by_every_rule(
         sampler = hb.batch_sampler(hb.train_dataset, batch_size=batch_size, drop_last=False, seed=seed)
     except SamplerConfigError as refusal:
         message = str(refusal)
-        assert not re.search(r"loss_dataset|pairs table|pairs column|pairs\[", message), message  # the user's words
+        # the user's words: no internal function, table or column name (the user's columns are anchor_lang, id ...)
+        assert not re.search(r"loss_dataset|pairs table|pairs column|pairs\[|query_lang|passage_lang|'group'", message)
         event("refused: flawed rows" if bad else "refused: infeasible")
         if bad:
             return _check_refusal(message, table, bad)
-        assert re.search(r"cannot be met|needs cross-lingual batches", message), message
+        assert re.search(r"cannot be met|needs cross-lingual batches|needs monolingual batches", message), message
         assert _must_refuse_as_infeasible(table, alpha, batch_size), message
         return
     event("batched")
