@@ -474,16 +474,19 @@ def domain_sentences(profiles: dict[str, str] = DOMAIN_PROFILES, brief: bool = T
 
 def short(profile: str = "cpu") -> str:
     """The README's answer in three lines: one per domain of the question, then the monolingual target (from the
-    ``profile``'s tables); the long form is RESULTS.md."""
-    t = load(paths.results_dir(profile))
-    c = t["comparisons"][t["comparisons"].dataset == "xquad-r"]
-    base = naming.base_label(yaml.safe_load((paths.params_dir() / f"{profile}.yaml").read_text())["base_model"])
-    lines = [f"- {line}." for line in domain_sentences()]
-    met = [s for s, x, m in against_base(c, base) if not naming.is_as_trained(s) and meets_target(x, m)]
-    lines.append(f"- Monolingual accuracy kept within −{KEEP_MARGIN} with a cross-lingual gain over the base: "
-                 + (f"shown for {', '.join(f'`{s}`' for s in met)}." if met else "shown for no trained system; the "
-                    "measured trade-off is the answer.") + " Details, intervals and what it does not show: "
-                 "[RESULTS.md](RESULTS.md).")  # fmt: skip
+    ``profile``'s tables and each committed domain profile's); the long form is RESULTS.md."""
+    lines, met = [f"- {line}." for line in domain_sentences()], []
+    for p in [q for q in dict.fromkeys([profile, *DOMAIN_PROFILES.values()]) if paths.results_dir(q).is_dir()]:
+        c = load(paths.results_dir(p))["comparisons"].query("dataset == 'xquad-r'")
+        base = naming.base_label(yaml.safe_load((paths.params_dir() / f"{p}.yaml").read_text())["base_model"])
+        met += [
+            f"`{s}` ({p})" for s, x, m in against_base(c, base) if not naming.is_as_trained(s) and meets_target(x, m)
+        ]
+    done = (
+        f"shown for {', '.join(met)}." if met else "shown for no trained system; the measured trade-off is the answer."
+    )
+    lines.append(f"- Monolingual accuracy kept within −{KEEP_MARGIN} with a cross-lingual gain over the base: {done}"
+                 " Details, intervals and what it does not show: [RESULTS.md](RESULTS.md).")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
