@@ -34,10 +34,7 @@ def rows_table(dataset: Any, owner: str, otherwise: str) -> pd.DataFrame:
     ``ClassLabel`` columns become their names, so languages coded in different orders still compare."""
     if isinstance(dataset, pd.DataFrame):
         return dataset.reset_index(drop=True)
-    splits_of_datasets = (
-        all(hasattr(v, "column_names") for v in dataset.values()) if isinstance(dataset, Mapping) else 0
-    )
-    if isinstance(dataset, Mapping) and not splits_of_datasets:  # a dict of columns, not of splits
+    if isinstance(dataset, Mapping) and not all(hasattr(v, "column_names") for v in dataset.values()):  # columns
         raise SamplerConfigError(
             f"dataset of type {type(dataset).__name__} is neither a datasets.Dataset nor a pandas "
             "DataFrame: build one from it (datasets.Dataset.from_dict or pandas.DataFrame)"
