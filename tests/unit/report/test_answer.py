@@ -617,3 +617,69 @@ def test_the_results_prose_about_the_zero_shot_sampling_run_holds():
             5: claims.SUPPORTED,
             6: claims.NOT_TESTABLE,
         }
+
+
+def test_the_results_prose_about_the_science_run_holds():
+    """The hand-written "Read in short" of RESULTS.md's science section, against results/science."""
+    folder = paths.root() / "results" / "science"
+    c = result_tables.read(folder, "comparisons").set_index(["system", "reference", "setting"])
+    sci, rnd, gen = "hybrid/science-in-domain", "hybrid/science-size-random", "hybrid/general"
+    cul, geo, base = "hybrid/science-size-culture", "hybrid/science-size-geography", "multilingual-e5-small"
+
+    def ci(r):  # as the generated sections print them
+        return tuple(float(f"{v:.3f}") for v in (r.delta, r.lo, r.hi))
+
+    r = c.loc[(sci, rnd, "cross")]  # "+0.003 [-0.000, +0.006], MDE 0.004", "0.007 under Holm"
+    assert ci(r) == (0.003, -0.0, 0.006) and not answer.significant(r)
+    assert (round(r.mde, 3), round(r.mde_holm, 3)) == (0.004, 0.007)
+    inter = result_tables.read(folder, "interactions").set_index(["system", "reference"]).loc[(sci, rnd)]
+    assert round(inter.interaction, 3) == -0.002 and inter.lo < 0 < inter.hi  # "-0.002 ... not shown"
+    cross, mono = c.loc[(sci, base, "cross")], c.loc[(sci, base, "mono")]  # science in-domain meets the target
+    assert round(cross.delta, 3) == 0.052 and ci(mono) == (-0.004, -0.008, 0.001)
+    assert verdicts.meets_target(cross, mono)
+    assert verdicts.meets_target(c.loc[(cul, base, "cross")], c.loc[(cul, base, "mono")])  # "so ... does culture"
+    rmono = c.loc[(rnd, base, "mono")]  # "the random control misses it narrowly (lower end -0.011)"
+    assert f"{rmono.lo:.3f}" == "-0.011" and not verdicts.meets_target(c.loc[(rnd, base, "cross")], rmono)
+    r = c.loc[(sci, rnd, "mono")]  # "differing ... by only +0.002 mono (no detectable difference)"
+    assert round(r.delta, 3) == 0.002 and not answer.significant(r)
+    cross, mono = c.loc[(gen, base, "cross")], c.loc[(gen, base, "mono")]  # 6 runs: general vs base claimed
+    assert ci(cross) == (0.049, 0.042, 0.056) and ci(mono) == (-0.008, -0.013, -0.004)
+    assert answer.significant(cross) and answer.significant(mono) and mono.delta > -answer.KEEP_MARGIN
+    assert cross.n_seeds == mono.n_seeds == 6
+    r = c.loc[(sci, gen, "mono")]  # "+0.005 [+0.003, +0.007], claimed"
+    assert ci(r) == (0.005, 0.003, 0.007) and answer.significant(r)
+    r = c.loc[(rnd, gen, "mono")]  # "+0.003 [-0.000, +0.006]", not claimed
+    assert ci(r) == (0.003, -0.0, 0.006) and not answer.significant(r)
+    mdes = [c.loc[(s, ref, "cross")].mde for s in (cul, geo) for ref in (base, gen, rnd)]  # "cross MDEs 0.006-0.010"
+    assert 0.0055 <= min(mdes) and max(mdes) < 0.0105
+
+
+def test_the_results_prose_about_runs_per_arm_holds():
+    """RESULTS.md's "Runs per arm" paragraph: which arms have 6 runs, the shared general runs, the MDEs it quotes."""
+    root = paths.root() / "results"
+    cpu, sci = root / "cpu", root / "science"
+    runs = {f.name: result_tables.read(f, "training").groupby("system").seed.nunique().to_dict() for f in (cpu, sci)}
+    assert runs["science"] == {GEN: 6, "hybrid/science-in-domain": 6, "hybrid/science-size-random": 6,
+                               "hybrid/science-size-culture": 3, "hybrid/science-size-geography": 3}  # fmt: skip
+    assert runs["cpu"] == {GEN: 3, IN: 6, RND: 6, "hybrid/news-size-culture": 3, "hybrid/news-size-geography": 3}
+    shared = [GEN, f"{GEN}@trained", "multilingual-e5-small"]  # seeds 0-2: the same models, the same scores
+    for name in ("training", "levels"):
+        a, b = (result_tables.read(f, name) for f in (cpu, sci))
+        pick = lambda d: d[d.system.isin(shared) & (d.seed <= 2)].reset_index(drop=True)  # noqa: E731
+        assert len(pick(a)) > 0 and pick(a).equals(pick(b)), name
+    c = {f.name: result_tables.read(f, "comparisons").set_index(["system", "reference", "setting"]) for f in (cpu, sci)}
+
+    def mdes(profile, system, reference):
+        r = c[profile].loc[(system, reference, "cross")]
+        return f"{r.mde:.3f} / {r.mde_holm:.3f}"
+
+    base = "multilingual-e5-small"
+    assert mdes("cpu", GEN, base) == "0.014 / 0.025" and mdes("science", GEN, base) == "0.010 / 0.015"
+    assert f"{c['cpu'].loc[(IN, GEN, 'cross')].mde:.3f}" == "0.015"  # 0.0145: as the tables print it
+    assert f"{c['cpu'].loc[(IN, GEN, 'cross')].mde_holm:.3f}" == "0.053"
+    assert mdes("science", "hybrid/science-in-domain", GEN) == "0.006 / 0.010"
+    assert answer.significant(c["science"].loc[(GEN, base, "cross")])  # claimed here, only measured in cpu
+    assert not answer.significant(c["cpu"].loc[(GEN, base, "cross")])
+    assert smallest_permutation_p(3, 1) == 0.25 and abs(smallest_permutation_p(3, 6) - 1 / 84) < 1e-12
+    geo = c["science"].loc[("hybrid/science-size-geography", "hybrid/science-size-random", "cross")]
+    assert f"{geo.p_perm:.3f}" == "0.024" and not answer.significant(geo)
