@@ -116,6 +116,11 @@ def random_control_of(system: str) -> str | None:
     return as_trained(name) if is_as_trained(system) else name
 
 
+def is_control(system: str) -> bool:
+    """Whether ``system`` is a structure-matched control (random or other-topic), not an arm of the question."""
+    return is_trained(system) and TrainingSpec.from_system(system).mode.startswith(CONTROL_PREFIX)
+
+
 def topic_of(system: str) -> str | None:
     """The topic a pool is focused on: the target of an in-domain pool, the domain of an other-topic control
     (``hybrid/news-size-culture`` -> culture); None for general training and random controls."""

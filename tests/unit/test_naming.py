@@ -82,3 +82,9 @@ def test_the_vocabulary_imports_only_the_standard_library():
         "import sys, hybridir_utils.naming; print(sorted(m for m in ('numpy', 'pandas', 'torch') if m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+
+
+def test_is_control_names_the_structure_matched_controls_only():
+    assert naming.is_control("hybrid/news-size-random") and naming.is_control("hybrid/science-size-culture@trained")
+    assert not naming.is_control("hybrid/news-in-domain") and not naming.is_control("hybrid/general")
+    assert not naming.is_control("multilingual-e5-small")
