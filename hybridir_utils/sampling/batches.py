@@ -90,11 +90,17 @@ class HybridBatches:
         group = group_column or next(n for n in (GROUP, "__row_group__") if n not in table.columns)
         keep = [query_lang_column, passage_lang_column, *negative_columns, *unique]
         keep += [c for c in (group_column, domain_column) if c and c in table.columns]
+        if clash := [c for c in dict.fromkeys(keep) if c in (QUERY, PASSAGE)]:
+            raise SamplerConfigError(
+                f"column {clash[0]!r} is passed as a language, group, negative or unique column, but HybridBatches "
+                f"names the two texts {QUERY!r} and {PASSAGE!r}: rename that column (e.g. "
+                f"dataset.rename_column({clash[0]!r}, '{clash[0]}_id')) and pass the new name"
+            )
         self.pairs = pd.DataFrame(
             {
                 QUERY: table[texts[0]].to_numpy(),
                 PASSAGE: table[texts[1]].to_numpy(),
-                **{c: table[c].to_numpy() for c in dict.fromkeys(keep) if c not in (QUERY, PASSAGE)},
+                **{c: table[c].to_numpy() for c in dict.fromkeys(keep)},
             }
         )
         if not group_column:

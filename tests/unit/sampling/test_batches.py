@@ -205,6 +205,22 @@ def test_infeasible_requests_name_the_users_columns_and_what_to_do(user_pairs):
         hb.batch_sampler(hb.train_dataset, batch_size=2, drop_last=False)
 
 
+def test_a_metadata_column_named_like_the_texts_is_refused_with_the_rename(user_pairs):
+    """The sampler's table names the two texts ``query`` and ``passage``: a group column called ``query`` would be
+    overwritten by the anchors (every row its own group, silently), so it is refused with the rename to make."""
+    table = user_pairs.rename(columns={"id": "query"})
+    with pytest.raises(SamplerConfigError, match=r"column 'query' is passed .*rename_column\('query', 'query_id'\)"):
+        HybridBatches(table, query_lang_column="anchor_lang", passage_lang_column="positive_lang",
+                      group_column="query")  # fmt: skip
+    renamed = table.rename(columns={"query": "query_id"})  # the advice works
+    hb = HybridBatches(renamed, query_lang_column="anchor_lang", passage_lang_column="positive_lang",
+                       group_column="query_id")  # fmt: skip
+    assert hb.pairs["query_id"].tolist() == user_pairs["id"].astype(str).tolist()  # group ids as text
+    texts = user_pairs.rename(columns={"anchor": "query", "positive": "passage"})  # texts of those names are fine
+    hb = HybridBatches(texts, query_lang_column="anchor_lang", passage_lang_column="positive_lang", group_column="id")
+    assert hb.pairs["query"].tolist() == user_pairs["anchor"].tolist()
+
+
 def test_values_that_mean_the_same_thing_are_accepted(user_pairs):
     """Ids as ints, numpy ints, whole floats or their text are one id; categorical and ClassLabel languages count
     by their names; duplicated rows are kept (never in one batch: no text repeats)."""
