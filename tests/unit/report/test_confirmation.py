@@ -68,3 +68,38 @@ def test_the_readme_prose_about_the_confirmation_holds():
     )
     on_cpu = cpu.loc[(ARM, CONTROL, "cross")].delta
     assert on_cpu > 0 and abs(on_cpu - gain.delta) < 0.005  # "the same direction and size as on the cpu test set"
+
+
+def test_the_science_confirmation_section_is_generated_from_its_own_tables():
+    """results/confirm-science: H1-science for the science arms, judged by the same rule as news's H1."""
+    text = (paths.root() / "RESULTS.md").read_text(encoding="utf-8")
+    arm, control, source = confirmation.HYPOTHESES["confirm-science"]
+    section = confirmation.render(confirmation.folder("confirm-science"), arm=arm, control=control, source=source)
+    assert readme.replace_section(text, section, "confirm-science") == text, "stale: run `make results`"
+    assert f"`{arm}` minus `{control}`" in section and "science test articles" in section
+
+
+def test_the_results_prose_about_the_science_confirmation_holds():
+    """The hand-written "Run 2026-12-07" paragraph of the science confirmation, against results/confirm-science."""
+    arm, control, _ = confirmation.HYPOTHESES["confirm-science"]
+    folder = confirmation.folder("confirm-science")
+    loaded = {name: result_tables.read(folder, name) for name in ("comparisons", "interactions")}
+    ok, lines = confirmation.verdict(loaded, arm=arm, control=control)
+    assert not ok and "**Holds.**" in lines[0] and "**Does not hold.**" in lines[1]  # first part holds, second not
+    c = loaded["comparisons"].set_index(["system", "reference", "setting"]).loc[(arm, control, "cross")]
+    assert (f"{c.delta:+.3f}", f"{c.lo:+.3f}", f"{c.hi:+.3f}") == ("+0.003", "+0.000", "+0.006")
+    assert (f"{c.p:.3f}", f"{c.p_perm:.3f}", f"{c.mde:.3f}") == ("0.027", "0.028", "0.004")
+    i = loaded["interactions"].set_index(["system", "reference"]).loc[(arm, control)]
+    assert (int(i.n_target_articles), int(i.n_other_articles)) == (11, 21)
+    assert f"{i.gain_target:+.3f}" == f"{i.gain_other:+.3f}" == "+0.003"
+    assert (f"{i.interaction:+.3f}", f"{i.lo:+.3f}", f"{i.hi:+.3f}", f"{i.mde:.3f}") == ("-0.000", "-0.003", "+0.003",
+                                                                                       "0.005")  # fmt: skip
+    test_side = result_tables.read(paths.root() / "results" / "science", "comparisons")
+    r = test_side.set_index(["system", "reference", "setting"]).loc[(arm, control, "cross")]
+    assert f"{r.delta:+.3f}" == "+0.003" and not (r.p < 0.05 and r.p_perm < 0.05)  # "not detected there"
+    training = result_tables.read(folder, "training")  # the same 6 + 6 models as the science profile's, re-scored
+    assert training.equals(result_tables.read(paths.root() / "results" / "science", "training"))
+    assert training.query("system in [@arm, @control]").groupby("system").seed.nunique().to_dict() == {
+        arm: 6,
+        control: 6,
+    }
