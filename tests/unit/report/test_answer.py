@@ -648,6 +648,9 @@ def test_the_results_prose_about_the_science_run_holds():
     assert cross.n_seeds == mono.n_seeds == 6
     r = c.loc[(sci, gen, "mono")]  # "+0.005 [+0.003, +0.007], claimed"
     assert ci(r) == (0.005, 0.003, 0.007) and answer.significant(r)
+    r = c.loc[(sci, rnd, "mono")]  # "not detectably different from its random control (+0.002 [-0.000, +0.005])"
+    assert ci(r) == (0.002, -0.0, 0.005) and not answer.significant(r)
+    assert answer.kept_text(c.loc[(gen, base, "mono")]) == "not shown kept"  # "(lower end -0.013)"
     r = c.loc[(rnd, gen, "mono")]  # "+0.003 [-0.000, +0.006]", not claimed
     assert ci(r) == (0.003, -0.0, 0.006) and not answer.significant(r)
     mdes = [c.loc[(s, ref, "cross")].mde for s in (cul, geo) for ref in (base, gen, rnd)]  # "cross MDEs 0.006-0.010"
@@ -688,5 +691,7 @@ def test_the_results_prose_about_runs_per_arm_holds():
 def test_the_readme_target_line_says_when_a_control_meets_it_too():
     """A control that meets the monolingual target is said to: meeting it is then no evidence of a domain effect."""
     line = answer.short("cpu").splitlines()[-1]
-    assert "`hybrid/science-size-culture` (science)" in line  # results/science: the culture control meets it
-    assert "A control meets it too, so meeting it is not by itself a domain effect." in line
+    culture = "`hybrid/science-size-culture`"  # results/science: the 3-run culture control meets it by interval
+    assert f"{culture} (science; 3 runs: by interval only, not claimable)" in line
+    assert f"{culture} is a control, so meeting it is not by itself a domain effect." in line
+    assert "`hybrid/science-in-domain` (science)," in line  # 6 runs: no caveat
