@@ -103,3 +103,17 @@ def test_the_results_prose_about_the_science_confirmation_holds():
         arm: 6,
         control: 6,
     }
+
+
+def test_the_answer_sections_line_on_both_confirmations_holds():
+    """RESULTS.md's line under "Science or news": science's confirmation not supported (gain holds, interaction not),
+    news's only from the earlier design's run."""
+    arm, control, _ = confirmation.HYPOTHESES["confirm-science"]
+    science = {
+        n: result_tables.read(confirmation.folder("confirm-science"), n) for n in ("comparisons", "interactions")
+    }
+    ok, lines = confirmation.verdict(science, arm=arm, control=control)
+    assert not ok and "**Holds.**" in lines[0] and "**Does not hold.**" in lines[1]
+    assert confirmation.folder("confirm").name == confirmation.EARLIER  # news: no zero-shot confirmation committed
+    news = {n: result_tables.read(confirmation.folder("confirm"), n) for n in ("comparisons", "interactions")}
+    assert not confirmation.verdict(news)[0]
