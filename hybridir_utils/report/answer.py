@@ -57,6 +57,8 @@ from hybridir_utils.report.verdicts import (
     meets_target,
     row_of,
     significant,
+    target_met,
+    target_text,
     verdict,
 )  # fmt: skip
 from hybridir_utils.report.wiseft_text import (
@@ -479,20 +481,9 @@ def short(profile: str = "cpu") -> str:
     for p in [q for q in dict.fromkeys([profile, *DOMAIN_PROFILES.values()]) if paths.results_dir(q).is_dir()]:
         c = load(paths.results_dir(p))["comparisons"].query("dataset == 'xquad-r'")
         base = naming.base_label(yaml.safe_load((paths.params_dir() / f"{p}.yaml").read_text())["base_model"])
-        for s, x, m in against_base(c, base):
-            if naming.is_as_trained(s) or not meets_target(x, m):
-                continue
-            n = int(x.n_seeds)  # a run count the permutation rule can never reach: met by interval, not claimable
-            few = f"; {n} runs: by interval only, not claimable" if smallest_permutation_p(n, 1) >= ALPHA else ""
-            met.append((f"`{s}` ({p}{few})", s))
-    done = (
-        f"shown for {', '.join(name for name, _ in met)}." if met
-        else "shown for no trained system; the measured trade-off is the answer."
-    )  # fmt: skip
-    if controls := [f"`{s}`" for _, s in met if naming.is_control(s)]:
-        done += f" {', '.join(controls)} {'is a control' if len(controls) == 1 else 'are controls'}, so meeting it is "
-        done += "not by itself a domain effect."
-    lines.append(f"- Monolingual accuracy kept within −{KEEP_MARGIN} with a cross-lingual gain over the base: {done}"
+        met += target_met(c, base, p)
+    lines.append(f"- Monolingual accuracy kept within −{KEEP_MARGIN} with a cross-lingual gain over the base: "
+                 f"{target_text(met)}"
                  " Details, intervals and what it does not show: [RESULTS.md](RESULTS.md).")  # fmt: skip
     return "\n".join(lines) + "\n"
 

@@ -695,3 +695,14 @@ def test_the_readme_target_line_says_when_a_control_meets_it_too():
     assert f"{culture} (science; 3 runs: by interval only, not claimable)" in line
     assert f"{culture} is a control, so meeting it is not by itself a domain effect." in line
     assert "`hybrid/science-in-domain` (science)," in line  # 6 runs: no caveat
+
+
+def test_the_target_text_names_who_meets_it_and_warns_only_for_controls():
+    assert verdicts.target_text([]) == "shown for no trained system; the measured trade-off is the answer."
+    arm = [("`hybrid/news-in-domain` (cpu)", "hybrid/news-in-domain")]
+    assert verdicts.target_text(arm) == "shown for `hybrid/news-in-domain` (cpu)."
+    two = [*arm, ("`hybrid/news-size-random` (cpu)", "hybrid/news-size-random"),
+           ("`hybrid/news-size-culture` (cpu)", "hybrid/news-size-culture")]  # fmt: skip
+    assert verdicts.target_text(two).endswith(
+        "`hybrid/news-size-random`, `hybrid/news-size-culture` are controls, so meeting it is not by itself a domain "
+        "effect.")  # fmt: skip
