@@ -25,10 +25,15 @@ def verdict(row) -> str:
     rule at all (3 runs against the one-run base: no p below 0.25), so a null is not read as "nothing there"."""
     if significant(row):
         return "higher" if row.delta > 0 else "lower"
-    n, m = int(getattr(row, "n_seeds", 0) or 0), int(getattr(row, "n_ref_seeds", 0) or 0)
-    floor = smallest_permutation_p(n, m) if n >= 1 and m >= 1 else 0.0
+    n, m, floor = permutation_floor(row)
     return f"not claimable: {n} vs {m} runs give no permutation p below {floor:.2g}" if floor >= ALPHA else (
         "no detectable difference")  # fmt: skip
+
+
+def permutation_floor(row) -> tuple[int, int, float]:
+    """(runs, reference runs, the smallest permutation p they can give) of a comparison row; 0 without runs."""
+    n, m = int(getattr(row, "n_seeds", 0) or 0), int(getattr(row, "n_ref_seeds", 0) or 0)
+    return n, m, smallest_permutation_p(n, m) if n >= 1 and m >= 1 else 0.0
 
 
 def fmt(row) -> str:
@@ -87,8 +92,8 @@ def target_met(c: pd.DataFrame, base: str, profile: str) -> list[tuple[str, str]
     for s, x, m in against_base(c, base):
         if naming.is_as_trained(s) or not meets_target(x, m):
             continue
-        n = int(x.n_seeds)
-        few = f"; {n} runs: by interval only, not claimable" if smallest_permutation_p(n, 1) >= ALPHA else ""
+        n, _, floor = permutation_floor(x)
+        few = f"; {n} runs: by interval only, not claimable" if floor >= ALPHA else ""
         met.append((f"`{s}` ({profile}{few})", s))
     return met
 
